@@ -1,0 +1,118 @@
+"""The prep sheet's hello server and client (port 9999), line for line.
+
+The sheet's programs print every step so a student sees bind, listen, accept and connect happen;
+these do the same, with the sheet's exact English lines, and add what the sheet leaves out: an
+interruptible wait (Ctrl+C works on every OS), no crash on bytes that are not UTF-8, and a hint
+with a next step after the sheet's error line.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from socklab.errors import AddressInUseError, NetworkError, translate_oserror
+from socklab.i18n import _
+from socklab.runtimes.listening import describe_port_holder
+
+Report = Callable[[str], None]
+
+# The sheet receives with recv(1024): one call, so a longer message is cut at 1024 bytes.
+RECEIVE_BYTES = 1024
+ACCEPT_POLL_S = 0.5  # accept() waits in slices so Ctrl+C is seen on Windows too
+
+
+def run_hello_server(
+    host: str,
+    port: int,
+    report: Report,
+    hint: Report,
+    on_listening: Callable[[int], None] | None = None,
+) -> bool:
+    """Serve one connection as the sheet's server does; False when a socket error happened.
+
+    `on_listening(port)` is called once the socket listens (the demo uses it to start a client).
+    """
+    report(_("Server: Starting..."))
+    try:
+        with socket.socket(_family_for(host), socket.SOCK_STREAM) as server_socket:
+            report(_("Server: Socket created."))
+            report(_("Server: Binding to {host}:{port}").format(host=host, port=port))
+            if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+                # So the server can be restarted at once while the last connection is in TIME_WAIT.
+                server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server_socket.bind((host, port))
+            server_socket.listen(1)
+            actual_port = server_socket.getsockname()[1]
+            report(_("Server: Listening on port {port}").format(port=actual_port))
+            if on_listening is not None:
+                on_listening(actual_port)
+            client_connection, client_address = _accept_interruptibly(server_socket)
+            with client_connection:
+                report(
+                    _("Server: Connection accepted from {ip}:{port}").format(
+                        ip=client_address[0], port=client_address[1]
+                    )
+                )
+                data_received = client_connection.recv(RECEIVE_BYTES)
+                message = data_received.decode("utf-8", errors="replace")
+                report(_("Server: Received: {message}").format(message=message))
+            report(_("Server: Client connection closed."))
+        report(_("Server: Server socket closed."))
+        return True
+    except OSError as err:
+        report(_("Server: Socket error: {error}").format(error=err))
+        error = translate_oserror(err, host=host, port=port)
+        if isinstance(error, AddressInUseError):
+            holder = describe_port_holder(port, "tcp")
+            hint(
+                _(
+                    "Port {port} is held by {holder}: stop it, or start with --port and another number."
+                ).format(port=port, holder=holder)
+                if holder
+                else _(
+                    "Port {port} is in use: stop the other server, or choose another --port."
+                ).format(port=port)
+            )
+        return False
+
+
+def run_hello_client(host: str, port: int, message: str, report: Report, timeout_s: float) -> bool:
+    """Connect, send one message, close, as the sheet's client does; False on a socket error."""
+    report(_("Client: Starting..."))
+    try:
+        with socket.socket(_family_for(host), socket.SOCK_STREAM) as client_socket:
+            report(_("Client: Socket created."))
+            report(_("Client: Connecting to {host}:{port}").format(host=host, port=port))
+            client_socket.settimeout(timeout_s)
+            client_socket.connect((host, port))
+            report(_("Client: Connected!"))
+            client_socket.sendall(message.encode("utf-8"))
+            report(_("Client: Sent: {message}").format(message=message))
+        report(_("Client: Socket closed."))
+        return True
+    except OSError as err:
+        report(
+            _("Client: Failed to connect or send. Is server running? Error: {error}").format(
+                error=err
+            )
+        )
+        return False
+
+
+def _family_for(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _accept_interruptibly(server_socket: socket.socket) -> tuple[socket.socket, tuple[str, int]]:
+    server_socket.settimeout(ACCEPT_POLL_S)
+    while True:
+        try:
+            connection, address = server_socket.accept()
+        except TimeoutError:
+            continue
+        connection.settimeout(None)
+        return connection, (str(address[0]), int(address[1]))
+
+
+__all__ = ["NetworkError", "run_hello_client", "run_hello_server"]

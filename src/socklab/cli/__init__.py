@@ -1,0 +1,1 @@
+"""The command line: parse, call, present. The only layer that prints, colours or draws tables."""

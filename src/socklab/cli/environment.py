@@ -1,0 +1,56 @@
+"""The command's view of the world, injectable so tests can run a command in-process.
+
+Every command is `run(args, env) -> ExitStatus`: it reads stdin and writes stdout/stderr only
+through `env`. Status lines are flushed as they are written, so a script reading a pipe sees each
+one at once (Python block-buffers stdout when it is not a terminal).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass
+class Environment:
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+    environ: Mapping[str, str]
+    stdin_isatty: bool
+    stdout_isatty: bool
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_process(cls) -> Environment:
+        return cls(
+            stdin=sys.stdin,
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+            environ=os.environ,
+            stdin_isatty=_isatty(sys.stdin),
+            stdout_isatty=_isatty(sys.stdout),
+        )
+
+    def say(self, line: str = "") -> None:
+        """One line on stdout, flushed now; safe to call from server threads."""
+        with self._lock:
+            self.stdout.write(line + "\n")
+            self.stdout.flush()
+
+    def warn(self, line: str) -> None:
+        """One line on stderr, flushed now."""
+        with self._lock:
+            self.stderr.write(line + "\n")
+            self.stderr.flush()
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (ValueError, OSError):
+        return False

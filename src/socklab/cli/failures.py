@@ -1,0 +1,86 @@
+"""Errors become one translated line with a next step, and an exit status — in one place."""
+
+from __future__ import annotations
+
+from socklab import errors
+from socklab.cli.status import ExitStatus
+from socklab.i18n import _
+
+
+def _where(error: errors.NetworkError) -> str:
+    if error.host is not None and error.port is not None:
+        host = f"[{error.host}]" if ":" in error.host else error.host
+        return f"{host}:{error.port}"
+    if error.host is not None:
+        return error.host
+    return _("the peer")
+
+
+def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
+    """The line a beginner reads for `error`, and the status the command exits with."""
+    detail = str(error)
+    if isinstance(error, errors.UsageError):
+        return _("Error: {detail}").format(detail=detail), ExitStatus.USAGE
+    if isinstance(error, errors.AddressInUseError):
+        port = error.port
+        if error.holder:
+            line = _(
+                "Port {port} is already in use by {holder}. Stop that program or choose another port with --port."
+            ).format(port=port, holder=error.holder)
+        else:
+            line = _(
+                "Port {port} is already in use by another program. Find it with 'socklab ports --port {port}', or choose another port with --port."
+            ).format(port=port)
+        return line, ExitStatus.ADDRESS_IN_USE
+    if isinstance(error, errors.RefusedError):
+        return (
+            _(
+                "Connection to {where} refused: nothing is listening there. Is the server running, and on this port?"
+            ).format(where=_where(error)),
+            ExitStatus.NETWORK,
+        )
+    if isinstance(error, errors.PermissionDeniedError):
+        if error.port is not None and error.port < 1024:
+            line = _(
+                "Permission denied for port {port}: ports below 1024 need administrator rights. Use a port from 1024 up."
+            ).format(port=error.port)
+        else:
+            line = _(
+                "Permission denied ({detail}). Run with the needed rights, or choose another port."
+            ).format(detail=detail)
+        return line, ExitStatus.PERMISSION
+    if isinstance(error, errors.HostNotFoundError):
+        return (
+            _(
+                "Host '{host}' not found. Check the name, or use an IP address such as 127.0.0.1."
+            ).format(host=error.host),
+            ExitStatus.NETWORK,
+        )
+    if isinstance(error, errors.NetworkTimeoutError):
+        return (
+            _(
+                "No answer from {where} in time. Is the server running and reachable? Try a longer --timeout."
+            ).format(where=_where(error)),
+            ExitStatus.NETWORK,
+        )
+    if isinstance(error, errors.UnreachableError):
+        return (
+            _(
+                "{where} is unreachable: no route to it. Check the address and your network connection."
+            ).format(where=_where(error)),
+            ExitStatus.NETWORK,
+        )
+    if isinstance(error, errors.BrokenResourceError):
+        return (
+            _(
+                "The connection to {where} was reset: the other side closed it abruptly. Check its output."
+            ).format(where=_where(error)),
+            ExitStatus.NETWORK,
+        )
+    if isinstance(error, errors.NetworkError):
+        return _("Network error at {where}: {detail}").format(
+            where=_where(error), detail=detail
+        ), ExitStatus.NETWORK
+    if isinstance(error, errors.RemoteProtocolError):
+        return _("The peer broke the protocol: {detail}").format(detail=detail), ExitStatus.PROTOCOL
+    return _("Error: {detail}").format(detail=detail), ExitStatus.ERROR

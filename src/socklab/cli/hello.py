@@ -1,0 +1,60 @@
+"""`socklab hello server|client`: the prep sheet's first programs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from socklab.apps.hello import run_hello_client, run_hello_server
+from socklab.cli.arguments import port_number, positive_seconds
+from socklab.cli.environment import Environment
+from socklab.cli.status import ExitStatus
+from socklab.i18n import _
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "hello", help=_("the prep sheet's hello server and client (port 9999)")
+    )
+    roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
+
+    server = roles.add_parser(
+        "server", help=_("listen, accept one client, print its message, exit")
+    )
+    server.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help=_("address to listen on (default: %(default)s, all interfaces)"),
+    )
+    server.add_argument(
+        "--port", type=port_number, default=9999, help=_("port to listen on (default: %(default)s)")
+    )
+    server.set_defaults(handler=run_server)
+
+    client = roles.add_parser("client", help=_("connect, send one message, close"))
+    client.add_argument(
+        "--host", default="127.0.0.1", help=_("server address (default: %(default)s)")
+    )
+    client.add_argument(
+        "--port", type=port_number, default=9999, help=_("server port (default: %(default)s)")
+    )
+    client.add_argument(
+        "--message", default="Hi server!", help=_("what to send (default: %(default)s)")
+    )
+    client.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=10.0,
+        help=_("connect timeout in seconds (default: %(default)s)"),
+    )
+    client.set_defaults(handler=run_client)
+
+
+def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    ok = run_hello_server(args.host, args.port, env.say, env.warn)
+    return ExitStatus.OK if ok else ExitStatus.NETWORK
+
+
+def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    ok = run_hello_client(args.host, args.port, args.message, env.say, args.timeout)
+    return ExitStatus.OK if ok else ExitStatus.NETWORK

@@ -1,0 +1,105 @@
+"""Entry point: choose the language, build the parser from the command registry, run, exit.
+
+No traceback reaches a user: socklab errors become one line (cli.failures), Ctrl+C exits 130,
+and anything unexpected is one line asking for a bug report (SOCKLAB_DEBUG=1 shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from socklab import __version__
+from socklab.cli.commands import COMMAND_MODULES
+from socklab.cli.environment import Environment
+from socklab.cli.failures import describe_error
+from socklab.cli.serving import sigterm_as_interrupt
+from socklab.cli.status import ExitStatus
+from socklab.errors import SocklabError
+from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line plus a hint, with the USAGE status."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        hint = _("Try '{prog} --help' for more.").format(prog=self.prog)
+        self.exit(ExitStatus.USAGE, f"{self.prog}: {_('error')}: {message}\n{hint}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="socklab",
+        description=_(
+            "Socket programming made visible: the course's programs, tools to look at sockets, and more."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"socklab {__version__}")
+    parser.add_argument(
+        "--lang",
+        choices=SUPPORTED_LANGUAGES,
+        help=_("language of messages (default: from LANG, else English)"),
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar=_("COMMAND"), parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"socklab.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def _preparse_language(argv: Sequence[str]) -> str | None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--lang")
+    known, _rest = pre.parse_known_args(argv)
+    lang: str | None = known.lang
+    return lang
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = env or Environment.from_process()
+    set_language(choose_language(_preparse_language(argv), env.environ))
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return ExitStatus(exc.code) if isinstance(exc.code, int) else ExitStatus.USAGE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(env.stdout)
+        return ExitStatus.USAGE
+    try:
+        with sigterm_as_interrupt():
+            status: ExitStatus = handler(args, env)
+            return status
+    except SocklabError as error:
+        line, status = describe_error(error)
+        env.warn(line)
+        return status
+    except KeyboardInterrupt:
+        env.warn(_("Interrupted."))
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`socklab ports | head`): not an error for us.
+        return ExitStatus.OK
+    except Exception as exc:
+        if env.environ.get("SOCKLAB_DEBUG"):
+            traceback.print_exc(file=env.stderr)
+        env.warn(
+            _(
+                "Internal error: {error}. Please report it; SOCKLAB_DEBUG=1 shows the details."
+            ).format(error=f"{type(exc).__name__}: {exc}")
+        )
+        return ExitStatus.ERROR
+
+
+def console_main() -> None:
+    status = main()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    sys.exit(int(status))

@@ -1,0 +1,39 @@
+"""Running a server until Ctrl+C or SIGTERM, the same way for every command that serves."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+from socklab.runtimes.handle import ServerHandle
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl+C, so one path stops cleanly."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def wait_until_interrupted(handle: ServerHandle) -> None:
+    """Block until the server stops by itself or the user interrupts; then stop it cleanly."""
+    try:
+        # Short waits keep the main thread responsive to Ctrl+C on Windows as well.
+        while not handle.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()

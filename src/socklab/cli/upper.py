@@ -1,0 +1,93 @@
+"""`socklab upper server|client (--udp|--tcp)`: the lecture's uppercase services (port 12000)."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+from socklab.apps.upper import UpperServer, run_upper_client
+from socklab.cli.arguments import port_number, positive_seconds
+from socklab.cli.environment import Environment
+from socklab.cli.status import ExitStatus
+from socklab.i18n import _
+
+
+def _add_transport(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--udp", dest="transport", action="store_const", const="udp", help=_("use UDP datagrams")
+    )
+    group.add_argument(
+        "--tcp", dest="transport", action="store_const", const="tcp", help=_("use a TCP connection")
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "upper", help=_("the lecture's uppercase server and client (port 12000)")
+    )
+    roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
+
+    server = roles.add_parser("server", help=_("answer every message upper-cased, forever"))
+    _add_transport(server)
+    server.add_argument(
+        "--host",
+        default="",
+        help=_("address to listen on (default: all IPv4 interfaces, as on the slides)"),
+    )
+    server.add_argument(
+        "--port", type=port_number, default=12000, help=_("port (default: %(default)s)")
+    )
+    server.set_defaults(handler=run_server)
+
+    client = roles.add_parser("client", help=_("read a sentence, send it, print the reply"))
+    _add_transport(client)
+    client.add_argument(
+        "--host", default="127.0.0.1", help=_("server address (default: %(default)s)")
+    )
+    client.add_argument(
+        "--port", type=port_number, default=12000, help=_("server port (default: %(default)s)")
+    )
+    client.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        help=_("seconds to wait for the reply (default: %(default)s)"),
+    )
+    client.set_defaults(handler=run_client)
+
+
+def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    server = UpperServer(args.transport, args.host, args.port, env.say)
+    host, port = server.address
+    env.say(
+        _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
+            transport=args.transport.upper(), host=host or "0.0.0.0", port=port
+        )
+    )
+    thread = threading.Thread(target=server.serve_forever, name="upper-server", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.stop()
+        thread.join(5.0)
+    env.say(_("Server stopped."))
+    return ExitStatus.OK
+
+
+def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    prompt = _("Input lowercase sentence:")
+    env.stdout.write(prompt + (" " if env.stdin_isatty else "\n"))
+    env.stdout.flush()
+    line = env.stdin.readline()
+    if not line:
+        env.warn(_("No sentence given: standard input was empty."))
+        return ExitStatus.USAGE
+    reply = run_upper_client(
+        args.transport, args.host, args.port, line.rstrip("\r\n"), args.timeout
+    )
+    env.say(_("From Server: {reply}").format(reply=reply))
+    return ExitStatus.OK

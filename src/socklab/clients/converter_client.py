@@ -1,0 +1,157 @@
+"""Blocking converter clients: TCP with any framing, and UDP datagrams.
+
+The TCP client decodes the server's messages with the same framer the server uses (for `raw`,
+the naive reader that takes each recv() as one reply), so client and server agree by
+construction. OSError is translated to socklab errors here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+from types import TracebackType
+
+from socklab.errors import BrokenResourceError, RemoteProtocolError, translate_oserror
+from socklab.protocol.converter import build_datagram
+from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.framing.base import Framer
+from socklab.protocol.framing.raw import RawReplyFramer
+from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
+
+RECEIVE_BYTES = 65536
+
+
+def _reply_framer(framing: str, max_message_bytes: int) -> Framer:
+    if framing == "raw":
+        return RawReplyFramer(max_message_bytes)
+    return make_framer(framing, max_message_bytes)
+
+
+class StreamConverterClient:
+    """One TCP connection to a converter server. Use as a context manager."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        framing: str = "line",
+        timeout_s: float = 5.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.host, self.port = host, port
+        self._framer = _reply_framer(framing, max_message_bytes)
+        self._messages: collections.deque[bytes] = collections.deque()
+        self._eof = False
+        try:
+            self._sock = socket.create_connection((host, port), timeout=timeout_s)
+        except OSError as exc:
+            raise translate_oserror(exc, host=host, port=port) from exc
+        self.greeting = self.receive_message()
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        name = self._sock.getsockname()
+        return str(name[0]), int(name[1])
+
+    def send_message(self, message: bytes) -> None:
+        self.send_bytes(self._framer.encode(message))
+
+    def send_bytes(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+
+    def request(self, message: bytes) -> bytes | None:
+        """Send one request, return its reply; None when the server closed instead (after C:)."""
+        self.send_message(message)
+        return self.maybe_receive_message()
+
+    def receive_message(self) -> bytes:
+        """The next whole message from the server (blocking up to the timeout)."""
+        message = self.maybe_receive_message()
+        if message is None:
+            raise BrokenResourceError(
+                "the server closed the connection", host=self.host, port=self.port
+            )
+        return message
+
+    def maybe_receive_message(self) -> bytes | None:
+        """The next whole message, or None once the server has closed the connection."""
+        while not self._messages:
+            if self._eof:
+                return None
+            try:
+                data = self._sock.recv(RECEIVE_BYTES)
+            except OSError as exc:
+                raise translate_oserror(exc, host=self.host, port=self.port) from exc
+            events = self._framer.receive_data(data) if data else self._framer.receive_eof()
+            if not data:
+                self._eof = True
+            for event in events:
+                if isinstance(event, FrameTooLong | TruncatedFrame):
+                    raise RemoteProtocolError(event.describe())
+                self._messages.append(event)
+        return self._messages.popleft()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> StreamConverterClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class DatagramConverterClient:
+    """Converter requests as UDP datagrams: one datagram out, one back, within the timeout."""
+
+    def __init__(self, host: str, port: int, *, timeout_s: float = 5.0) -> None:
+        self.host, self.port = host, port
+        try:
+            infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
+            family, _type, _proto, _name, address = infos[0]
+            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            # connect() filters replies to this server and surfaces ICMP "port unreachable"
+            # as ConnectionRefusedError on the next recv, instead of a silent timeout.
+            self._sock.connect(address)
+        except OSError as exc:
+            raise translate_oserror(exc, host=host, port=port) from exc
+        self._sock.settimeout(timeout_s)
+
+    def send_datagram(self, message: bytes, request_id: int | None = None) -> None:
+        try:
+            self._sock.send(build_datagram(message, request_id))
+        except OSError as exc:
+            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+
+    def receive_datagram(self) -> bytes:
+        try:
+            return self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
+        except OSError as exc:
+            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+
+    def request(self, message: bytes) -> bytes:
+        self.send_datagram(message)
+        return self.receive_datagram()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> DatagramConverterClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

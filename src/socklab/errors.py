@@ -1,0 +1,146 @@
+"""The whole socklab exception tree, in one place.
+
+    SocklabError
+    ├── UsageError                 bad options or arguments from the user
+    ├── ProtocolError              someone broke the converter/chat rules
+    │   ├── LocalProtocolError     our own code misused an API (a bug: raise loudly)
+    │   └── RemoteProtocolError    the peer sent something the protocol forbids
+    └── NetworkError               an OSError, translated once at the boundary
+        ├── RefusedError           nobody listens at the address
+        ├── AddressInUseError          the port is taken (knows who holds it, if visible)
+        ├── PermissionDeniedError      privileged port, raw socket without rights, ...
+        ├── HostNotFoundError          name resolution failed
+        ├── NetworkTimeoutError        a blocking call ran out of time
+        ├── UnreachableError           no route to the host or network
+        └── ResourceError              a socket that no longer works
+            ├── ClosedResourceError    closed by us (using it is our bug)
+            └── BrokenResourceError    broken by the peer or the network (reset, pipe)
+
+Each error carries the numbers a message needs (host, port, limits); the CLI turns each class
+into one translated line with a next step and an exit status, in one place.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+
+class SocklabError(Exception):
+    """Base of every error socklab raises on purpose."""
+
+
+class UsageError(SocklabError):
+    """The user's options or arguments cannot work; the message says which and why."""
+
+
+class ProtocolError(SocklabError):
+    """A protocol rule was broken."""
+
+
+class LocalProtocolError(ProtocolError):
+    """Our own code used a protocol object out of order: a bug, never the peer's fault."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes the protocol does not allow."""
+
+
+class NetworkError(SocklabError):
+    """An operating-system level network failure, with the address it concerned."""
+
+    def __init__(self, message: str, *, host: str | None = None, port: int | None = None):
+        super().__init__(message)
+        self.host = host
+        self.port = port
+
+
+class RefusedError(NetworkError):
+    """Nothing listens at host:port (RST in reply to SYN, or ICMP port unreachable for UDP)."""
+
+
+class AddressInUseError(NetworkError):
+    """bind() failed because another socket holds the port."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        holder: str | None = None,
+    ):
+        super().__init__(message, host=host, port=port)
+        self.holder = holder  # "PID 1234 (python3)" when the holder is visible to us
+
+
+class PermissionDeniedError(NetworkError):
+    """The OS refused: a port below 1024 without privileges, raw sockets without CAP_NET_RAW."""
+
+
+class HostNotFoundError(NetworkError):
+    """The host name did not resolve."""
+
+
+class NetworkTimeoutError(NetworkError):
+    """A blocking call (connect, recv) did not complete within its timeout."""
+
+
+class UnreachableError(NetworkError):
+    """No route to the host or network."""
+
+
+class ResourceError(NetworkError):
+    """A socket that can no longer be used."""
+
+
+class ClosedResourceError(ResourceError):
+    """We closed it ourselves and then used it again."""
+
+
+class BrokenResourceError(ResourceError):
+    """The peer or the network broke the connection (reset, broken pipe, aborted)."""
+
+
+_ERRNO_CLASSES: dict[int, type[NetworkError]] = {
+    errno.ECONNREFUSED: RefusedError,
+    errno.EADDRINUSE: AddressInUseError,
+    errno.EACCES: PermissionDeniedError,
+    errno.EPERM: PermissionDeniedError,
+    errno.ETIMEDOUT: NetworkTimeoutError,
+    errno.EHOSTUNREACH: UnreachableError,
+    errno.ENETUNREACH: UnreachableError,
+    errno.ECONNRESET: BrokenResourceError,
+    errno.EPIPE: BrokenResourceError,
+    errno.ECONNABORTED: BrokenResourceError,
+    errno.EBADF: ClosedResourceError,
+}
+# Windows reports WSA* codes in winerror; map them too so the classes agree on every platform.
+_WINERROR_CLASSES: dict[int, type[NetworkError]] = {
+    10061: RefusedError,  # WSAECONNREFUSED
+    10048: AddressInUseError,  # WSAEADDRINUSE
+    10013: PermissionDeniedError,  # WSAEACCES
+    10060: NetworkTimeoutError,  # WSAETIMEDOUT
+    10065: UnreachableError,  # WSAEHOSTUNREACH
+    10051: UnreachableError,  # WSAENETUNREACH
+    10054: BrokenResourceError,  # WSAECONNRESET
+    10053: BrokenResourceError,  # WSAECONNABORTED
+}
+
+
+def translate_oserror(
+    exc: OSError, *, host: str | None = None, port: int | None = None
+) -> NetworkError:
+    """Map an OSError to the socklab class that explains it; callers `raise ... from exc`."""
+    cls: type[NetworkError]
+    if isinstance(exc, socket.gaierror):
+        cls = HostNotFoundError
+    elif isinstance(exc, TimeoutError | socket.timeout):
+        cls = NetworkTimeoutError
+    else:
+        winerror = getattr(exc, "winerror", None)
+        cls = (_WINERROR_CLASSES.get(winerror) if winerror else None) or _ERRNO_CLASSES.get(
+            exc.errno or -1, NetworkError
+        )
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    return cls(detail, host=host, port=port)

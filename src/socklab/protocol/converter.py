@@ -1,0 +1,136 @@
+"""The upper/lowercase converter of the live-coding slides: commands, conversion, error replies.
+
+Requests are `U:<text>` (upper-case), `L:<text>` (lower-case) and `C:` (close). Text is UTF-8 and
+converted with Python's full Unicode case mapping (`straße` -> `STRASSE`). The converter never
+knows the framing: it maps one whole request message to one reply message.
+
+Fast path: ASCII text (the overwhelming case) is converted as bytes with `bytes.upper()`, which
+is exact for ASCII and never allocates a `str`.
+
+Over UDP the same conversion runs per datagram, with two extras (see docs/PROTOCOL.md):
+an optional request id `#<id> ` that the reply echoes, so a client can match replies to
+retransmitted requests, and a cap that keeps every reply no longer than its request, so the
+server can never be used to amplify traffic towards a spoofed address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+GREETING: Final = b"Hi I'm your upper/lowercase converter. Message format U|L:<message>"
+
+UPPER: Final = b"U:"
+LOWER: Final = b"L:"
+CLOSE: Final = b"C:"
+ERROR_PREFIX: Final = b"E:"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A request the converter cannot serve; `reason` is readable English (it goes on the wire)."""
+
+    reason: str
+
+    @property
+    def payload(self) -> bytes:
+        return ERROR_PREFIX + self.reason.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """The client sent `C:`: the connection should close once earlier replies are sent."""
+
+
+CLOSE_REQUEST: Final = CloseRequest()
+
+Reply = bytes | ErrorReply | CloseRequest
+
+
+def convert_text(text: bytes, *, upper: bool) -> bytes | ErrorReply:
+    """Upper- or lower-case UTF-8 `text`; invalid UTF-8 becomes an ErrorReply naming the byte."""
+    if text.isascii():
+        return text.upper() if upper else text.lower()
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = text[exc.start]
+        return ErrorReply(
+            f"request is not valid UTF-8 (byte 0x{bad:02X} at offset {exc.start + 2})"
+        )
+    return (decoded.upper() if upper else decoded.lower()).encode("utf-8")
+
+
+def handle_request(message: bytes) -> Reply:
+    """The reply to one whole request message."""
+    command = message[:2]
+    if command == UPPER:
+        return convert_text(message[2:], upper=True)
+    if command == LOWER:
+        return convert_text(message[2:], upper=False)
+    if command == CLOSE:
+        return CLOSE_REQUEST
+    return ErrorReply(describe_unknown_command(message))
+
+
+def describe_unknown_command(message: bytes) -> str:
+    if not message:
+        return "empty request; send U:<text>, L:<text> or C:"
+    shown = message[:2].decode("utf-8", "backslashreplace")
+    if len(message) < 2 or message[1:2] != b":":
+        return f"unknown command '{shown}'; a request starts with U:, L: or C:"
+    return f"unknown command '{shown}'; use U:<text>, L:<text> or C:"
+
+
+# --- UDP ---------------------------------------------------------------------------------------
+
+REQUEST_ID_MARK: Final = b"#"
+MAX_REQUEST_ID_DIGITS: Final = 20  # fits an unsigned 64-bit counter
+UDP_REPLY_TOO_LONG: Final = b"E:reply longer than request"
+
+
+def handle_datagram(datagram: bytes) -> bytes | None:
+    """The reply datagram to one request datagram, or None when nothing must be sent.
+
+    `#<id> U:text` is answered `#<id> TEXT`: the id (1-20 decimal digits and one space) is
+    echoed verbatim. A reply never has more bytes than the request: a conversion that grows
+    (`U:ŉ` -> `ʼN`, 3 bytes for 2) is answered with a short error if that fits, else not at all,
+    and so is an error reply longer than its request. Empty datagrams and `C:` get no reply.
+    """
+    if not datagram:
+        return None
+    request_id, message = split_request_id(datagram)
+    reply = handle_request(message)
+    if isinstance(reply, CloseRequest):
+        return None
+    payload = reply.payload if isinstance(reply, ErrorReply) else reply
+    answer = request_id + payload
+    if len(answer) <= len(datagram):
+        return answer
+    fallback = request_id + UDP_REPLY_TOO_LONG
+    return fallback if len(fallback) <= len(datagram) else None
+
+
+def split_request_id(datagram: bytes) -> tuple[bytes, bytes]:
+    """(`#<id> ` prefix or b"", the request) — plain slide datagrams have no prefix."""
+    if not datagram.startswith(REQUEST_ID_MARK):
+        return b"", datagram
+    space = datagram.find(b" ", 1, 2 + MAX_REQUEST_ID_DIGITS)
+    if space < 2 or not datagram[1:space].isdigit():
+        return b"", datagram
+    return datagram[: space + 1], datagram[space + 1 :]
+
+
+def build_datagram(message: bytes, request_id: int | None = None) -> bytes:
+    """A request datagram, with the optional id prefix."""
+    if request_id is None:
+        return message
+    if request_id < 0:
+        raise ValueError("request ids are non-negative")
+    return REQUEST_ID_MARK + str(request_id).encode() + b" " + message
+
+
+def parse_reply_datagram(datagram: bytes) -> tuple[int | None, bytes]:
+    """(request id or None, reply payload) of a reply datagram."""
+    prefix, payload = split_request_id(datagram)
+    return (int(prefix[1:-1]) if prefix else None), payload

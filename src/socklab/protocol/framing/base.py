@@ -1,0 +1,67 @@
+"""The framer interface shared by every framing, and the events a framer reports.
+
+Call order for one connection (one framer object per direction and connection):
+
+    receive_data(chunk)* -> receive_eof()
+
+`receive_data` returns the complete messages found so far, in order; a message is `bytes`.
+A rule broken by the peer (a message over the limit) is returned as a `FrameTooLong` event
+after the messages before it; from then on the framer is finished and ignores input, because a
+byte stream cannot be resynchronised once a boundary is lost. "Need more data" is simply an
+empty list. `receive_eof` returns a last message (where the framing allows one without a
+terminator) or a `TruncatedFrame` event when the stream ended inside a message.
+`encode(message)` frames one outgoing message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTooLong:
+    """The peer's message is longer than the limit (`size` is how much was seen, at least)."""
+
+    size: int
+    limit: int
+    exact: bool  # True when `size` is the announced length, False when it is only a lower bound
+
+    def describe(self) -> str:
+        if self.exact:
+            return f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
+        return f"message of over {self.limit:,} bytes exceeds the {self.limit:,}-byte limit"
+
+
+@dataclass(frozen=True, slots=True)
+class TruncatedFrame:
+    """The stream ended inside a message: `pending` bytes of it had arrived."""
+
+    pending: int
+
+    def describe(self) -> str:
+        return f"connection closed in the middle of a message ({self.pending:,} bytes received)"
+
+
+FrameEvent = bytes | FrameTooLong | TruncatedFrame
+
+
+class Framer(Protocol):
+    """Cuts one direction of a byte stream into messages and frames outgoing ones."""
+
+    name: str
+    max_message_bytes: int
+
+    def receive_data(self, data: bytes) -> list[FrameEvent]: ...
+
+    def receive_eof(self) -> list[FrameEvent]: ...
+
+    def encode(self, message: bytes) -> bytes: ...
+
+    @property
+    def has_partial_message(self) -> bool:
+        """True while part of a message is buffered: the runtime's message deadline runs."""
+        ...
+
+    @property
+    def buffered_bytes(self) -> int: ...

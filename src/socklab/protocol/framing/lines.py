@@ -1,0 +1,81 @@
+"""Line framing: every message ends in b"\\n"; a peer's b"\\r\\n" is accepted as well.
+
+Strategy: complete lines are cut with one `bytes.split` per chunk (fast when a chunk holds whole
+lines, the common case). A partial line is kept in a bytearray; while no newline arrives, new
+chunks are appended without re-scanning old bytes, so a long line fed one byte at a time costs
+O(n), not O(n²). The partial line is checked against the limit on every chunk: memory stays
+below `max_message_bytes` plus one chunk, the bound asyncio's `readline` keeps too.
+
+At end of stream an unterminated last line is still a message, as `file.readline()` returns it:
+`printf 'U:abc' | ncat HOST PORT` gets its answer.
+"""
+
+from __future__ import annotations
+
+from socklab.protocol.framing.base import FrameEvent, FrameTooLong
+
+
+class LineFramer:
+    name = "line"
+
+    def __init__(self, max_message_bytes: int) -> None:
+        if max_message_bytes < 1:
+            raise ValueError("max_message_bytes must be at least 1")
+        self.max_message_bytes = max_message_bytes
+        self._partial = bytearray()
+        self._failed = False
+
+    @property
+    def has_partial_message(self) -> bool:
+        return bool(self._partial)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._partial)
+
+    def receive_data(self, data: bytes) -> list[FrameEvent]:
+        if self._failed or not data:
+            return []
+        if self._partial:
+            if b"\n" not in data:
+                self._partial += data
+                return self._check_partial()
+            self._partial += data
+            data = bytes(self._partial)
+            self._partial.clear()
+        lines: list[FrameEvent] = list(data.split(b"\n"))
+        tail = lines.pop()
+        limit = self.max_message_bytes
+        for index, line in enumerate(lines):
+            assert isinstance(line, bytes)
+            if line.endswith(b"\r"):
+                line = lines[index] = line[:-1]
+            if len(line) > limit:
+                self._failed = True
+                del lines[index:]
+                lines.append(FrameTooLong(len(line), limit, exact=True))
+                return lines
+        if tail:
+            assert isinstance(tail, bytes)
+            self._partial += tail
+            lines.extend(self._check_partial())
+        return lines
+
+    def _check_partial(self) -> list[FrameEvent]:
+        # A CR may still be followed by LF, so it does not count towards the limit yet.
+        size = len(self._partial) - (1 if self._partial.endswith(b"\r") else 0)
+        if size > self.max_message_bytes:
+            self._failed = True
+            self._partial.clear()
+            return [FrameTooLong(size, self.max_message_bytes, exact=False)]
+        return []
+
+    def receive_eof(self) -> list[FrameEvent]:
+        if self._failed or not self._partial:
+            return []
+        last = bytes(self._partial).removesuffix(b"\r")
+        self._partial.clear()
+        return [last]
+
+    def encode(self, message: bytes) -> bytes:
+        return message + b"\n"

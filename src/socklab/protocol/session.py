@@ -1,0 +1,171 @@
+"""The per-connection state machine of the converter server, shared by every runtime.
+
+Call order (a runtime does only this):
+
+    session = ConverterSession(framing="line")
+    send(session.data_to_send())                  # the greeting
+    loop:
+        session.receive_data(chunk)  or  session.receive_eof()
+        send(session.data_to_send())
+        if session.should_close: close the socket once the bytes are sent
+
+Peer faults never raise: they become an `E:` reply, a `SessionEvent` from `take_events()`, and
+the CLOSING state. Calling `receive_*` after CLOSED is our own bug and raises
+LocalProtocolError.
+
+States and transitions (the table `_TRANSITIONS` is the single source of truth):
+
+    OPEN    --request--------------> OPEN
+    OPEN    --C: / over-long / EOF--> CLOSING   (replies before it are still sent)
+    CLOSING --closed()-------------> CLOSED
+    OPEN    --closed()-------------> CLOSED     (the runtime gave up: reset, timeout, stop)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from socklab.errors import LocalProtocolError
+from socklab.protocol.converter import GREETING, CloseRequest, ErrorReply, handle_request
+from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+
+
+class SessionState(enum.Enum):
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class CloseReason(enum.Enum):
+    CLIENT_REQUESTED = "client sent C:"
+    MESSAGE_TOO_LONG = "message too long"
+    PEER_EOF = "client closed its side"
+    TRUNCATED = "connection ended inside a message"
+    LOCAL = "closed by the server"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """A request was answered with `E:`; the connection stays usable."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosing:
+    """The session wants the connection closed after its pending bytes are sent."""
+
+    reason: CloseReason
+    detail: str = ""
+
+
+SessionEvent = RequestRejected | SessionClosing
+
+_TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
+    (SessionState.OPEN, "request"): SessionState.OPEN,
+    (SessionState.OPEN, "finish"): SessionState.CLOSING,
+    (SessionState.OPEN, "closed"): SessionState.CLOSED,
+    (SessionState.CLOSING, "closed"): SessionState.CLOSED,
+    (SessionState.CLOSED, "closed"): SessionState.CLOSED,
+}
+
+
+class ConverterSession:
+    """One TCP connection of the converter server, independent of any I/O model."""
+
+    def __init__(
+        self,
+        framing: str = "line",
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        greet: bool = True,
+    ) -> None:
+        self._framer = make_framer(framing, max_message_bytes)
+        self.state = SessionState.OPEN
+        self.requests_served = 0
+        self._events: list[SessionEvent] = []
+        self._out: list[bytes] = [self._framer.encode(GREETING)] if greet else []
+
+    # -- feeding ------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer; replies accumulate for `data_to_send()`."""
+        if self.state is not SessionState.OPEN:
+            if self.state is SessionState.CLOSED:
+                raise LocalProtocolError("receive_data() after the session was closed")
+            return  # CLOSING: input after C: or an error is ignored, as the socket is closing
+        self._process(self._framer.receive_data(data))
+
+    def receive_eof(self) -> None:
+        """The peer will send nothing more (it closed or shut down its writing side)."""
+        if self.state is SessionState.CLOSED:
+            raise LocalProtocolError("receive_eof() after the session was closed")
+        if self.state is SessionState.OPEN:
+            self._process(self._framer.receive_eof())
+        if self.state is SessionState.OPEN:
+            self._finish(CloseReason.PEER_EOF)
+
+    def closed(self) -> None:
+        """The runtime closed the connection (after should_close, or on its own account)."""
+        self._move("closed")
+
+    # -- taking ---------------------------------------------------------------------------------
+    def data_to_send(self) -> bytes:
+        """All bytes the peer should receive now (possibly b"")."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def take_events(self) -> list[SessionEvent]:
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def should_close(self) -> bool:
+        return self.state is SessionState.CLOSING
+
+    @property
+    def has_partial_message(self) -> bool:
+        """A message has begun but not ended: the runtime's message deadline applies."""
+        return self.state is SessionState.OPEN and self._framer.has_partial_message
+
+    # -- internals ----------------------------------------------------------------------------
+    def _process(self, frames: list[bytes | FrameTooLong | TruncatedFrame]) -> None:
+        encode = self._framer.encode
+        out = self._out
+        for frame in frames:
+            if isinstance(frame, bytes):
+                reply = handle_request(frame)
+                if isinstance(reply, bytes):
+                    out.append(encode(reply))
+                    self.requests_served += 1
+                elif isinstance(reply, ErrorReply):
+                    out.append(encode(reply.payload))
+                    self._events.append(RequestRejected(reply.reason))
+                else:
+                    assert isinstance(reply, CloseRequest)
+                    self._finish(CloseReason.CLIENT_REQUESTED)
+                    return
+            elif isinstance(frame, FrameTooLong):
+                out.append(encode(b"E:" + frame.describe().encode()))
+                self._finish(CloseReason.MESSAGE_TOO_LONG, frame.describe())
+                return
+            else:
+                self._finish(CloseReason.TRUNCATED, frame.describe())
+                return
+
+    def _finish(self, reason: CloseReason, detail: str = "") -> None:
+        self._move("finish")
+        self._events.append(SessionClosing(reason, detail))
+
+    def _move(self, trigger: str) -> None:
+        try:
+            self.state = _TRANSITIONS[(self.state, trigger)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{trigger!r} is not allowed in state {self.state.value}"
+            ) from None

@@ -1,0 +1,289 @@
+"""asyncio model: one thread, an event loop, and a Protocol object per connection.
+
+Protocol callbacks (not streams) are used for speed: the loop calls `data_received` with each
+chunk and we answer in the same call, with no Task, Future or buffer copy per request. The
+session is the whole protocol; this driver only moves bytes:
+
+    connection_made -> send greeting
+    data_received   -> session.receive_data, write the replies, close if the session says so
+    eof_received    -> session.receive_eof, write, close
+    pause_writing   -> the peer does not read: stop reading its requests too (backpressure)
+    connection_lost -> forget the connection
+
+Timeouts cost nothing per request: one sweep per second walks the connections and compares
+counters (bytes seen, whether a message is partial) with the previous sweep, instead of arming
+a timer per read as `asyncio.wait_for` would.
+
+uvloop is used when installed (Linux, macOS) unless `event_loop="asyncio"`; Windows gets the
+standard loop (ProactorEventLoop), which supports the same Protocol API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any
+
+from socklab.errors import UsageError
+from socklab.protocol.converter import handle_datagram
+from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
+from socklab.protocol.session import ConverterSession
+from socklab.runtimes.config import (
+    ConnectionClosed,
+    ConnectionOpened,
+    ConnectionRefusedBusy,
+    ServerConfig,
+)
+from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
+from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+
+BUSY_REPLY = b"E:server busy, try again later"
+
+
+def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """An event loop of the requested kind: "uvloop", "asyncio" or "auto" (uvloop if present)."""
+    if choice not in ("auto", "uvloop", "asyncio"):
+        raise UsageError(f"unknown event loop {choice!r}; choose auto, asyncio or uvloop")
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise UsageError(
+                    "uvloop is not installed (it exists for Linux and macOS): pip install uvloop"
+                ) from None
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = (
+        "bytes_received",
+        "deadlines",
+        "peer",
+        "server",
+        "session",
+        "transport",
+        "writing_paused",
+    )
+
+    def __init__(self, server: AsyncioServer) -> None:
+        self.server = server
+        self.transport: Any = None
+        self.session: ConverterSession | None = None
+        self.peer: tuple[str, int] = ("?", 0)
+        self.bytes_received = 0
+        self.deadlines = Deadlines(server.config)
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        server = self.server
+        peername = transport.get_extra_info("peername")
+        if peername:
+            self.peer = (str(peername[0]), int(peername[1]))
+        config = server.config
+        if len(server.connections) >= config.max_clients or server.stopping:
+            server.stats.connections_refused_busy += 1
+            server.notify(ConnectionRefusedBusy(self.peer))
+            transport.write(BUSY_REPLY + b"\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Replies are small and immediate: do not let Nagle hold them back for an ACK.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        high = config.max_buffered_output_bytes // 4
+        transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
+        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
+        server.connections.add(self)
+        server.stats.connections_accepted += 1
+        server.notify(ConnectionOpened(self.peer))
+        transport.write(self.session.data_to_send())  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.bytes_received += len(data)
+        session.receive_data(data)
+        out = session.data_to_send()
+        if out:
+            self.transport.write(out)
+        if session.should_close:
+            self.transport.close()
+
+    def eof_received(self) -> bool:
+        session = self.session
+        if session is not None and not session.should_close:
+            session.receive_eof()
+            out = session.data_to_send()
+            if out:
+                self.transport.write(out)
+        self.transport.close()
+        return True  # we close ourselves once the replies are flushed
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: stop reading its requests, so it cannot make us
+        # produce (and buffer) more. The sweep disconnects it after write_timeout_s.
+        self.writing_paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self.server
+        if self in server.connections:
+            server.connections.discard(self)
+            session = self.session
+            assert session is not None
+            server.stats.requests_served += session.requests_served
+            session.closed()
+            server.notify(ConnectionClosed(self.peer, "error" if exc else "closed"))
+
+    def abort(self, reason: bytes) -> None:
+        """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
+        if self.session is not None and not self.writing_paused:
+            self.transport.write(reason)
+            self.transport.close()
+        else:
+            self.transport.abort()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, server: AsyncioServer) -> None:
+        self.server = server
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        stats = self.server.stats
+        stats.datagrams_received += 1
+        reply = handle_datagram(data)
+        if reply is None:
+            stats.datagrams_dropped += 1
+            return
+        self.transport.sendto(reply, addr)
+        stats.requests_served += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a client that went away: nothing to do for a datagram server.
+        pass
+
+
+class AsyncioServer(ServerHandle):
+    """The converter served by an asyncio event loop in a background thread."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.loop = new_event_loop(config.event_loop)
+        try:
+            if config.transport == "udp":
+                self._sock = open_datagram_socket(config)
+                # Datagrams larger than the receive size would be truncated silently; asyncio
+                # reads 256 KiB and uvloop 64 KiB at once, both above the UDP maximum.
+                assert MAX_UDP_PAYLOAD_BYTES < 65536
+            else:
+                self._sock = open_listening_socket(config)
+        except BaseException:
+            self.loop.close()
+            raise
+        super().__init__(bound_address(self._sock))
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+        self._stop_event: asyncio.Event | None = None
+        self.start_thread(f"socklab-asyncio-{self.address[1]}")
+
+    @property
+    def loop_name(self) -> str:
+        return loop_name(self.loop)
+
+    def notify(self, event: Any) -> None:
+        observer = self.config.observer
+        if observer is not None:
+            observer(event)
+
+    def run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def request_stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already closed
+            self.loop.call_soon_threadsafe(self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        self.stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    async def _serve(self) -> None:
+        loop = self.loop
+        self._stop_event = asyncio.Event()
+        if self.stopping:
+            self._stop_event.set()
+        if self.config.transport == "udp":
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), sock=self._sock
+            )
+            await self._stop_event.wait()
+            transport.close()
+            return
+        server = await loop.create_server(
+            lambda: _Connection(self), sock=self._sock, backlog=self.config.backlog
+        )
+        sweeper = loop.create_task(self._sweep_forever())
+        await self._stop_event.wait()
+        server.close()  # stop accepting; established connections continue
+        sweeper.cancel()
+        await self._drain_connections()
+        await server.wait_closed()
+
+    async def _drain_connections(self) -> None:
+        """Let in-flight replies go out (close() flushes), then abort what is still open."""
+        for conn in list(self.connections):
+            conn.transport.pause_reading()
+            conn.transport.close()
+        deadline = self.loop.time() + self.config.shutdown_grace_s
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.transport.abort()
+        await asyncio.sleep(0)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            for conn in list(self.connections):
+                session = conn.session
+                assert session is not None
+                reason = conn.deadlines.sweep(
+                    bytes_received=conn.bytes_received,
+                    partial_message=session.has_partial_message,
+                    output_blocked=conn.writing_paused,
+                )
+                if reason is not None:
+                    self.stats.connections_timed_out += 1
+                    conn.abort(reason)
+
+
+def serve(config: ServerConfig) -> AsyncioServer:
+    return AsyncioServer(config)

@@ -1,0 +1,61 @@
+"""What every runtime is told: the endpoint, the framing and the limits that keep it safe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOpened:
+    peer: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    peer: tuple[str, int]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRefusedBusy:
+    """A connection over --max-clients got `E:server busy` and was closed."""
+
+    peer: tuple[str, int]
+
+
+ServerEvent = ConnectionOpened | ConnectionClosed | ConnectionRefusedBusy
+ServerObserver = Callable[[ServerEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50000
+    transport: str = "tcp"  # "tcp" or "udp"
+    framing: str = "line"
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # Thread-per-connection servers commonly cap at ~1k (Apache's MaxRequestWorkers range);
+    # the same cap for every model keeps their behaviour comparable.
+    max_clients: int = 1024
+    # Redis closes idle clients only when `timeout` is set; nginx's keepalive default is 75 s.
+    # 300 s tolerates a student pausing at a prompt while still reclaiming abandoned sockets.
+    idle_timeout_s: float = 300.0
+    # A whole message must arrive within this time once it has begun: a total deadline, not an
+    # idle timer, so a slowloris trickling one byte at a time cannot hold a connection
+    # (HAProxy's `timeout http-request`, default 10 s in its sample configs; we allow 30 s).
+    message_timeout_s: float = 30.0
+    # A peer that does not read its replies is disconnected after this long (nginx send_timeout 60 s).
+    write_timeout_s: float = 30.0
+    # Output queued for a slow reader before we stop reading its requests (asyncio's default
+    # high-water mark is 64 KiB; we allow 4x for replies already produced).
+    max_buffered_output_bytes: int = 256 * 1024
+    # Linux caps this at net.core.somaxconn (4096 since 5.4); 1024 survives connect storms.
+    backlog: int = 1024
+    # Graceful stop: in-flight replies get this long to drain before sockets are closed.
+    shutdown_grace_s: float = 3.0
+    reuse_port: bool = False
+    event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
+    observer: ServerObserver | None = field(default=None, compare=False)

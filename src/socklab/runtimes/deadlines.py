@@ -1,0 +1,70 @@
+"""Connection deadlines counted in sweeps, shared by every runtime.
+
+A runtime sweeps its connections once per `SWEEP_INTERVAL_S` and asks each connection's
+`Deadlines` whether one has passed. Nothing is timed per read: the hot path only adds to a byte
+counter, and precision is one sweep interval, which is plenty for timeouts of seconds.
+
+Three deadlines (ServerConfig explains their defaults):
+  idle     no byte received for idle_timeout_s
+  message  a message begun but unfinished for message_timeout_s (a total deadline, so a
+           slowloris trickling bytes cannot extend it)
+  write    output stuck because the peer does not read, for write_timeout_s
+"""
+
+from __future__ import annotations
+
+from socklab.runtimes.config import ServerConfig
+
+SWEEP_INTERVAL_S = 1.0
+
+IDLE_TIMEOUT_REPLY = b"E:idle timeout: closing an inactive connection\n"
+MESSAGE_TIMEOUT_REPLY = b"E:message timeout: the message did not arrive in time\n"
+WRITE_TIMEOUT_REPLY = b"E:write timeout: the replies were not read\n"
+
+
+def sweeps_for(seconds: float) -> int:
+    return max(1, round(seconds / SWEEP_INTERVAL_S))
+
+
+class Deadlines:
+    __slots__ = (
+        "_idle",
+        "_idle_limit",
+        "_message",
+        "_message_limit",
+        "_seen",
+        "_write",
+        "_write_limit",
+    )
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._idle_limit = sweeps_for(config.idle_timeout_s)
+        self._message_limit = sweeps_for(config.message_timeout_s)
+        self._write_limit = sweeps_for(config.write_timeout_s)
+        self._seen = 0
+        self._idle = self._message = self._write = 0
+
+    def sweep(
+        self, *, bytes_received: int, partial_message: bool, output_blocked: bool
+    ) -> bytes | None:
+        """Advance one sweep; the `E:` line to close with when a deadline passed, else None."""
+        if output_blocked:
+            self._write += 1
+            if self._write >= self._write_limit:
+                return WRITE_TIMEOUT_REPLY
+        else:
+            self._write = 0
+        if partial_message:
+            self._message += 1
+            if self._message >= self._message_limit:
+                return MESSAGE_TIMEOUT_REPLY
+        else:
+            self._message = 0
+        if bytes_received == self._seen:
+            self._idle += 1
+            if self._idle >= self._idle_limit:
+                return IDLE_TIMEOUT_REPLY
+        else:
+            self._seen = bytes_received
+            self._idle = 0
+        return None

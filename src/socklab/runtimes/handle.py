@@ -1,0 +1,88 @@
+"""The handle every runtime returns: a context manager that knows its address and stops cleanly.
+
+A runtime binds its socket in the caller's thread (so "address in use" is raised right there),
+then serves in one background thread of its own. The caller's thread stays free for signals:
+the CLI waits on the handle and calls `stop()` on Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters a runtime keeps; read them after stop() for exact figures."""
+
+    connections_accepted: int = 0
+    connections_active: int = 0
+    connections_refused_busy: int = 0
+    connections_timed_out: int = 0
+    requests_served: int = 0
+    datagrams_received: int = 0
+    datagrams_dropped: int = 0
+
+
+class ServerHandle(ABC):
+    """A running server. Use as `with serve(config) as handle: ...` or call stop()."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.stats = ServerStats()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def start_thread(self, name: str) -> None:
+        self._thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
+        self._thread.start()
+
+    def _run_guarded(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # kept for wait()/stop() to re-raise in the caller
+            self._failure = exc
+        finally:
+            self._stopped.set()
+
+    @abstractmethod
+    def run(self) -> None:
+        """Serve until request_stop() is called; runs in the background thread."""
+
+    @abstractmethod
+    def request_stop(self) -> None:
+        """Ask run() to stop accepting, drain in-flight replies and close everything. Thread-safe."""
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the server stopped (True) or the timeout passed (False)."""
+        stopped = self._stopped.wait(timeout_s)
+        if stopped and self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        return stopped
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop serving within `timeout_s` and join the background thread."""
+        if not self._stopped.is_set():
+            self.request_stop()
+        self.wait(timeout_s)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def is_running(self) -> bool:
+        return not self._stopped.is_set()
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,111 @@
+"""Opening server sockets, shared by every runtime: resolve, bind, listen, translate errors.
+
+`OSError` is translated here, once, into socklab errors with the address and cause attached.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from socklab.errors import AddressInUseError, UsageError, translate_oserror
+from socklab.runtimes.config import ServerConfig
+
+
+def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tuple[str, int]]:
+    """(family, sockaddr) for binding; "" means every IPv4 interface, as in the slides."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range 0-65535")
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, sock_type, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise translate_oserror(exc, host=host, port=port) from exc
+    # Prefer IPv4 for "" / None (the slides' bind(('', port)) is IPv4); otherwise the first answer.
+    if not host:
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, _, _, _, sockaddr = infos[0]
+    return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+
+def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> socket.socket:
+    family, address = resolve_bind_address(config.host, config.port, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        _prepare_server_socket(sock, config)
+        if family == socket.AF_INET6 and address[0] == "::":
+            # "::" serves IPv4 as well (dual stack) where the OS allows it.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        _bind(sock, address, config)
+        sock.listen(config.backlog)
+        sock.setblocking(blocking)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_datagram_socket(config: ServerConfig) -> socket.socket:
+    family, address = resolve_bind_address(config.host, config.port, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        _prepare_server_socket(sock, config)
+        _bind(sock, address, config)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _prepare_server_socket(sock: socket.socket, config: ServerConfig) -> None:
+    if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+        # Windows: SO_REUSEADDR would let another process steal the port; exclusive use is the
+        # documented safe choice and rebinding after TIME_WAIT works there anyway.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+    else:
+        # POSIX: allow an immediate restart while old connections sit in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if config.reuse_port:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            raise UsageError("--workers needs SO_REUSEPORT, which this operating system lacks")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+
+def _bind(sock: socket.socket, address: tuple[str, int], config: ServerConfig) -> None:
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        error = translate_oserror(exc, host=address[0], port=address[1])
+        if isinstance(error, AddressInUseError):
+            error.holder = describe_port_holder(address[1], config.transport)
+        raise error from exc
+
+
+def describe_port_holder(port: int, transport: str) -> str | None:
+    """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    kind = "udp" if transport == "udp" else "tcp"
+    try:
+        connections = psutil.net_connections(kind=kind)
+    except (psutil.AccessDenied, OSError):
+        return None
+    for conn in connections:
+        local = conn.laddr
+        if local and local.port == port and (kind == "udp" or conn.status == psutil.CONN_LISTEN):
+            if conn.pid is None:
+                return None
+            try:
+                name = psutil.Process(conn.pid).name()
+            except psutil.Error:
+                name = "?"
+            return f"PID {conn.pid} ({name})"
+    return None
+
+
+def bound_address(sock: socket.socket) -> tuple[str, int]:
+    name = sock.getsockname()
+    return str(name[0]), int(name[1])
