@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck clean
+.PHONY: run test lint typecheck clean i18n
 
 $(BIN)/socklab: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -32,6 +32,10 @@ typecheck: $(VENV)/.test-extras
 
 test: $(VENV)/.test-extras lint typecheck
 	$(BIN)/python -m pytest
+
+# Merge the German catalogue parts and compile them into the package (commit the .mo).
+i18n: $(VENV)/.test-extras
+	$(BIN)/python scripts/compile_catalogs.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
