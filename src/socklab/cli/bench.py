@@ -10,7 +10,7 @@ import argparse
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socklab.cli.arguments import host_port, non_negative_int, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -18,18 +18,11 @@ from socklab.cli.status import ExitStatus
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.runtimes import DEFAULT_RUNTIME
-from socklab.tools.bench import (
-    SCENARIOS,
-    BenchResult,
-    BenchTarget,
-    Comparison,
-    Progress,
-    Workload,
-    parse_scenarios,
-    run_bench,
-    run_comparison,
-)
-from socklab.tools.bench.run import ProgressCallback
+from socklab.tools.bench.workload import SCENARIOS, Workload
+
+if TYPE_CHECKING:
+    from socklab.tools.bench.results import BenchResult, Comparison
+    from socklab.tools.bench.run import Progress, ProgressCallback
 
 
 def _phase_label(phase: str) -> str:
@@ -143,6 +136,9 @@ def _non_negative_seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    # Imported here, not at the top: every socklab command builds this parser at start-up.
+    from socklab.tools.bench.run import BenchTarget, run_bench
+
     if args.compare:
         return _run_compare(args, env)
     if args.scenarios:
@@ -354,6 +350,8 @@ def result_to_json(result: BenchResult) -> dict[str, Any]:
 
 
 def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from socklab.tools.bench.compare import parse_scenarios, run_comparison
+
     scenarios = parse_scenarios(args.scenarios)
     show_progress = env.stdout_isatty and not args.json
 

@@ -73,8 +73,25 @@ _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
 }
 
 
+def encoded_greeting(framing: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """The greeting as a session sends it: for a runtime that greets before creating a session
+    (`greet=False`), so a connection that never speaks needs no session at all."""
+    return make_framer(framing, max_message_bytes).encode(GREETING)
+
+
 class ConverterSession:
     """One TCP connection of the converter server, independent of any I/O model."""
+
+    # Slots: a server holding 10,000 idle connections holds 10,000 sessions.
+    __slots__ = (
+        "_encode",
+        "_events",
+        "_framer",
+        "_maybe_single_message",
+        "_out",
+        "requests_served",
+        "state",
+    )
 
     def __init__(
         self,

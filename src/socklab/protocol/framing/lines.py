@@ -20,6 +20,7 @@ from socklab.protocol.framing.base import FrameEvent, FrameTooLong
 
 
 class LineFramer:
+    __slots__ = ("_failed", "_partial", "max_message_bytes")
     name = "line"
 
     def __init__(self, max_message_bytes: int) -> None:

@@ -7,33 +7,7 @@
 - run.py       one run: processes, progress, merging into a BenchResult
 - compare.py   every RUNTIMES model under the same scenarios
 - results.py   the dataclasses the CLI renders
+
+Nothing is imported here: `socklab` builds every command's parser at start-up, and a converter
+server must not pay for multiprocessing and friends it never uses.
 """
-
-from socklab.tools.bench.compare import compared_servers, parse_scenarios, run_comparison
-from socklab.tools.bench.results import (
-    BenchResult,
-    CompareCell,
-    Comparison,
-    ErrorCounts,
-    LatencySummary,
-    ServerUsage,
-)
-from socklab.tools.bench.run import BenchTarget, Progress, run_bench
-from socklab.tools.bench.workload import SCENARIOS, Workload
-
-__all__ = [
-    "SCENARIOS",
-    "BenchResult",
-    "BenchTarget",
-    "CompareCell",
-    "Comparison",
-    "ErrorCounts",
-    "LatencySummary",
-    "Progress",
-    "ServerUsage",
-    "Workload",
-    "compared_servers",
-    "parse_scenarios",
-    "run_bench",
-    "run_comparison",
-]

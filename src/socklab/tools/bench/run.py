@@ -176,8 +176,9 @@ def run_bench(
         raise UsageError("--processes must be at least 1")
     count = min(count, workload.connections)
     total_sockets = workload.connections + workload.idle
-    # The server (if we start it) and bench each hold one socket per connection.
-    raise_file_limit(total_sockets * (2 if target.model else 1))
+    # Bench and the server it starts (which inherits the limit) each hold one socket per
+    # connection, in their own process.
+    raise_file_limit(total_sockets)
     if target.model is None:
         assert target.address is not None
         return _measure(target.address, None, workload, count, progress)
