@@ -323,7 +323,7 @@ class _StreamLoad:
             self.send(stream, self.exchange.request)
         elif state == _GREETING:
             greeting = self.exchange.greeting
-            if len(buffer) < len(greeting):
+            if len(buffer) < len(greeting) and greeting.startswith(buffer):
                 stream.buffer = buffer
                 return
             self.connecting -= 1
