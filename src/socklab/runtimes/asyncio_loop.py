@@ -336,9 +336,7 @@ class AsyncioServer(ServerHandle):
         try:
             loop.add_reader(sock.fileno(), drain.on_readable)
         except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), sock=sock
-            )
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
             await self._stop_event.wait()
             transport.close()
             return
