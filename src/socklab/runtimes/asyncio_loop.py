@@ -75,11 +75,12 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(Deadlines, asyncio.Protocol):
+    """One TCP connection; it is its own `Deadlines` (one object per connection, not two)."""
+
     __slots__ = (
         "accepted",
         "bytes_received",
-        "deadlines",
         "peer",
         "server",
         "session",
@@ -94,7 +95,7 @@ class _Connection(asyncio.Protocol):
         self.accepted = False
         self.peer: tuple[str, int] = ("?", 0)
         self.bytes_received = 0
-        self.deadlines = Deadlines(server.config)
+        Deadlines.__init__(self, server.config)
         self.writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,7 +120,8 @@ class _Connection(asyncio.Protocol):
         self.accepted = True
         server.connections.add(self)
         server.stats.connections_accepted += 1
-        server.notify(ConnectionOpened(self.peer))
+        if config.observer is not None:
+            server.notify(ConnectionOpened(self.peer))
         transport.write(server.greeting)  # type: ignore[attr-defined]
 
     def start_session(self) -> ConverterSession:
@@ -363,7 +365,7 @@ class AsyncioServer(ServerHandle):
             await asyncio.sleep(SWEEP_INTERVAL_S)
             for conn in list(self.connections):
                 session = conn.session
-                reason = conn.deadlines.sweep(
+                reason = conn.sweep(
                     bytes_received=conn.bytes_received,
                     partial_message=session is not None and session.has_partial_message,
                     output_blocked=conn.writing_paused,
