@@ -231,8 +231,8 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     workload = result.workload
     host, port = result.target
     table = Table(title=_("socklab bench"), show_header=False)
-    table.add_column(_("metric"))
-    table.add_column(_("value"), justify="right")
+    table.add_column("metric")  # header hidden
+    table.add_column("value", justify="right")
     table.add_row(_("target"), f"{host}:{port}" + (f" ({result.model})" if result.model else ""))
     if workload.transport == "udp":
         shape = _("UDP, {n} outstanding, {size} B").format(
