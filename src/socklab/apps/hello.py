@@ -60,6 +60,11 @@ def run_hello_server(
             report(_("Server: Client connection closed."))
         report(_("Server: Server socket closed."))
         return True
+    except KeyboardInterrupt:
+        # Ctrl+C or SIGTERM: a normal way to stop a server, not an error; `with` closed the sockets.
+        report(_("Server: Stopped by the user."))
+        report(_("Server: Server socket closed."))
+        return True
     except OSError as err:
         report(_("Server: Socket error: {error}").format(error=err))
         error = translate_oserror(err, host=host, port=port)
