@@ -68,7 +68,7 @@ def test_merged_and_crlf_requests(line_server: int) -> None:
     client = LineClient(line_server)
     client.line()
     client.send(b"U:a\nL:B\r\nU:stra\xc3\x9fe\n")
-    assert [client.line() for _ in range(3)] == [b"A\n", b"b\n", "STRASSE\n".encode()]
+    assert [client.line() for _ in range(3)] == [b"A\n", b"b\n", b"STRASSE\n"]
     client.close()
 
 
@@ -112,7 +112,7 @@ def test_length_framing(start_socklab: Start) -> None:
 
 def test_raw_framing_serves_the_slides_client(start_socklab: Start) -> None:
     _, port, _ = start_server(start_socklab, "--framing", "raw")
-    out, err = finish(start_course_program("live-client", port))
+    out, _err = finish(start_course_program("live-client", port))
     lines = out.splitlines()
     assert lines[0] == GREETING.decode()
     assert lines[1] == "LOWER"

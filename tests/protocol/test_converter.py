@@ -27,7 +27,7 @@ def test_greeting_is_the_slides() -> None:
         (b"U:lower", b"LOWER"),
         (b"L:UPPER", b"upper"),
         (b"U:", b""),
-        (b"U:stra\xc3\x9fe", "STRASSE".encode()),
+        (b"U:stra\xc3\x9fe", b"STRASSE"),
         ("L:ÄÖÜ".encode(), "äöü".encode()),
         ("U:ŉ".encode(), "ʼN".encode()),
         (b"U:a:b:c", b"A:B:C"),
