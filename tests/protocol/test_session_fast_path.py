@@ -41,6 +41,7 @@ def test_fast_path_refuses_what_it_cannot_take() -> None:
     assert framer.maybe_single_message(b"U:a\r\n") == b"U:a"
     assert framer.maybe_single_message(b"U:a\nU:b\n") is None  # two lines
     assert framer.maybe_single_message(b"U:a") is None  # no newline yet
+    assert framer.maybe_single_message(b"") is None  # nothing at all
     assert framer.maybe_single_message(b"U:abcdefgh\n") is None  # over the limit: general path
     framer.receive_data(b"U:")
     assert framer.maybe_single_message(b"a\n") is None  # a partial line is buffered

@@ -44,7 +44,8 @@ class LineFramer:
         None means "take the general path" (`receive_data`), never "no message": nothing is
         consumed then, so the caller must feed the same chunk to `receive_data`.
         """
-        if self._partial or self._failed or data.find(b"\n") != len(data) - 1:
+        end = data.find(b"\n")
+        if end < 0 or end != len(data) - 1 or self._partial or self._failed:
             return None
         message = data[:-2] if data.endswith(b"\r\n") else data[:-1]
         if len(message) > self.max_message_bytes:
