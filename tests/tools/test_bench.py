@@ -265,3 +265,27 @@ def test_compare_lists_every_model() -> None:
     udp = cells[("asyncio/asyncio", "udp32_64")]
     assert udp["result"]["errors"] == 0
     assert done.returncode == 0
+
+
+def test_progress_bar_on_a_terminal_then_the_table() -> None:
+    """In-process with a terminal-like stdout: the live bar runs, the table follows."""
+    import io
+
+    from socklab.cli.environment import Environment
+    from socklab.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    env = Environment(
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=err,
+        environ={"LANG": "C.UTF-8"},
+        stdin_isatty=False,
+        stdout_isatty=True,
+    )
+    status = main(["bench", *SHORT, "--connections", "2"], env)
+    assert status == 0, err.getvalue()
+    text = out.getvalue()
+    assert "measuring" in text  # the live bar's phase
+    assert "requests/s" in text
+    assert "latency p99.9" in text

@@ -189,7 +189,7 @@ def _progress_bar(env: Environment, *, enabled: bool) -> Iterator[ProgressCallba
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as RichProgress
 
-    console = Console(file=env.stdout)
+    console = Console(file=env.stdout, force_terminal=True)  # env says it is a terminal
     bar = RichProgress(
         TextColumn("{task.description}"),
         BarColumn(),
