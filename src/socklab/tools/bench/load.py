@@ -24,7 +24,6 @@ import select
 import selectors
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.errors import UsageError, translate_oserror
@@ -614,6 +613,3 @@ def check_load_options(workload: Workload) -> None:
     workload.check()
     if workload.connections < 1:
         raise UsageError("--connections must be at least 1")
-
-
-ProgressCallback = Callable[[str, int], None]
