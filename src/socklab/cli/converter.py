@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -85,6 +87,19 @@ def register(subparsers: Any) -> None:
         ),
     )
     server.add_argument(
+        "--user-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help=_(
+            "drop a peer whose data stays unacknowledged this many seconds (TCP_USER_TIMEOUT, Linux only; default: the kernel's, about 15 minutes)"
+        ),
+    )
+    # Tests only: a tiny SO_RCVBUF forces the partial reads the robustness suite checks.
+    server.add_argument(
+        "--receive-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
+    )
+    server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
     server.set_defaults(handler=run_server)
@@ -145,6 +160,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=_format_address(*peer)))
 
+    if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
+        raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -156,6 +173,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         message_timeout_s=args.message_timeout,
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
+        user_timeout_s=args.user_timeout,
+        receive_buffer_bytes=args.receive_buffer_bytes,
         observer=observe if args.verbose else None,
     )
     handle = start_converter_server(args.model, config)

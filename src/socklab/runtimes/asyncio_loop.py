@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from typing import Any
 
 from socklab.errors import UsageError
@@ -37,7 +36,12 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.runtimes.listening import (
+    bound_address,
+    configure_accepted_socket,
+    open_datagram_socket,
+    open_listening_socket,
+)
 
 BUSY_REPLY = b"E:server busy, try again later"
 
@@ -98,10 +102,10 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are small and immediate: do not let Nagle hold them back for an ACK.
+        if sock is not None:
+            # The peer may already have reset the connection: then connection_lost follows.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                configure_accepted_socket(sock, config)
         high = config.max_buffered_output_bytes // 4
         transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
         self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
