@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
+from socklab.clients.converter_client import StreamConverterClient
+
 from tests.socklab_process import SocklabProcess
 
 
@@ -83,6 +85,23 @@ class ObservedServer:
 
     def thread_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def settled_baseline(self) -> tuple[int, int]:
+        """(fds, threads) after one served client has come and gone.
+
+        Some event loops open descriptors on their first connection and keep them (libuv, under
+        uvloop, reserves an fd on /dev/null to survive EMFILE on accept): a baseline taken before
+        any client would count that as a leak.
+        """
+        with StreamConverterClient(*self.address, framing=self.framing, timeout_s=5) as client:
+            client.request(b"U:warm up")
+        previous = (-1, -1)
+        current = (self.fd_count(), self.thread_count())
+        deadline = time.monotonic() + 5
+        while current != previous and time.monotonic() < deadline:
+            time.sleep(0.1)
+            previous, current = current, (self.fd_count(), self.thread_count())
+        return current
 
     def wait_fds(self, expected: int, timeout_s: float) -> int:
         """Wait until the server holds at most `expected` fds; the count it ends with."""

@@ -93,7 +93,7 @@ def test_flood_of_unfinished_megabytes_keeps_memory_bounded(
 ) -> None:
     flood = FLOOD_SCALES[scale]
     server: ObservedServer = launch_server(model, framing)
-    baseline_fds = server.fd_count()
+    baseline_fds, baseline_threads = server.settled_baseline()
     probe = start_probe(server, 100, 0.02)  # type: ignore[operator]
     payload = flood_payload(framing)
     with server.sample_peak_rss() as rss:
@@ -113,4 +113,5 @@ def test_flood_of_unfinished_megabytes_keeps_memory_bounded(
     assert probe_result.failures == []
     assert len(probe_result.latencies_ms) == 100
     assert percentile(probe_result.latencies_ms, 0.99) < 250
-    assert server.wait_fds(baseline_fds + 1, timeout_s=10) <= baseline_fds + 1  # +1: the probe
+    assert server.wait_fds(baseline_fds, timeout_s=10) == baseline_fds
+    assert server.wait_threads(baseline_threads, timeout_s=5) == baseline_threads

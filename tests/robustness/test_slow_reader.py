@@ -55,7 +55,7 @@ def test_slow_reader_is_bounded_then_disconnected(
     model: str, framing: str, launch_server: LaunchServer, start_probe: object
 ) -> None:
     server = launch_server(model, framing, ["--write-timeout", str(WRITE_TIMEOUT_S)])
-    baseline_fds = server.fd_count()
+    baseline_fds, baseline_threads = server.settled_baseline()
     probe = start_probe(server, 150, 0.02)  # type: ignore[operator]
     request, reply_bytes = framed_request(framing)
     stream = memoryview(request * REQUESTS)
@@ -113,4 +113,5 @@ def test_slow_reader_is_bounded_then_disconnected(
     assert probe_result.failures == []
     assert p99 < 100
     assert server.error_output() == []
-    assert server.wait_fds(baseline_fds + 1, timeout_s=5) <= baseline_fds + 1
+    assert server.wait_fds(baseline_fds, timeout_s=5) == baseline_fds
+    assert server.wait_threads(baseline_threads, timeout_s=5) == baseline_threads

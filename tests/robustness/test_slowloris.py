@@ -82,7 +82,7 @@ def test_slowloris_is_closed_by_the_message_deadline(
 ) -> None:
     connections = {"ci": 200, "full": 1_000}[scale]
     server = launch_server(model, framing, ["--message-timeout", str(MESSAGE_TIMEOUT_S)])
-    baseline_fds = server.fd_count()
+    baseline_fds, baseline_threads = server.settled_baseline()
     probe = start_probe(server, 150, 0.02)  # type: ignore[operator]
     probe.go()
     results = asyncio.run(run_slowloris(server.address, framing, connections))
@@ -102,4 +102,5 @@ def test_slowloris_is_closed_by_the_message_deadline(
     assert probe_result.failures == []
     assert percentile(probe_result.latencies_ms, 0.99) < 100
     assert server.error_output() == []
-    assert server.wait_fds(baseline_fds + 1, timeout_s=5) <= baseline_fds + 1
+    assert server.wait_fds(baseline_fds, timeout_s=5) == baseline_fds
+    assert server.wait_threads(baseline_threads, timeout_s=5) == baseline_threads
