@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import psutil
 
 from socklab.clients.converter_client import StreamConverterClient
-
 from tests.socklab_process import SocklabProcess
 
 

@@ -23,7 +23,9 @@ from socklab.errors import SocklabError
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_probe(host: str, port: int, framing: str, count: int, interval_s: float) -> dict[str, object]:
+def run_probe(
+    host: str, port: int, framing: str, count: int, interval_s: float
+) -> dict[str, object]:
     latencies_ms: list[float] = []
     failures: list[str] = []
     with StreamConverterClient(host, port, framing=framing, timeout_s=10.0) as client:

@@ -97,7 +97,11 @@ def test_thousand_requests_through_one_byte_buffers(
         sender.join(30)
     assert sender_failure == []
     expected = [text.upper().encode() for text in request_texts]
-    wrong = [index for index, (got, want) in enumerate(zip(replies, expected)) if got != want]
+    wrong = [
+        index
+        for index, (got, want) in enumerate(zip(replies, expected, strict=False))
+        if got != want
+    ]
     assert len(replies) == REQUESTS, f"{len(replies)} replies for {REQUESTS} requests"
     assert wrong == [], f"{len(wrong)} wrong replies, first at {wrong[:1]}"
     assert server.error_output() == []

@@ -50,7 +50,9 @@ def test_clients_resetting_mid_request_leak_nothing(
             sock.close()
     fds = server.wait_fds(baseline_fds, timeout_s=10)
     threads = server.wait_threads(baseline_threads, timeout_s=10)
-    print(f"\n{model}: {clients} resets; fds {baseline_fds}->{fds}, threads {baseline_threads}->{threads}")
+    print(
+        f"\n{model}: {clients} resets; fds {baseline_fds}->{fds}, threads {baseline_threads}->{threads}"
+    )
     assert (fds, threads) == (baseline_fds, baseline_threads)
     assert server.is_running() and server.error_output() == []
 

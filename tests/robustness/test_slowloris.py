@@ -64,9 +64,7 @@ async def trickle_one(address: tuple[str, int], framing: str, give_up_s: float) 
         writer.close()
 
 
-async def run_slowloris(
-    address: tuple[str, int], framing: str, connections: int
-) -> list[Trickled]:
+async def run_slowloris(address: tuple[str, int], framing: str, connections: int) -> list[Trickled]:
     give_up_s = MESSAGE_TIMEOUT_S + SWEEP_S + SLACK_S + 2
     return list(
         await asyncio.gather(
