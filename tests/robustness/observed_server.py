@@ -28,10 +28,17 @@ class KernelQueues:
     receive_queue_bytes: int
 
 
-def read_kernel_queues(local: tuple[str, int], remote: tuple[str, int]) -> KernelQueues | None:
-    """The queues of the IPv4 socket bound to `local` and connected to `remote`; None if gone."""
+def read_kernel_queues(
+    local: tuple[str, int], remote: tuple[str, int], *, namespace_of_pid: int | None = None
+) -> KernelQueues | None:
+    """The queues of the IPv4 socket bound to `local` and connected to `remote`; None if gone.
+
+    With `namespace_of_pid`, the table of that process's network namespace is read
+    (/proc/PID/net/tcp), for servers running in a namespace the test created.
+    """
     wanted = (_hex_address(local), _hex_address(remote))
-    with open("/proc/net/tcp") as table:
+    path = "/proc/net/tcp" if namespace_of_pid is None else f"/proc/{namespace_of_pid}/net/tcp"
+    with open(path) as table:
         next(table)
         for line in table:
             fields = line.split()
