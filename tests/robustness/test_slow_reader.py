@@ -4,12 +4,18 @@ The server must stop reading its requests once replies pile up (backpressure), k
 client's output queue at or below 256 KiB, disconnect it after the write timeout (here
 `--write-timeout 2`), and keep answering everyone else with p99 < 100 ms.
 
-The output queue lives inside the server process, so it is computed from what the kernel
-shows (/proc/net/tcp, proc(5)) once the attacker is stuck:
+The output queue lives inside the server process. The server reports the largest queue it
+held for one client (`-v` prints it when stopping), and the test checks that figure against
+what the kernel shows (/proc/net/tcp, proc(5)) once the attacker is stuck, which needs no
+trust in the server:
 
     read by the server  = sent by the attacker - attacker's send queue - server's receive queue
-    replies produced    = greeting + (whole requests read) x reply size
-    queued in the app   = replies produced - server's send queue - attacker's receive queue
+    replies owed        = greeting + (whole requests read) x reply size
+                          - server's send queue - attacker's receive queue
+
+"Replies owed" is the output queue plus the replies to input the server has read but holds
+back unprocessed while the peer does not read (at most one read, 256 KiB in asyncio), so it
+bounds the queue from above and proves memory stays bounded whatever the server reports.
 
 The `raw` framing answers whatever one recv() returns, so its replies are not one per request;
 the queue formula above needs whole requests, so this item runs for line and length framing.
@@ -32,32 +38,45 @@ MAX_OUTPUT_QUEUE_BYTES = 256 * 1024
 WRITE_TIMEOUT_S = 2.0
 SWEEP_S = 1.0
 SLACK_S = 1.0
+LARGEST_READ_BYTES = 256 * 1024  # asyncio's selector transport reads up to this much at once
 STUCK_AFTER_S = 0.3  # no progress for this long: the server stopped reading
 
 
-def framed_request(framing: str) -> tuple[bytes, int]:
-    """(one 4 KiB request as sent, the size of its framed reply)."""
+def framed_request(framing: str, text_kind: str) -> tuple[bytes, int]:
+    """(one 4 KiB request as sent, the size of its framed reply).
+
+    "growing" text is `ΐ` (2 bytes in UTF-8) whose upper case takes 6: each request makes three
+    times its size in replies, the worst case for the output queue.
+    """
+    header_bytes = 4 if framing == "length" else 0
+    newline_bytes = 0 if framing == "length" else 1
+    text_bytes = REQUEST_BYTES - header_bytes - 2 - newline_bytes
+    unit = "ΐ" if text_kind == "growing" else "r"
+    text = unit * (text_bytes // len(unit.encode()))
+    text += "r" * (text_bytes - len(text.encode()))
+    message = b"U:" + text.encode()
+    reply = text.upper().encode()
     if framing == "length":
-        text_bytes = REQUEST_BYTES - 4 - 2
-        header = (text_bytes + 2).to_bytes(4, "big")
-        return header + b"U:" + b"r" * text_bytes, 4 + text_bytes
-    text_bytes = REQUEST_BYTES - 2 - 1
-    return b"U:" + b"r" * text_bytes + b"\n", text_bytes + 1
+        return len(message).to_bytes(4, "big") + message, 4 + len(reply)
+    return message + b"\n", len(reply) + 1
 
 
 def greeting_bytes(framing: str) -> int:
     return len(GREETING) + (4 if framing == "length" else 1)
 
 
-@pytest.mark.parametrize("framing", ["line", "length"])
+@pytest.mark.parametrize(
+    ("framing", "text_kind"), [("line", "ascii"), ("length", "ascii"), ("line", "growing")]
+)
 @pytest.mark.parametrize("model", model_params("slow_reader", stream_models()))
 def test_slow_reader_is_bounded_then_disconnected(
-    model: str, framing: str, launch_server: LaunchServer, start_probe: object
+    model: str, framing: str, text_kind: str, launch_server: LaunchServer, start_probe: object
 ) -> None:
-    server = launch_server(model, framing, ["--write-timeout", str(WRITE_TIMEOUT_S)])
+    server = launch_server(model, framing, ["--write-timeout", str(WRITE_TIMEOUT_S), "-v"])
     baseline_fds, baseline_threads = server.settled_baseline()
     probe = start_probe(server, 150, 0.02)  # type: ignore[operator]
-    request, reply_bytes = framed_request(framing)
+    request, reply_bytes = framed_request(framing, text_kind)
+    assert len(request) == REQUEST_BYTES
     stream = memoryview(request * REQUESTS)
     attacker = socket.create_connection(server.address, timeout=5)
     attacker.setblocking(False)
@@ -65,7 +84,7 @@ def test_slow_reader_is_bounded_then_disconnected(
     probe.go()
     sent = 0
     last_progress = time.monotonic()
-    largest_queue = 0
+    largest_owed = 0
     disconnected_after_s: float | None = None
     stuck_since: float | None = None
     try:
@@ -94,24 +113,30 @@ def test_slow_reader_is_bounded_then_disconnected(
                 break
             read_by_server = sent - attacker_side.send_queue_bytes - server_side.receive_queue_bytes
             produced = greeting_bytes(framing) + (read_by_server // len(request)) * reply_bytes
-            queued = produced - server_side.send_queue_bytes - attacker_side.receive_queue_bytes
-            largest_queue = max(largest_queue, queued)
+            owed = produced - server_side.send_queue_bytes - attacker_side.receive_queue_bytes
+            largest_owed = max(largest_owed, owed)
             time.sleep(0.05)
     finally:
         attacker.close()
     probe_result = probe.result()
     p99 = percentile(probe_result.latencies_ms, 0.99)
+    growth = reply_bytes / len(request)
+    assert server.wait_fds(baseline_fds, timeout_s=5) == baseline_fds
+    assert server.wait_threads(baseline_threads, timeout_s=5) == baseline_threads
+    assert server.process.stop() == 0
+    reported = server.process.wait_for_line(r"Largest output queue for one client: ([\d,]+) bytes")
+    largest_queue = int(reported.group(1).replace(",", ""))
     print(
-        f"\n{model}-tcp-{framing} slow reader: sent {sent:,} bytes before stalling, largest "
-        f"output queue {largest_queue:,} bytes, disconnected {disconnected_after_s} s after "
-        f"stalling, others' p99 {p99:.1f} ms"
+        f"\n{model}-tcp-{framing} slow reader ({text_kind} text): sent {sent:,} bytes before "
+        f"stalling, largest output queue {largest_queue:,} bytes (replies owed at most "
+        f"{largest_owed:,}), disconnected {disconnected_after_s} s after stalling, "
+        f"others' p99 {p99:.1f} ms"
     )
     assert sent < len(stream), "the server kept reading a client that never reads"
     assert largest_queue <= MAX_OUTPUT_QUEUE_BYTES
+    assert largest_owed <= MAX_OUTPUT_QUEUE_BYTES + growth * LARGEST_READ_BYTES
     assert disconnected_after_s is not None, "the slow reader was never disconnected"
     assert disconnected_after_s <= WRITE_TIMEOUT_S + SWEEP_S + SLACK_S + STUCK_AFTER_S
     assert probe_result.failures == []
     assert p99 < 100
     assert server.error_output() == []
-    assert server.wait_fds(baseline_fds, timeout_s=5) == baseline_fds
-    assert server.wait_threads(baseline_threads, timeout_s=5) == baseline_threads

@@ -209,6 +209,12 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             connections=stats.connections_accepted, requests=stats.requests_served
         )
     )
+    if args.verbose and args.transport == "tcp":
+        env.say(
+            _("Largest output queue for one client: {size:,} bytes.").format(
+                size=stats.largest_output_queue_bytes
+            )
+        )
     return ExitStatus.OK
 
 
