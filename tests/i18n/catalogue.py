@@ -38,7 +38,9 @@ def argparse_message_ids() -> set[MessageId]:
     with open(argparse.__file__, "rb") as source:
         return {
             message if isinstance(message, str) else tuple(message[:2])  # type: ignore[misc]
-            for _lineno, message, _comments, _context in extract("python", source, keywords=KEYWORDS)
+            for _lineno, message, _comments, _context in extract(
+                "python", source, keywords=KEYWORDS
+            )
         }
 
 

@@ -21,18 +21,18 @@ from socklab.runtimes.config import ServerConfig
 PATIENCE_S = 0.5
 
 
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
+def _read_lines(sock: socket.socket, received: bytearray, count: int) -> None:
+    """Receive into `received` until it holds `count` lines (replies may arrive merged)."""
+    while received.count(b"\n") < count:
         chunk = sock.recv(1024)
         if not chunk:
-            break
-        data += chunk
-    return data
+            return
+        received += chunk
 
 
 def _try_model(model: str) -> tuple[bool, bool]:
     """(B served while A was connected, B served in the end) for `model`."""
+    received = bytearray()
     with serve(model, ServerConfig(port=0)) as handle:
         first = socket.create_connection(handle.address, timeout=TIMEOUT_S)
         second = socket.create_connection(handle.address, timeout=TIMEOUT_S)
@@ -40,16 +40,15 @@ def _try_model(model: str) -> tuple[bool, bool]:
             second.sendall(b"U:second client\n")
             second.settimeout(PATIENCE_S)
             try:
-                greeting = _read_line(second)
-                concurrent = greeting.startswith(b"Hi")
+                _read_lines(second, received, 1)  # the greeting, if B is served now
             except TimeoutError:
-                concurrent = False
+                pass
+            concurrent = received.startswith(b"Hi")
             first.close()  # A leaves: an iterative server now turns to B
             second.settimeout(TIMEOUT_S)
-            if not concurrent:
-                _read_line(second)  # the greeting, now
-            reply = _read_line(second)
-    return concurrent, reply == b"SECOND CLIENT\n"
+            _read_lines(second, received, 2)
+    lines = bytes(received).split(b"\n")
+    return concurrent, len(lines) >= 2 and lines[1] == b"SECOND CLIENT"
 
 
 def demo_models(say: Say) -> bool:

@@ -48,6 +48,13 @@ class ServerCalls:
         with self._changed:
             return self._changed.wait_for(lambda: len(self.sent) >= count, TIMEOUT_S)
 
+    def wait_sent_lines(self, first: int, lines: int) -> bool:
+        """Until the sends from number `first` on hold `lines` newlines (one write or several)."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: sum(data.count(b"\n") for data in self.sent[first:]) >= lines, TIMEOUT_S
+            )
+
 
 def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     data = b""
@@ -75,7 +82,7 @@ def _run_framing(say: Say, framing: str) -> tuple[bytes, bytes]:
         for number, piece in enumerate(PIECES, start=1):
             client.sendall(piece)
             calls.wait_received(number)
-        calls.wait_sent(3)  # greeting + one reply per complete request
+        calls.wait_sent_lines(1, CORRECT_REPLIES.count(b"\n"))
         apart = _receive_exactly(client, sum(len(reply) for reply in calls.sent[1:]))
         step(
             say,
@@ -95,8 +102,8 @@ def _run_framing(say: Say, framing: str) -> tuple[bytes, bytes]:
         sent_before = len(calls.sent)
         client.sendall(merged_request)
         calls.wait_received(len(PIECES) + 1)
-        expected_replies = 1 if framing == "raw" else 2
-        calls.wait_sent(sent_before + expected_replies)
+        # Both framings answer with two newlines in all (raw: one reply holding both).
+        calls.wait_sent_lines(sent_before, CORRECT_REPLIES.count(b"\n"))
         merged = _receive_exactly(client, sum(len(reply) for reply in calls.sent[sent_before:]))
         step(
             say,
