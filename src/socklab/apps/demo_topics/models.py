@@ -9,6 +9,7 @@ model added to the registry is shown without touching this file.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
@@ -39,10 +40,8 @@ def _try_model(model: str) -> tuple[bool, bool]:
         with first, second:
             second.sendall(b"U:second client\n")
             second.settimeout(PATIENCE_S)
-            try:
+            with contextlib.suppress(TimeoutError):
                 _read_lines(second, received, 1)  # the greeting, if B is served now
-            except TimeoutError:
-                pass
             concurrent = received.startswith(b"Hi")
             first.close()  # A leaves: an iterative server now turns to B
             second.settimeout(TIMEOUT_S)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
 from socklab.i18n import _
@@ -42,6 +43,7 @@ def own_sockets(port: int, kind: str = "tcp") -> list[SocketRow]:
     """
     import psutil
 
+    connections: list[Any]
     try:
         connections = psutil.net_connections(kind=kind)
     except psutil.AccessDenied:
