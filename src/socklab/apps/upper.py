@@ -157,8 +157,11 @@ def run_upper_client(
             family, _type, _proto, _name, address = infos[0]
             with new_socket(family, socket.SOCK_DGRAM, tracer) as client_socket:
                 client_socket.settimeout(timeout_s)
-                client_socket.sendto(data, address)
-                modified_message, _server_address = client_socket.recvfrom(UDP_RECEIVE_BYTES)
+                # connect() only records the server's address (no packet is sent), so an ICMP
+                # "port unreachable" comes back as "refused" instead of a silent timeout.
+                client_socket.connect(address)
+                client_socket.send(data)
+                modified_message = client_socket.recv(UDP_RECEIVE_BYTES)
             return modified_message.decode("utf-8", errors="replace")
         with connect_stream(host, port, timeout_s=timeout_s, tracer=tracer) as client_socket:
             client_socket.sendall(data)
