@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 
 import pytest
@@ -53,3 +55,15 @@ def test_unknown_topic_is_a_usage_error() -> None:
     result = run_socklab(["demo", "nonsense"])
     assert result.returncode == 2
     assert "invalid choice: 'nonsense'" in result.stderr
+
+
+def test_handshake_draws_the_captured_ladder_where_it_may_capture() -> None:
+    result = run_socklab(["demo", "handshake"], timeout_s=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    may_capture = os.geteuid() == 0 and importlib.util.find_spec("socklab.tools") is not None
+    if may_capture and importlib.util.find_spec("socklab.tools.capture") is not None:
+        assert re.search(r"client ──▶ server  SYN +seq=0\n", result.stdout), result.stdout
+        assert re.search(r"client ◀── server  SYN\+ACK +seq=0 ack=1", result.stdout)
+        assert "FIN" in result.stdout.split("packet by packet:")[1]
+    else:
+        assert "needs a capture with administrator rights" in result.stdout

@@ -5,20 +5,34 @@ administrator rights (raw sockets). Without them much is still visible in the OS
 a connection is ESTABLISHED before the server ever calls accept() (the kernel completed the
 three-way handshake; accept() just takes the result from the queue), and after close() the
 states FIN_WAIT/CLOSE_WAIT/TIME_WAIT show the FIN exchange. This lesson shows those states,
-read with psutil for this process only, so it needs no privileges anywhere.
+read with psutil, so it needs no privileges on Linux.
+
+With the rights to capture (root or CAP_NET_RAW on Linux) and socklab's capture tool present,
+the lesson then captures one more connection on the loopback interface and draws its packets
+as a ladder: SYN, SYN+ACK, ACK, the FINs and their ACKs. The capture tool is looked up when the
+lesson runs, so the lesson works (with its explanation) where it is missing or not allowed.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import sys
+import threading
 import time
+from typing import Any
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
 from socklab.apps.demo_topics.ports import SocketRow, own_sockets, show_rows
+from socklab.errors import SocklabError
 from socklab.i18n import _
 
 STATE_POLL_S = 0.01
+# The capture window for the ladder: the connection takes well under a millisecond on loopback;
+# the capture ends by its own duration because the number of packets (delayed ACKs, piggybacked
+# FINs) is the kernel's choice.
+CAPTURE_S = 1.0
 
 
 def _wait_for_states(port: int, wanted: set[str]) -> list[SocketRow]:
@@ -70,19 +84,22 @@ def demo_handshake(say: Say) -> bool:
                 "TIME_WAIT keeps the old connection's numbers reserved for a while (2 x MSL) so late packets cannot confuse a new one."
             ),
         )
-    privileged = hasattr(os, "geteuid") and os.geteuid() == 0
-    if privileged:
-        step(
+    ladder = capture_ladder()
+    if ladder is not None:
+        step(say, _("captured on the loopback interface, packet by packet:"))
+        for line in ladder:
+            step(say, "   " + line)
+        observe(
             say,
             _(
-                "To see the packets themselves (SYN, SYN-ACK, ACK, FIN), capture the loopback interface: 'tcpdump -i lo' or Wireshark."
+                "SYN, SYN+ACK, ACK open the connection before any data; each side's FIN is answered by an ACK."
             ),
         )
     else:
         step(
             say,
             _(
-                "Seeing the packets themselves (SYN, SYN-ACK, ACK, FIN) needs a capture with administrator rights: 'sudo tcpdump -i lo' or Wireshark."
+                "Seeing the packets themselves (SYN, SYN-ACK, ACK, FIN) needs a capture with administrator rights: 'sudo socklab capture', tcpdump or Wireshark."
             ),
         )
     return (
@@ -91,3 +108,74 @@ def demo_handshake(say: Say) -> bool:
         and eof == b""
         and any(row.status == "TIME_WAIT" for row in closed)
     )
+
+
+def _capture_tools() -> tuple[Any, Any, Any] | None:
+    """socklab's capture modules, where present and allowed to run (Linux, root)."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    try:
+        return (
+            importlib.import_module("socklab.tools.capture.runner"),
+            importlib.import_module("socklab.tools.capture.selection"),
+            importlib.import_module("socklab.tools.capture.ladder"),
+        )
+    except ImportError:
+        return None
+
+
+def capture_ladder() -> list[str] | None:
+    """One connection (open, close) captured on loopback, as ladder lines; None if impossible."""
+    tools = _capture_tools()
+    if tools is None:
+        return None
+    runner, selection, ladder = tools
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(TIMEOUT_S)
+        port = listener.getsockname()[1]
+        ready = threading.Event()
+        packets: list[Any] = []
+        failures: list[BaseException] = []
+        options = runner.CaptureOptions(
+            interface="lo",
+            selection=selection.PacketSelection(protocols=frozenset({"tcp"}), port=port),
+            duration_s=CAPTURE_S,
+        )
+
+        def capture() -> None:
+            try:
+                runner.run_capture(
+                    options,
+                    lambda _ready: ready.set(),
+                    lambda packet, _frame: packets.append(packet),
+                )
+            except (SocklabError, OSError) as exc:  # no rights after all, no loopback device
+                failures.append(exc)
+            finally:
+                ready.set()
+
+        thread = threading.Thread(target=capture, daemon=True)
+        thread.start()
+        ready.wait(TIMEOUT_S)
+        if failures:
+            return None
+        client = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+        connection, _peer = listener.accept()
+        client.close()
+        connection.recv(1)
+        connection.close()
+        thread.join(CAPTURE_S + TIMEOUT_S)
+    if failures or not packets:
+        return None
+    builder = ladder.LadderBuilder()
+    lines = []
+    for packet in packets:
+        rung = builder.add(packet)
+        arrow = "client ──▶ server" if rung.from_client else "client ◀── server"
+        numbers = f"seq={rung.relative_seq}" + (
+            f" ack={rung.relative_ack}" if rung.relative_ack is not None else ""
+        )
+        lines.append(f"{arrow}  {rung.flags:<8} {numbers}")
+    return lines
