@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
-from socklab.apps.demo_topics.ports import SocketRow, own_sockets, show_rows
+from socklab.apps.demo_topics.ports import SocketRow, own_sockets, show_rows, system_wide_table
 from socklab.errors import SocklabError
 from socklab.i18n import _
 
@@ -36,8 +36,11 @@ CAPTURE_S = 1.0
 
 
 def _wait_for_states(port: int, wanted: set[str]) -> list[SocketRow]:
-    """The socket table once every state in `wanted` shows up (state changes are asynchronous)."""
-    deadline = time.monotonic() + TIMEOUT_S
+    """The socket table once every state in `wanted` shows up (state changes are asynchronous).
+
+    Where only our own sockets are visible, the table is read once: waiting could not help.
+    """
+    deadline = time.monotonic() + (TIMEOUT_S if system_wide_table() else 0.0)
     rows = own_sockets(port)
     while not wanted <= {row.status for row in rows} and time.monotonic() < deadline:
         time.sleep(STATE_POLL_S)
@@ -102,6 +105,13 @@ def demo_handshake(say: Say) -> bool:
                 "Seeing the packets themselves (SYN, SYN-ACK, ACK, FIN) needs a capture with administrator rights: 'sudo socklab capture', tcpdump or Wireshark."
             ),
         )
+    if not system_wide_table():
+        # Sockets without an owner (not yet accepted, TIME_WAIT) are hidden from us here.
+        step(
+            say,
+            _("This system shows only this program's own sockets without administrator rights."),
+        )
+        return eof == b""
     return (
         any(row.status == "ESTABLISHED" for row in before_accept)
         and any(row.status == "CLOSE_WAIT" for row in half_closed)

@@ -62,6 +62,17 @@ def own_sockets(port: int, kind: str = "tcp") -> list[SocketRow]:
     return sorted(rows, key=lambda row: (row.status != "LISTEN", row.local, row.remote))
 
 
+def system_wide_table() -> bool:
+    """True when the OS lets us read every socket (Linux, Windows; macOS only as root)."""
+    import psutil
+
+    try:
+        psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return False
+    return True
+
+
 def show_rows(say: Say, rows: list[SocketRow]) -> None:
     step(say, f"   {'fd':>4}  {_('local'):<22} {_('remote'):<22} {_('state')}")
     for row in rows:
