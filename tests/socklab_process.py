@@ -131,10 +131,7 @@ class SocklabProcess:
 
     def wait_listening(self, timeout_s: float = 15.0) -> tuple[str, int]:
         """Wait for the standard 'listening on HOST:PORT' line of socklab servers."""
-        # IPv6 hosts come in brackets ("[::1]:50000"), IPv4 hosts and names without.
-        match = self.wait_for_line(
-            r"listening on (?:\[([^\]\s]+)\]|([^\s:\[\]]+)):(\d+)\b", timeout_s
-        )
+        match = self.wait_for_line(r"listening on (?:\[([^\]]+)\]|([^\s:\[]+)):(\d+)\b", timeout_s)
         return match.group(1) or match.group(2), int(match.group(3))
 
     def send_signal(self, signum: int) -> None:

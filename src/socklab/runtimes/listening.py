@@ -9,6 +9,7 @@ import socket
 
 from socklab.errors import AddressInUseError, UsageError, translate_oserror
 from socklab.runtimes.config import ServerConfig
+from socklab.tracing import new_socket
 
 
 def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tuple[str, int]]:
@@ -32,7 +33,7 @@ def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> so
     if config.user_timeout_s is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError("a user timeout needs TCP_USER_TIMEOUT, which only Linux offers")
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_STREAM)
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = new_socket(family, socket.SOCK_STREAM, config.tracer)
     try:
         _prepare_server_socket(sock, config)
         if config.receive_buffer_bytes is not None:
@@ -67,7 +68,7 @@ def configure_accepted_socket(sock: socket.socket, config: ServerConfig) -> None
 
 def open_datagram_socket(config: ServerConfig) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_DGRAM)
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = new_socket(family, socket.SOCK_DGRAM, config.tracer)
     try:
         _prepare_server_socket(sock, config)
         _bind(sock, address, config)
