@@ -26,29 +26,21 @@ from tests.socklab_process import SocklabProcess, free_port
 
 # (test item, model) -> why the model cannot keep that guarantee by its design.
 BY_DESIGN: dict[tuple[str, str], str] = {
-    ("flood", "iterative"): (
-        "the iterative model serves one client at a time: a normal client waits behind the "
-        "whole flood, so its p99 cannot stay below 250 ms"
-    ),
     ("slowloris", "iterative"): (
-        "the iterative model serves one client at a time: a normal client waits for every "
-        "slowloris connection's message deadline in turn"
+        "the iterative model serves one client at a time: each slowloris connection holds it "
+        "until its message deadline, and a normal client waits for all of them"
     ),
     ("slow_reader", "iterative"): (
-        "the iterative model serves one client at a time: others wait until the slow reader "
-        "is disconnected after the write timeout"
+        "the iterative model serves one client at a time: the slow reader is not even accepted "
+        "while another client is served, so it is never disconnected by the write timeout"
     ),
     ("connection_cap", "iterative"): (
-        "the iterative model holds one connection; the 10 admitted clients cannot all be "
-        "served at once"
-    ),
-    ("connect_storm", "iterative"): (
-        "the iterative model greets one client at a time: 1,000 concurrent clients cannot all "
-        "be greeted within the storm's bound"
+        "the iterative model greets one connection at a time: the 10 admitted clients cannot "
+        "all be served at once"
     ),
     ("shutdown", "iterative"): (
-        "the iterative model has one client in flight; the other open clients are still in "
-        "the backlog at SIGTERM and are not greeted"
+        "the iterative model serves one client at a time: at SIGTERM the other open clients "
+        "have not been greeted, so their requests are never in flight"
     ),
 }
 
@@ -119,12 +111,18 @@ def launch_server(start_socklab: Callable[..., SocklabProcess]) -> LaunchServer:
 
 @pytest.fixture
 def start_probe() -> Iterator[Callable[..., ProbeProcess]]:
-    """`start_probe(server, count, interval_s)`: a connected probe client, killed at the end."""
+    """`start_probe(server, count, interval_s, fresh_connections=...)`: a ready probe client."""
     probes: list[ProbeProcess] = []
 
-    def start(server: ObservedServer, count: int = 100, interval_s: float = 0.02) -> ProbeProcess:
+    def start(
+        server: ObservedServer, count: int, interval_s: float, *, fresh_connections: bool
+    ) -> ProbeProcess:
         probe = ProbeProcess(
-            server.address, framing=server.framing, count=count, interval_s=interval_s
+            server.address,
+            framing=server.framing,
+            count=count,
+            interval_s=interval_s,
+            fresh_connections=fresh_connections,
         )
         probes.append(probe)
         return probe

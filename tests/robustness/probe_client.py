@@ -2,9 +2,10 @@
 
 It runs as its own process (`python -m tests.robustness.probe_client HOST PORT ...`), so the
 attack generator in the test process cannot steal its CPU time slices through the GIL and
-inflate the latencies it reports. It connects, prints `ready`, waits for a line on stdin, then
-sends `--count` requests `U:probe-<n>` paced `--interval` seconds apart on one connection and
-prints one JSON object: the latency of each correct reply in ms and any wrong or missing reply.
+inflate the latencies it reports. It checks the server answers, prints `ready`, waits for a
+line on stdin, then sends `--count` requests `U:probe-<n>` paced `--interval` seconds apart
+(each on a fresh connection with `--fresh-connections`), and prints one JSON object: the latency of each correct exchange in
+ms and any wrong or missing reply.
 """
 
 from __future__ import annotations
@@ -24,29 +25,40 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_probe(
-    host: str, port: int, framing: str, count: int, interval_s: float
+    host: str, port: int, framing: str, count: int, interval_s: float, fresh_connections: bool
 ) -> dict[str, object]:
+    """With `fresh_connections`, each request is a whole exchange as the slides' client makes
+    it (connect, greeting, request, reply, close), so an attack that holds the accept queue,
+    the connection slots or the only thread shows in the latency. Otherwise all requests share
+    one connection opened before the attack, which shows how the attack slows serving."""
     latencies_ms: list[float] = []
     failures: list[str] = []
-    with StreamConverterClient(host, port, framing=framing, timeout_s=10.0) as client:
-        print("ready", flush=True)
-        sys.stdin.readline()
-        next_send = time.perf_counter()
-        for number in range(count):
-            next_send += interval_s
-            request = f"U:probe-{number}".encode()
-            started = time.perf_counter()
-            try:
-                reply = client.request(request)
-            except SocklabError as exc:
-                failures.append(f"request {number}: {exc}")
-                break
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if reply != f"PROBE-{number}".encode():
-                failures.append(f"request {number}: wrong reply {reply!r}")
-                break
-            latencies_ms.append(elapsed_ms)
-            time.sleep(max(0.0, next_send - time.perf_counter()))
+    shared = StreamConverterClient(host, port, framing=framing, timeout_s=10.0)
+    assert shared.request(b"U:ready") == b"READY"  # the server answers before the attack
+    if fresh_connections:
+        shared.close()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    next_send = time.perf_counter()
+    for number in range(count):
+        next_send += interval_s
+        started = time.perf_counter()
+        try:
+            if fresh_connections:
+                with StreamConverterClient(host, port, framing=framing, timeout_s=10.0) as client:
+                    reply = client.request(f"U:probe-{number}".encode())
+            else:
+                reply = shared.request(f"U:probe-{number}".encode())
+        except SocklabError as exc:
+            failures.append(f"request {number}: {exc}")
+            break
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if reply != f"PROBE-{number}".encode():
+            failures.append(f"request {number}: wrong reply {reply!r}")
+            break
+        latencies_ms.append(elapsed_ms)
+        time.sleep(max(0.0, next_send - time.perf_counter()))
+    shared.close()
     return {"latencies_ms": latencies_ms, "failures": failures}
 
 
@@ -60,7 +72,13 @@ class ProbeProcess:
     """The probe as a subprocess: `start()` returns once it is connected; `go()`; `result()`."""
 
     def __init__(
-        self, address: tuple[str, int], *, framing: str, count: int, interval_s: float
+        self,
+        address: tuple[str, int],
+        *,
+        framing: str,
+        count: int,
+        interval_s: float,
+        fresh_connections: bool,
     ) -> None:
         self.count = count
         self.proc = subprocess.Popen(
@@ -76,6 +94,7 @@ class ProbeProcess:
                 str(count),
                 "--interval",
                 str(interval_s),
+                *(["--fresh-connections"] if fresh_connections else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -120,8 +139,12 @@ def main() -> None:
     parser.add_argument("--framing", default="line")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument("--fresh-connections", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(run_probe(args.host, args.port, args.framing, args.count, args.interval)))
+    result = run_probe(
+        args.host, args.port, args.framing, args.count, args.interval, args.fresh_connections
+    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ With line framing the megabyte has no newline; with length framing its header an
 The server must refuse each at its message limit (64 KiB) and close, so its memory stays bounded
 by (clients at once) x (limit + one read), never by what the clients send. Meanwhile a normal
 client's requests are answered with p99 < 250 ms, nothing is logged to stderr, and every fd the
-flood opened is closed again. `raw` framing is left out: the slides' naive server has no message
-limit by design (every 1,500 bytes are a request), so a flood there is the slow-reader case.
+flood opened is closed again. The normal client is a session already open when the flood
+begins. `raw` framing is left out: the slides' naive server has no message limit by design
+(every 1,500 bytes are a request), so a flood there is the slow-reader case.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def test_flood_of_unfinished_megabytes_keeps_memory_bounded(
     flood = FLOOD_SCALES[scale]
     server: ObservedServer = launch_server(model, framing)
     baseline_fds, baseline_threads = server.settled_baseline()
-    probe = start_probe(server, 100, 0.02)  # type: ignore[operator]
+    probe = start_probe(server, 100, 0.02, fresh_connections=False)  # type: ignore[operator]
     payload = flood_payload(framing)
     with server.sample_peak_rss() as rss:
         probe.go()

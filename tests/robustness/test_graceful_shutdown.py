@@ -28,6 +28,7 @@ from tests.socklab_process import SocklabProcess
 
 REPLY_TEXT_BYTES = 60 * 1024
 EXIT_WITHIN_S = 5.0
+OPEN_WITHIN_S = 30.0  # every client greeted and its reply begun, or the test fails
 
 
 def request_for(number: int) -> tuple[bytes, bytes]:
@@ -81,7 +82,8 @@ async def wait_for_exit(process: SocklabProcess, bound_s: float) -> float | None
 async def shut_down_under_load(
     address: tuple[str, int], clients: int, process: SocklabProcess
 ) -> tuple[list[tuple[bytes, str]], float | None]:
-    opened = await asyncio.gather(*(open_client(address, number) for number in range(clients)))
+    opening = asyncio.gather(*(open_client(address, number) for number in range(clients)))
+    opened = await asyncio.wait_for(opening, OPEN_WITHIN_S)
     process.send_signal(signal.SIGTERM)
     exit_watch = asyncio.create_task(wait_for_exit(process, EXIT_WITHIN_S + 5))
     outcomes = await asyncio.gather(*(read_to_end(sock, got) for sock, got in opened))

@@ -74,7 +74,7 @@ def test_slow_reader_is_bounded_then_disconnected(
 ) -> None:
     server = launch_server(model, framing, ["--write-timeout", str(WRITE_TIMEOUT_S), "-v"])
     baseline_fds, baseline_threads = server.settled_baseline()
-    probe = start_probe(server, 150, 0.02)  # type: ignore[operator]
+    probe = start_probe(server, 150, 0.02, fresh_connections=False)  # type: ignore[operator]
     request, reply_bytes = framed_request(framing, text_kind)
     assert len(request) == REQUEST_BYTES
     stream = memoryview(request * REQUESTS)

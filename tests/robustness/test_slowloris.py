@@ -40,9 +40,12 @@ def trickle_bytes(framing: str) -> bytes:
 
 
 async def trickle_one(address: tuple[str, int], framing: str, give_up_s: float) -> Trickled:
-    reader, writer = await asyncio.open_connection(*address)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(*address), give_up_s)
     try:
-        await reader.read(200)  # the greeting
+        try:
+            await asyncio.wait_for(reader.read(200), give_up_s)  # the greeting
+        except TimeoutError:
+            return Trickled(None, False)  # never served at all
         payload = trickle_bytes(framing)
         started = time.monotonic()
         received = b""
@@ -81,7 +84,7 @@ def test_slowloris_is_closed_by_the_message_deadline(
     connections = {"ci": 200, "full": 1_000}[scale]
     server = launch_server(model, framing, ["--message-timeout", str(MESSAGE_TIMEOUT_S)])
     baseline_fds, baseline_threads = server.settled_baseline()
-    probe = start_probe(server, 150, 0.02)  # type: ignore[operator]
+    probe = start_probe(server, 150, 0.02, fresh_connections=True)  # type: ignore[operator]
     probe.go()
     results = asyncio.run(run_slowloris(server.address, framing, connections))
     durations = [result.closed_after_s for result in results]

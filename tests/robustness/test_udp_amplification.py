@@ -1,8 +1,8 @@
 """Item 10, UDP: no reply is ever longer than its request, and no datagram is processed in part.
 
 A UDP server that answers a spoofed datagram with a longer reply is an amplifier for attacks on
-the spoofed address (US-CERT alert TA14-017A; the memcached attacks of 2018). The converter must keep
-reply bytes / request bytes <= 1.0 for every datagram: over a sweep of sizes from 0 to 65,507
+the spoofed address (US-CERT alert TA14-017A; the memcached attacks of 2018). The converter
+must keep reply bytes / request bytes <= 1.0 for every datagram: over a sweep of sizes from 0 to 65,507
 (the IPv4 maximum, RFC 768/791) and a fuzzed corpus (hypothesis) that includes `U:` + `ΐ` x n,
 whose upper case is three times longer in UTF-8. An empty datagram gets no reply at all.
 
