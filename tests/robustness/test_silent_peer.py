@@ -32,7 +32,7 @@ import pytest
 
 from tests.robustness.conftest import model_params, stream_models
 from tests.robustness.observed_server import read_kernel_queues, server_arguments, wait_until
-from tests.socklab_process import SocklabProcess, free_port
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
 USER_TIMEOUT_S = 2.0
 ALLOWED_LATENESS_S = 1.0
@@ -136,3 +136,11 @@ def test_blackholed_peer_is_dropped_within_the_user_timeout(model: str, namespac
             client.wait(10)
         server.stop()
     assert [line for line in server.stderr_lines if line.strip()] == []
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+def test_user_timeout_must_be_a_positive_number_of_seconds(value: str) -> None:
+    result = run_socklab(["converter", "server", "--port", "0", "--user-timeout", value])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "--user-timeout" in result.stderr

@@ -2,9 +2,9 @@
 
 A UDP server that answers a spoofed datagram with a longer reply is an amplifier for attacks on
 the spoofed address (US-CERT alert TA14-017A; the memcached attacks of 2018). The converter
-must keep reply bytes / request bytes <= 1.0 for every datagram: over a sweep of sizes from 0 to 65,507
-(the IPv4 maximum, RFC 768/791) and a fuzzed corpus (hypothesis) that includes `U:` + `ΐ` x n,
-whose upper case is three times longer in UTF-8. An empty datagram gets no reply at all.
+must keep reply bytes / request bytes <= 1.0 for every datagram: over a sweep of sizes from 0
+to 65,507 (the IPv4 maximum, RFC 768/791) and a fuzzed corpus (hypothesis) that includes
+`U:` + `ΐ` x n, whose upper case is three times longer in UTF-8. An empty datagram gets no reply at all.
 
 Every datagram is followed by a sync datagram `U:sync-N` from the same socket; everything the
 server sends before `SYNC-N` belongs to the datagram under test (loopback keeps order for one
