@@ -46,6 +46,7 @@ from socklab.protocol.chat import (
     Pong,
     Presence,
     SelfConnection,
+    SendProblem,
     SessionEnded,
     SessionState,
     SessionTimers,
@@ -513,7 +514,7 @@ def test_private_messages_reach_only_their_recipient() -> None:
     net.pump()
     assert net.received("bob") == [("alice", "for bob"), ("alice", "for all")]
     assert net.received("carol") == [("alice", "for all")]
-    assert alice.send_text("x", net.now, to="zed").problem == "nobody called zed is here"
+    assert alice.send_text("x", net.now, to="zed").problem is SendProblem.NO_SUCH_NAME
 
 
 def test_nick_changes_are_announced() -> None:
@@ -560,7 +561,7 @@ def test_leave_waits_for_acknowledgements_then_says_bye() -> None:
     net.pump()
     alice.send_text("last words", net.now)
     alice.leave(net.now, grace_s=5.0)
-    assert alice.send_text("too late", net.now).problem == "leaving the chat"
+    assert alice.send_text("too late", net.now).problem is SendProblem.LEAVING
     net.pump()
     assert net.received("bob") == [("alice", "last words")]
     assert alice.finished

@@ -615,6 +615,14 @@ ChatEvent = (
 )
 
 
+class SendProblem(enum.Enum):
+    LEAVING = "leaving the chat"
+    EMPTY = "empty message"
+    TOO_LONG = f"message longer than the {MAX_TEXT_BYTES:,}-byte limit"
+    ALONE = "nobody else is in the chat"
+    NO_SUCH_NAME = "nobody of that name is here"
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     """What happened to a typed message: who got it now, who will get it on return."""
@@ -622,7 +630,7 @@ class SendResult:
     message_id: int
     sent_to: tuple[str, ...]
     queued_for: tuple[str, ...]
-    problem: str | None = None  # nothing was sent, and why
+    problem: SendProblem | None = None  # nothing was sent, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -878,16 +886,14 @@ class ChatNode:
         self._now = now
         size = len(text.encode())
         if self.state is not NodeState.CHATTING:
-            return SendResult(0, (), (), "leaving the chat")
+            return SendResult(0, (), (), SendProblem.LEAVING)
         if not text:
-            return SendResult(0, (), (), "empty message")
+            return SendResult(0, (), (), SendProblem.EMPTY)
         if size > MAX_TEXT_BYTES:
-            return SendResult(
-                0, (), (), f"message of {size:,} bytes exceeds the {MAX_TEXT_BYTES:,}-byte limit"
-            )
+            return SendResult(0, (), (), SendProblem.TOO_LONG)
         recipients = [b for b in self._buddies.values() if to is None or b.name == to]
         if not recipients:
-            problem = "nobody else is in the chat" if to is None else f"nobody called {to} is here"
+            problem = SendProblem.ALONE if to is None else SendProblem.NO_SUCH_NAME
             return SendResult(0, (), (), problem)
         message = Message(self.name, self._wall(now), self._next_message_id, text, to)
         self._next_message_id += 1
