@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from socklab.apps.chat.tour import demo_chat
 from socklab.apps.hello import run_hello_client, run_hello_server
 from socklab.apps.upper import UpperServer, run_upper_client
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
@@ -152,6 +153,7 @@ TOPICS: dict[str, Callable[[Say], bool]] = {
     "hello": demo_hello,
     "upper": demo_upper,
     "converter": demo_converter,
+    "chat": demo_chat,
 }
 
 
