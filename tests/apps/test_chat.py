@@ -311,3 +311,38 @@ def test_demo_chat_runs_three_peers() -> None:
     result = _run(["demo", "chat"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[alice] hello, group" in result.stdout
+
+
+def test_a_frozen_peer_is_found_by_keepalive_and_reconnected_when_it_thaws(
+    start_chat: Callable[..., ChatProcess],
+) -> None:
+    alice = start_chat("alice")
+    bob = start_chat("bob", "--peer", alice.peer_arg, model="selectors")
+    _joined(alice, 1)
+    # SIGSTOP: bob's kernel still answers TCP, but bob says nothing: only keepalive can tell.
+    bob.process.send_signal(signal.SIGSTOP)
+    try:
+        alice.wait_notice(r"^bob left the chat \(vanished: nothing received for [\d.]+ s\)")
+    finally:
+        bob.process.send_signal(signal.SIGCONT)
+    alice.wait_notice(r"^bob is back \(127\.0\.0\.1:\d+\)$")
+    alice.say("welcome back")
+    bob.wait_message(r"^\[alice\] welcome back$")
+
+
+def test_a_restarted_peer_is_reconnected_with_backoff(
+    start_chat: Callable[..., ChatProcess],
+) -> None:
+    alice = start_chat("alice")
+    bob_port = str(free_port())
+    bob = start_chat("bob", "--listen", bob_port, "--peer", alice.peer_arg)
+    _joined(alice, 1)
+    os.kill(bob.process.pid, signal.SIGKILL)
+    bob.process.proc.wait(WAIT_S)
+    alice.wait_notice(r"^bob left the chat \(connection lost")
+    # bob comes back on the same port, knowing nobody: alice's reconnect attempts find him.
+    bob2 = start_chat("bob", "--listen", bob_port)
+    alice.wait_notice(r"^bob joined the chat", count=2)
+    bob2.wait_notice(r"^alice joined the chat")
+    bob2.say("i am new")
+    alice.wait_message(r"^\[bob\] i am new$")

@@ -781,10 +781,15 @@ class ChatNode:
             return  # we stopped wanting it (leaving)
         if conn.connected:
             raise LocalProtocolError(f"connect_failed() for connection {cid} that is connected")
+        self._dial_failed(conn, detail)
+
+    def _dial_failed(self, conn: _Connection, detail: str) -> None:
+        """A dial that did not end in a hello: retry later, tell the user once."""
         assert conn.dialed is not None
         target = self._targets.get(conn.dialed)
-        if target is None or target.dialing != cid:
+        if target is None or target.dialing != conn.cid:
             return
+        now = self._now
         target.dialing = None
         target.attempts += 1
         give_up = target.why is _Why.INTRODUCED and (
@@ -1160,7 +1165,11 @@ class ChatNode:
             self._actions.append(CloseConnection(conn.cid))
         buddy = self._buddy_of(conn)
         if buddy is None:
-            if ended.kind is EndKind.VIOLATION:
+            if conn.dialed is not None and ended.kind is not EndKind.LOCAL:
+                # We dialed, the socket connected, but no hello came (a stopped process still
+                # completes TCP handshakes from its listen backlog): a failed attempt.
+                self._dial_failed(conn, ended.detail)
+            elif ended.kind is EndKind.VIOLATION:
                 self._events.append(ConnectionRejected(conn.address, ended.detail))
             return
         if conn.cid not in buddy.sessions:
