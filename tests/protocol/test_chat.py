@@ -576,3 +576,19 @@ def test_node_rejects_unknown_connection_ids() -> None:
     assert node.connection_made(99, 0.0) is False
     with pytest.raises(LocalProtocolError):
         ChatNode("two words", "n1", ("127.0.0.1", 1), now=0.0)
+
+
+def test_introductions_are_bounded() -> None:
+    net = SimulatedNetwork()
+    alice = net.add("alice", "n1")
+    net.add("bob", "n2", ["alice"])
+    net.pump()
+    bob_cid = next(iter(alice.connection_ids()))
+    for batch in range(5):
+        entries = tuple(
+            PeerEntry(f"x{batch}-{i}", "ghost", ("127.0.0.1", 20000 + batch * 64 + i))
+            for i in range(64)
+        )
+        alice.receive_data(bob_cid, framed(Peers("bob", 1.0, entries)), net.now)
+    dials = [a for a in alice.take_actions() if isinstance(a, Dial)]
+    assert len(dials) <= 64

@@ -1136,6 +1136,8 @@ class ChatNode:
                 continue
             if entry.listen in self._targets or entry.listen == self.listen:
                 continue
+            if len(self._targets) >= MAX_BUDDIES:
+                break  # a buddy flooding us with introductions cannot make us dial without end
             # The newcomer dials everyone on the full list it gets at once. Existing members
             # told about a newcomer wait a moment, as the newcomer is dialing them: they dial
             # only if it did not arrive (two groups merging), so a join makes one socket per pair.
