@@ -365,6 +365,7 @@ def test_a_chain_becomes_a_full_mesh_and_messages_arrive_once_in_order(
     net.advance(1.0)
     for name, node in net.nodes.items():
         assert _online(node) == set(net.nodes) - {name}, name
+        assert node.is_settled, name
     assert net.socket_pairs() == 6
     for round_ in range(3):
         for name, node in net.nodes.items():
@@ -389,6 +390,7 @@ def test_two_peers_dialing_each_other_keep_exactly_one_socket() -> None:
     alice.send_text("early", 0.0)  # nobody yet: reported, not lost silently
     net.pump()
     assert net.socket_pairs() == 1
+    assert alice.is_settled and bob.is_settled
     assert len(net.of("alice", BuddyJoined)) == len(net.of("bob", BuddyJoined)) == 1
     assert not net.of("alice", BuddyLeft)
     assert not net.of("bob", BuddyLeft)

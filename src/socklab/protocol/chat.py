@@ -672,6 +672,7 @@ class _Buddy:
     sessions: list[int] = field(default_factory=list)  # established connections, newest last
     pending: deque[_Pending] = field(default_factory=deque)
     last_delivered: int = 0
+    introduced: bool = False  # its list of buddies arrived (since it last came online)
 
 
 @dataclass(slots=True)
@@ -964,11 +965,13 @@ class ChatNode:
             return False
         if any(t.why is _Why.PEER and not t.reported for t in self._targets.values()):
             return False
-        return all(
-            c.node is not None and c.introduced
-            for c in self._connections.values()
-            if c.connected and not c.session.should_close
-        )
+        for conn in self._connections.values():
+            if not conn.connected or conn.session.should_close:
+                continue
+            buddy = self._buddy_of(conn)
+            if conn.node is None or (buddy is not None and not buddy.introduced):
+                return False
+        return True
 
     @property
     def has_pending(self) -> bool:
@@ -1106,7 +1109,11 @@ class ChatNode:
             buddy.presence = Presence.ONLINE
             self._events.append(BuddyJoined(buddy.name, listen, returned=True))
             self._introduce(buddy)
-        elif self.node_id < buddy.node:
+        if (
+            buddy.presence is Presence.ONLINE
+            and len(buddy.sessions) > 1
+            and self.node_id < buddy.node
+        ):
             # Two sockets to one buddy (both dialed at once, or it reconnected before we noticed
             # the old one died): the smaller node id keeps the newest, the other side follows.
             for old_cid in buddy.sessions[:-1]:
@@ -1129,8 +1136,10 @@ class ChatNode:
 
     def _peers_received(self, conn: _Connection, peers: Peers) -> None:
         first, conn.introduced = not conn.introduced, True
-        if conn.node is None or self.state is not NodeState.CHATTING:
+        buddy = self._buddy_of(conn)
+        if buddy is None or self.state is not NodeState.CHATTING:
             return
+        buddy.introduced = True
         for entry in peers.entries:
             if entry.node == self.node_id or entry.node in self._buddies:
                 continue
@@ -1194,6 +1203,7 @@ class ChatNode:
         if buddy.presence is not Presence.ONLINE:
             return
         buddy.presence = Presence.AWAY
+        buddy.introduced = False
         kind = LeaveKind.TIMEOUT if ended.kind is EndKind.TIMEOUT else LeaveKind.LOST
         self._events.append(BuddyLeft(buddy.name, kind, ended.detail))
         if self.state is NodeState.CHATTING:

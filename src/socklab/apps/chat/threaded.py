@@ -122,7 +122,7 @@ class ThreadedChatPeer(ChatPeer):
         while True:
             with self._changed:
                 while not conn.closed and not conn.outbox and not conn.close_requested:
-                    self._changed.wait()
+                    self._changed.wait(1.0)  # a missed notify costs a second, not a thread
                 if conn.closed:
                     return
                 data = bytes(conn.outbox)
