@@ -1128,11 +1128,10 @@ class ChatNode:
         newcomer = (PeerEntry(buddy.node, buddy.name, buddy.listen),)
         for other in online:
             # The newcomer always gets a list, even an empty one: its first peers frame tells
-            # it that it knows everyone we know.
-            if other is buddy or buddy.presence is Presence.ONLINE:
-                entries = others if other is buddy else newcomer
-                session = self._connections[other.sessions[-1]].session
-                session.send(Peers(self.name, wall, entries), self._now)
+            # it that it now knows everyone we know.
+            entries = others if other is buddy else newcomer
+            session = self._connections[other.sessions[-1]].session
+            session.send(Peers(self.name, wall, entries), self._now)
 
     def _peers_received(self, conn: _Connection, peers: Peers) -> None:
         first, conn.introduced = not conn.introduced, True
