@@ -11,20 +11,13 @@ import time
 from collections.abc import Callable
 
 from socklab.apps.chat import ChatConfig, ChatPeer, start_chat_peer
+from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
 from socklab.i18n import _
 from socklab.protocol.chat import BuddyJoined, ChatEvent, MessageReceived, Presence
 
-Say = Callable[[str], None]
-TIMEOUT_S = 5.0
-
 
 def demo_chat(say: Say) -> bool:
-    say("")
-    say(
-        "== "
-        + _("P2P chat: every peer is client and server (lecture: threads and selectors)")
-        + " =="
-    )
+    heading(say, _("P2P chat: every peer is client and server (lecture: threads and selectors)"))
     lock = threading.Lock()
     received: dict[str, list[str]] = {}
 
@@ -33,9 +26,9 @@ def demo_chat(say: Say) -> bool:
             with lock:
                 if isinstance(event, MessageReceived):
                     received.setdefault(me, []).append(f"[{event.sender}] {event.text}")
-                    say(f"   {me}: [{event.sender}] {event.text}")
+                    step(say, f"{me}: [{event.sender}] {event.text}")
                 elif isinstance(event, BuddyJoined):
-                    say("   " + _("{me}: {name} joined").format(me=me, name=event.name))
+                    step(say, _("{me}: {name} joined").format(me=me, name=event.name))
 
         return show
 
@@ -67,17 +60,17 @@ def demo_chat(say: Say) -> bool:
         for peer in peers:
             peer.wait(TIMEOUT_S)
             peer.stop()
-    say(
-        "   -> "
-        + _(
-            "Observe: carol was given only bob's address; bob introduced alice, so all three hold one socket per buddy."
-        )
+    observe(
+        say,
+        _(
+            "carol was given only bob's address; bob introduced alice, so all three hold one socket per buddy."
+        ),
     )
-    say(
-        "   -> "
-        + _(
-            "Observe: alice (threads) and bob (selectors) speak the same frames: the model is only how a program waits."
-        )
+    observe(
+        say,
+        _(
+            "alice (threads) and bob (selectors) speak the same frames: the model is only how a program waits."
+        ),
     )
     return received.get("bob") == ["[alice] hello, group"] == received.get("carol")
 
