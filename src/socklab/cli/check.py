@@ -71,6 +71,12 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_CONCURRENT_CLIENTS,
         help=_("clients connected at once in the concurrency check (default: %(default)s)"),
     )
+    server.add_argument(
+        "--only",
+        action="append",
+        metavar="CHECK",
+        help=_("run only this check (repeatable; ids as in the report)"),
+    )
     _add_output(server)
     server.set_defaults(handler=run_server_check)
 
@@ -129,7 +135,7 @@ def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
         max_message_bytes=args.max_message_bytes,
         concurrent_clients=args.clients,
     )
-    report = check_converter_server(target, udp=args.udp)
+    report = check_converter_server(target, udp=args.udp, only=frozenset(args.only or ()))
     return render(report, args.json, env)
 
 

@@ -440,10 +440,12 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
             "greeting-read",
             _("reads the greeting before the first reply"),
             _("the greeting read first, each reply matched to its request"),
-            _("one reply behind: the greeting was taken as the first reply")
+            _("no connection")
+            if not connections
+            else _("one reply behind: the greeting was taken as the first reply")
             if one_behind
             else _("the replies are not shifted by the greeting"),
-            not one_behind,
+            bool(connections) and not one_behind,
             _("Receive the greeting right after connecting, before sending the first request."),
         )
     )

@@ -113,15 +113,15 @@ class StreamProbe:
             self.send(piece)
 
     def receive_until(
-        self, is_complete: Callable[[bytes], bool], *, within_s: float | None = None
+        self, is_complete: Callable[[bytes], bool], *, within: Deadline | None = None
     ) -> Received:
         """Everything received until `is_complete(all bytes so far)`, end of stream or deadline.
 
-        `within_s` bounds this wait more tightly than the check's deadline. The bytes are
+        `within` bounds this wait more tightly than the check's deadline. The bytes are
         consumed: the next call starts after them.
         """
         ending = Ending.COMPLETE
-        limit = Deadline(within_s) if within_s is not None else self.deadline
+        limit = within or self.deadline
         while not is_complete(bytes(self._buffer)):
             if self.eof:
                 ending = Ending.CLOSED

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from socklab.errors import NetworkError, RefusedError
+from socklab.errors import NetworkError, RefusedError, UsageError
 from socklab.i18n import _
 from socklab.protocol.converter import GREETING, handle_datagram
 from socklab.protocol.framing import make_framer
@@ -127,13 +127,16 @@ def describe_error(error: NetworkError) -> str:
     return _("network error: {detail}").format(detail=str(error))
 
 
-def skip_greeting(probe: StreamProbe, target: ServerTarget) -> Received | None:
+def skip_greeting(
+    probe: StreamProbe, target: ServerTarget, within: Deadline | None = None
+) -> Received | None:
     """Read the greeting; a Received when the server closed or reset instead (the check fails).
 
     A missing greeting is the greeting check's business: the other checks go on after half of
     their time, so a server that never greets still has its conversions checked.
     """
-    received = probe.receive_until(greeting_done(target), within_s=target.timeout_s / 2)
+    within = within or Deadline(target.timeout_s / 2)
+    received = probe.receive_until(greeting_done(target), within=within)
     if received.ending in (Ending.CLOSED, Ending.RESET):
         return received
     return None
@@ -315,23 +318,27 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
     expected = _(
         "{count} clients connected at once each get the greeting and their own replies"
     ).format(count=count)
+    one_at_a_time = _(
+        "Each client must be greeted and answered while the others stay connected; a server that serves one client at a time fails here."
+    )
     deadline = Deadline(target.timeout_s)
     probes: list[StreamProbe] = []
     try:
         for _index in range(count):
             probes.append(StreamProbe(target.host, target.port, deadline))
+        # All greetings share half of the time, as in the other checks: a missing greeting is
+        # the greeting check's finding, a connection closed before any request is this one's.
+        greetings_deadline = Deadline(target.timeout_s / 2)
         for number, probe in enumerate(probes, start=1):
-            greeting = probe.receive_until(greeting_done(target))
-            if greeting.ending is not Ending.COMPLETE:
+            ended = skip_greeting(probe, target, greetings_deadline)
+            if ended is not None:
                 return Finding(
                     expected,
                     _("client {number}: {received}").format(
-                        number=number, received=greeting.describe()
+                        number=number, received=ended.describe()
                     ),
                     False,
-                    _(
-                        "Every client must be greeted while the others stay connected; a server that serves one client at a time fails here."
-                    ),
+                    one_at_a_time,
                 )
         # Answer in reverse order of connecting: a server that only serves its oldest
         # connection cannot pass by accident.
@@ -349,7 +356,7 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
                         received=received.describe(),
                     ),
                     False,
-                    _("Each client must get its own reply while the others stay connected."),
+                    one_at_a_time,
                 )
     finally:
         for probe in probes:
@@ -601,14 +608,36 @@ def run_check(check: ServerCheck, target: ServerTarget) -> CheckResult:
     )
 
 
-def check_converter_server(target: ServerTarget, *, udp: bool = False) -> CheckReport:
-    """Run every check that applies to `target`; raises RefusedError if nothing listens at all."""
+def check_converter_server(
+    target: ServerTarget, *, udp: bool = False, only: frozenset[str] = frozenset()
+) -> CheckReport:
+    """Run every check that applies to `target` (or those in `only`).
+
+    Raises RefusedError if nothing listens at all, UsageError for an unknown id in `only`.
+    """
+    catalogue = datagram_checks() if udp else stream_checks()
+    unknown = sorted(only - {check.check_id for check in catalogue})
+    if unknown:
+        raise UsageError(
+            _("unknown check {names}; choose from {choices}").format(
+                names=", ".join(unknown), choices=", ".join(c.check_id for c in catalogue)
+            )
+        )
     if udp:
-        checks = datagram_checks()
+        checks = catalogue
         framing = "datagram"
     else:
-        checks = [check for check in stream_checks() if target.framing in check.framings]
+        checks = [check for check in catalogue if target.framing in check.framings]
         framing = target.framing
+    if only:
+        checks = [check for check in checks if check.check_id in only]
+        if not checks:
+            raise UsageError(
+                _("check {names} does not apply to {framing} framing").format(
+                    names=", ".join(sorted(only)), framing=framing
+                )
+            )
+    if not udp:
         # One connection first: nothing listening is a usage problem (wrong port), one line,
         # not a dozen identical deviations.
         StreamProbe(target.host, target.port, Deadline(target.timeout_s)).close()
