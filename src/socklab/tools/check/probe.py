@@ -28,6 +28,8 @@ RECEIVE_BYTES = 65536
 # Long enough for the kernel to push a segment and the server to read it, so the next piece
 # arrives in a later read on loopback; not a readiness wait, the split itself is the test.
 PAUSE_BETWEEN_PIECES_S = 0.05
+# How long a closing probe reads what the server still sends after our FIN.
+CLOSE_DRAIN_S = 0.25
 
 
 class Ending(enum.Enum):
@@ -157,7 +159,23 @@ class StreamProbe:
         return received
 
     def close(self) -> None:
-        self._sock.close()
+        """Close gently: say we are done (FIN), read what is still coming, then close.
+
+        Closing a socket with unread bytes makes the kernel send a reset (RFC 1122 4.2.2.13),
+        and a naive server (the slides') dies of a ConnectionResetError; a checker must not
+        cause the failures it reports.
+        """
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+            drain = Deadline(min(self.deadline.remaining(), CLOSE_DRAIN_S))
+            while not self.eof and not drain.expired:
+                self._sock.settimeout(max(drain.remaining(), 0.001))
+                if not self._sock.recv(RECEIVE_BYTES):
+                    break
+        except OSError:
+            pass  # reset, timeout or never connected: nothing more to be gentle about
+        finally:
+            self._sock.close()
 
     def __enter__(self) -> StreamProbe:
         return self

@@ -324,8 +324,16 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
     deadline = Deadline(target.timeout_s)
     probes: list[StreamProbe] = []
     try:
-        for _index in range(count):
-            probes.append(StreamProbe(target.host, target.port, deadline))
+        for number in range(1, count + 1):
+            try:
+                probes.append(StreamProbe(target.host, target.port, deadline))
+            except NetworkError as error:
+                # A server that accepts one client at a time lets its backlog fill up; a
+                # connect that times out is then this check's finding, not a network failure.
+                received = _("client {number}: could not connect ({error})").format(
+                    number=number, error=describe_error(error)
+                )
+                return Finding(expected, received, False, one_at_a_time)
         # All greetings share half of the time, as in the other checks: a missing greeting is
         # the greeting check's finding, a connection closed before any request is this one's.
         greetings_deadline = Deadline(target.timeout_s / 2)
