@@ -95,8 +95,13 @@ def test_plain_output_names_each_deviation(start_socklab: Callable[..., SocklabP
     server = start_socklab(["converter", "server", "--port", "0"])
     host, port = server.wait_listening()
     result = run_socklab(
-        ["check", "converter-server", f"{host}:{port}", "--framing", "length", "--only", "greeting"]
-        + FAST
+        [
+            "check",
+            "converter-server",
+            f"{host}:{port}",
+            *("--framing", "length", "--only", "greeting"),
+            *FAST,
+        ]
     )
     assert result.returncode == NOT_CONFORMING
     lines = result.stdout.splitlines()
@@ -191,7 +196,9 @@ def test_slide_server_checked_as_line_framed() -> None:
         "close",
         "concurrent-clients",
     }
-    assert by_id(report, "greeting")["note"] == "The greeting must end with a newline (line framing)."
+    assert (
+        by_id(report, "greeting")["note"] == "The greeting must end with a newline (line framing)."
+    )
     assert by_id(report, "merged-requests")["received"] == '"A\\nL:B\\n"'
 
 

@@ -450,7 +450,7 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         )
     )
     if not replies:
-        received = _("no conversion reply was sent (the client sent no request after the first)")
+        received = _("no conversion reply was sent: the client sent fewer than two U:/L: requests")
         replies_ok = False
     elif missing is not None:
         received = _("{shown} of {total} shown; missing {reply}").format(
