@@ -192,7 +192,7 @@ def report_as_json(report: CheckReport) -> dict[str, Any]:
 
 def _heading(report: CheckReport) -> str:
     if report.transport == "udp":
-        how = _("UDP")
+        how = "UDP"
     else:
         how = _("TCP, {framing} framing").format(framing=report.framing)
     return _("Checking {subject} {target} ({how})").format(
@@ -216,8 +216,10 @@ def _summary(report: CheckReport) -> str:
 def render_lines(report: CheckReport, env: Environment) -> None:
     env.say(_heading(report))
     width = max((len(result.check_id) for result in report.results), default=0)
+    verdict_width = max(len(_("PASS")), len(_("FAIL")))
     for result in report.results:
-        env.say(f"{_verdict_word(result)}  {result.check_id:<{width}}  {result.title}")
+        verdict = _verdict_word(result)
+        env.say(f"{verdict:<{verdict_width}}  {result.check_id:<{width}}  {result.title}")
         if not result.passed:
             env.say("      " + _("expected: {expected}").format(expected=result.expected))
             env.say("      " + _("received: {received}").format(received=result.received))

@@ -544,11 +544,11 @@ def _connection_end_text(end: ConnectionEnd) -> str:
         case ConnectionEnd.CLOSE_REQUEST:
             return _("sent C:")
         case ConnectionEnd.EOF:
-            return _("closed")
+            return _("closed normally")
         case ConnectionEnd.RESET:
-            return _("reset")
+            return _("reset (RST)")
         case ConnectionEnd.OPEN:
-            return _("still open")
+            return _("left open")
 
 
 def check_converter_client(target: ClientTarget) -> CheckReport:

@@ -330,10 +330,10 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
             except NetworkError as error:
                 # A server that accepts one client at a time lets its backlog fill up; a
                 # connect that times out is then this check's finding, not a network failure.
-                received = _("client {number}: could not connect ({error})").format(
+                failure = _("client {number}: could not connect ({error})").format(
                     number=number, error=describe_error(error)
                 )
-                return Finding(expected, received, False, one_at_a_time)
+                return Finding(expected, failure, False, one_at_a_time)
         # All greetings share half of the time, as in the other checks: a missing greeting is
         # the greeting check's finding, a connection closed before any request is this one's.
         greetings_deadline = Deadline(target.timeout_s / 2)
