@@ -58,6 +58,8 @@ DEFAULT_CLIENT_TIMEOUT_S = 10.0
 INJECTED_ERROR: bytes = b"E:error sent on purpose by socklab check; a client must survive it"
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_CONNECTIONS = 16
+# A client typing requests sends a handful; a flood is judged after this many.
+MAX_REQUESTS_PER_CONNECTION = 1000
 POLL_S = 0.05
 # After the client exits, its connections end at once (the kernel closes them); this bounds
 # how long the server threads may take to notice.
@@ -190,6 +192,14 @@ class ScriptedServer:
                     if isinstance(event, FrameTooLong | TruncatedFrame):
                         log.malformed.append(event.describe())
                         log.end = ConnectionEnd.EOF if not data else ConnectionEnd.RESET
+                        return
+                    if len(log.requests) >= MAX_REQUESTS_PER_CONNECTION:
+                        log.malformed.append(
+                            _("more than {count:,} requests on one connection").format(
+                                count=MAX_REQUESTS_PER_CONNECTION
+                            )
+                        )
+                        log.end = ConnectionEnd.RESET
                         return
                     log.requests.append(event)
                     problem = describe_request_problem(event)

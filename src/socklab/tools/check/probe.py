@@ -25,6 +25,8 @@ from socklab.i18n import _
 from socklab.tools.check.results import show_bytes
 
 RECEIVE_BYTES = 65536
+# A server that floods us is a finding; 1 MiB is 16 times the largest message we send.
+MAX_RECEIVED_BYTES = 1024 * 1024
 # Long enough for the kernel to push a segment and the server to read it, so the next piece
 # arrives in a later read on loopback; not a readiness wait, the split itself is the test.
 PAUSE_BETWEEN_PIECES_S = 0.05
@@ -37,6 +39,7 @@ class Ending(enum.Enum):
     CLOSED = "closed"  # the server closed the connection (end of stream)
     TIMEOUT = "timeout"  # the deadline passed first
     RESET = "reset"  # the connection was reset (RST) or refused
+    FLOOD = "flood"  # more than MAX_RECEIVED_BYTES came without what the check waited for
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,10 @@ class Received:
                     return _("nothing within {seconds:g} s").format(seconds=self.timeout_s)
                 return _("{data}, then nothing more within {seconds:g} s").format(
                     data=show_bytes(self.data), seconds=self.timeout_s
+                )
+            case Ending.FLOOD:
+                return _("{data}, and more: over {size:,} bytes in all").format(
+                    data=show_bytes(self.data), size=MAX_RECEIVED_BYTES
                 )
             case Ending.RESET:
                 if not self.data:
@@ -146,6 +153,9 @@ class StreamProbe:
             if not chunk:
                 self.eof = True
             self._buffer += chunk
+            if len(self._buffer) > MAX_RECEIVED_BYTES:
+                ending = Ending.FLOOD
+                break
         data = bytes(self._buffer)
         self._buffer.clear()
         return Received(data, ending, limit.timeout_s)
