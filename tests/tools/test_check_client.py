@@ -5,13 +5,18 @@ client under test against its scripted server on a free loopback port."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures.check_processes import fixture_command
-from tests.socklab_process import run_socklab, socklab_command
+from tests.socklab_process import SocklabProcess, run_socklab, socklab_command
 
 NOT_CONFORMING = 7
 CLIENT_CHECKS = [
@@ -199,3 +204,28 @@ def test_terminal_gets_a_table(tmp_path: Any) -> None:
     assert "greeting-read" in table and "one reply behind" in table
     assert "Expected" in table and "Received" in table
     assert table.rstrip().endswith("2 of 7 checks failed: the program does not conform.")
+
+
+def test_stopping_the_checker_stops_the_client(
+    start_socklab: Callable[..., SocklabProcess], tmp_path: Path
+) -> None:
+    """SIGTERM to `socklab check` must not leave the client (in its own session) running."""
+    pidfile = tmp_path / "client.pid"
+    command = fixture_command("check_broken_clients.py", "hangs", "{host}", "{port}")
+    checker = start_socklab(
+        ["check", "converter-client", "--timeout", "60", "--", *command],
+        env={"CHECK_FIXTURE_PIDFILE": str(pidfile)},
+    )
+    deadline = time.monotonic() + 15
+    while not pidfile.exists():
+        assert time.monotonic() < deadline, "the client never started"
+        time.sleep(0.05)
+    client_pid = int(pidfile.read_text())
+    checker.send_signal(signal.SIGTERM)
+    assert checker.wait() == 130
+    try:
+        os.kill(client_pid, 0)
+    except ProcessLookupError:
+        return
+    os.kill(client_pid, signal.SIGKILL)
+    raise AssertionError(f"client {client_pid} outlived the checker")

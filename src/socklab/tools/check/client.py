@@ -29,6 +29,7 @@ import contextlib
 import enum
 import os
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -326,6 +327,12 @@ def run_client(target: ClientTarget, record: ClientRecord, port: int) -> None:
         record.timed_out = True
         _kill_group(process)
         record.exit_status = process.wait()
+    except BaseException:
+        # Ctrl+C or SIGTERM while the client runs: it is in its own session and would not
+        # get the signal, so it must not outlive the checker.
+        _kill_group(process)
+        process.wait()
+        raise
     finally:
         for thread in threads:
             thread.join(SERVER_DRAIN_S)
@@ -574,7 +581,7 @@ def check_converter_client(target: ClientTarget) -> CheckReport:
         server.stop()
     return CheckReport(
         subject="converter-client",
-        target=" ".join(target.command),
+        target=shlex.join(target.command),
         transport="tcp",
         framing=target.framing,
         results=tuple(judge(target, record)),
