@@ -229,3 +229,35 @@ def test_stopping_the_checker_stops_the_client(
         return
     os.kill(client_pid, signal.SIGKILL)
     raise AssertionError(f"client {client_pid} outlived the checker")
+
+
+def test_socklab_udp_client_conforms() -> None:
+    command = [*socklab_command(), "converter", "client", "--udp", "--port", "{port}"]
+    status, report = check_client("--udp", command=command)
+    assert failed_ids(report) == set(), report
+    assert status == 0
+    assert [check["id"] for check in report["checks"]] == [
+        "connects",
+        "requests",
+        "replies-shown",
+        "error-reply",
+        "exits",
+    ]
+    assert (report["transport"], report["framing"]) == ("udp", "datagram")
+
+
+def test_slide_udp_client_ends_with_a_bad_request() -> None:
+    """The live-coded UDP client says goodbye with `Bye`, which is no request."""
+    command = fixture_command("course_programs.py", "live-udp-client", "{port}")
+    status, report = check_client("--udp", command=command)
+    assert failed_ids(report) == {"requests"}, report
+    assert status == NOT_CONFORMING
+    assert by_id(report, "requests")["received"] == '"Bye" does not start with U:, L: or C:'
+
+
+def test_tcp_client_checked_as_udp_sends_no_datagram() -> None:
+    command = [*socklab_command(), "converter", "client", "--port", "{port}"]
+    _status, report = check_client("--udp", command=command)
+    assert by_id(report, "connects")["received"].startswith(
+        "no datagram; the client exited with status 3"
+    )

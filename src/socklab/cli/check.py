@@ -89,6 +89,7 @@ def register(subparsers: Any) -> None:
             "environment as SOCKLAB_CHECK_HOST and SOCKLAB_CHECK_PORT)."
         ),
     )
+    client.add_argument("--udp", action="store_true", help=_("check a UDP client instead of TCP"))
     client.add_argument(
         "--framing",
         choices=sorted(FRAMINGS),
@@ -149,6 +150,7 @@ def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     target = ClientTarget(
         command=tuple(command),
         framing=args.framing,
+        transport="udp" if args.udp else "tcp",
         timeout_s=args.timeout,
         input_lines=tuple(args.input) if args.input is not None else DEFAULT_INPUT,
     )

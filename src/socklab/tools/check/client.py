@@ -48,7 +48,9 @@ from socklab.protocol.converter import (
     UPPER,
     CloseRequest,
     ErrorReply,
+    handle_datagram,
     handle_request,
+    split_request_id,
 )
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -72,6 +74,7 @@ TRACEBACK_MARK = "Traceback (most recent call last)"
 class ClientTarget:
     command: tuple[str, ...]
     framing: str = "line"
+    transport: str = "tcp"  # "tcp" or "udp"
     timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S
     input_lines: tuple[str, ...] = DEFAULT_INPUT
     host: str = "127.0.0.1"
@@ -234,6 +237,63 @@ class ScriptedServer:
         self._listener.close()
 
 
+class ScriptedDatagramServer:
+    """The converter over UDP on a free loopback port: one log per peer address."""
+
+    def __init__(self, target: ClientTarget, record: ClientRecord) -> None:
+        self.target = target
+        self.record = record
+        self._stop = threading.Event()
+        self._peers: dict[object, ConnectionLog] = {}
+        try:
+            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sock.bind((target.host, 0))
+        except OSError as exc:
+            raise translate_oserror(exc, host=target.host, port=0) from exc
+        self._sock.settimeout(POLL_S)
+        self.port = int(self._sock.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                datagram, peer = self._sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                continue  # an ICMP error for an earlier reply: the client's port is gone
+            log = self._peers.get(peer)
+            if log is None:
+                if len(self._peers) >= MAX_CONNECTIONS:
+                    continue
+                log = self._peers[peer] = ConnectionLog(peer=f"{peer[0]}:{peer[1]}")
+                self.record.connections.append(log)
+            if len(log.requests) >= MAX_REQUESTS_PER_CONNECTION:
+                continue
+            log.requests.append(datagram)
+            request_id, message = split_request_id(datagram)
+            problem = describe_request_problem(message) if datagram else _("an empty datagram")
+            if problem:
+                log.malformed.append(problem)
+            reply = handle_datagram(datagram)
+            is_conversion = reply is not None and isinstance(handle_request(message), bytes)
+            if is_conversion and not self.record.error_injected:
+                self.record.error_injected = True
+                reply = request_id + INJECTED_ERROR
+            if reply is None:
+                continue
+            log.replies.append(reply[len(request_id) :])
+            with contextlib.suppress(OSError):
+                self._sock.sendto(reply, peer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(SERVER_DRAIN_S)
+        self._sock.close()
+
+
 def describe_request_problem(message: bytes) -> str:
     """Why `message` is not a well-formed request, or "" when it is one."""
     command = message[:2]
@@ -389,22 +449,32 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
     connections = record.connections
     requests = [request for log in connections for request in log.requests]
 
+    udp = target.transport == "udp"
+
     # connects
+    peers = ", ".join(log.peer for log in connections)
     if connections:
-        received = ", ".join(log.peer for log in connections)
-        received = _("connected from {peers}").format(peers=received)
+        if udp:
+            received = _("datagrams from {peers}").format(peers=peers)
+        else:
+            received = _("connected from {peers}").format(peers=peers)
     else:
-        received = _("no connection; the client {ending}").format(
-            ending=_describe_exit(record, target.timeout_s)
+        nothing = _("no datagram") if udp else _("no connection")
+        received = _("{nothing}; the client {ending}").format(
+            nothing=nothing, ending=_describe_exit(record, target.timeout_s)
         )
         detail = _last_stderr_line(record)
         if detail:
             received += f" ({detail})"
+    if udp:
+        expected = _("datagrams to {host}:{port}").format(host=target.host, port=record.port)
+    else:
+        expected = _("a TCP connection to {host}:{port}").format(host=target.host, port=record.port)
     results.append(
         _result(
             "connects",
             _("connects to the server"),
-            _("a TCP connection to {host}:{port}").format(host=target.host, port=record.port),
+            expected,
             received,
             bool(connections),
             _(
@@ -428,7 +498,8 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         "line": _("each ending in a newline"),
         "length": _("each after its 4-byte length"),
         "raw": _("each in one send"),
-    }[target.framing]
+        "datagram": _("one per datagram"),
+    }["datagram" if udp else target.framing]
     results.append(
         _result(
             "requests",
@@ -452,20 +523,21 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         and shown_count == len(replies) - 1
         and bool(replies)
     )
-    results.append(
-        _result(
-            "greeting-read",
-            _("reads the greeting before the first reply"),
-            _("the greeting read first, each reply matched to its request"),
-            _("no connection")
-            if not connections
-            else _("one reply behind: the greeting was taken as the first reply")
-            if one_behind
-            else _("the replies are not shifted by the greeting"),
-            bool(connections) and not one_behind,
-            _("Receive the greeting right after connecting, before sending the first request."),
+    if not udp:
+        results.append(
+            _result(
+                "greeting-read",
+                _("reads the greeting before the first reply"),
+                _("the greeting read first, each reply matched to its request"),
+                _("no connection")
+                if not connections
+                else _("one reply behind: the greeting was taken as the first reply")
+                if one_behind
+                else _("the replies are not shifted by the greeting"),
+                bool(connections) and not one_behind,
+                _("Receive the greeting right after connecting, before sending the first request."),
+            )
         )
-    )
     if not replies:
         received = _("no conversion reply was sent: the client sent fewer than two U:/L: requests")
         replies_ok = False
@@ -514,29 +586,9 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         )
     )
 
-    # closes cleanly
-    ends = [log.end for log in connections]
-    clean = (
-        bool(connections)
-        and all(end in (ConnectionEnd.CLOSE_REQUEST, ConnectionEnd.EOF) for end in ends)
-        and not record.timed_out
-    )
-    if connections:
-        received = ", ".join(_connection_end_text(end) for end in ends)
-        if record.timed_out:
-            received += _(" (the client was killed)")
-    else:
-        received = _("no connection")
-    results.append(
-        _result(
-            "closes-cleanly",
-            _("closes the connection cleanly"),
-            _("'C:' or a normal close (no reset)"),
-            received,
-            clean,
-            _("Read every reply before closing: closing with unread data sends a reset (RST)."),
-        )
-    )
+    # closes cleanly (UDP has no connection to close)
+    if not udp:
+        results.append(judge_closing(record))
 
     # exits
     exited = not record.timed_out and record.exit_status == 0
@@ -556,6 +608,30 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
     return results
 
 
+def judge_closing(record: ClientRecord) -> CheckResult:
+    connections = record.connections
+    ends = [log.end for log in connections]
+    clean = (
+        bool(connections)
+        and all(end in (ConnectionEnd.CLOSE_REQUEST, ConnectionEnd.EOF) for end in ends)
+        and not record.timed_out
+    )
+    if connections:
+        received = ", ".join(_connection_end_text(end) for end in ends)
+        if record.timed_out:
+            received += _(" (the client was killed)")
+    else:
+        received = _("no connection")
+    return _result(
+        "closes-cleanly",
+        _("closes the connection cleanly"),
+        _("'C:' or a normal close (no reset)"),
+        received,
+        clean,
+        _("Read every reply before closing: closing with unread data sends a reset (RST)."),
+    )
+
+
 def _connection_end_text(end: ConnectionEnd) -> str:
     match end:
         case ConnectionEnd.CLOSE_REQUEST:
@@ -573,7 +649,8 @@ def check_converter_client(target: ClientTarget) -> CheckReport:
     if not target.command:
         raise UsageError(_("give the client command after '--'"))
     record = ClientRecord()
-    server = ScriptedServer(target, record)
+    udp = target.transport == "udp"
+    server = ScriptedDatagramServer(target, record) if udp else ScriptedServer(target, record)
     record.port = server.port
     try:
         run_client(target, record, server.port)
@@ -582,7 +659,7 @@ def check_converter_client(target: ClientTarget) -> CheckReport:
     return CheckReport(
         subject="converter-client",
         target=shlex.join(target.command),
-        transport="tcp",
-        framing=target.framing,
+        transport=target.transport,
+        framing="datagram" if udp else target.framing,
         results=tuple(judge(target, record)),
     )
