@@ -243,6 +243,7 @@ def test_nothing_listening_is_one_line_and_network_status() -> None:
         (["127.0.0.1:1", "--timeout", "0"], "seconds must be more than 0"),
         (["127.0.0.1:1", "--only", "nonsense"], "unknown check nonsense"),
         (["127.0.0.1:1", "--framing", "raw", "--only", "crlf"], "does not apply to raw framing"),
+        (["127.0.0.1:1", "--clients", "1000"], "more than the 64 a check opens at most"),
     ],
 )
 def test_bad_arguments_are_one_clear_line(args: list[str], message: str) -> None:

@@ -32,6 +32,8 @@ from socklab.tools.check.server import (
 )
 
 JSON_SCHEMA_VERSION = 1
+# Enough to tell concurrent from sequential serving; more would only test the fd limit.
+MAX_CONCURRENT_CLIENTS = 64
 
 
 def register(subparsers: Any) -> None:
@@ -128,6 +130,13 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     host, port = args.address
+    if args.clients > MAX_CONCURRENT_CLIENTS:
+        env.warn(
+            _("Error: --clients {count} is more than the {limit} a check opens at most").format(
+                count=args.clients, limit=MAX_CONCURRENT_CLIENTS
+            )
+        )
+        return ExitStatus.USAGE
     target = ServerTarget(
         host=host,
         port=port,
