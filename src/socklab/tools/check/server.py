@@ -166,7 +166,7 @@ def check_greeting(target: ServerTarget) -> Finding:
             received = probe.receive_until(one_message(target))
     passed = received.ending is Ending.COMPLETE and received.data == expected
     note = ""
-    if not passed and received.data.rstrip(b"\r\n") == GREETING and target.framing == "line":
+    if not passed and received.data == GREETING and target.framing == "line":
         note = _("The greeting must end with a newline (line framing).")
     elif not passed and received.data == GREETING and target.framing == "length":
         note = _("The greeting must start with its 4-byte length (length framing).")
