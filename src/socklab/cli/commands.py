@@ -10,4 +10,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "converter",
     "demo",
     "chat",
+    "check",
 )
