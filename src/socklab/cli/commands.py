@@ -9,4 +9,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "upper",
     "converter",
     "demo",
+    "impair",
 )

@@ -1,0 +1,1 @@
+"""Tools that look at, exercise and measure sockets; each returns dataclasses the CLI renders."""
