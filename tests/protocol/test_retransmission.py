@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -79,7 +80,7 @@ def test_backoff_doubles_up_to_the_cap_then_gives_up_at_the_timeout() -> None:
         assert deadline is not None
         now = deadline
     assert results == [Unanswered(b"U:void", 11)]
-    gaps = [later - earlier for earlier, later in zip(send_times, send_times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(send_times)]
     initial = min(INITIAL_RTO_S, 20 / 4)
     assert gaps[:3] == pytest.approx([initial, min(2 * initial, MAX_BACKOFF_S), MAX_BACKOFF_S])
     assert max(gaps) == pytest.approx(MAX_BACKOFF_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -63,7 +64,7 @@ def test_reorder_holds_back_until_the_next_datagram_passes() -> None:
     out = run_datagrams(FaultSettings(reorder=0.2), seed=6)
     numbers = [int(datagram) for datagram in out]
     assert sorted(numbers) == list(range(TRIALS))  # nothing lost, nothing doubled
-    overtaken = sum(1 for a, b in zip(numbers, numbers[1:], strict=False) if a > b)
+    overtaken = sum(1 for a, b in itertools.pairwise(numbers) if a > b)
     assert overtaken > 0
     stats_reordered = DatagramImpairment(FaultSettings(reorder=0.2), random.Random(6))
     for number in range(TRIALS):
@@ -111,7 +112,7 @@ def test_same_seed_same_decisions(faults: FaultSettings) -> None:
 def test_delay_and_jitter_bounds() -> None:
     policy = DatagramImpairment(FaultSettings(delay_s=0.1, jitter_s=0.02), random.Random(3))
     releases = []
-    for number in range(500):
+    for _number in range(500):
         policy.receive_datagram(b"x", 5.0)
         deadline = policy.next_deadline()
         assert deadline is not None
