@@ -209,10 +209,12 @@ def test_limit_bytes_closes_after_exactly_n_bytes_up(start_socklab: Start) -> No
     relay = start_impair(
         start_socklab, "tcp", server.port, "--limit-bytes", "1000", "--direction", "up"
     )
-    with socket.create_connection(("127.0.0.1", impair_port(relay)), timeout=TIMEOUT_S) as sock:
-        # The relay closes at the limit; with our input unread, its close may be a reset.
-        with contextlib.suppress(OSError):
-            sock.sendall(b"u" * 100_000)
+    # The relay closes at the limit; with our input unread, its close may be a reset.
+    with (
+        socket.create_connection(("127.0.0.1", impair_port(relay)), timeout=TIMEOUT_S) as sock,
+        contextlib.suppress(OSError),
+    ):
+        sock.sendall(b"u" * 100_000)
     assert server.join() == 1000
     assert relay.stop() == 0
     assert "1 closed at the limit" in relay.stdout_lines[-1]
