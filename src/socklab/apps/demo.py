@@ -148,10 +148,90 @@ def demo_converter(say: Say) -> bool:
     return closed
 
 
+def demo_datagram(say: Say) -> bool:
+    """UDP through `socklab impair`: the plain client stumbles, the retrying client does not."""
+    from socklab.errors import NetworkTimeoutError
+    from socklab.protocol.retransmission import Answered
+    from socklab.tools.impair import FaultSettings, ImpairConfig, start_impair
+
+    _heading(say, _("Datagrams through a bad network (socklab impair)"))
+    faults = FaultSettings(loss=0.2, duplicate=0.2, reorder=0.3)
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    with serve(DEFAULT_RUNTIME, ServerConfig(port=0, transport="udp")) as server:
+        config = ImpairConfig(
+            transport="udp",
+            listen=("127.0.0.1", 0),
+            target=server.address,
+            faults=faults,
+            seed=7,
+        )
+        with start_impair(config) as relay:
+            host, port = relay.address
+            say(
+                "   "
+                + _("relay on port {port}: 20 % lost, 20 % duplicated, 30 % reordered").format(
+                    port=port
+                )
+            )
+            say("   " + _("plain client, one datagram per request, 0.3 s for each answer:"))
+            troubles = 0
+            with DatagramConverterClient(host, port, timeout_s=0.3) as plain:
+                for word in words:
+                    try:
+                        reply = plain.request(b"U:" + word.encode()).decode()
+                    except NetworkTimeoutError:
+                        reply, troubles = _("(nothing: lost)"), troubles + 1
+                    else:
+                        if reply != word.upper():
+                            troubles += 1
+                            reply += "  <- " + _("wrong: the answer to another request")
+                    say(f"     U:{word} -> {reply}")
+            say("   " + _("retrying client with request ids (--retries 10):"))
+            with DatagramConverterClient(host, port, timeout_s=5.0) as retrying:
+                results = list(
+                    retrying.exchange_reliably(
+                        (b"U:" + word.encode() for word in words), retries=10
+                    )
+                )
+                stats = retrying.stats
+            correct = [
+                isinstance(result, Answered) and result.reply == word.upper().encode()
+                for result, word in zip(results, words, strict=False)
+            ]
+            for result, word in zip(results, words, strict=False):
+                reply = result.reply.decode() if isinstance(result, Answered) else "?"
+                say(f"     U:{word} -> {reply}")
+            if stats is not None:
+                say(
+                    "   "
+                    + _(
+                        "{retries} retries, {duplicates} duplicate and {reordered} reordered replies set aside"
+                    ).format(
+                        retries=stats.retries,
+                        duplicates=stats.duplicate_replies,
+                        reordered=stats.reordered_replies,
+                    )
+                )
+    _observe(
+        say,
+        _(
+            "UDP promises nothing: the plain client met {troubles} lost or mismatched answers."
+        ).format(troubles=troubles),
+    )
+    _observe(
+        say,
+        _(
+            "an id in each request, echoed in the reply, plus a resend after a timeout: every answer once, in order."
+        ),
+    )
+    return len(results) == len(words) and all(correct)
+
+
 TOPICS: dict[str, Callable[[Say], bool]] = {
     "hello": demo_hello,
     "upper": demo_upper,
     "converter": demo_converter,
+    "datagram": demo_datagram,
 }
 
 

@@ -62,6 +62,9 @@ MAX_UDP_FLOWS = 256
 # Bytes all UDP flows may hold in their delay/rate queues together.
 UDP_QUEUE_BUDGET_BYTES = 32 * 1024 * 1024
 SWEEP_INTERVAL_S = 1.0
+# Bursts of datagrams must not overflow the kernel's queue while the relay is busy: ask for
+# 1 MiB (Linux caps the request at net.core.rmem_max, 208 KiB by default; that is fine too).
+UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024
 # Send what is due within half a millisecond now: timers fire a hair early or late anyway.
 TIMER_SLACK_S = 0.0005
 
@@ -429,6 +432,9 @@ class _Flow(asyncio.DatagramProtocol):
     # upstream socket callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            _enlarge_receive_buffer(sock)
         self.pump_up()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -512,6 +518,7 @@ class ImpairRelay(ServerHandle):
         try:
             if config.transport == "udp":
                 self._sock = open_datagram_socket(listen_config)
+                _enlarge_receive_buffer(self._sock)
             else:
                 self._sock = open_listening_socket(listen_config)
         except BaseException:
@@ -655,6 +662,11 @@ class ImpairRelay(ServerHandle):
             return
         if flow.closed:  # evicted or stopped while connecting
             flow.transport.close()
+
+
+def _enlarge_receive_buffer(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
 
 
 def _resolve_target(config: ImpairConfig) -> tuple[str, int]:
