@@ -298,3 +298,19 @@ def test_ncat_tcp_and_udp(start_socklab: Start) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_foreign_address_is_one_line() -> None:
+    result = run_socklab(["converter", "server", "--host", "192.0.2.1", "--port", "0"])  # TEST-NET-1: never bound here
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "192.0.2.1 is not an address of this computer. Listen on 127.0.0.1 (this computer only), 0.0.0.0 (all interfaces) or one of its own addresses."
+    ]
+
+
+def test_udp_server_serves_the_slides_udp_client(start_socklab: Start) -> None:
+    _, port, server = start_server(start_socklab, "--udp")
+    out, err = finish(start_course_program("live-udp-client", port))
+    assert out.splitlines() == ["LOWER", "upper", "cont"], err
+    # The slide's closing b"Bye" is no request; its error would be longer than it: no reply.
+    assert server.stop() == 0

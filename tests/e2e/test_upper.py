@@ -119,3 +119,10 @@ def test_transport_is_required() -> None:
     result = run_socklab(["upper", "server"])
     assert result.returncode == 2
     assert "one of the arguments --udp --tcp is required" in result.stderr
+
+
+def test_udp_client_without_server_is_refused_not_a_timeout() -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    result = run_socklab(["upper", "client", "--udp", "--port", str(port)], input_text="x\n")
+    assert result.returncode == 3
+    assert "refused: nothing is listening there" in result.stderr

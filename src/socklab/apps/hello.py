@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from socklab.errors import AddressInUseError, NetworkError, translate_oserror
+from socklab.errors import AddressInUseError, translate_oserror
 from socklab.i18n import _
 from socklab.runtimes.listening import describe_port_holder
 
@@ -118,6 +118,3 @@ def _accept_interruptibly(server_socket: socket.socket) -> tuple[socket.socket, 
             continue
         connection.settimeout(None)
         return connection, (str(address[0]), int(address[1]))
-
-
-__all__ = ["NetworkError", "run_hello_client", "run_hello_server"]

@@ -13,7 +13,6 @@ from socklab.apps.converter import (
     exchange_datagrams,
     exchange_stream,
     is_exposed,
-    start_converter_server,
 )
 from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -31,7 +30,7 @@ from socklab.protocol.retransmission import (
     SentWithoutReply,
     Unanswered,
 )
-from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -181,7 +180,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         event_loop=args.loop,
         observer=observe if args.verbose else None,
     )
-    handle = start_converter_server(args.model, config)
+    handle = serve(args.model, config)
     host, port = handle.address
     model = args.model
     loop_name = getattr(handle, "loop_name", None)
