@@ -117,7 +117,7 @@ def register(subparsers: Any) -> None:
         metavar="HOST:PORT",
         help=_("the server to relay to"),
     )
-    faults = parser.add_argument_group(_("faults"))
+    faults = parser.add_argument_group(_("faults to inject"))
     faults.add_argument(
         "--loss", type=probability, default=0.0, metavar="P", help=_("UDP: drop a datagram")
     )
@@ -267,14 +267,13 @@ def _address(host: str, port: int) -> str:
 
 def describe_faults(faults: FaultSettings) -> str:
     parts: list[str] = []
-    for name, label in (
-        ("loss", _("loss")),
-        ("duplicate", _("duplicate")),
-        ("reorder", _("reorder")),
+    for value, template in (
+        (faults.loss, _("loss {percent} %")),
+        (faults.duplicate, _("duplicate {percent} %")),
+        (faults.reorder, _("reorder {percent} %")),
     ):
-        value = getattr(faults, name)
         if value:
-            parts.append(f"{label} {_number(value * 100)} %")
+            parts.append(template.format(percent=_number(value * 100)))
     if faults.delay_s:
         delay = _("delay {ms} ms per round trip").format(ms=_number(faults.delay_s * 1000))
         if faults.jitter_s:
@@ -298,7 +297,8 @@ def describe_faults(faults: FaultSettings) -> str:
 def describe_stats(stats: ImpairStats) -> str:
     if stats.transport == "udp":
         ways = []
-        for label, counts in ((_("up"), stats.up_datagrams), (_("down"), stats.down_datagrams)):
+        # "up" and "down" stay untranslated: they are the values of --direction.
+        for label, counts in (("up", stats.up_datagrams), ("down", stats.down_datagrams)):
             ways.append(
                 _(
                     "{way}: {received} datagrams in, {forwarded} out ({lost} lost, {duplicated} duplicated, {reordered} reordered, {dropped} dropped on full queues)"
@@ -317,7 +317,7 @@ def describe_stats(stats: ImpairStats) -> str:
         )
     else:
         ways = []
-        for label, stream in ((_("up"), stats.up_bytes), (_("down"), stats.down_bytes)):
+        for label, stream in (("up", stats.up_bytes), ("down", stats.down_bytes)):
             ways.append(
                 _(
                     "{way}: {received} bytes in, {forwarded} out in {pieces} writes ({discarded} discarded)"
