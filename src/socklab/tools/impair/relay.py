@@ -31,6 +31,7 @@ import dataclasses
 import random
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024
 TIMER_SLACK_S = 0.0005
 
 DIRECTIONS = ("up", "down", "both")
+# struct linger: two ints on POSIX, two u_shorts on Windows (Winsock's `linger`).
+LINGER_RESET = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +342,7 @@ class _RelayedConnection:
                     if sock is not None:
                         # SO_LINGER on, timeout 0: close() sends RST instead of FIN (socket(7)).
                         with contextlib.suppress(OSError):
-                            sock.setsockopt(
-                                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                            )
+                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         else:
             self.relay.closed_at_limit += 1
         self._close_sides()
@@ -615,7 +616,11 @@ class ImpairRelay(ServerHandle):
             await asyncio.sleep(0)
             await server.wait_closed()
         sweeper.cancel()
-        await asyncio.sleep(0)
+        # Connects to the target still under way: cancel them, so none outlives the loop.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _sweep_forever(self) -> None:
         every = self.config.stats_every_s
