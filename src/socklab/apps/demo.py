@@ -205,7 +205,7 @@ def demo_datagram(say: Say) -> bool:
                 say(
                     "   "
                     + _(
-                        "{retries} retries, {duplicates} duplicate and {reordered} reordered replies set aside"
+                        "retries: {retries}; set aside: {duplicates} duplicate and {reordered} reordered replies"
                     ).format(
                         retries=stats.retries,
                         duplicates=stats.duplicate_replies,

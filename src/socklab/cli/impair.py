@@ -312,7 +312,7 @@ def describe_stats(stats: ImpairStats) -> str:
                     dropped=counts.dropped_queue_full,
                 )
             )
-        clients = _("{total} clients ({open} active, {evicted} evicted)").format(
+        clients = _("clients: {total} ({open} active, {evicted} evicted)").format(
             total=stats.clients_total, open=stats.clients_open, evicted=stats.clients_refused
         )
     else:
@@ -330,7 +330,7 @@ def describe_stats(stats: ImpairStats) -> str:
                 )
             )
         clients = _(
-            "{total} connections ({open} open, {refused} refused, {limit} closed at the limit, {resets} reset)"
+            "connections: {total} ({open} open, {refused} refused, {limit} closed at the limit, {resets} reset)"
         ).format(
             total=stats.clients_total,
             open=stats.clients_open,

@@ -63,6 +63,8 @@ MAX_UDP_FLOWS = 256
 # Bytes all UDP flows may hold in their delay/rate queues together.
 UDP_QUEUE_BUDGET_BYTES = 32 * 1024 * 1024
 SWEEP_INTERVAL_S = 1.0
+# A dead target fails every datagram or connection: say so once a second, not a line each.
+WARNING_INTERVAL_S = 1.0
 # Bursts of datagrams must not overflow the kernel's queue while the relay is busy: ask for
 # 1 MiB (Linux caps the request at net.core.rmem_max, 208 KiB by default; that is fine too).
 UDP_RECEIVE_BUFFER_BYTES = 1024 * 1024
@@ -536,6 +538,7 @@ class ImpairRelay(ServerHandle):
         self.closed_at_limit = 0
         self.resets_sent = 0
         self._connections_numbered = 0
+        self._next_warning_s = float("-inf")
         self.connections: set[_RelayedConnection] = set()
         self.flows: collections.OrderedDict[tuple[str, int], _Flow] = collections.OrderedDict()
         self.queue_budget = QueueBudget(UDP_QUEUE_BUDGET_BYTES)
@@ -566,7 +569,10 @@ class ImpairRelay(ServerHandle):
         return self._connections_numbered
 
     def notify(self, event: RelayEvent) -> None:
-        if self.config.on_event is not None:
+        """Pass an event on, at most one per `WARNING_INTERVAL_S` (the counts show them all)."""
+        now = self.loop.time()
+        if self.config.on_event is not None and now >= self._next_warning_s:
+            self._next_warning_s = now + WARNING_INTERVAL_S
             self.config.on_event(event)
 
     def run(self) -> None:
