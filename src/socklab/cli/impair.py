@@ -119,21 +119,25 @@ def register(subparsers: Any) -> None:
     )
     faults = parser.add_argument_group(_("faults to inject"))
     faults.add_argument(
-        "--loss", type=probability, default=0.0, metavar="P", help=_("UDP: drop a datagram")
+        "--loss",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help=_("UDP: drop each datagram with probability P (0 to 1)"),
     )
     faults.add_argument(
         "--duplicate",
         type=probability,
         default=0.0,
         metavar="P",
-        help=_("UDP: send a datagram twice"),
+        help=_("UDP: send each datagram twice with probability P"),
     )
     faults.add_argument(
         "--reorder",
         type=probability,
         default=0.0,
         metavar="P",
-        help=_("UDP: hold a datagram back until the next one has passed"),
+        help=_("UDP: with probability P, hold a datagram back until the next one has passed"),
     )
     faults.add_argument(
         "--delay",
