@@ -181,12 +181,15 @@ def drain_stream(policy: StreamImpairment) -> list[tuple[float, bytes]]:
     data=st.binary(min_size=1, max_size=500),
     cuts=st.lists(st.integers(min_value=1, max_value=50), max_size=20),
     slice_bytes=st.integers(min_value=1, max_value=7),
+    slice_delay_s=st.sampled_from([0.0, 0.001]),
 )
 def test_slices_deliver_the_same_bytes_in_order(
-    data: bytes, cuts: list[int], slice_bytes: int
+    data: bytes, cuts: list[int], slice_bytes: int, slice_delay_s: float
 ) -> None:
     policy = StreamImpairment(
-        FaultSettings(slice_bytes=slice_bytes, slice_delay_s=0.001, jitter_s=0.005, delay_s=0.01),
+        FaultSettings(
+            slice_bytes=slice_bytes, slice_delay_s=slice_delay_s, jitter_s=0.005, delay_s=0.01
+        ),
         random.Random(1),
     )
     position, now = 0, 0.0

@@ -365,7 +365,27 @@ class StreamImpairment:
     def take_due(self, now: float) -> list[bytes]:
         """The pieces to write now, in order (each its own write: a slice stays a segment)."""
         pieces: list[bytes] = []
+        faults = self.faults
+        # Without a rate or slice spacing, all slices of a chunk share one release time: cut the
+        # whole chunk at once (a fast path; the piece-by-piece loop below gives the same result).
+        whole_chunks = faults.rate_bytes_per_s is None and not faults.slice_delay_s
         while self._chunks:
+            if whole_chunks and self._planned is None:
+                chunk = self._chunks[0]
+                release = chunk.ready_s
+                if self._last_release_s is not None:
+                    release = max(release, self._last_release_s)
+                if release > now:
+                    break
+                step = faults.slice_bytes or len(chunk.data)
+                size = len(chunk.data) - chunk.offset
+                cut = [chunk.data[i : i + step] for i in range(chunk.offset, len(chunk.data), step)]
+                pieces += cut
+                self._chunks.popleft()
+                self._pending_bytes -= size
+                self._last_release_s = release
+                self.stats.bytes_forwarded += size
+                continue
             release, size = self._plan_head()
             if release > now:
                 break
