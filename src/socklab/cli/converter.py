@@ -18,6 +18,7 @@ from socklab.cli.arguments import non_negative_int, port_number, positive_int, p
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
+from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
 from socklab.i18n import _
@@ -38,6 +39,7 @@ from socklab.runtimes.config import (
     ServerConfig,
     ServerEvent,
 )
+from socklab.tracing import Tracer
 
 
 def register(subparsers: Any) -> None:
@@ -95,6 +97,7 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
+    add_trace_options(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("send requests and print the replies"))
@@ -125,6 +128,7 @@ def register(subparsers: Any) -> None:
         metavar="REQUEST",
         help=_("requests such as U:hello; without any, lines are read from standard input"),
     )
+    add_trace_options(client)
     client.set_defaults(handler=run_client)
 
 
@@ -179,6 +183,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
         observer=observe if args.verbose else None,
+        tracer=tracer_from_args(args, env),
     )
     handle = serve(args.model, config)
     host, port = handle.address
@@ -224,9 +229,10 @@ def _stdin_requests(env: Environment) -> Iterator[str]:
 
 def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     interactive = not args.requests
+    tracer = tracer_from_args(args, env)
     requests = args.requests or _stdin_requests(env)
     if args.transport == "udp":
-        return _run_datagram_client(args, env, requests, interactive=interactive)
+        return _run_datagram_client(args, env, requests, interactive=interactive, tracer=tracer)
     if args.retries is not None or args.stats:
         raise UsageError(
             _("{flag} is for --udp: TCP retransmits lost data by itself.").format(
@@ -234,7 +240,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
     with StreamConverterClient(
-        args.host, args.port, framing=args.framing, timeout_s=args.timeout
+        args.host, args.port, framing=args.framing, timeout_s=args.timeout, tracer=tracer
     ) as client:
         if interactive:
             env.say(client.greeting.decode("utf-8", errors="replace"))
@@ -246,9 +252,16 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def _run_datagram_client(
-    args: argparse.Namespace, env: Environment, requests: Iterable[str], *, interactive: bool
+    args: argparse.Namespace,
+    env: Environment,
+    requests: Iterable[str],
+    *,
+    interactive: bool,
+    tracer: Tracer | None,
 ) -> ExitStatus:
-    with DatagramConverterClient(args.host, args.port, timeout_s=args.timeout) as client:
+    with DatagramConverterClient(
+        args.host, args.port, timeout_s=args.timeout, tracer=tracer
+    ) as client:
         if args.retries is None:
             sent = answered = 0
             try:

@@ -35,6 +35,7 @@ from socklab.protocol.retransmission import (
     RetransmissionStats,
     RetransmittingRequester,
 )
+from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 RECEIVE_BYTES = 65536
 
@@ -56,13 +57,14 @@ class StreamConverterClient:
         framing: str = "line",
         timeout_s: float = 5.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tracer: Tracer | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._framer = _reply_framer(framing, max_message_bytes)
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout_s)
+            self._sock = connect_stream(host, port, timeout_s=timeout_s, tracer=tracer)
         except OSError as exc:
             raise translate_oserror(exc, host=host, port=port) from exc
         self.greeting = self.receive_message()
@@ -131,14 +133,16 @@ class StreamConverterClient:
 class DatagramConverterClient:
     """Converter requests as UDP datagrams: one datagram out, one back, within the timeout."""
 
-    def __init__(self, host: str, port: int, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout_s: float = 5.0, tracer: Tracer | None = None
+    ) -> None:
         self.host, self.port = host, port
         self.timeout_s = timeout_s
         self.stats: RetransmissionStats | None = None  # set by exchange_reliably
         try:
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
-            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sock = new_socket(family, socket.SOCK_DGRAM, tracer)
             # connect() filters replies to this server and surfaces ICMP "port unreachable"
             # as ConnectionRefusedError on the next recv, instead of a silent timeout.
             self._sock.connect(address)
@@ -204,7 +208,9 @@ class DatagramConverterClient:
         """Wait for replies until `deadline` (monotonic), feeding each to the requester."""
         wait_s = max(0.0, deadline - time.monotonic())
         try:
-            self._sock.settimeout(wait_s)
+            # Waits until the next retransmission are ours, not the program's: a trace
+            # (--trace) shows the sends and receives, not every timer.
+            poll_quietly(self._sock, wait_s)
             try:
                 data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
             except (TimeoutError, BlockingIOError):  # a zero wait makes the socket non-blocking
@@ -221,7 +227,7 @@ class DatagramConverterClient:
         except OSError as exc:
             raise translate_oserror(exc, host=self.host, port=self.port) from exc
         finally:
-            self._sock.settimeout(self.timeout_s)
+            poll_quietly(self._sock, self.timeout_s)
 
     def close(self) -> None:
         self._sock.close()
