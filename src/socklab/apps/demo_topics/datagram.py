@@ -39,7 +39,7 @@ def demo_datagram(say: Say) -> bool:
             host, port = relay.address
             step(
                 say,
-                _("relay on port {port}: 20 % lost, 20 % duplicated, 30 % reordered").format(
+                _("relay on port {port}: lost 20 %, duplicated 20 %, reordered 30 %").format(
                     port=port
                 ),
             )
