@@ -194,6 +194,33 @@ def test_loss_over_2000_datagrams_in_the_binomial_interval(start_socklab: Start)
     assert f"{len(arrived)} out ({lost} lost" in stats
 
 
+def surviving_datagrams(start: Start, seed: str) -> list[bytes]:
+    """Which of 200 numbered datagrams get through `--loss 0.5 --seed SEED`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.5)
+        relay = start_impair(start, "udp", sink.getsockname()[1], "--loss", "0.5", "--seed", seed)
+        port = impair_port(relay)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for number in range(200):
+                sender.sendto(b"%d" % number, ("127.0.0.1", port))
+                if number % 20 == 19:
+                    time.sleep(0.005)
+        arrived = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                arrived.append(sink.recv(2048))
+        relay.stop()
+        return arrived
+
+
+def test_same_seed_same_run(start_socklab: Start) -> None:
+    first = surviving_datagrams(start_socklab, "5")
+    assert 0 < len(first) < 200
+    assert surviving_datagrams(start_socklab, "5") == first
+    assert surviving_datagrams(start_socklab, "6") != first
+
+
 @pytest.mark.parametrize("limit", [1, 1000])
 def test_limit_bytes_closes_after_exactly_n_bytes_down(start_socklab: Start, limit: int) -> None:
     server = ByteServer(send_bytes(100_000))
