@@ -86,6 +86,7 @@ def test_backoff_doubles_up_to_the_cap_then_gives_up_at_the_timeout() -> None:
     assert max(gaps) == pytest.approx(MAX_BACKOFF_S)
     assert now == pytest.approx(20.0)
     assert requester.stats.retries == 10
+    assert requester.stats.losses_seen == 11  # no send was answered
 
 
 def test_no_more_than_the_retries() -> None:

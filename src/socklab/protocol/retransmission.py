@@ -200,6 +200,7 @@ class RetransmittingRequester:
         request.result = Unanswered(request.message, len(request.sends))
         self._in_flight -= 1
         self.stats.unanswered += 1
+        self.stats.losses_seen += len(request.sends)
 
     def _forget_ids(self, request: _Request) -> None:
         for request_id in request.sends:
