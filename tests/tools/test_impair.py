@@ -449,3 +449,33 @@ def test_demo_datagram_topic() -> None:
     assert result.returncode == 0, result.stderr
     assert "U:seven -> SEVEN" in result.stdout
     assert "wrong: the answer to another request" in result.stdout or "lost" in result.stdout
+
+
+def test_unanswered_request_is_one_line_with_the_figures(start_socklab: Start) -> None:
+    server_port = start_converter(start_socklab, "--udp")
+    relay = start_impair(start_socklab, "udp", server_port, "--loss", "1")
+    port = impair_port(relay)
+    result = run_socklab(
+        [
+            "converter",
+            "client",
+            "--udp",
+            "--port",
+            str(port),
+            "--retries",
+            "2",
+            "--timeout",
+            "0.5",
+            "--stats",
+            "U:void",
+        ]
+    )
+    assert result.returncode == 3
+    lines = result.stderr.splitlines()
+    assert re.match(
+        r"No answer to 'U:void' from 127\.0\.0\.1:\d+ after 3 sends within 0\.5 s", lines[0]
+    )
+    assert re.match(
+        r"Stats: 1 requests, 0 answered, 1 unanswered; 3 datagrams sent, 2 retries; losses seen 3",
+        lines[1],
+    )

@@ -20,7 +20,7 @@ from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
-from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
+from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -287,7 +287,7 @@ def _run_datagram_client(
                     case Answered(reply=answer):
                         env.say(decode_reply(answer))
                     case Unanswered(message=message, attempts=attempts):
-                        _raise_unanswered(client, message, attempts)
+                        return _report_unanswered(env, client, message, attempts)
                     case SentWithoutReply():
                         pass
                     case _:
@@ -298,7 +298,9 @@ def _run_datagram_client(
     return ExitStatus.OK
 
 
-def _raise_unanswered(client: DatagramConverterClient, message: bytes, attempts: int) -> None:
+def _report_unanswered(
+    env: Environment, client: DatagramConverterClient, message: bytes, attempts: int
+) -> ExitStatus:
     stats = client.stats
     if stats is not None and stats.replies_without_id and not stats.answered:
         raise RemoteProtocolError(
@@ -306,13 +308,17 @@ def _raise_unanswered(client: DatagramConverterClient, message: bytes, attempts:
                 "the server's replies carry no request id, so they cannot be matched; it does not know the id extension. Run without --retries to send plain datagrams."
             )
         )
-    raise NetworkTimeoutError(
-        _("no answer to '{request}' after {attempts} attempts within {timeout} s").format(
-            request=decode_reply(message[:60]), attempts=attempts, timeout=f"{client.timeout_s:g}"
-        ),
-        host=client.host,
-        port=client.port,
+    env.warn(
+        _(
+            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+        ).format(
+            request=decode_reply(message[:60]),
+            address=_format_address(client.host, client.port),
+            attempts=attempts,
+            timeout=f"{client.timeout_s:g}",
+        )
     )
+    return ExitStatus.NETWORK
 
 
 def describe_retransmission_stats(stats: RetransmissionStats) -> str:
