@@ -10,4 +10,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "converter",
     "demo",
     "impair",
+    "chat",
+    "check",
 )

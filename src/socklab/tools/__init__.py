@@ -1,1 +1,1 @@
-"""Tools that look at, exercise and measure sockets; each returns dataclasses the CLI renders."""
+"""Tools that look at sockets and at other people's programs; each returns dataclasses."""
