@@ -9,5 +9,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "upper",
     "converter",
     "demo",
+    "impair",
+    "chat",
+    "check",
     "bench",
 )

@@ -16,14 +16,14 @@ a timer per read as `asyncio.wait_for` would.
 
 Memory per idle connection is kept small, since 10,000 idle clients are a scenario the course
 measures: the greeting is encoded once per server, and a connection's session (framer, buffers)
-is created when its first byte arrives, so a silent connection costs its Protocol object and its
-deadline counters only.
+is created when its first byte arrives, so a silent connection costs its Protocol object (which
+is its own deadline counter) only.
 
 UDP reads the socket until it is empty on each readiness event (`add_reader` + `recvfrom` until
 EAGAIN) instead of using DatagramProtocol, whose transport reads one datagram per event-loop
-iteration: draining measured 4-5x the stdlib DatagramProtocol and above uvloop's on the
-project's benchmark (docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor) get
-the DatagramProtocol path.
+iteration: draining measured over 4x the stdlib DatagramProtocol and at parity with uvloop's on
+the project's benchmark (docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor),
+and a traced server, get the DatagramProtocol path.
 
 uvloop is used when installed (Linux, macOS) unless `event_loop="asyncio"`; Windows gets the
 standard loop (ProactorEventLoop), which supports the same Protocol API.
@@ -48,9 +48,18 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.runtimes.listening import (
+    bound_address,
+    configure_accepted_socket,
+    open_datagram_socket,
+    open_listening_socket,
+)
 
 BUSY_REPLY = b"E:server busy, try again later"
+# Input is fed to the session at most this much at a time while the peer reads its replies
+# slowly: the output one slice can produce (3x, UTF-8 case mapping) stays well under the
+# 256 KiB output bound. Typical reads are smaller and are fed whole.
+FEED_SLICE_BYTES = 16 * 1024
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -82,6 +91,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         "accepted",
         "bytes_received",
         "peer",
+        "pending_input",
         "server",
         "session",
         "transport",
@@ -97,6 +107,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         self.bytes_received = 0
         Deadlines.__init__(self, server.config)
         self.writing_paused = False
+        self.pending_input = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -113,8 +124,14 @@ class _Connection(Deadlines, asyncio.Protocol):
             transport.write(BUSY_REPLY + b"\n")  # type: ignore[attr-defined]
             transport.close()
             return
-        # No TCP_NODELAY here: asyncio (3.7+) and uvloop set it on every TCP connection, and
-        # asking for the socket object makes uvloop keep one more object per connection.
+        if config.user_timeout_s is not None:
+            # Only then: TCP_NODELAY is set by asyncio (3.7+) and uvloop on every TCP connection,
+            # and asking for the socket makes uvloop keep one more object per connection.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # The peer may already have reset the connection: then connection_lost follows.
+                with contextlib.suppress(OSError):
+                    configure_accepted_socket(sock, config)
         high = config.max_buffered_output_bytes // 4
         transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
         self.accepted = True
@@ -139,18 +156,65 @@ class _Connection(Deadlines, asyncio.Protocol):
                 return  # refused as busy: closing
             session = self.start_session()
         self.bytes_received += len(data)
+        if self.pending_input:  # reading is paused; a loop may still hand over what it had read
+            self.pending_input += data
+            return
+        if len(data) > FEED_SLICE_BYTES:
+            self._feed(data)
+            return
+        # The common case, one read of at most one slice, inline (same steps as `_feed`).
         session.receive_data(data)
         out = session.data_to_send()
         if out:
-            self.transport.write(out)
+            transport = self.transport
+            transport.write(out)  # may call pause_writing() at once
+            queued = transport.get_write_buffer_size()
+            if queued:
+                stats = self.server.stats
+                if queued > stats.largest_output_queue_bytes:
+                    stats.largest_output_queue_bytes = queued
         if session.should_close:
             self.transport.close()
+
+    def _feed(self, data: bytes) -> None:
+        """Feed `data` in slices, stopping once the peer stops reading its replies.
+
+        One read may hold 256 KiB (asyncio) and a reply may be 3x its request (`ΐ` upper-cases
+        to 6 UTF-8 bytes from 2), so feeding a whole chunk at once could queue ~768 KiB for a
+        peer that never reads. Slices bound that to the high-water mark plus one slice's
+        replies; the rest waits (bounded: reading is paused) until the peer reads.
+        """
+        session = self.session
+        assert session is not None
+        offset = 0
+        while offset < len(data):
+            piece = (
+                data if len(data) <= FEED_SLICE_BYTES else data[offset : offset + FEED_SLICE_BYTES]
+            )
+            offset += len(piece)
+            session.receive_data(piece)
+            out = session.data_to_send()
+            if out:
+                self.transport.write(out)  # may call pause_writing() at once
+                queued = self.transport.get_write_buffer_size()
+                stats = self.server.stats
+                if queued > stats.largest_output_queue_bytes:
+                    stats.largest_output_queue_bytes = queued
+            if session.should_close:
+                self.transport.close()
+                return
+            if self.writing_paused and offset < len(data):
+                self.pending_input = data[offset:]
+                return
 
     def eof_received(self) -> bool:
         session = self.session
         if session is None and self.accepted:
             session = self.start_session()
         if session is not None and not session.should_close:
+            if self.pending_input:  # input held back for a slow reader comes before the EOF
+                pending, self.pending_input = self.pending_input, b""
+                session.receive_data(pending)
             session.receive_eof()
             out = session.data_to_send()
             if out:
@@ -166,7 +230,12 @@ class _Connection(Deadlines, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        pending, self.pending_input = self.pending_input, b""
+        if pending:
+            self._feed(pending)
+        if not self.writing_paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -317,11 +386,14 @@ class AsyncioServer(ServerHandle):
         self._stop_event = asyncio.Event()
         if self.stopping:
             self._stop_event.set()
+        sock, protocols = self._socket_and_protocols()
         if self.config.transport == "udp":
-            await self._serve_datagrams()
+            await self._serve_datagrams(sock, protocols)
             return
         server = await loop.create_server(
-            lambda: _Connection(self), sock=self._sock, backlog=self.config.backlog
+            protocols,
+            sock=sock,
+            backlog=self.config.backlog,
         )
         sweeper = loop.create_task(self._sweep_forever())
         await self._stop_event.wait()
@@ -330,23 +402,44 @@ class AsyncioServer(ServerHandle):
         await self._drain_connections()
         await server.wait_closed()
 
-    async def _serve_datagrams(self) -> None:
+    def _socket_and_protocols(self) -> tuple[socket.socket, Any]:
+        """The socket and protocol factory for the loop; with --trace, wrapped to report calls.
+
+        Decided once per server, so an untraced server pays nothing per call. Traced, the loop
+        gets the plain socket (it reads and writes out of our sight) and the protocols report.
+        """
+        udp = self.config.transport == "udp"
+        plain: Any = (lambda: _Datagrams(self)) if udp else (lambda: _Connection(self))
+        tracer = self.config.tracer
+        if tracer is None:
+            return self._sock, plain
+        from socklab.tracing import plain_socket
+        from socklab.tracing.transports import trace_datagram_protocols, trace_stream_protocols
+
+        listening_fd = self._sock.fileno()
+        if udp:
+            return plain_socket(self._sock), trace_datagram_protocols(plain, tracer)
+        return plain_socket(self._sock), trace_stream_protocols(plain, tracer, listening_fd)
+
+    async def _serve_datagrams(self, sock: socket.socket, protocols: Any) -> None:
         assert self._stop_event is not None
         loop = self.loop
-        sock = self._sock
-        drain = _DatagramDrain(self, sock)
-        try:
-            loop.add_reader(sock.fileno(), drain.on_readable)
-        except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
-            await self._stop_event.wait()
-            transport.close()
-            return
-        try:
-            await self._stop_event.wait()
-        finally:
-            loop.remove_reader(sock.fileno())
-            sock.close()
+        if self.config.tracer is None:
+            drain = _DatagramDrain(self, sock)
+            try:
+                loop.add_reader(sock.fileno(), drain.on_readable)
+            except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
+                pass
+            else:
+                try:
+                    await self._stop_event.wait()
+                finally:
+                    loop.remove_reader(sock.fileno())
+                    sock.close()
+                return
+        transport, _ = await loop.create_datagram_endpoint(protocols, sock=sock)
+        await self._stop_event.wait()
+        transport.close()
 
     async def _drain_connections(self) -> None:
         """Let in-flight replies go out (close() flushes), then abort what is still open."""

@@ -1,1 +1,2 @@
-"""Tools that look at, exercise and measure sockets; each returns dataclasses the CLI renders."""
+"""Tools that look at sockets, at other people's programs, and measure servers; each returns
+dataclasses the CLI renders."""
