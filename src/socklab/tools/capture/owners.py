@@ -1,0 +1,86 @@
+"""Which local socket (and process) receives a captured packet: the capture joined with `ports`.
+
+Strategy: the socket table is read in a background thread, so a slow read (tens of thousands of
+sockets take seconds) never stalls the capture; the capture asks `owner_of(packet)`, which looks
+the packet up in the latest table with the kernel's own demultiplexing rule
+(`find_receiving_socket`) and remembers the answer per flow. A flow the table does not know yet
+asks for a fresh read, at most one per `min_interval_s`. A packet to another host has no local
+receiver and gets None.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import psutil
+
+from socklab.tools.capture.packets import Packet
+from socklab.tools.ports import SocketRow, SocketTable, find_receiving_socket, read_socket_table
+
+FlowKey = tuple[str, tuple[str, int], tuple[str, int]]
+MAX_CACHED_FLOWS = 65536
+
+
+class SocketOwners:
+    """Call order: start() -> wait_ready(timeout)? -> owner_of(packet)* -> close()."""
+
+    def __init__(
+        self,
+        read_table: Callable[[], SocketTable] = read_socket_table,
+        min_interval_s: float = 1.0,
+    ) -> None:
+        self._read_table = read_table
+        self.min_interval_s = min_interval_s
+        self._rows: tuple[SocketRow, ...] = ()
+        self._cache: dict[FlowKey, SocketRow] = {}
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._first_read = threading.Event()
+        self._thread = threading.Thread(target=self._refresh_loop, name="socket-table", daemon=True)
+
+    def start(self) -> None:
+        self._wanted.set()
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self._first_read.wait(timeout_s)
+
+    def owner_of(self, packet: Packet) -> SocketRow | None:
+        key: FlowKey = (packet.proto, packet.destination, packet.source)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            rows = self._rows
+        owner = find_receiving_socket(rows, packet.proto, packet.destination, packet.source)
+        exact = owner is not None and owner.remote_port is not None
+        if owner is not None and owner.pid is not None and exact:
+            if len(self._cache) >= MAX_CACHED_FLOWS:
+                self._cache.clear()
+            self._cache[key] = owner
+        else:
+            self._wanted.set()  # a new flow, or only its listener known: read again soon
+        return owner
+
+    def _refresh_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wanted.wait()
+            if self._stopping.is_set():
+                return
+            self._wanted.clear()
+            try:
+                table = self._read_table()
+            except (OSError, psutil.Error):
+                # Unreadable now (a process vanished mid-read): annotate nothing, try later.
+                table = SocketTable(())
+            with self._lock:
+                self._rows = table.rows
+            self._first_read.set()
+            self._stopping.wait(self.min_interval_s)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._wanted.set()
+        self._thread.join(timeout=5.0)
