@@ -105,7 +105,8 @@ class PcapWriter:
         stream.write(encode_file_header(link_type, snaplen))
 
     def write(self, time: float, data: bytes, original_length: int | None = None) -> None:
-        self._stream.write(encode_record(time, data[: self.snaplen], original_length))
+        original = len(data) if original_length is None else original_length
+        self._stream.write(encode_record(time, data[: self.snaplen], original))
         self.packets_written += 1
 
     def flush(self) -> None:
