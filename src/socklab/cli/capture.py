@@ -42,7 +42,7 @@ PREVIEW_BYTES = 48
 LADDER_WIDTH = 46  # characters between the two columns of the ladder
 # The first socket-table read can take seconds on a machine with many thousands of sockets;
 # the capture starts anyway and annotates once the table is in.
-OWNERS_READY_S = 5.0
+OWNERS_READY_S = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -112,12 +112,18 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         view = _LineView(printer)
     owners = SocketOwners()
     owners.start()
-    try:
+
+    def announce(ready: CaptureReady) -> None:
+        # Packets queue in the kernel meanwhile; the table makes the first lines complete.
         owners.wait_ready(OWNERS_READY_S)
+        printer.say(_describe_ready(ready, options))
+        printer.flush()
+
+    try:
         try:
             summary = run_capture(
                 options,
-                lambda ready: printer.say(_describe_ready(ready, options)),
+                announce,
                 lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
                 printer.flush,
             )

@@ -83,4 +83,5 @@ class SocketOwners:
     def close(self) -> None:
         self._stopping.set()
         self._wanted.set()
-        self._thread.join(timeout=5.0)
+        # A read in progress may take seconds on a busy machine; the thread is a daemon.
+        self._thread.join(timeout=1.0)
