@@ -185,7 +185,7 @@ def test_what_is_hidden_is_said_on_stderr(monkeypatch: pytest.MonkeyPatch) -> No
     env = Environment(io.StringIO(), out, err, {}, False, False)
     assert main(["ports", "--json"], env) == ExitStatus.OK
     assert json.loads(out.getvalue())[0]["pid"] is None
-    assert err.getvalue().startswith("1 sockets are shown without PID and process")
+    assert err.getvalue().startswith("1 socket is shown without PID and process")
     assert "sudo socklab ports" in err.getvalue()
 
 

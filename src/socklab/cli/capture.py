@@ -193,7 +193,7 @@ def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
         line += ". " + _(
             "The kernel dropped packets because socklab read them too slowly: narrow the capture with --port, or write to a file with -w and print less."
         )
-    return line + "."
+    return line if line.endswith(".") else line + "."
 
 
 # --- printing -------------------------------------------------------------------------------------
@@ -217,13 +217,6 @@ def format_endpoint(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
-    """Payload as a quoted one-line string: printable ASCII kept, the rest escaped (\\n, \\xNN)."""
-    shown = data[:limit]
-    text = "".join(_escape_byte(byte) for byte in shown)
-    return f'"{text}"' + ("…" if len(data) > limit else "")
-
-
 def _escape_byte(byte: int) -> str:
     if byte == 0x0A:
         return "\\n"
@@ -236,6 +229,20 @@ def _escape_byte(byte: int) -> str:
     if 0x20 <= byte < 0x7F:
         return chr(byte)
     return f"\\x{byte:02x}"
+
+
+# One str.translate per payload instead of a Python step per byte: the line view keeps up.
+_ESCAPES = {byte: _escape_byte(byte) for byte in range(256)}
+
+
+def escape_bytes(data: bytes) -> str:
+    """Printable ASCII kept, everything else escaped (\\n, \\xNN): one line, unambiguous."""
+    return data.decode("latin-1").translate(_ESCAPES)
+
+
+def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """Payload as a quoted one-line string, cut at `limit` bytes."""
+    return f'"{escape_bytes(data[:limit])}"' + ("…" if len(data) > limit else "")
 
 
 def hex_dump(data: bytes, indent: str = "    ") -> list[str]:
@@ -257,8 +264,19 @@ def describe_owner(owner: SocketRow | None) -> str:
     )
 
 
-def _clock(time: float) -> str:
-    return datetime.fromtimestamp(time).strftime("%H:%M:%S.%f")
+class _Clock:
+    """HH:MM:SS.ffffff in local time; the HH:MM:SS part is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def format(self, stamp: float) -> str:
+        second = int(stamp)
+        if second != self._second:
+            self._second = second
+            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
 
 
 class _View:
@@ -274,10 +292,11 @@ class _LineView(_View):
 
     def __init__(self, printer: _Printer) -> None:
         self.printer = printer
+        self.clock = _Clock()
 
     def show(self, packet: Packet, owner: SocketRow | None) -> None:
         parts = [
-            _clock(packet.time),
+            self.clock.format(packet.time),
             packet.proto.upper(),
             f"{format_endpoint(packet.source)} → {format_endpoint(packet.destination)}",
         ]
@@ -455,7 +474,7 @@ def _stream_lines(data: bytes) -> list[str]:
     """Stream bytes as text lines, each newline shown as \\n so message ends stay visible."""
     lines = data.split(b"\n")
     tail = lines.pop()
-    shown = ["".join(_escape_byte(byte) for byte in line) + "\\n" for line in lines]
+    shown = [escape_bytes(line) + "\\n" for line in lines]
     if tail:
-        shown.append("".join(_escape_byte(byte) for byte in tail))
+        shown.append(escape_bytes(tail))
     return shown

@@ -146,8 +146,10 @@ def describe_hidden(hidden: Hidden) -> str:
         return _(
             "Only sockets of processes you may inspect are shown: macOS lists the others to administrators only. Run 'sudo socklab ports' to see all."
         )
-    return _(
-        "{count} sockets are shown without PID and process: they belong to other users' processes, which only an administrator may inspect. Run 'sudo socklab ports' to see them."
+    return ngettext(
+        "{count} socket is shown without PID and process: it belongs to another user's process, which only an administrator may inspect. Run 'sudo socklab ports' to see it.",
+        "{count} sockets are shown without PID and process: they belong to other users' processes, which only an administrator may inspect. Run 'sudo socklab ports' to see them.",
+        hidden.count or 0,
     ).format(count=hidden.count)
 
 

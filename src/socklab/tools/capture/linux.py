@@ -9,12 +9,13 @@ serves many packets. Each frame's kernel timestamp comes with it (SO_TIMESTAMPNS
 counts what it had to drop in PACKET_STATISTICS; reading the counters resets them, so we sum.
 
 On `lo` every packet passes the capture point twice, once leaving and once arriving; the
-outgoing copy (PACKET_OUTGOING) is skipped, as libpcap does for loopback, so each packet is
-shown once.
+outgoing copy (PACKET_OUTGOING) is skipped, so each packet is shown once: by the kernel where
+it has PACKET_IGNORE_OUTGOING (Linux 4.20), else after reading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from socklab.errors import PermissionDeniedError, UsageError, translate_oserror
+from socklab.i18n import _
 from socklab.tools.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
 # <linux/if_ether.h>, <linux/socket.h>, <asm-generic/socket.h>, <linux/if_packet.h>
@@ -33,6 +35,7 @@ SO_RCVBUFFORCE: Final = 33
 SO_TIMESTAMPNS: Final = 35
 SO_ATTACH_FILTER: Final = 26
 PACKET_OUTGOING: Final = 4
+PACKET_IGNORE_OUTGOING: Final = 23  # Linux 4.20+
 # <linux/if_arp.h>: hardware types and the pcap link type their frames have
 ARPHRD_ETHER: Final = 1
 ARPHRD_LOOPBACK: Final = 772
@@ -59,11 +62,6 @@ class Frame:
     original_length: int
 
 
-def privilege_hint() -> str:
-    """How to get the right to capture, for the message shown without it."""
-    return "sudo socklab capture …  (or: sudo setcap cap_net_raw+ep <python executable>)"
-
-
 class PacketSocketSource:
     """Frames from one interface. Use as a context manager; `receive_batch` until done."""
 
@@ -83,7 +81,7 @@ class PacketSocketSource:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError as exc:
             raise PermissionDeniedError(
-                "capturing packets needs root or the CAP_NET_RAW capability"
+                _("capturing packets needs root or the CAP_NET_RAW capability")
             ) from exc
         except OSError as exc:
             raise translate_oserror(exc) from exc
@@ -113,18 +111,27 @@ class PacketSocketSource:
             if exc.errno in (errno.ENODEV, errno.ENXIO):
                 names = ", ".join(name for _index, name in socket.if_nameindex())
                 raise UsageError(
-                    f"there is no network interface '{interface}' (interfaces: {names})"
+                    _("there is no network interface '{name}' (interfaces: {names})").format(
+                        name=interface, names=names
+                    )
                 ) from exc
             raise translate_oserror(exc) from exc
 
     def _link_type(self) -> int:
         hardware_type = int(self._sock.getsockname()[3])
         self._is_loopback = hardware_type == ARPHRD_LOOPBACK
+        if self._is_loopback:
+            # Let the kernel skip the outgoing copies (half of all loopback traffic) before
+            # queueing them; older kernels lack the option and we skip them after reading.
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         try:
             return _LINK_TYPES[hardware_type]
         except KeyError:
             raise UsageError(
-                f"interface '{self.interface}' has link type {hardware_type}, which socklab cannot decode"
+                _(
+                    "interface '{name}' has hardware type {number}, whose frames socklab cannot decode"
+                ).format(name=self.interface, number=hardware_type)
             ) from None
 
     def set_kernel_filter(self, program: list[tuple[int, int, int, int]]) -> None:
@@ -149,13 +156,13 @@ class PacketSocketSource:
 
     def receive_batch(self, timeout_s: float) -> list[Frame]:
         """Up to MAX_BATCH frames; waits at most `timeout_s` for the first one."""
-        ready, _w, _x = select.select([self._sock], [], [], timeout_s)
+        ready, _writable, _errors = select.select([self._sock], [], [], timeout_s)
         if not ready:
             return []
         frames: list[Frame] = []
         recvmsg = self._sock.recvmsg
         snaplen = self.snaplen
-        for _ in range(MAX_BATCH):
+        for _attempt in range(MAX_BATCH):
             try:
                 data, ancillary, _flags, address = recvmsg(snaplen, _CMSG_SPACE)
             except BlockingIOError:

@@ -3,8 +3,9 @@
 Strategy: the socket table is read in a background thread, so a slow read (tens of thousands of
 sockets take seconds) never stalls the capture; the capture asks `owner_of(packet)`, which looks
 the packet up in the latest table with the kernel's own demultiplexing rule
-(`find_receiving_socket`) and remembers the answer per flow. A flow the table does not know yet
-asks for a fresh read, at most one per `min_interval_s`. A packet to another host has no local
+(`find_receiving_socket`). A flow the table does not know yet asks once for a fresh read (at
+most one read per `min_interval_s`); the answer is remembered per flow once it is exact or once
+a read made after the flow began has been consulted, so a steady stream costs a dict lookup. A packet to another host has no local
 receiver and gets None.
 """
 
@@ -33,7 +34,10 @@ class SocketOwners:
         self._read_table = read_table
         self.min_interval_s = min_interval_s
         self._rows: tuple[SocketRow, ...] = ()
-        self._cache: dict[FlowKey, SocketRow] = {}
+        self._generation = 0  # how many table reads have completed
+        self._cache: dict[FlowKey, SocketRow | None] = {}
+        self._first_seen: dict[FlowKey, int] = {}  # generation when a flow was first looked up
+        self._asked: set[FlowKey] = set()
         self._lock = threading.Lock()
         self._wanted = threading.Event()
         self._stopping = threading.Event()
@@ -49,20 +53,29 @@ class SocketOwners:
 
     def owner_of(self, packet: Packet) -> SocketRow | None:
         key: FlowKey = (packet.proto, packet.destination, packet.source)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+        if key in self._cache:
+            return self._cache[key]
         with self._lock:
-            rows = self._rows
+            rows, generation = self._rows, self._generation
         owner = find_receiving_socket(rows, packet.proto, packet.destination, packet.source)
-        exact = owner is not None and owner.remote_port is not None
-        if owner is not None and owner.pid is not None and exact:
-            if len(self._cache) >= MAX_CACHED_FLOWS:
-                self._cache.clear()
-            self._cache[key] = owner
-        else:
-            self._wanted.set()  # a new flow, or only its listener known: read again soon
+        exact = owner is not None and owner.remote_port is not None and owner.pid is not None
+        first_seen = self._first_seen.setdefault(key, generation)
+        if exact or generation > first_seen:
+            # Final: the exact socket, or the best answer of a table read after the flow began.
+            self._remember(key, owner)
+        elif generation == first_seen and key not in self._asked:
+            self._asked.add(key)
+            self._wanted.set()  # a new flow: read the table again soon
         return owner
+
+    def _remember(self, key: FlowKey, owner: SocketRow | None) -> None:
+        if len(self._cache) >= MAX_CACHED_FLOWS:
+            self._cache.clear()
+            self._first_seen.clear()
+            self._asked.clear()
+        self._cache[key] = owner
+        self._first_seen.pop(key, None)
+        self._asked.discard(key)
 
     def _refresh_loop(self) -> None:
         while not self._stopping.is_set():
@@ -77,6 +90,7 @@ class SocketOwners:
                 table = SocketTable(())
             with self._lock:
                 self._rows = table.rows
+                self._generation += 1
             self._first_read.set()
             self._stopping.wait(self.min_interval_s)
 

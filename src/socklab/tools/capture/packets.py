@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -70,9 +71,19 @@ _FLAG_ORDER: Final = (
 )
 
 
+def _name_flags(bits: int) -> str:
+    return "+".join(str(flag.name) for flag in _FLAG_ORDER if bits & flag)
+
+
+# Building an IntFlag and naming it cost microseconds; a capture does it per packet, so all 256
+# combinations are made once.
+_FLAG_VALUES: Final = tuple(TcpFlags(bits) for bits in range(256))
+_FLAG_NAMES: Final = tuple(_name_flags(bits) for bits in range(256))
+
+
 def describe_flags(flags: TcpFlags) -> str:
     """'SYN+ACK', 'PSH+ACK', 'FIN+ACK', 'RST' ... ; '' when no bit is set."""
-    return "+".join(str(flag.name) for flag in _FLAG_ORDER if flags & flag)
+    return _FLAG_NAMES[int(flags) & 0xFF]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +130,11 @@ class Packet:
 
 
 def format_ipv4(raw: bytes) -> str:
-    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    return socket.inet_ntop(socket.AF_INET, raw)
 
 
 def format_ipv6(raw: bytes) -> str:
-    return str(ipaddress.IPv6Address(raw))
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def decode_frame(link_type: int, frame: bytes, time: float) -> Packet | None:
@@ -254,7 +265,7 @@ def _decode_transport(
             dst_port=dst_port,
             payload=data[start:end],
             payload_length=end - start,
-            flags=TcpFlags(flags),
+            flags=_FLAG_VALUES[flags],
             seq=seq,
             ack=ack,
             window=window,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from socklab.errors import SocklabError, UsageError
+from socklab.i18n import _
 from socklab.tools.capture.packets import Packet, decode_frame
 from socklab.tools.capture.pcap import DEFAULT_SNAPLEN, PcapWriter
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program
@@ -108,7 +109,11 @@ def _open_pcap(path: Path) -> BinaryIO:
     try:
         return path.open("wb")
     except OSError as exc:
-        raise UsageError(f"cannot write the capture file {path}: {exc.strerror or exc}") from exc
+        raise UsageError(
+            _("cannot write the capture file {path}: {reason}").format(
+                path=path, reason=exc.strerror or exc
+            )
+        ) from exc
 
 
 def _loop(
