@@ -128,8 +128,8 @@ class SocklabProcess:
 
     def wait_listening(self, timeout_s: float = 15.0) -> tuple[str, int]:
         """Wait for the standard 'listening on HOST:PORT' line of socklab servers."""
-        match = self.wait_for_line(r"listening on \[?([^\]\s]+?)\]?:(\d+)\b", timeout_s)
-        return match.group(1), int(match.group(2))
+        match = self.wait_for_line(r"listening on (?:\[([^\]]+)\]|([^\s:\[]+)):(\d+)\b", timeout_s)
+        return match.group(1) or match.group(2), int(match.group(3))
 
     def send_signal(self, signum: int) -> None:
         if self.proc.poll() is None:

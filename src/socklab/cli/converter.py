@@ -12,17 +12,17 @@ from socklab.apps.converter import (
     exchange_datagrams,
     exchange_stream,
     is_exposed,
-    start_converter_server,
 )
 from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
+from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
-from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -87,6 +87,7 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
+    add_trace_options(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("send requests and print the replies"))
@@ -103,6 +104,7 @@ def register(subparsers: Any) -> None:
         metavar="REQUEST",
         help=_("requests such as U:hello; without any, lines are read from standard input"),
     )
+    add_trace_options(client)
     client.set_defaults(handler=run_client)
 
 
@@ -157,8 +159,9 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
         observer=observe if args.verbose else None,
+        tracer=tracer_from_args(args, env),
     )
-    handle = start_converter_server(args.model, config)
+    handle = serve(args.model, config)
     host, port = handle.address
     model = args.model
     loop_name = getattr(handle, "loop_name", None)
@@ -202,17 +205,18 @@ def _stdin_requests(env: Environment) -> Iterator[str]:
 
 def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     interactive = not args.requests
+    tracer = tracer_from_args(args, env)
     requests = args.requests or _stdin_requests(env)
     if args.transport == "udp":
         with DatagramConverterClient(
-            args.host, args.port, timeout_s=args.timeout
+            args.host, args.port, timeout_s=args.timeout, tracer=tracer
         ) as datagram_client:
             for reply in exchange_datagrams(datagram_client, requests):
                 if reply is not None:
                     env.say(reply)
         return ExitStatus.OK
     with StreamConverterClient(
-        args.host, args.port, framing=args.framing, timeout_s=args.timeout
+        args.host, args.port, framing=args.framing, timeout_s=args.timeout, tracer=tracer
     ) as client:
         if interactive:
             env.say(client.greeting.decode("utf-8", errors="replace"))
