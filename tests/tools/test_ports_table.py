@@ -173,3 +173,19 @@ def test_watch_rejects_a_clock_going_backwards() -> None:
     watch.update([], now=10.0)
     with pytest.raises(ValueError, match="backwards"):
         watch.update([], now=9.0)
+
+
+def test_index_gives_the_same_answer_as_the_whole_table() -> None:
+    from socklab.tools.ports import index_by_local_port
+
+    index = index_by_local_port(TABLE)
+    assert set(index[("tcp", 50000)]) == {LISTENER, SERVER_SIDE_A, SERVER_SIDE_B}
+    for proto, destination, source in [
+        ("tcp", ("127.0.0.1", 50000), ("127.0.0.1", 40002)),
+        ("tcp", ("127.0.0.1", 50000), ("127.0.0.1", 1)),
+        ("udp", ("127.0.0.1", 50000), ("127.0.0.9", 9)),
+    ]:
+        candidates = index.get((proto, destination[1]), [])
+        assert find_receiving_socket(candidates, proto, destination, source) == (
+            find_receiving_socket(TABLE, proto, destination, source)
+        )

@@ -254,6 +254,14 @@ def _address_matches(bound: str, address: str) -> bool:
     return bound in ("0.0.0.0", "::", address) or bound == f"::ffff:{address}"
 
 
+def index_by_local_port(rows: Iterable[SocketRow]) -> dict[tuple[str, int], list[SocketRow]]:
+    """Rows by (proto, local port): a packet's candidates in one lookup, not a table scan."""
+    index: dict[tuple[str, int], list[SocketRow]] = {}
+    for row in rows:
+        index.setdefault((row.proto, row.local_port), []).append(row)
+    return index
+
+
 def find_receiving_socket(
     rows: Iterable[SocketRow],
     proto: str,
@@ -264,7 +272,8 @@ def find_receiving_socket(
 
     TCP: the connected socket whose 4-tuple matches exactly; else (a SYN) the listening socket
     on the destination port. UDP: a socket connected to exactly this source, else the socket
-    bound to the destination port — whoever sent the datagram.
+    bound to the destination port — whoever sent the datagram. `rows` may be the whole table
+    or just the candidates from `index_by_local_port`.
     """
     dst_ip, dst_port = destination
     src_ip, src_port = source

@@ -17,7 +17,13 @@ from collections.abc import Callable
 import psutil
 
 from socklab.tools.capture.packets import Packet
-from socklab.tools.ports import SocketRow, SocketTable, find_receiving_socket, read_socket_table
+from socklab.tools.ports import (
+    SocketRow,
+    SocketTable,
+    find_receiving_socket,
+    index_by_local_port,
+    read_socket_table,
+)
 
 FlowKey = tuple[str, tuple[str, int], tuple[str, int]]
 MAX_CACHED_FLOWS = 65536
@@ -33,7 +39,7 @@ class SocketOwners:
     ) -> None:
         self._read_table = read_table
         self.min_interval_s = min_interval_s
-        self._rows: tuple[SocketRow, ...] = ()
+        self._index: dict[tuple[str, int], list[SocketRow]] = {}
         self._generation = 0  # how many table reads have completed
         self._cache: dict[FlowKey, SocketRow | None] = {}
         self._first_seen: dict[FlowKey, int] = {}  # generation when a flow was first looked up
@@ -56,8 +62,9 @@ class SocketOwners:
         if key in self._cache:
             return self._cache[key]
         with self._lock:
-            rows, generation = self._rows, self._generation
-        owner = find_receiving_socket(rows, packet.proto, packet.destination, packet.source)
+            index, generation = self._index, self._generation
+        candidates = index.get((packet.proto, packet.dst_port), ())
+        owner = find_receiving_socket(candidates, packet.proto, packet.destination, packet.source)
         exact = owner is not None and owner.remote_port is not None and owner.pid is not None
         first_seen = self._first_seen.setdefault(key, generation)
         if exact or generation > first_seen:
@@ -88,8 +95,9 @@ class SocketOwners:
             except (OSError, psutil.Error):
                 # Unreadable now (a process vanished mid-read): annotate nothing, try later.
                 table = SocketTable(())
+            index = index_by_local_port(table.rows)
             with self._lock:
-                self._rows = table.rows
+                self._index = index
                 self._generation += 1
             self._first_read.set()
             self._stopping.wait(self.min_interval_s)
