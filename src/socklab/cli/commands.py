@@ -9,6 +9,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "upper",
     "converter",
     "demo",
+    "chat",
+    "check",
     "ports",
     "capture",
 )
