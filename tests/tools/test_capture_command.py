@@ -49,7 +49,7 @@ def test_session_handshake_payload_teardown_and_pcap(
 ) -> None:
     server, port = start_server(start_socklab)
     pcap = tmp_path / "session.pcap"
-    capture = start_capture(start_socklab, port, "-w", str(pcap))
+    capture = start_capture(start_socklab, port, "--tcp", "-w", str(pcap))
     client = run_socklab(["converter", "client", "--port", str(port), "U:hello", "C:"])
     assert client.returncode == 0, client.stderr
     wait_for_teardown(capture)
@@ -112,7 +112,7 @@ def test_ladder_shows_two_messages_in_one_segment_and_follow_reassembles(
     start_socklab: CaptureStarter,
 ) -> None:
     _server, port = start_server(start_socklab)
-    ladder = start_capture(start_socklab, port, "--ladder")
+    ladder = start_capture(start_socklab, port, "--tcp", "--ladder")
     follow = start_capture(start_socklab, port, "--follow")
     client = socket.create_connection(("127.0.0.1", port), timeout=5)
     # The file object shares the socket: both must be closed for the FIN to leave.

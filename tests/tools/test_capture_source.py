@@ -25,7 +25,12 @@ def test_loopback_datagram_is_captured_once(use_ring: bool) -> None:
             "lo", snaplen=65535, buffer_bytes=4 << 20, use_ring=use_ring
         ) as source:
             assert source.uses_ring is use_ring and source.link_type == LINKTYPE_ETHERNET
-            program = build_bpf_program(source.link_type, PacketSelection(port=port), 65535)
+            program = build_bpf_program(
+                # UDP only: another program's TCP connection may use the same port number.
+                source.link_type,
+                PacketSelection(frozenset({"udp"}), port),
+                65535,
+            )
             assert program is not None
             source.set_kernel_filter(program)
             before = time.time()
