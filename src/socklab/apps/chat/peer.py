@@ -1,6 +1,6 @@
 """What both chat drivers share: the listening socket, the node behind a lock, the user's verbs.
 
-A `ChatPeer` wraps one `ChatNode` (protocol/chat.py). Every call into the node happens under
+A `ChatPeer` wraps one `ChatNode` (protocol/chat/node.py). Every call into the node happens under
 one lock, from whichever thread has something to say (a reader thread, the selector loop, the
 user's input); after each call `_pump_locked` carries out what the node asked for: dial, queue
 bytes, close, show events. The drivers (`threaded.py`, `selector_loop.py`) differ only in how

@@ -1,649 +1,91 @@
-"""The P2P chat of the lecture, sans I/O: frames, one session per socket, and the mesh of buddies.
+"""`ChatNode`: the whole chat peer, sans I/O, and the bookkeeping it keeps per buddy.
 
-Wire format (docs/PROTOCOL.md, "Chat protocol"): every frame is a 4-byte big-endian length, then
-that many bytes: a JSON object on one line (the header: `type`, `from`, `id`, `time` and a few
-type-specific keys), a newline, and the body (UTF-8 text of a message, or a JSON list of peers).
+The node owns the sessions (a runtime knows only connection ids), the buddies (keyed by a random
+node id, so a restarted peer with the same name is a new buddy), per-sender message ids for
+exactly-once delivery in order, acknowledgements and the queue of unacknowledged messages,
+introductions (`peers` frames) that grow a group into a full mesh, the rule that keeps exactly
+one connection when two peers dial each other at once, reconnect with capped exponential
+backoff, and the orderly `bye`. Time is passed in as `now` and random node ids are made by the
+caller. A runtime does only this:
 
-Three layers, each pure (time is passed in as `now`, a monotonic clock in seconds; random node
-ids are made by the caller):
+    cid = node.connection_accepted(address, now)        # or, for Dial actions:
+    node.connection_made(action.cid, now) / node.connect_failed(action.cid, detail, now)
+    node.receive_data(cid, data, now) / node.receive_eof(cid, now) / node.tick(now)
+    send node.data_to_send(cid); carry out node.take_actions() (Dial, CloseConnection)
+    node.connection_closed(cid, now, detail)            # whenever a socket is gone
+    show node.take_events()
 
-* `encode_frame` / `decode_frame`: one frame <-> one typed dataclass. Anything a peer could send
-  that breaks a rule becomes a `FrameRejected` value, never an exception.
-* `PeerSession`: one TCP connection. Call order, for a runtime:
-
-      session = PeerSession(outbound=..., now=now)
-      session.send(Hello(...))
-      (receive_data(chunk, now) | tick(now, name) | send(frame))* -> receive_eof(now)? -> closed()
-
-  It frames, decodes, checks that `hello` comes first, answers `ping` with `pong`, sends a
-  `ping` when the line has been quiet for the keepalive interval and gives up when nothing at
-  all arrived for the keepalive timeout. States (the table `_SESSION_TRANSITIONS`):
-
-      AWAITING_HELLO --hello--> ESTABLISHED
-      AWAITING_HELLO | ESTABLISHED --bye/garbage/timeout/finish--> CLOSING
-      any --closed()--> CLOSED
-
-* `ChatNode`: the whole peer. It owns the sessions (a runtime knows only connection ids), the
-  buddies (keyed by a random node id, so a restarted peer with the same name is a new buddy),
-  per-sender message ids for exactly-once delivery in order, acknowledgements and the queue of
-  unacknowledged messages, introductions (`peers` frames) that grow a group into a full mesh,
-  the rule that keeps exactly one connection when two peers dial each other at once, reconnect
-  with capped exponential backoff, and the orderly `bye`. A runtime does only this:
-
-      cid = node.connection_accepted(address, now)        # or, for Dial actions:
-      node.connection_made(action.cid, now) / node.connect_failed(action.cid, detail, now)
-      node.receive_data(cid, data, now) / node.receive_eof(cid, now) / node.tick(now)
-      send node.data_to_send(cid); carry out node.take_actions() (Dial, CloseConnection)
-      node.connection_closed(cid, now, detail)            # whenever a socket is gone
-      show node.take_events()
-
-  Messages reach a buddy exactly once and in order: each sender numbers its messages 1, 2, ...;
-  a receiver delivers an id only when it is above the last one it delivered from that node and
-  acknowledges cumulatively; the sender keeps every unacknowledged message and sends them again,
-  in order, whenever the connection it uses changes. Two peers that dial each other at once end
-  up with two sockets: the peer with the smaller node id keeps the newest and closes the older
-  with `bye` (reason `duplicate`), the other side follows; both always send on their newest.
+Messages reach a buddy exactly once and in order: each sender numbers its messages 1, 2, ...;
+a receiver delivers an id only when it is above the last one it delivered from that node and
+acknowledges cumulatively; the sender keeps every unacknowledged message and sends them again,
+in order, whenever the connection it uses changes. Two peers that dial each other at once end
+up with two sockets: the peer with the smaller node id keeps the newest and closes the older
+with `bye` (reason `duplicate`), the other side follows; both always send on their newest.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-import math
-import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from socklab.errors import LocalProtocolError
-from socklab.protocol.framing.base import FrameTooLong, TruncatedFrame
-from socklab.protocol.framing.length_prefix import LengthPrefixFramer
-from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.chat.events import (
+    Action,
+    BuddyInfo,
+    BuddyJoined,
+    BuddyLeft,
+    BuddyRenamed,
+    ChatEvent,
+    CloseConnection,
+    ConnectionRejected,
+    Dial,
+    LeaveKind,
+    MessageReceived,
+    MessageUndeliverable,
+    PeerUnreachable,
+    Presence,
+    SelfConnection,
+    SendProblem,
+    SendResult,
+    Undeliverable,
+)
+from socklab.protocol.chat.frames import (
+    MAX_BUDDIES,
+    MAX_FRAME_BYTES,
+    MAX_TEXT_BYTES,
+    NODE_PATTERN,
+    Ack,
+    Bye,
+    Hello,
+    Message,
+    Nick,
+    PeerEntry,
+    Peers,
+    Ping,
+    Pong,
+    is_valid_name,
+    printable_text,
+)
+from socklab.protocol.chat.session import (
+    EndKind,
+    PeerSession,
+    SessionEnded,
+    SessionEvent,
+    SessionState,
+    SessionTimers,
+)
 
-PROTOCOL_VERSION = 1
-# A frame is a typed chat line plus a small header: asyncio's 64 KiB stream limit is generous.
-MAX_FRAME_BYTES = DEFAULT_MAX_MESSAGE_BYTES
-# The header is a handful of short fields; 4 KiB leaves room and stops a peer from making us
-# parse a 64 KiB JSON document before we know what it is.
-MAX_HEADER_BYTES = 4096
-# One typed line. IRC allows 512 bytes, Matrix 64 KiB events; 16 KiB fits any paste of a line.
-MAX_TEXT_BYTES = 16 * 1024
-# A chat group on a lecture's loopback is small; this bounds a `peers` body and our sockets.
-MAX_BUDDIES = 64
+# Room for two sockets per buddy: both may dial at once, or reconnect before the old one died.
 MAX_CONNECTIONS = 2 * MAX_BUDDIES
 # Unacknowledged messages kept per buddy before the oldest is reported as undeliverable.
 MAX_PENDING_PER_BUDDY = 256
-NAME_PATTERN = re.compile(r"[\w.\-]{1,32}")
-NODE_PATTERN = re.compile(r"[0-9A-Za-z_\-]{1,64}")
-
-FRAME_TYPES = ("hello", "peers", "msg", "ack", "ping", "pong", "nick", "bye")
-
-
-def is_valid_name(name: str) -> bool:
-    """Letters, digits, `.`, `_`, `-`; 1-32 characters (so `[name] text` stays unambiguous)."""
-    return NAME_PATTERN.fullmatch(name) is not None
-
-
-def printable_text(text: str) -> str:
-    """Control characters (escape sequences, newlines) replaced, so a buddy cannot paint on our
-    terminal or forge a second `[name] text` line."""
-    return "".join("\ufffd" if (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0) else ch for ch in text)
-
-
-def format_address(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_address(text: str) -> tuple[str, int] | None:
-    """`HOST:PORT` or `[V6]:PORT` as written by `format_address`; None when it is not one."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or len(port_text) > 5:
-        return None
-    port = int(port_text)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or not 0 < port <= 65535 or len(host) > 255 or not host.isprintable():
-        return None
-    return host, port
-
-
-# -- frames -----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Hello:
-    sender: str
-    time: float
-    node: str
-    listen: tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class PeerEntry:
-    node: str
-    name: str
-    listen: tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Peers:
-    sender: str
-    time: float
-    entries: tuple[PeerEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    sender: str
-    time: float
-    id: int
-    text: str
-    to: str | None = None  # a private message (/msg) names its one recipient
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    sender: str
-    time: float
-    id: int  # every message up to this id was delivered
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    sender: str
-    time: float
-    id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Pong:
-    sender: str
-    time: float
-    id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Nick:
-    sender: str  # the new name; the receiver knows the old one
-    time: float
-
-
-@dataclass(frozen=True, slots=True)
-class Bye:
-    sender: str
-    time: float
-    reason: str  # "left", "duplicate", or a protocol violation's description
-
-
-Frame = Hello | Peers | Message | Ack | Ping | Pong | Nick | Bye
-
-
-@dataclass(frozen=True, slots=True)
-class FrameRejected:
-    """A frame that breaks the rules; `detail` says which, with the numbers."""
-
-    detail: str
-
-
-def encode_frame(frame: Frame) -> bytes:
-    """The frame's payload (header line, newline, body), without the length prefix."""
-    header: dict[str, Any] = {"from": frame.sender, "id": 0, "time": round(frame.time, 3)}
-    body = b""
-    match frame:
-        case Hello(node=node, listen=listen):
-            header.update(type="hello", v=PROTOCOL_VERSION, node=node)
-            header["listen"] = format_address(listen)
-        case Peers(entries=entries):
-            header["type"] = "peers"
-            body = json.dumps(
-                [
-                    {"node": e.node, "name": e.name, "listen": format_address(e.listen)}
-                    for e in entries
-                ],
-                ensure_ascii=False,
-            ).encode()
-        case Message(id=message_id, text=text, to=to):
-            header.update(type="msg", id=message_id)
-            if to is not None:
-                header["to"] = to
-            body = text.encode()
-        case Ack(id=message_id):
-            header.update(type="ack", id=message_id)
-        case Ping(id=ping_id):
-            header.update(type="ping", id=ping_id)
-        case Pong(id=ping_id):
-            header.update(type="pong", id=ping_id)
-        case Nick():
-            header["type"] = "nick"
-        case Bye(reason=reason):
-            header.update(type="bye", reason=reason)
-    return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" + body
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _loads(data: bytes | str) -> Any:
-    return json.loads(data, parse_constant=_reject_constant)
-
-
-def decode_frame(payload: bytes) -> Frame | FrameRejected:
-    """One frame's payload -> a typed frame, or FrameRejected saying what is wrong."""
-    newline = payload.find(b"\n", 0, MAX_HEADER_BYTES + 1)
-    if newline < 0:
-        if len(payload) > MAX_HEADER_BYTES:
-            return FrameRejected(f"frame header longer than {MAX_HEADER_BYTES:,} bytes")
-        return FrameRejected("frame without the newline after its JSON header")
-    try:
-        header = _loads(payload[:newline].decode("utf-8"))
-    except (ValueError, RecursionError):
-        return FrameRejected("frame header is not UTF-8 JSON")
-    if not isinstance(header, dict):
-        return FrameRejected("frame header is not a JSON object")
-    body = payload[newline + 1 :]
-    kind, sender, frame_id, sent_at = (header.get(k) for k in ("type", "from", "id", "time"))
-    if kind not in FRAME_TYPES:
-        return FrameRejected(f"unknown frame type {str(kind)[:40]!r}")
-    if not isinstance(sender, str) or not is_valid_name(sender):
-        return FrameRejected(f"{kind} frame with an invalid 'from' name")
-    if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 <= frame_id < 2**63:
-        return FrameRejected(f"{kind} frame with an invalid 'id'")
-    if (
-        isinstance(sent_at, bool)
-        or not isinstance(sent_at, int | float)
-        or not math.isfinite(sent_at)
-    ):
-        return FrameRejected(f"{kind} frame with an invalid 'time'")
-    sent_at = float(sent_at)
-    if kind not in ("msg", "peers") and body:
-        return FrameRejected(f"{kind} frame with a body of {len(body):,} bytes")
-    match kind:
-        case "hello":
-            node, listen_text = header.get("node"), header.get("listen")
-            if header.get("v") != PROTOCOL_VERSION:
-                return FrameRejected(f"hello for protocol version {header.get('v')!r}, not 1")
-            if not isinstance(node, str) or NODE_PATTERN.fullmatch(node) is None:
-                return FrameRejected("hello with an invalid 'node'")
-            listen = parse_address(listen_text) if isinstance(listen_text, str) else None
-            if listen is None:
-                return FrameRejected("hello with an invalid 'listen' address")
-            return Hello(sender, sent_at, node, listen)
-        case "peers":
-            return _decode_peers(sender, sent_at, body)
-        case "msg":
-            to = header.get("to")
-            if to is not None and not (isinstance(to, str) and is_valid_name(to)):
-                return FrameRejected("msg frame with an invalid 'to' name")
-            if frame_id == 0:
-                return FrameRejected("msg frame with id 0 (message ids start at 1)")
-            if len(body) > MAX_TEXT_BYTES:
-                return FrameRejected(
-                    f"message text of {len(body):,} bytes exceeds the {MAX_TEXT_BYTES:,}-byte limit"
-                )
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                return FrameRejected("message text is not UTF-8")
-            return Message(sender, sent_at, frame_id, text, to)
-        case "ack":
-            return Ack(sender, sent_at, frame_id)
-        case "ping":
-            return Ping(sender, sent_at, frame_id)
-        case "pong":
-            return Pong(sender, sent_at, frame_id)
-        case "nick":
-            return Nick(sender, sent_at)
-        case _:
-            reason = header.get("reason")
-            if not isinstance(reason, str) or len(reason) > 200:
-                return FrameRejected("bye frame without a short 'reason'")
-            return Bye(sender, sent_at, printable_text(reason))
-
-
-def _decode_peers(sender: str, sent_at: float, body: bytes) -> Peers | FrameRejected:
-    try:
-        items = _loads(body.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return FrameRejected("peers body is not UTF-8 JSON")
-    if not isinstance(items, list) or len(items) > MAX_BUDDIES:
-        return FrameRejected(f"peers body is not a list of at most {MAX_BUDDIES} entries")
-    entries: list[PeerEntry] = []
-    for item in items:
-        if not isinstance(item, dict):
-            return FrameRejected("peers entry is not a JSON object")
-        node, name, listen_text = item.get("node"), item.get("name"), item.get("listen")
-        listen = parse_address(listen_text) if isinstance(listen_text, str) else None
-        if (
-            not isinstance(node, str)
-            or NODE_PATTERN.fullmatch(node) is None
-            or not isinstance(name, str)
-            or not is_valid_name(name)
-            or listen is None
-        ):
-            return FrameRejected("peers entry without a valid node, name and listen address")
-        entries.append(PeerEntry(node, name, listen))
-    return Peers(sender, sent_at, tuple(entries))
-
-
-# -- one connection ---------------------------------------------------------------------------
-class SessionState(enum.Enum):
-    AWAITING_HELLO = "awaiting hello"
-    ESTABLISHED = "established"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-_SESSION_TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
-    (SessionState.AWAITING_HELLO, "hello"): SessionState.ESTABLISHED,
-    (SessionState.AWAITING_HELLO, "finish"): SessionState.CLOSING,
-    (SessionState.ESTABLISHED, "finish"): SessionState.CLOSING,
-    (SessionState.CLOSING, "finish"): SessionState.CLOSING,
-    (SessionState.AWAITING_HELLO, "closed"): SessionState.CLOSED,
-    (SessionState.ESTABLISHED, "closed"): SessionState.CLOSED,
-    (SessionState.CLOSING, "closed"): SessionState.CLOSED,
-    (SessionState.CLOSED, "closed"): SessionState.CLOSED,
-}
-
-
-class EndKind(enum.Enum):
-    EOF = "connection closed"
-    VIOLATION = "protocol violation"
-    TIMEOUT = "no sign of life"
-    BYE = "said bye"
-    LOCAL = "closed by us"  # detail: "duplicate", "leaving", "itself", "forgotten", ...
-
-
-@dataclass(frozen=True, slots=True)
-class SessionEnded:
-    """The session went to CLOSING: the runtime should close the socket once data is sent."""
-
-    kind: EndKind
-    detail: str
-
-
-SessionEvent = Frame | SessionEnded
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTimers:
-    # A keepalive every 5 s, dead after 15 s of silence: three missed pings, the ratio TCP
-    # keepalive (tcp_keepalive_intvl x tcp_keepalive_probes) and WebSocket servers use.
-    keepalive_interval_s: float = 5.0
-    keepalive_timeout_s: float = 15.0
-    # A connection that never says hello is not a buddy: close it (slowloris, port scanners).
-    handshake_timeout_s: float = 10.0
-
-
-class PeerSession:
-    """One socket between two peers: framing, decoding, hello first, keepalive."""
-
-    def __init__(
-        self,
-        *,
-        outbound: bool,
-        now: float,
-        timers: SessionTimers = SessionTimers(),
-        max_frame_bytes: int = MAX_FRAME_BYTES,
-    ) -> None:
-        self.outbound = outbound
-        self.timers = timers
-        self.state = SessionState.AWAITING_HELLO
-        self.hello: Hello | None = None
-        self._framer = LengthPrefixFramer(max_frame_bytes)
-        self._out: list[bytes] = []
-        self._opened_at = now
-        self._last_received = now
-        self._last_sent = now
-        self._ping_counter = 0
-
-    @property
-    def should_close(self) -> bool:
-        return self.state is SessionState.CLOSING
-
-    @property
-    def is_established(self) -> bool:
-        return self.state is SessionState.ESTABLISHED
-
-    def send(self, frame: Frame, now: float) -> None:
-        """Queue a frame; frames after the session started closing are dropped (it is going)."""
-        if self.state is SessionState.CLOSED:
-            raise LocalProtocolError("send() on a closed chat session")
-        if self.state is SessionState.CLOSING and not isinstance(frame, Bye):
-            return
-        self._out.append(self._framer.encode(encode_frame(frame)))
-        self._last_sent = now
-
-    def data_to_send(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
-        return data
-
-    def receive_data(self, data: bytes, now: float) -> list[SessionEvent]:
-        if self.state is SessionState.CLOSED:
-            raise LocalProtocolError("receive_data() on a closed chat session")
-        if self.state is SessionState.CLOSING or not data:
-            return []
-        self._last_received = now
-        events: list[SessionEvent] = []
-        for item in self._framer.receive_data(data):
-            if isinstance(item, FrameTooLong):
-                return [*events, self._end(EndKind.VIOLATION, item.describe())]
-            assert not isinstance(item, TruncatedFrame)
-            frame = decode_frame(item)
-            if isinstance(frame, FrameRejected):
-                return [*events, self._end(EndKind.VIOLATION, frame.detail)]
-            if self.state is SessionState.AWAITING_HELLO:
-                if not isinstance(frame, Hello):
-                    detail = f"{type(frame).__name__.lower()} frame before hello"
-                    return [*events, self._end(EndKind.VIOLATION, detail)]
-                self.hello = frame
-                self._move("hello")
-            elif isinstance(frame, Hello):
-                return [*events, self._end(EndKind.VIOLATION, "a second hello")]
-            events.append(frame)
-            if isinstance(frame, Bye):
-                events.append(self._end(EndKind.BYE, frame.reason))
-                return events
-        return events
-
-    def receive_eof(self, now: float) -> list[SessionEvent]:
-        if self.state is SessionState.CLOSED:
-            raise LocalProtocolError("receive_eof() on a closed chat session")
-        if self.state is SessionState.CLOSING:
-            return []
-        detail = "the buddy closed the connection"
-        for item in self._framer.receive_eof():
-            if isinstance(item, TruncatedFrame):
-                detail = item.describe()
-        return [self._end(EndKind.EOF, detail)]
-
-    def tick(self, now: float, sender: str, wall_time: float) -> list[SessionEvent]:
-        """Keepalive and handshake deadlines; call at least every `next_deadline()`."""
-        if self.state is SessionState.AWAITING_HELLO:
-            if now - self._opened_at >= self.timers.handshake_timeout_s:
-                detail = f"no hello within {self.timers.handshake_timeout_s:g} s"
-                return [self._end(EndKind.VIOLATION, detail)]
-        elif self.state is SessionState.ESTABLISHED:
-            silent_s = now - self._last_received
-            if silent_s >= self.timers.keepalive_timeout_s:
-                detail = f"nothing received for {silent_s:.1f} s"
-                return [self._end(EndKind.TIMEOUT, detail)]
-            if now - self._last_sent >= self.timers.keepalive_interval_s:
-                self._ping_counter += 1
-                self.send(Ping(sender, wall_time, self._ping_counter), now)
-        return []
-
-    def next_deadline(self) -> float | None:
-        if self.state is SessionState.AWAITING_HELLO:
-            return self._opened_at + self.timers.handshake_timeout_s
-        if self.state is SessionState.ESTABLISHED:
-            return min(
-                self._last_received + self.timers.keepalive_timeout_s,
-                self._last_sent + self.timers.keepalive_interval_s,
-            )
-        return None
-
-    def finish(self, kind: EndKind, detail: str) -> SessionEnded:
-        """We close this session on our own account (after a bye, a duplicate, leaving)."""
-        return self._end(kind, detail)
-
-    def closed(self) -> None:
-        """The runtime closed the socket."""
-        self._move("closed")
-
-    def _end(self, kind: EndKind, detail: str) -> SessionEnded:
-        self._move("finish")
-        return SessionEnded(kind, detail)
-
-    def _move(self, trigger: str) -> None:
-        try:
-            self.state = _SESSION_TRANSITIONS[(self.state, trigger)]
-        except KeyError:
-            raise LocalProtocolError(
-                f"{trigger!r} is not allowed in chat session state {self.state.value}"
-            ) from None
-
-
-# -- what the node tells its runtime and its user ---------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Dial:
-    """Open a connection to `address`, then call connection_made or connect_failed with `cid`."""
-
-    cid: int
-    address: tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class CloseConnection:
-    """Send what data_to_send still holds, then close; call connection_closed afterwards."""
-
-    cid: int
-
-
-Action = Dial | CloseConnection
-
-
-class Presence(enum.Enum):
-    ONLINE = "online"
-    AWAY = "away"  # the connection was lost; reconnecting with backoff
-
-
-class LeaveKind(enum.Enum):
-    LEFT = "left"  # said bye
-    LOST = "lost"  # connection closed or reset without bye (killed, crashed)
-    TIMEOUT = "timeout"  # keepalive: nothing heard for too long
-    VIOLATION = "violation"  # sent garbage
-    RESTARTED = "restarted"  # a new process answers at the same address
-
-
-class Undeliverable(enum.Enum):
-    AWAY = "away"
-    LEFT = "left"
-    NO_ACK = "no acknowledgement"
-    QUEUE_FULL = "too many messages waiting"
-    EXPIRED = "waited too long"
-
-
-@dataclass(frozen=True, slots=True)
-class BuddyJoined:
-    name: str
-    address: tuple[str, int]
-    returned: bool  # it was away and is back
-
-
-@dataclass(frozen=True, slots=True)
-class BuddyLeft:
-    name: str
-    kind: LeaveKind
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class BuddyRenamed:
-    old: str
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
-    sender: str
-    text: str  # already made printable
-    private: bool
-    sent_at: float  # the sender's wall clock
-
-
-@dataclass(frozen=True, slots=True)
-class MessageUndeliverable:
-    recipient: str
-    message_id: int
-    text: str
-    reason: Undeliverable
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionRejected:
-    """A connection that never became a buddy was closed (garbage, no hello, too many)."""
-
-    address: tuple[str, int]
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class PeerUnreachable:
-    """A dial failed; `retry_in_s` is None when we give up on this address."""
-
-    address: tuple[str, int]
-    detail: str
-    retry_in_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SelfConnection:
-    address: tuple[str, int]
-
-
-ChatEvent = (
-    BuddyJoined
-    | BuddyLeft
-    | BuddyRenamed
-    | MessageReceived
-    | MessageUndeliverable
-    | ConnectionRejected
-    | PeerUnreachable
-    | SelfConnection
-)
-
-
-class SendProblem(enum.Enum):
-    LEAVING = "leaving the chat"
-    EMPTY = "empty message"
-    TOO_LONG = f"message longer than the {MAX_TEXT_BYTES:,}-byte limit"
-    ALONE = "nobody else is in the chat"
-    NO_SUCH_NAME = "nobody of that name is here"
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What happened to a typed message: who got it now, who will get it on return."""
-
-    message_id: int
-    sent_to: tuple[str, ...]
-    queued_for: tuple[str, ...]
-    problem: SendProblem | None = None  # nothing was sent, and why
-
-
-@dataclass(frozen=True, slots=True)
-class BuddyInfo:
-    name: str
-    presence: Presence
-    address: tuple[str, int]
-    pending: int
 
 
 @dataclass(frozen=True, slots=True)
 class ChatSettings:
-    timers: SessionTimers = SessionTimers()
+    timers: SessionTimers = SessionTimers()  # noqa: RUF009 (frozen, so one shared default is safe)
     # Reconnect after 0.5 s, doubling to at most 10 s: quick when a buddy restarts, and a
     # vanished buddy costs one refused connect every 10 s (the shape of TCP's SYN retries).
     backoff_initial_s: float = 0.5
