@@ -12,5 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "impair",
     "chat",
     "check",
+    "ports",
+    "capture",
     "bench",
 )
