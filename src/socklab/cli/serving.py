@@ -27,7 +27,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def wait_until_interrupted(handle: ServerHandle, announce: Callable[[], None] | None = None) -> None:
+def wait_until_interrupted(
+    handle: ServerHandle, announce: Callable[[], None] | None = None
+) -> None:
     """Announce the running server, block until it stops or the user interrupts, stop it cleanly.
 
     The announcement (the "listening on" lines) runs inside the same guard as the wait: scripts
