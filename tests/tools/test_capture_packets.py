@@ -192,6 +192,7 @@ SAMPLES = [
     build_ipv6_tcp(("::1", 5), ("::1", 6), flags=TcpFlags.SYN),
 ]
 SELECTIONS = [
+    PacketSelection(),
     PacketSelection(frozenset({"tcp"})),
     PacketSelection(frozenset({"udp"})),
     PacketSelection(frozenset({"tcp", "udp"}), 50000),
@@ -216,10 +217,17 @@ def test_bpf_program_matches_the_user_space_selection(
         assert accepted == selection.matches(packet), (selection, packet)
 
 
-def test_bpf_drops_non_ip_and_is_skipped_when_everything_is_wanted() -> None:
+def test_bpf_drops_non_ip_even_when_all_tcp_and_udp_is_wanted() -> None:
     program = build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(port=1), 100)
     assert program is not None
     assert run_bpf(program, b"\0" * 12 + b"\x08\x06" + b"\0" * 28) == 0
     assert run_bpf(program, b"") == 0
-    assert build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(), 100) is None
+    everything = build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(), 100)
+    assert everything is not None
+    assert run_bpf(everything, b"\0" * 12 + b"\x08\x06" + b"\0" * 28) == 0  # ARP
+    udp = build_ethernet(build_ipv4_udp(("127.0.0.1", 1), ("127.0.0.1", 2), b"x"))
+    assert run_bpf(everything, udp) == 100
+    icmp = bytearray(udp)
+    icmp[14 + 9] = 1
+    assert run_bpf(everything, bytes(icmp)) == 0
     assert build_bpf_program(LINKTYPE_NULL, PacketSelection(port=1), 100) is None

@@ -1,8 +1,18 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
-analysis live in `socklab.tools.capture`. Lines are written without a flush each and flushed
-once per batch the kernel hands over, so printing keeps up with the packet rate.
+analysis live in `socklab.tools.capture`. Lines are collected and written with one write and
+one flush per batch the kernel hands over.
+
+The display is never the reason packets are lost. A terminal cannot show 50,000 lines a
+second, and a tcpdump user who reads lines while the capture runs expects two things: that
+the count and the pcap file are complete, and that the screen says so when it shows less.
+So the line view may fall behind: the capture keeps reading the kernel's ring, counting and
+writing every packet to the pcap, and when a quarter of the ring waits unread it stops
+rendering until it has caught up, then prints one line "display skipped N packets" (all in
+the pcap with -w). tcpdump instead lets the kernel drop packets when its printing is slow;
+those are lost for the file too. The ladder and stream views rebuild connection state from
+every packet, so they never skip (they are meant for small teaching captures).
 """
 
 from __future__ import annotations
@@ -101,6 +111,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         count=args.count,
         duration_s=args.duration,
         pcap_path=args.pcap,
+        may_skip_display=not (args.ladder or args.follow),
     )
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
@@ -126,6 +137,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 announce,
                 lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
                 printer.flush,
+                lambda count: printer.say(_describe_skipped(count, options)),
             )
         except PermissionDeniedError:
             env.warn(
@@ -178,10 +190,26 @@ def _describe_ready(ready: CaptureReady, options: CaptureOptions) -> str:
     )
 
 
+def _describe_skipped(count: int, options: CaptureOptions) -> str:
+    if options.pcap_path is not None:
+        return ngettext(
+            "… display skipped {count} packet to keep up; it is in {path}",
+            "… display skipped {count} packets to keep up; all are in {path}",
+            count,
+        ).format(count=count, path=options.pcap_path)
+    return ngettext(
+        "… display skipped {count} packet to keep up (captured and counted; -w FILE.pcap keeps every packet)",
+        "… display skipped {count} packets to keep up (captured and counted; -w FILE.pcap keeps every packet)",
+        count,
+    ).format(count=count)
+
+
 def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
     line = ngettext(
-        "{count} packet captured", "{count} packets captured", summary.packets_shown
-    ).format(count=summary.packets_shown)
+        "{count} packet captured", "{count} packets captured", summary.packets_captured
+    ).format(count=summary.packets_captured)
+    if summary.display_skipped:
+        line += " " + _("({count} not displayed)").format(count=summary.display_skipped)
     line += "; " + _("kernel: {received} received, {dropped} dropped").format(
         received=summary.kernel_received, dropped=summary.kernel_dropped
     )
@@ -200,15 +228,19 @@ def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
 
 
 class _Printer:
+    """Collects lines; `flush` writes them with one write() and one flush()."""
+
     def __init__(self, env: Environment, *, hex_dump: bool) -> None:
         self.env = env
         self.hex_dump = hex_dump
-        self._write = env.stdout.write
-
-    def say(self, line: str) -> None:
-        self._write(line + "\n")
+        self._lines: list[str] = []
+        self.say = self._lines.append
 
     def flush(self) -> None:
+        if self._lines:
+            self._lines.append("")
+            self.env.stdout.write("\n".join(self._lines))
+            self._lines.clear()
         self.env.stdout.flush()
 
 
