@@ -25,8 +25,10 @@ from socklab.tools.capture.pcap import (
     PcapWriter,
     encode_file_header,
     encode_record,
+    encode_records,
     parse_pcap,
 )
+from socklab.tools.capture.runner import display_should_skip
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program, run_bpf
 
 CLIENT = ("127.0.0.1", 40000)
@@ -231,3 +233,36 @@ def test_bpf_drops_non_ip_even_when_all_tcp_and_udp_is_wanted() -> None:
     icmp[14 + 9] = 1
     assert run_bpf(everything, bytes(icmp)) == 0
     assert build_bpf_program(LINKTYPE_NULL, PacketSelection(port=1), 100) is None
+
+
+# --- bulk pcap records and when the display skips ------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=2**31, allow_nan=False),
+            st.binary(max_size=80),
+            st.integers(min_value=0, max_value=2**16),
+        ),
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=100),
+)
+def test_bulk_records_are_the_single_records_joined(
+    records: list[tuple[float, bytes, int]], snaplen: int
+) -> None:
+    expected = b"".join(
+        encode_record(time, data[:snaplen], original) for time, data, original in records
+    )
+    assert bytes(encode_records(records, snaplen)) == expected
+
+
+def test_display_skips_when_a_quarter_of_the_ring_waits_and_resumes_when_caught_up() -> None:
+    assert not display_should_skip(False, 7, 32)
+    assert display_should_skip(False, 8, 32)
+    assert display_should_skip(True, 2, 32)  # still behind: keep skipping
+    assert not display_should_skip(True, 1, 32)
+    assert not display_should_skip(False, 1, 2)  # tiny ring: never on one block alone
+    assert display_should_skip(False, 2, 2)
+    assert not display_should_skip(False, 0, 0)  # no ring: always show

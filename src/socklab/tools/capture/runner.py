@@ -165,6 +165,7 @@ def _loop(
                     frames = frames[: options.count - captured]
                 if writer is not None:
                     writer.write_many(frames)
+                    writer.flush()
                 captured += len(frames)
                 skipped += len(frames)
                 skipped_run += len(frames)
