@@ -79,6 +79,7 @@ def main(path: str) -> None:
             printer.flush()
 
         print(f"capture line view: {best_of(3, len(frames), whole_path):.2f} us/packet")
+        printer.close()
 
 
 if __name__ == "__main__":

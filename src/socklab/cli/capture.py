@@ -1,8 +1,9 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
-analysis live in `socklab.tools.capture`. Lines are collected and written with one write and
-one flush per batch the kernel hands over.
+analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
+and written, with one write and one flush, by an output thread, so a slow terminal never
+makes the capture loop wait.
 
 The display is never the reason packets are lost. A terminal cannot show 50,000 lines a
 second, and a tcpdump user who reads lines while the capture runs expects two things: that
@@ -18,7 +19,9 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
                 printer.flush,
                 lambda count: printer.say(_describe_skipped(count, options)),
+                printer.lagging,
             )
         except PermissionDeniedError:
             env.warn(
@@ -149,11 +153,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         except UnsupportedPlatformError as error:
             env.warn(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
+        view.finish()
+        printer.say(_describe_summary(summary, options))
     finally:
         owners.close()
-    view.finish()
-    printer.say(_describe_summary(summary, options))
-    printer.flush()
+        printer.close()
     return ExitStatus.OK
 
 
@@ -228,20 +232,60 @@ def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
 
 
 class _Printer:
-    """Collects lines; `flush` writes them with one write() and one flush()."""
+    """Collects lines; `flush` hands them, as one string, to a writer thread.
+
+    The thread does the write() and flush() that can block for long on a terminal whose reader
+    gets no CPU; the capture loop only asks `lagging()` and skips the display meanwhile, so a
+    stalled terminal never stops it reading the kernel's ring. Call `close()` at the end: it
+    waits until everything handed over is written.
+    """
 
     def __init__(self, env: Environment, *, hex_dump: bool) -> None:
         self.env = env
         self.hex_dump = hex_dump
         self._lines: list[str] = []
         self.say = self._lines.append
+        self._chunks: queue.Queue[str | None] = queue.Queue()
+        self._error: OSError | None = None
+        self._writer = threading.Thread(target=self._write_chunks, name="capture-output")
+        self._writer.daemon = True
+        self._writer.start()
+
+    def _write_chunks(self) -> None:
+        stream = self.env.stdout
+        while (chunk := self._chunks.get()) is not None:
+            try:
+                if self._error is None:
+                    stream.write(chunk)
+                    stream.flush()
+            except OSError as exc:  # a closed pipe (| head): the main thread raises it
+                self._error = exc
+            finally:
+                self._chunks.task_done()
+        self._chunks.task_done()
+
+    def lagging(self) -> bool:
+        """More than one chunk of lines is still waiting to be written."""
+        return self._chunks.unfinished_tasks > 1
 
     def flush(self) -> None:
+        if self._error is not None:
+            raise self._error
         if self._lines:
             self._lines.append("")
-            self.env.stdout.write("\n".join(self._lines))
+            self._chunks.put("\n".join(self._lines))
             self._lines.clear()
-        self.env.stdout.flush()
+
+    def close(self) -> None:
+        """Write what is left; raise the write error, if any, once the thread has ended."""
+        if self._lines:
+            self._lines.append("")
+            self._chunks.put("\n".join(self._lines))
+            self._lines.clear()
+        self._chunks.put(None)
+        self._writer.join()
+        if self._error is not None:
+            raise self._error
 
 
 def format_endpoint(address: tuple[str, int]) -> str:

@@ -78,11 +78,14 @@ def run_capture(
     on_packet: Callable[[Packet, bytes], None],
     on_batch: Callable[[], None] = lambda: None,
     on_skipped: Callable[[int], None] = lambda _count: None,
+    display_lagging: Callable[[], bool] = lambda: False,
 ) -> CaptureSummary:
     """Capture until the count, the duration or Ctrl+C; `on_packet(packet, frame)` per match.
 
     `on_batch()` runs after each batch of frames (the CLI flushes its output there);
-    `on_skipped(count)` after a run of packets the display skipped (see may_skip_display).
+    `on_skipped(count)` after a run of packets the display skipped (see may_skip_display);
+    `display_lagging()` says the output is still busy with earlier lines (a slow terminal):
+    then the display skips too, so a stalled terminal never stalls reading the ring.
     """
     if not sys.platform.startswith("linux"):
         raise UnsupportedPlatformError(sys.platform)
@@ -106,7 +109,7 @@ def run_capture(
                 options.interface, source.link_type, source.buffer_bytes, program is not None
             )
         )
-        hooks = _Hooks(on_packet, on_batch, on_skipped)
+        hooks = _Hooks(on_packet, on_batch, on_skipped, display_lagging)
         return _loop(options, source, writer, hooks, prefiltered=program is not None)
     finally:
         source.close()
@@ -119,6 +122,7 @@ class _Hooks:
     on_packet: Callable[[Packet, bytes], None]
     on_batch: Callable[[], None]
     on_skipped: Callable[[int], None]
+    display_lagging: Callable[[], bool]
 
 
 def _open_pcap(path: Path) -> BinaryIO:
@@ -158,7 +162,10 @@ def _loop(
             frames = source.receive_batch(timeout)
             frames_seen += len(frames)
             if options.may_skip_display and prefiltered:
-                skipping = display_should_skip(skipping, *source.blocks_waiting())
+                skipping = (
+                    display_should_skip(skipping, *source.blocks_waiting())
+                    or hooks.display_lagging()
+                )
             if skipping:
                 # The kernel filter already chose these frames: count and save them unread.
                 if options.count is not None:
