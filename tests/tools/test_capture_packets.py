@@ -25,8 +25,10 @@ from socklab.tools.capture.pcap import (
     PcapWriter,
     encode_file_header,
     encode_record,
+    encode_records,
     parse_pcap,
 )
+from socklab.tools.capture.runner import display_should_skip
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program, run_bpf
 
 CLIENT = ("127.0.0.1", 40000)
@@ -192,6 +194,7 @@ SAMPLES = [
     build_ipv6_tcp(("::1", 5), ("::1", 6), flags=TcpFlags.SYN),
 ]
 SELECTIONS = [
+    PacketSelection(),
     PacketSelection(frozenset({"tcp"})),
     PacketSelection(frozenset({"udp"})),
     PacketSelection(frozenset({"tcp", "udp"}), 50000),
@@ -216,10 +219,50 @@ def test_bpf_program_matches_the_user_space_selection(
         assert accepted == selection.matches(packet), (selection, packet)
 
 
-def test_bpf_drops_non_ip_and_is_skipped_when_everything_is_wanted() -> None:
+def test_bpf_drops_non_ip_even_when_all_tcp_and_udp_is_wanted() -> None:
     program = build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(port=1), 100)
     assert program is not None
     assert run_bpf(program, b"\0" * 12 + b"\x08\x06" + b"\0" * 28) == 0
     assert run_bpf(program, b"") == 0
-    assert build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(), 100) is None
+    everything = build_bpf_program(LINKTYPE_ETHERNET, PacketSelection(), 100)
+    assert everything is not None
+    assert run_bpf(everything, b"\0" * 12 + b"\x08\x06" + b"\0" * 28) == 0  # ARP
+    udp = build_ethernet(build_ipv4_udp(("127.0.0.1", 1), ("127.0.0.1", 2), b"x"))
+    assert run_bpf(everything, udp) == 100
+    icmp = bytearray(udp)
+    icmp[14 + 9] = 1
+    assert run_bpf(everything, bytes(icmp)) == 0
     assert build_bpf_program(LINKTYPE_NULL, PacketSelection(port=1), 100) is None
+
+
+# --- bulk pcap records and when the display skips ------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=2**31, allow_nan=False),
+            st.binary(max_size=80),
+            st.integers(min_value=0, max_value=2**16),
+        ),
+        max_size=20,
+    ),
+    st.integers(min_value=1, max_value=100),
+)
+def test_bulk_records_are_the_single_records_joined(
+    records: list[tuple[float, bytes, int]], snaplen: int
+) -> None:
+    expected = b"".join(
+        encode_record(time, data[:snaplen], original) for time, data, original in records
+    )
+    assert bytes(encode_records(records, snaplen)) == expected
+
+
+def test_display_skips_when_a_quarter_of_the_ring_waits_and_resumes_when_caught_up() -> None:
+    assert not display_should_skip(False, 7, 32)
+    assert display_should_skip(False, 8, 32)
+    assert display_should_skip(True, 2, 32)  # still behind: keep skipping
+    assert not display_should_skip(True, 1, 32)
+    assert not display_should_skip(False, 1, 2)  # tiny ring: never on one block alone
+    assert display_should_skip(False, 2, 2)
+    assert not display_should_skip(False, 0, 0)  # no ring: always show

@@ -1,14 +1,27 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
-analysis live in `socklab.tools.capture`. Lines are written without a flush each and flushed
-once per batch the kernel hands over, so printing keeps up with the packet rate.
+analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
+and written, with one write and one flush, by an output thread, so a slow terminal never
+makes the capture loop wait.
+
+The display is never the reason packets are lost. A terminal cannot show 50,000 lines a
+second, and a tcpdump user who reads lines while the capture runs expects two things: that
+the count and the pcap file are complete, and that the screen says so when it shows less.
+So the line view may fall behind: the capture keeps reading the kernel's ring, counting and
+writing every packet to the pcap, and when a quarter of the ring waits unread it stops
+rendering until it has caught up, then prints one line "display skipped N packets" (all in
+the pcap with -w). tcpdump instead lets the kernel drop packets when its printing is slow;
+those are lost for the file too. The ladder and stream views rebuild connection state from
+every packet, so they never skip (they are meant for small teaching captures).
 """
 
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +114,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         count=args.count,
         duration_s=args.duration,
         pcap_path=args.pcap,
+        may_skip_display=not (args.ladder or args.follow),
     )
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
@@ -126,6 +140,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 announce,
                 lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
                 printer.flush,
+                lambda count: printer.say(_describe_skipped(count, options)),
+                printer.lagging,
             )
         except PermissionDeniedError:
             env.warn(
@@ -137,11 +153,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         except UnsupportedPlatformError as error:
             env.warn(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
+        view.finish()
+        printer.say(_describe_summary(summary, options))
     finally:
         owners.close()
-    view.finish()
-    printer.say(_describe_summary(summary, options))
-    printer.flush()
+        printer.close()
     return ExitStatus.OK
 
 
@@ -178,10 +194,26 @@ def _describe_ready(ready: CaptureReady, options: CaptureOptions) -> str:
     )
 
 
+def _describe_skipped(count: int, options: CaptureOptions) -> str:
+    if options.pcap_path is not None:
+        return ngettext(
+            "… display skipped {count} packet to keep up; it is in {path}",
+            "… display skipped {count} packets to keep up; all are in {path}",
+            count,
+        ).format(count=count, path=options.pcap_path)
+    return ngettext(
+        "… display skipped {count} packet to keep up (captured and counted; -w FILE.pcap keeps every packet)",
+        "… display skipped {count} packets to keep up (captured and counted; -w FILE.pcap keeps every packet)",
+        count,
+    ).format(count=count)
+
+
 def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
     line = ngettext(
-        "{count} packet captured", "{count} packets captured", summary.packets_shown
-    ).format(count=summary.packets_shown)
+        "{count} packet captured", "{count} packets captured", summary.packets_captured
+    ).format(count=summary.packets_captured)
+    if summary.display_skipped:
+        line += " " + _("({count} not displayed)").format(count=summary.display_skipped)
     line += "; " + _("kernel: {received} received, {dropped} dropped").format(
         received=summary.kernel_received, dropped=summary.kernel_dropped
     )
@@ -200,16 +232,60 @@ def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
 
 
 class _Printer:
+    """Collects lines; `flush` hands them, as one string, to a writer thread.
+
+    The thread does the write() and flush() that can block for long on a terminal whose reader
+    gets no CPU; the capture loop only asks `lagging()` and skips the display meanwhile, so a
+    stalled terminal never stops it reading the kernel's ring. Call `close()` at the end: it
+    waits until everything handed over is written.
+    """
+
     def __init__(self, env: Environment, *, hex_dump: bool) -> None:
         self.env = env
         self.hex_dump = hex_dump
-        self._write = env.stdout.write
+        self._lines: list[str] = []
+        self.say = self._lines.append
+        self._chunks: queue.Queue[str | None] = queue.Queue()
+        self._error: OSError | None = None
+        self._writer = threading.Thread(target=self._write_chunks, name="capture-output")
+        self._writer.daemon = True
+        self._writer.start()
 
-    def say(self, line: str) -> None:
-        self._write(line + "\n")
+    def _write_chunks(self) -> None:
+        stream = self.env.stdout
+        while (chunk := self._chunks.get()) is not None:
+            try:
+                if self._error is None:
+                    stream.write(chunk)
+                    stream.flush()
+            except OSError as exc:  # a closed pipe (| head): the main thread raises it
+                self._error = exc
+            finally:
+                self._chunks.task_done()
+        self._chunks.task_done()
+
+    def lagging(self) -> bool:
+        """More than one chunk of lines is still waiting to be written."""
+        return self._chunks.unfinished_tasks > 1
 
     def flush(self) -> None:
-        self.env.stdout.flush()
+        if self._error is not None:
+            raise self._error
+        if self._lines:
+            self._lines.append("")
+            self._chunks.put("\n".join(self._lines))
+            self._lines.clear()
+
+    def close(self) -> None:
+        """Write what is left; raise the write error, if any, once the thread has ended."""
+        if self._lines:
+            self._lines.append("")
+            self._chunks.put("\n".join(self._lines))
+            self._lines.clear()
+        self._chunks.put(None)
+        self._writer.join()
+        if self._error is not None:
+            raise self._error
 
 
 def format_endpoint(address: tuple[str, int]) -> str:

@@ -24,8 +24,7 @@ import mmap
 import select
 import socket
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from socklab.errors import PermissionDeniedError, UsageError, translate_oserror
 from socklab.i18n import _
@@ -79,8 +78,9 @@ _TIMESPEC = struct.Struct("@qq")
 _CMSG_SPACE: Final = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
+    """One captured frame; a tuple, so a list of them is what PcapWriter.write_many takes."""
+
     time: float
     data: bytes
     original_length: int
@@ -219,6 +219,16 @@ class PacketSocketSource:
             frames.append(Frame(stamp, data, len(data)))
         return frames
 
+    def blocks_waiting(self) -> tuple[int, int]:
+        """(ring blocks full and waiting for us, blocks in the ring); (0, 0) without a ring.
+
+        How far the reader is behind the kernel: the capture loop stops rendering lines while
+        the ring fills up, so the display never makes the kernel drop packets.
+        """
+        if self._ring is None:
+            return 0, 0
+        return self._ring.blocks_waiting(), self._ring.block_count
+
     def _read_statistics(self) -> None:
         # struct tpacket_stats (v1/v2) or tpacket_stats_v3 (one more counter): both begin alike.
         size = 12 if self._ring is not None else 8
@@ -324,6 +334,14 @@ class _Ring:
         _U32.pack_into(ring, offset + _BLOCK_STATUS_OFFSET, TP_STATUS_KERNEL)
         self._next_block = (self._next_block + 1) % self.block_count
         return frames
+
+    def blocks_waiting(self) -> int:
+        waiting = 0
+        index = self._next_block
+        while waiting < self.block_count and self._block_is_ours(index * self.block_bytes):
+            waiting += 1
+            index = (index + 1) % self.block_count
+        return waiting
 
     def release_all(self) -> None:
         """Give every block we hold back to the kernel, unread."""

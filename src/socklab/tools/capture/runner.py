@@ -23,9 +23,10 @@ from socklab.tools.capture.pcap import DEFAULT_SNAPLEN, PcapWriter
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program
 
 if TYPE_CHECKING:
-    from socklab.tools.capture.linux import PacketSocketSource
+    from socklab.tools.capture.linux import Frame, PacketSocketSource
 
 POLL_S = 0.2  # how often the loop looks at the clock when no packet comes
+SKIP_AT_RING_FRACTION = 4  # skip the display once 1/4 of the ring waits (32 MiB: ~1 s of 50k/s)
 
 
 class UnsupportedPlatformError(SocklabError):
@@ -45,6 +46,9 @@ class CaptureOptions:
     pcap_path: Path | None = None
     snaplen: int = DEFAULT_SNAPLEN
     buffer_bytes: int | None = None
+    # True for a stateless view (one line per packet): when it falls behind, packets are still
+    # counted and saved, but not handed to on_packet. Stateful views (ladder, stream) need all.
+    may_skip_display: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,9 @@ class CaptureReady:
 
 @dataclass(frozen=True, slots=True)
 class CaptureSummary:
-    packets_shown: int  # decoded TCP/UDP packets that matched
+    packets_captured: int  # packets kept (the kernel filter and the selection agreed)
+    packets_shown: int  # decoded TCP/UDP packets handed to on_packet
+    display_skipped: int  # captured (and saved) but not handed on: the display fell behind
     frames_seen: int  # frames read from the kernel (after its filter)
     packets_written: int  # pcap records
     kernel_received: int  # PACKET_STATISTICS tp_packets
@@ -71,10 +77,15 @@ def run_capture(
     on_ready: Callable[[CaptureReady], None],
     on_packet: Callable[[Packet, bytes], None],
     on_batch: Callable[[], None] = lambda: None,
+    on_skipped: Callable[[int], None] = lambda _count: None,
+    display_lagging: Callable[[], bool] = lambda: False,
 ) -> CaptureSummary:
     """Capture until the count, the duration or Ctrl+C; `on_packet(packet, frame)` per match.
 
-    `on_batch()` runs after each batch of frames (the CLI flushes its output there).
+    `on_batch()` runs after each batch of frames (the CLI flushes its output there);
+    `on_skipped(count)` after a run of packets the display skipped (see may_skip_display);
+    `display_lagging()` says the output is still busy with earlier lines (a slow terminal):
+    then the display skips too, so a stalled terminal never stalls reading the ring.
     """
     if not sys.platform.startswith("linux"):
         raise UnsupportedPlatformError(sys.platform)
@@ -98,11 +109,20 @@ def run_capture(
                 options.interface, source.link_type, source.buffer_bytes, program is not None
             )
         )
-        return _loop(options, source, writer, on_packet, on_batch)
+        hooks = _Hooks(on_packet, on_batch, on_skipped, display_lagging)
+        return _loop(options, source, writer, hooks, prefiltered=program is not None)
     finally:
         source.close()
         if pcap_file is not None:
             pcap_file.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    on_packet: Callable[[Packet, bytes], None]
+    on_batch: Callable[[], None]
+    on_skipped: Callable[[int], None]
+    display_lagging: Callable[[], bool]
 
 
 def _open_pcap(path: Path) -> BinaryIO:
@@ -120,41 +140,75 @@ def _loop(
     options: CaptureOptions,
     source: PacketSocketSource,
     writer: PcapWriter | None,
-    on_packet: Callable[[Packet, bytes], None],
-    on_batch: Callable[[], None],
+    hooks: _Hooks,
+    *,
+    prefiltered: bool,
 ) -> CaptureSummary:
     started = time.monotonic()
     deadline = started + options.duration_s if options.duration_s is not None else None
-    shown = frames_seen = 0
+    shown = captured = frames_seen = skipped = skipped_run = 0
     interrupted = False
     link_type = source.link_type
     matches = options.selection.matches
+    on_packet = hooks.on_packet
+    skipping = False
     try:
-        while options.count is None or shown < options.count:
+        while options.count is None or captured < options.count:
             timeout = POLL_S
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     break
-            for frame in source.receive_batch(timeout):
-                frames_seen += 1
+            frames = source.receive_batch(timeout)
+            frames_seen += len(frames)
+            if options.may_skip_display and prefiltered:
+                skipping = (
+                    display_should_skip(skipping, *source.blocks_waiting())
+                    or hooks.display_lagging()
+                )
+            if skipping:
+                # The kernel filter already chose these frames: count and save them unread.
+                if options.count is not None:
+                    frames = frames[: options.count - captured]
+                if writer is not None:
+                    writer.write_many(frames)
+                    writer.flush()
+                captured += len(frames)
+                skipped += len(frames)
+                skipped_run += len(frames)
+                continue
+            if skipped_run:
+                hooks.on_skipped(skipped_run)
+                skipped_run = 0
+            kept: list[Frame] = []
+            for frame in frames:
                 packet = decode_frame(link_type, frame.data, frame.time)
                 if packet is None or not matches(packet):
+                    if prefiltered:
+                        kept.append(frame)  # the kernel kept it, as tcpdump would save it
+                        captured += 1
                     continue
-                if writer is not None:
-                    writer.write(frame.time, frame.data, frame.original_length)
+                kept.append(frame)
+                captured += 1
                 shown += 1
                 on_packet(packet, frame.data)
-                if options.count is not None and shown >= options.count:
+                if options.count is not None and captured >= options.count:
                     break
             if writer is not None:
+                writer.write_many(kept)
                 writer.flush()
-            on_batch()
+            hooks.on_batch()
     except KeyboardInterrupt:
         interrupted = True
+    if skipped_run:
+        hooks.on_skipped(skipped_run)
+    if writer is not None:
+        writer.flush()
     received, dropped = source.statistics()
     return CaptureSummary(
+        packets_captured=captured,
         packets_shown=shown,
+        display_skipped=skipped,
         frames_seen=frames_seen,
         packets_written=writer.packets_written if writer is not None else 0,
         kernel_received=received,
@@ -162,3 +216,16 @@ def _loop(
         elapsed_s=time.monotonic() - started,
         interrupted=interrupted,
     )
+
+
+def display_should_skip(skipping: bool, blocks_waiting: int, ring_blocks: int) -> bool:
+    """Whether to count and save the next frames without showing them (pure, with hysteresis).
+
+    Start skipping once a quarter of the ring is full and waiting, stop once at most one block
+    waits (we caught up): the display lags by seconds at most and never fills the ring.
+    """
+    if ring_blocks == 0:
+        return False  # no ring (recvmsg fallback): no measure of the backlog, show everything
+    if skipping:
+        return blocks_waiting > 1
+    return blocks_waiting >= max(2, ring_blocks // SKIP_AT_RING_FRACTION)

@@ -81,9 +81,12 @@ class _Assembler:
 def build_bpf_program(
     link_type: int, selection: PacketSelection, accept_bytes: int
 ) -> list[Instruction] | None:
-    """A kernel filter equivalent to `selection` (IPv4 and IPv6), or None if none is needed."""
-    if selection.port is None and selection.protocols >= {"tcp", "udp"}:
-        return None
+    """A kernel filter equivalent to `selection` (IPv4 and IPv6); None for link types without one.
+
+    Built for the default selection (all TCP and UDP) too: ARP, ICMP and later fragments then
+    never reach Python, and every frame read is one the capture keeps, so the loop can count
+    and save frames without decoding them when the display falls behind.
+    """
     if link_type == LINKTYPE_ETHERNET:
         link_bytes = 14
     elif link_type == LINKTYPE_RAW:
