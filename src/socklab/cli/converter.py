@@ -19,6 +19,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -51,6 +52,14 @@ def register(subparsers: Any) -> None:
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
         help=_("event loop of the asyncio model (default: uvloop where installed)"),
+    )
+    server.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help=_(
+            "processes sharing the port with SO_REUSEPORT, to use several cores (Linux, macOS; default: %(default)s)"
+        ),
     )
     server.add_argument(
         "--max-message-bytes",
@@ -132,6 +141,13 @@ def _format_address(host: str, port: int) -> str:
 
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.loop != "auto" and args.model != "asyncio":
+        raise UsageError(
+            _("--loop {loop} applies to the asyncio model only, not to --model {model}").format(
+                loop=args.loop, model=args.model
+            )
+        )
+
     def observe(event: ServerEvent) -> None:
         match event:
             case ConnectionOpened(peer):
@@ -156,6 +172,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         message_timeout_s=args.message_timeout,
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
+        workers=args.workers,
         observer=observe if args.verbose else None,
     )
     handle = start_converter_server(args.model, config)
@@ -164,6 +181,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     loop_name = getattr(handle, "loop_name", None)
     if loop_name:
         model = f"{model}/{loop_name}"
+    if args.workers > 1:
+        model = _("{model}, {workers} workers").format(model=model, workers=args.workers)
     if args.transport == "udp":
         env.say(
             _("Converter server listening on {address} (UDP, model {model})").format(

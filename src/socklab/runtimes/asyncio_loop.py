@@ -35,11 +35,10 @@ from socklab.runtimes.config import (
     ConnectionRefusedBusy,
     ServerConfig,
 )
+from socklab.runtimes.connections import BUSY_REPLY, frame_notice
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
-
-BUSY_REPLY = b"E:server busy, try again later"
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -94,7 +93,7 @@ class _Connection(asyncio.Protocol):
         if len(server.connections) >= config.max_clients or server.stopping:
             server.stats.connections_refused_busy += 1
             server.notify(ConnectionRefusedBusy(self.peer))
-            transport.write(BUSY_REPLY + b"\n")  # type: ignore[attr-defined]
+            transport.write(frame_notice(config.framing, BUSY_REPLY))  # type: ignore[attr-defined]
             transport.close()
             return
         sock = transport.get_extra_info("socket")
@@ -156,7 +155,7 @@ class _Connection(asyncio.Protocol):
     def abort(self, reason: bytes) -> None:
         """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
         if self.session is not None and not self.writing_paused:
-            self.transport.write(reason)
+            self.transport.write(frame_notice(self.server.config.framing, reason))
             self.transport.close()
         else:
             self.transport.abort()

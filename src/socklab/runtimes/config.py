@@ -57,5 +57,7 @@ class ServerConfig:
     # Graceful stop: in-flight replies get this long to drain before sockets are closed.
     shutdown_grace_s: float = 3.0
     reuse_port: bool = False
+    # Processes serving the port together (SO_REUSEPORT), one model instance each; 1: this one.
+    workers: int = 1
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     observer: ServerObserver | None = field(default=None, compare=False)

@@ -1,0 +1,257 @@
+"""Serving TCP with blocking calls: what the iterative and threaded models share.
+
+Both models run the lecture's loop, `accept()` then `recv()`/`send()` on the new socket, and
+differ in one hook only, like `socketserver.BaseServer.process_request`: `dispatch()` serves the
+connection inline (iterative) or in a thread of its own (threaded).
+
+A blocking call must not wait forever, or deadlines and stop requests would go unnoticed, so
+every wait is cut at the next deadline sweep (`SWEEP_INTERVAL_S`) with a socket timeout:
+
+    accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
+                                   ^ each wait ends by the next sweep: deadlines, stop request
+
+Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
+this connection reads nothing, and the write deadline ends the wait.
+
+Stopping: `request_stop()` sets a flag and shuts down the reading side of every connection,
+which wakes a blocked `recv()` at once (on Linux and macOS; elsewhere the next sweep notices).
+The listener closes (stop accepting); a reply being sent may finish within `shutdown_grace_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from abc import abstractmethod
+
+from socklab.protocol.session import ConverterSession
+from socklab.runtimes.config import ConnectionClosed, ConnectionOpened, ServerConfig
+from socklab.runtimes.connections import (
+    RECEIVE_BYTES,
+    accept_backoff_s,
+    frame_notice,
+    notify,
+    peer_of,
+    send_notice_nowait,
+    tune_accepted_socket,
+)
+from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
+from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.listening import bound_address, open_listening_socket
+
+# accept() waits at most this long before looking at the stop flag again.
+ACCEPT_WAIT_S = 0.5
+# A socket timeout of 0 would switch the socket to non-blocking mode: never wait less than this.
+SHORTEST_WAIT_S = 0.001
+
+
+class _Closed(Exception):
+    """The connection ended on our side; `reason` is what the observer is told."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BlockingConnection:
+    """One accepted TCP socket, served with blocking calls from greeting to close.
+
+    Call order: `serve()` once, in the thread that owns the socket; `interrupt()` from any thread.
+    """
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, int], server: BlockingServer) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.server = server
+        config = server.config
+        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
+        self._deadlines = Deadlines(config)
+        self._bytes_received = 0
+        self._sent_since_sweep = False
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def serve(self) -> None:
+        reason = "closed"
+        try:
+            self._converse()
+        except _Closed as closed:
+            reason = closed.reason
+        except OSError:
+            reason = "error"  # reset by the peer, or the socket broke
+        finally:
+            self._close()
+            self.server.connection_finished(self, reason)
+
+    def interrupt(self) -> None:
+        """Wake a blocked recv() (the server is stopping); thread-safe, harmless once closed."""
+        with self._lock:
+            if not self._closed:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RD)
+
+    def abort(self) -> None:
+        """Wake a blocked send() too: the shutdown grace is over."""
+        with self._lock:
+            if not self._closed:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def _converse(self) -> None:
+        session = self.session
+        server = self.server
+        self._send(session.data_to_send())
+        while not session.should_close:
+            if server.stopping:
+                raise _Closed("server stopped")
+            data = self._receive()
+            if data is None:
+                pass  # the wait reached the next sweep
+            elif data:
+                self._bytes_received += len(data)
+                session.receive_data(data)
+            elif server.stopping:
+                raise _Closed("server stopped")  # interrupt() woke recv(): not the peer's EOF
+            else:
+                session.receive_eof()
+            out = session.data_to_send()
+            if out:
+                self._send(out)
+            self._sweep_if_due(sending=False)
+
+    def _receive(self) -> bytes | None:
+        """Bytes received (b"" at EOF), or None when the wait reached the next sweep."""
+        self.sock.settimeout(self._wait_s())
+        try:
+            return self.sock.recv(RECEIVE_BYTES)
+        except TimeoutError:
+            return None
+
+    def _send(self, data: bytes) -> None:
+        """Send all of `data`, waiting while the peer does not read, within the write deadline."""
+        view = memoryview(data)
+        server = self.server
+        while view:
+            if server.stopping and time.monotonic() >= server.stop_deadline:
+                raise _Closed("server stopped")
+            self.sock.settimeout(self._wait_s())
+            try:
+                sent = self.sock.send(view)
+            except TimeoutError:
+                sent = 0
+            if sent:
+                self._sent_since_sweep = True
+                view = view[sent:]
+            self._sweep_if_due(sending=True)
+
+    def _wait_s(self) -> float:
+        until = self._next_sweep
+        if self.server.stopping:
+            until = min(until, self.server.stop_deadline)
+        return max(SHORTEST_WAIT_S, until - time.monotonic())
+
+    def _sweep_if_due(self, *, sending: bool) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL_S
+        blocked = sending and not self._sent_since_sweep
+        self._sent_since_sweep = False
+        notice = self._deadlines.sweep(
+            bytes_received=self._bytes_received,
+            partial_message=self.session.has_partial_message,
+            output_blocked=blocked,
+        )
+        if notice is None:
+            return
+        self.server.count_timeout()
+        if not sending:
+            # While a send is stuck the peer would not read the notice either.
+            send_notice_nowait(self.sock, frame_notice(self.server.config.framing, notice))
+        raise _Closed("timeout")
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.sock.close()
+        self.session.closed()
+
+
+class BlockingServer(ServerHandle):
+    """Accepts with a blocking listener and hands each connection to `dispatch()`."""
+
+    def __init__(self, config: ServerConfig, thread_name: str) -> None:
+        self.config = config
+        self._listener = open_listening_socket(config, blocking=True)
+        super().__init__(bound_address(self._listener))
+        self._stop_requested = threading.Event()
+        self.stop_deadline = float("inf")
+        self.stats_lock = threading.Lock()
+        self.connections: set[BlockingConnection] = set()
+        self.start_thread(f"{thread_name}-{self.address[1]}")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested.is_set()
+
+    @abstractmethod
+    def dispatch(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """Serve (or refuse) the accepted `sock`: the one thing the blocking models do differently."""
+
+    def finish_connections(self) -> None:
+        """After accepting stopped: wait for connections still being served (threaded)."""
+
+    def run(self) -> None:
+        listener = self._listener
+        listener.settimeout(ACCEPT_WAIT_S)
+        try:
+            while not self.stopping:
+                try:
+                    sock, address = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    backoff_s = accept_backoff_s(exc)
+                    if backoff_s:
+                        self._stop_requested.wait(backoff_s)
+                    continue
+                tune_accepted_socket(sock)
+                self.dispatch(sock, peer_of(address))
+        finally:
+            listener.close()  # stop accepting: clients still in the backlog are reset
+            self.finish_connections()
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
+            self._stop_requested.set()
+        with self.stats_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            connection.interrupt()
+
+    def open_connection(self, sock: socket.socket, peer: tuple[str, int]) -> BlockingConnection:
+        connection = BlockingConnection(sock, peer, self)
+        with self.stats_lock:
+            self.connections.add(connection)
+            self.stats.connections_accepted += 1
+            self.stats.connections_active += 1
+        notify(self.config, ConnectionOpened(peer))
+        if self.stopping:  # stop was requested between accept() and now
+            connection.interrupt()
+        return connection
+
+    def connection_finished(self, connection: BlockingConnection, reason: str) -> None:
+        with self.stats_lock:
+            self.connections.discard(connection)
+            self.stats.connections_active -= 1
+            self.stats.requests_served += connection.session.requests_served
+        notify(self.config, ConnectionClosed(connection.peer, reason))
+
+    def count_timeout(self) -> None:
+        with self.stats_lock:
+            self.stats.connections_timed_out += 1
