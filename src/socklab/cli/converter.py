@@ -31,6 +31,7 @@ from socklab.runtimes.config import (
     ServerConfig,
     ServerEvent,
 )
+from socklab.runtimes.handle import ServerHandle
 
 
 def register(subparsers: Any) -> None:
@@ -140,6 +141,36 @@ def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Environment) -> None:
+    """The "listening on" line (tests and scripts parse it) and how to stop."""
+    host, port = handle.address
+    model = args.model
+    loop_name = getattr(handle, "loop_name", None)
+    if loop_name:
+        model = f"{model}/{loop_name}"
+    if args.workers > 1:
+        model = _("{model}, {workers} workers").format(model=model, workers=args.workers)
+    if args.transport == "udp":
+        env.say(
+            _("Converter server listening on {address} (UDP, model {model})").format(
+                address=_format_address(host, port), model=model
+            )
+        )
+    else:
+        env.say(
+            _(
+                "Converter server listening on {address} (TCP, {framing} framing, model {model})"
+            ).format(address=_format_address(host, port), framing=args.framing, model=model)
+        )
+    if is_exposed(args.host):
+        env.say(
+            _(
+                "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
+            )
+        )
+    env.say(_("Press Ctrl+C to stop."))
+
+
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.loop != "auto" and args.model != "asyncio":
         raise UsageError(
@@ -176,33 +207,14 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         observer=observe if args.verbose else None,
     )
     handle = start_converter_server(args.model, config)
-    host, port = handle.address
-    model = args.model
-    loop_name = getattr(handle, "loop_name", None)
-    if loop_name:
-        model = f"{model}/{loop_name}"
-    if args.workers > 1:
-        model = _("{model}, {workers} workers").format(model=model, workers=args.workers)
-    if args.transport == "udp":
-        env.say(
-            _("Converter server listening on {address} (UDP, model {model})").format(
-                address=_format_address(host, port), model=model
-            )
-        )
+    try:
+        _announce_server(args, handle, env)
+    except KeyboardInterrupt:
+        # SIGTERM or Ctrl+C right after the start (a script stopping us at once): still a
+        # clean stop with status 0, not "Interrupted".
+        handle.stop()
     else:
-        env.say(
-            _(
-                "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=_format_address(host, port), framing=args.framing, model=model)
-        )
-    if is_exposed(args.host):
-        env.say(
-            _(
-                "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
-            )
-        )
-    env.say(_("Press Ctrl+C to stop."))
-    wait_until_interrupted(handle)
+        wait_until_interrupted(handle)
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(
