@@ -252,3 +252,15 @@ def test_a_client_that_never_reads_is_stopped_and_disconnected(
     # ... and it still serves everyone else.
     with StreamConverterClient(server.host, server.port, framing="length") as other:
         assert other.request(b"U:fine") == b"FINE"
+
+
+@pytest.mark.parametrize("model", ["asyncio", "selectors", "threads"])
+def test_timeout_notices_are_framed_for_the_framing(
+    model: str, servers: list[RunningServer]
+) -> None:
+    # A length-prefix client reads the idle notice like any reply (it used to be a bare line).
+    server = start_server(Case(model, "tcp", "length"), "--idle-timeout", "1")
+    servers.append(server)
+    with StreamConverterClient(server.host, server.port, framing="length", timeout_s=10) as client:
+        assert client.receive_message() == b"E:idle timeout: closing an inactive connection"
+        assert client.maybe_receive_message() is None
