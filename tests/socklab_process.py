@@ -128,11 +128,8 @@ class SocklabProcess:
 
     def wait_listening(self, timeout_s: float = 15.0) -> tuple[str, int]:
         """Wait for the standard 'listening on HOST:PORT' line of socklab servers."""
-        # [IPv6]:PORT or HOST:PORT; the brackets keep "::1" from being read as a port.
-        match = self.wait_for_line(
-            r"listening on (?:\[(?P<v6>[^\]\s]+)\]|(?P<host>[^\s:\[]+)):(?P<port>\d+)\b", timeout_s
-        )
-        return match.group("v6") or match.group("host"), int(match.group("port"))
+        match = self.wait_for_line(r"listening on (?:\[([^\]]+)\]|([^\s:\[]+)):(\d+)\b", timeout_s)
+        return match.group(1) or match.group(2), int(match.group(3))
 
     def send_signal(self, signum: int) -> None:
         if self.proc.poll() is None:

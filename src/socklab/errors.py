@@ -8,6 +8,7 @@
     └── NetworkError               an OSError, translated once at the boundary
         ├── RefusedError           nobody listens at the address
         ├── AddressInUseError          the port is taken (knows who holds it, if visible)
+        ├── AddressNotAvailableError   bind() to an address that is not this computer's
         ├── PermissionDeniedError      privileged port, raw socket without rights, ...
         ├── HostNotFoundError          name resolution failed
         ├── NetworkTimeoutError        a blocking call ran out of time
@@ -74,6 +75,10 @@ class AddressInUseError(NetworkError):
         self.holder = holder  # "PID 1234 (python3)" when the holder is visible to us
 
 
+class AddressNotAvailableError(NetworkError):
+    """bind() to an IP address that no interface of this computer has (EADDRNOTAVAIL)."""
+
+
 class PermissionDeniedError(NetworkError):
     """The OS refused: a port below 1024 without privileges, raw sockets without CAP_NET_RAW."""
 
@@ -105,6 +110,7 @@ class BrokenResourceError(ResourceError):
 _ERRNO_CLASSES: dict[int, type[NetworkError]] = {
     errno.ECONNREFUSED: RefusedError,
     errno.EADDRINUSE: AddressInUseError,
+    errno.EADDRNOTAVAIL: AddressNotAvailableError,
     errno.EACCES: PermissionDeniedError,
     errno.EPERM: PermissionDeniedError,
     errno.ETIMEDOUT: NetworkTimeoutError,
@@ -119,6 +125,7 @@ _ERRNO_CLASSES: dict[int, type[NetworkError]] = {
 _WINERROR_CLASSES: dict[int, type[NetworkError]] = {
     10061: RefusedError,  # WSAECONNREFUSED
     10048: AddressInUseError,  # WSAEADDRINUSE
+    10049: AddressNotAvailableError,  # WSAEADDRNOTAVAIL
     10013: PermissionDeniedError,  # WSAEACCES
     10060: NetworkTimeoutError,  # WSAETIMEDOUT
     10065: UnreachableError,  # WSAEHOSTUNREACH

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
-from socklab.runtimes import serve
-from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.handle import ServerHandle
 
 DEFAULT_PORT = 50000
 DEFAULT_HOST = "127.0.0.1"  # like Redis: loopback unless told otherwise
@@ -22,10 +19,6 @@ def is_exposed(host: str) -> bool:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host != "localhost"
-
-
-def start_converter_server(model: str, config: ServerConfig) -> ServerHandle:
-    return serve(model, config)
 
 
 def exchange_stream(client: StreamConverterClient, requests: Iterable[str]) -> Iterator[str | None]:
@@ -53,6 +46,3 @@ def exchange_datagrams(
 
 def decode_reply(reply: bytes) -> str:
     return reply.decode("utf-8", errors="replace")
-
-
-Printer = Callable[[str], None]

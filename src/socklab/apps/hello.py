@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from socklab.errors import AddressInUseError, NetworkError, translate_oserror
+from socklab.errors import AddressInUseError, translate_oserror
 from socklab.i18n import _
 from socklab.runtimes.listening import describe_port_holder
 
@@ -58,6 +58,11 @@ def run_hello_server(
                 message = data_received.decode("utf-8", errors="replace")
                 report(_("Server: Received: {message}").format(message=message))
             report(_("Server: Client connection closed."))
+        report(_("Server: Server socket closed."))
+        return True
+    except KeyboardInterrupt:
+        # Ctrl+C or SIGTERM: a normal way to stop a server, not an error; `with` closed the sockets.
+        report(_("Server: Stopped by the user."))
         report(_("Server: Server socket closed."))
         return True
     except OSError as err:
@@ -113,6 +118,3 @@ def _accept_interruptibly(server_socket: socket.socket) -> tuple[socket.socket, 
             continue
         connection.settimeout(None)
         return connection, (str(address[0]), int(address[1]))
-
-
-__all__ = ["NetworkError", "run_hello_client", "run_hello_server"]

@@ -147,8 +147,11 @@ def run_upper_client(transport: str, host: str, port: int, sentence: str, timeou
             family, _type, _proto, _name, address = infos[0]
             with socket.socket(family, socket.SOCK_DGRAM) as client_socket:
                 client_socket.settimeout(timeout_s)
-                client_socket.sendto(data, address)
-                modified_message, _server_address = client_socket.recvfrom(UDP_RECEIVE_BYTES)
+                # connect() only records the server's address (no packet is sent), so an ICMP
+                # "port unreachable" comes back as "refused" instead of a silent timeout.
+                client_socket.connect(address)
+                client_socket.send(data)
+                modified_message = client_socket.recv(UDP_RECEIVE_BYTES)
             return modified_message.decode("utf-8", errors="replace")
         with socket.create_connection((host, port), timeout=timeout_s) as client_socket:
             client_socket.sendall(data)

@@ -12,7 +12,6 @@ from socklab.apps.converter import (
     exchange_datagrams,
     exchange_stream,
     is_exposed,
-    start_converter_server,
 )
 from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -23,7 +22,7 @@ from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
-from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -206,7 +205,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         workers=args.workers,
         observer=observe if args.verbose else None,
     )
-    handle = start_converter_server(args.model, config)
+    handle = serve(args.model, config)
     try:
         _announce_server(args, handle, env)
     except KeyboardInterrupt:

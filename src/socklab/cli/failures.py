@@ -32,6 +32,13 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
                 "Port {port} is already in use by another program. Find it with 'socklab ports --port {port}', or choose another port with --port."
             ).format(port=port)
         return line, ExitStatus.ADDRESS_IN_USE
+    if isinstance(error, errors.AddressNotAvailableError):
+        return (
+            _(
+                "{host} is not an address of this computer. Listen on 127.0.0.1 (this computer only), 0.0.0.0 (all interfaces) or one of its own addresses."
+            ).format(host=error.host),
+            ExitStatus.NETWORK,
+        )
     if isinstance(error, errors.RefusedError):
         return (
             _(

@@ -1,0 +1,118 @@
+"""The session state machine: greeting, requests over any chunking, errors, closing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from socklab.errors import LocalProtocolError
+from socklab.protocol.converter import GREETING
+from socklab.protocol.session import (
+    CloseReason,
+    ConverterSession,
+    RequestRejected,
+    SessionClosing,
+    SessionState,
+)
+
+
+def test_greeting_first_in_each_framing() -> None:
+    assert ConverterSession("line").data_to_send() == GREETING + b"\n"
+    assert ConverterSession("length").data_to_send() == len(GREETING).to_bytes(4, "big") + GREETING
+    assert ConverterSession("raw").data_to_send() == GREETING
+
+
+def test_live_coding_sequence_line_framing() -> None:
+    session = ConverterSession("line")
+    session.data_to_send()
+    for chunk in (b"U:lower\n", b"L:", b"UPPER\n", b"L:CONT\n"):
+        session.receive_data(chunk)
+    assert session.data_to_send() == b"LOWER\nupper\ncont\n"
+    session.receive_data(b"C:\n")
+    assert session.should_close
+    assert session.take_events() == [SessionClosing(CloseReason.CLIENT_REQUESTED)]
+    session.closed()
+    assert session.state is SessionState.CLOSED
+
+
+def test_requests_after_close_are_ignored() -> None:
+    session = ConverterSession("line", greet=False)
+    session.receive_data(b"U:a\nC:\nU:b\n")
+    assert session.data_to_send() == b"A\n"
+    session.receive_data(b"U:c\n")
+    assert session.data_to_send() == b""
+
+
+def test_error_keeps_connection_usable() -> None:
+    session = ConverterSession("line", greet=False)
+    session.receive_data(b"X:1\nU:ok\n")
+    assert session.data_to_send() == b"E:unknown command 'X:'; use U:<text>, L:<text> or C:\nOK\n"
+    assert session.state is SessionState.OPEN
+    assert session.take_events() == [
+        RequestRejected("unknown command 'X:'; use U:<text>, L:<text> or C:")
+    ]
+
+
+def test_over_long_message_replies_then_closes() -> None:
+    session = ConverterSession("line", max_message_bytes=10, greet=False)
+    session.receive_data(b"U:" + b"x" * 20)
+    assert session.data_to_send() == b"E:message of over 10 bytes exceeds the 10-byte limit\n"
+    assert session.should_close
+
+
+def test_eof_serves_last_line_then_closes() -> None:
+    session = ConverterSession("line", greet=False)
+    session.receive_data(b"U:abc")
+    assert session.has_partial_message
+    session.receive_eof()
+    assert session.data_to_send() == b"ABC\n"
+    assert session.take_events() == [SessionClosing(CloseReason.PEER_EOF)]
+
+
+def test_truncated_length_frame_closes() -> None:
+    session = ConverterSession("length", greet=False)
+    session.receive_data(b"\x00\x00\x00\x09U:a")
+    session.receive_eof()
+    events = session.take_events()
+    assert events == [
+        SessionClosing(
+            CloseReason.TRUNCATED, "connection closed in the middle of a message (7 bytes received)"
+        )
+    ]
+
+
+def test_misuse_after_closed_raises() -> None:
+    session = ConverterSession()
+    session.closed()
+    with pytest.raises(LocalProtocolError):
+        session.receive_data(b"U:a\n")
+    with pytest.raises(LocalProtocolError):
+        session.receive_eof()
+
+
+requests = st.lists(
+    st.tuples(
+        st.sampled_from([b"U:", b"L:", b"X:"]),
+        st.text(max_size=20).map(lambda t: t.replace("\n", "").replace("\r", "").encode()),
+    ),
+    max_size=10,
+)
+
+
+@given(requests, st.data())
+def test_session_output_independent_of_chunking(
+    reqs: list[tuple[bytes, bytes]], data: st.DataObject
+) -> None:
+    stream = b"".join(cmd + text + b"\n" for cmd, text in reqs)
+    whole = ConverterSession("line")
+    whole.receive_data(stream)
+    expected = whole.data_to_send()
+
+    chunked = ConverterSession("line")
+    position = 0
+    while position < len(stream):
+        size = data.draw(st.integers(min_value=1, max_value=max(1, len(stream) - position)))
+        chunked.receive_data(stream[position : position + size])
+        position += size
+    assert chunked.data_to_send() == expected
