@@ -301,7 +301,9 @@ def test_ncat_tcp_and_udp(start_socklab: Start) -> None:
 
 
 def test_foreign_address_is_one_line() -> None:
-    result = run_socklab(["converter", "server", "--host", "192.0.2.1", "--port", "0"])  # TEST-NET-1: never bound here
+    result = run_socklab(
+        ["converter", "server", "--host", "192.0.2.1", "--port", "0"]
+    )  # TEST-NET-1: never bound here
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         "192.0.2.1 is not an address of this computer. Listen on 127.0.0.1 (this computer only), 0.0.0.0 (all interfaces) or one of its own addresses."

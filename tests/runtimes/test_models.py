@@ -264,3 +264,29 @@ def test_timeout_notices_are_framed_for_the_framing(
     with StreamConverterClient(server.host, server.port, framing="length", timeout_s=10) as client:
         assert client.receive_message() == b"E:idle timeout: closing an inactive connection"
         assert client.maybe_receive_message() is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_sigterm_with_a_reply_stuck_ends_after_the_grace(
+    model: str, servers: list[RunningServer]
+) -> None:
+    # The client never reads, so replies are stuck in the server: the stop must not wait for
+    # it longer than the shutdown grace, and still exit 0.
+    server = start_server(Case(model, "tcp", "line"), "--shutdown-grace", "0.5")
+    servers.append(server)
+    sock = connect_raw(server.host, server.port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    requests = b"U:" + b"y" * 1000 + b"\n"
+    sock.setblocking(False)
+    with sock:
+        pending = memoryview(requests * 1024)
+        deadline = time.monotonic() + 10.0
+        stalls = 0
+        while stalls < 3 and time.monotonic() < deadline:  # until the server stops reading
+            try:
+                pending = pending[sock.send(pending) :] or memoryview(requests * 1024)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [sock], [], 0.3)
+                stalls += not writable
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout_s=5.0) == 0

@@ -94,6 +94,14 @@ def register(subparsers: Any) -> None:
         ),
     )
     server.add_argument(
+        "--shutdown-grace",
+        type=positive_seconds,
+        default=3.0,
+        help=_(
+            "on Ctrl+C or SIGTERM, replies in flight get this many seconds to go out (default: %(default)s)"
+        ),
+    )
+    server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
     server.set_defaults(handler=run_server)
@@ -203,6 +211,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
         workers=args.workers,
+        shutdown_grace_s=args.shutdown_grace,
         observer=observe if args.verbose else None,
     )
     handle = serve(args.model, config)
