@@ -138,3 +138,24 @@ def test_every_runtime_is_registered_with_its_transports() -> None:
     assert RUNTIMES["threads"].transports == frozenset({"tcp"})
     for info in RUNTIMES.values():
         assert "tcp" in info.transports
+
+
+def test_threads_model_refuses_a_client_when_no_thread_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handle = serve("threads", ServerConfig(port=0))
+    try:
+
+        def thread_limit_reached(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", thread_limit_reached)
+            with StreamConverterClient(*handle.address) as refused:
+                assert refused.greeting == b"E:server busy, try again later"
+                assert refused.maybe_receive_message() is None
+        with StreamConverterClient(*handle.address) as served:
+            assert served.request(b"U:ok") == b"OK"
+    finally:
+        handle.stop()
+    assert handle.stats.connections_refused_busy == 1

@@ -10,6 +10,9 @@ every wait is cut at the next deadline sweep (`SWEEP_INTERVAL_S`) with a socket 
     accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
                                    ^ each wait ends by the next sweep: deadlines, stop request
 
+Each waiting connection thus wakes once per sweep (a poll() and a few lines of Python), the
+price of counting deadlines without a timer per read.
+
 Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
 this connection reads nothing, and the write deadline ends the wait.
 
@@ -85,6 +88,11 @@ class BlockingConnection:
         finally:
             self._close()
             self.server.connection_finished(self, reason)
+
+    def serve_nothing(self) -> None:
+        """Close without serving (no thread could be started for it); instead of serve()."""
+        self._close()
+        self.server.connection_finished(self, "refused")
 
     def interrupt(self) -> None:
         """Wake a blocked recv() (the server is stopping); thread-safe, harmless once closed."""

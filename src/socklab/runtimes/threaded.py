@@ -23,7 +23,13 @@ import time
 
 from socklab.runtimes.blocking import BlockingConnection, BlockingServer
 from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig
-from socklab.runtimes.connections import notify, refuse_busy
+from socklab.runtimes.connections import (
+    BUSY_REPLY,
+    frame_notice,
+    notify,
+    refuse_busy,
+    send_notice_nowait,
+)
 
 # After the shutdown grace, blocked threads are woken by shutting their sockets down; they need
 # only a moment to notice and end.
@@ -55,7 +61,16 @@ class ThreadedServer(BlockingServer):
         )
         with self.stats_lock:
             self._threads[connection] = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            # "can't start new thread": the process or user hit its thread limit (ulimit -u).
+            # Refuse this client like one over the bound instead of failing the whole server.
+            with self.stats_lock:
+                self._threads.pop(connection, None)
+                self.stats.connections_refused_busy += 1
+            send_notice_nowait(connection.sock, frame_notice(self.config.framing, BUSY_REPLY))
+            connection.serve_nothing()
 
     def _serve_and_forget(self, connection: BlockingConnection) -> None:
         try:
