@@ -35,7 +35,7 @@ from socklab.runtimes.config import (
     ConnectionRefusedBusy,
     ServerConfig,
 )
-from socklab.runtimes.connections import BUSY_REPLY, frame_notice
+from socklab.runtimes.connections import BUSY_REPLY, frame_notice, stop_timeout_s
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
@@ -224,6 +224,10 @@ class AsyncioServer(ServerHandle):
             with contextlib.suppress(Exception):
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        # The default bound follows --shutdown-grace, so a longer grace is not cut short.
+        super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
     def request_stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop already closed

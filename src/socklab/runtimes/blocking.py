@@ -38,6 +38,7 @@ from socklab.runtimes.connections import (
     notify,
     peer_of,
     send_notice_nowait,
+    stop_timeout_s,
     tune_accepted_socket,
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
@@ -234,6 +235,9 @@ class BlockingServer(ServerHandle):
         finally:
             listener.close()  # stop accepting: clients still in the backlog are reset
             self.finish_connections()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
     def request_stop(self) -> None:
         if not self.stopping:

@@ -30,9 +30,18 @@ RECEIVE_BYTES = 64 * 1024
 
 BUSY_REPLY = b"E:server busy, try again later"
 
+# After the shutdown grace, closing the remaining sockets and ending the thread takes a moment;
+# blocked threads notice within one deadline sweep (1 s).
+STOP_MARGIN_S = 2.0
+
 # Sockets a server holds besides its clients: the listener, a wake-up pair, a connection being
 # refused as busy, files the interpreter opens. Generous, as a shortfall fails accept() (EMFILE).
 SPARE_FILE_DESCRIPTORS = 64
+
+
+def stop_timeout_s(config: ServerConfig) -> float:
+    """How long stop() waits by default: the shutdown grace, plus time to close everything."""
+    return config.shutdown_grace_s + STOP_MARGIN_S
 
 
 @functools.lru_cache(maxsize=32)

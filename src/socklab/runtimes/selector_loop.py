@@ -38,6 +38,7 @@ from socklab.runtimes.connections import (
     notify,
     peer_of,
     refuse_busy,
+    stop_timeout_s,
     tune_accepted_socket,
 )
 from socklab.runtimes.datagrams import answer_pending_datagrams
@@ -102,6 +103,9 @@ class SelectorServer(ServerHandle):
         self._stop_deadline = float("inf")
         self._accept_paused_until = 0.0
         self.start_thread(f"socklab-selectors-{self.address[1]}")
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
     def request_stop(self) -> None:
         self._stop_requested = True
