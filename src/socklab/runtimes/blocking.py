@@ -33,6 +33,7 @@ from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import ConnectionClosed, ConnectionOpened, ServerConfig
 from socklab.runtimes.connections import (
     RECEIVE_BYTES,
+    WritingDeadlines,
     accept_backoff_s,
     frame_notice,
     notify,
@@ -41,7 +42,7 @@ from socklab.runtimes.connections import (
     stop_timeout_s,
     tune_accepted_socket,
 )
-from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
+from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_listening_socket
 
@@ -71,9 +72,8 @@ class BlockingConnection:
         self.server = server
         config = server.config
         self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
-        self._deadlines = Deadlines(config)
+        self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
-        self._sent_since_sweep = False
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         self._lock = threading.Lock()
         self._closed = False
@@ -153,7 +153,7 @@ class BlockingConnection:
             except TimeoutError:
                 sent = 0
             if sent:
-                self._sent_since_sweep = True
+                self._deadlines.sent_since_sweep = True
                 view = view[sent:]
             self._sweep_if_due(sending=True)
 
@@ -168,12 +168,8 @@ class BlockingConnection:
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_INTERVAL_S
-        blocked = sending and not self._sent_since_sweep
-        self._sent_since_sweep = False
-        notice = self._deadlines.sweep(
-            bytes_received=self._bytes_received,
-            partial_message=self.session.has_partial_message,
-            output_blocked=blocked,
+        notice = self._deadlines.sweep_connection(
+            bytes_received=self._bytes_received, session=self.session, output_pending=sending
         )
         if notice is None:
             return

@@ -22,7 +22,9 @@ from typing import Any
 
 from socklab.protocol.framing import make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import ServerConfig, ServerEvent
+from socklab.runtimes.deadlines import Deadlines
 
 # One recv() takes up to 64 KiB: the largest TCP window without scaling, and what asyncio's
 # selector loop reads per readiness event (max_size of _SelectorSocketTransport).
@@ -37,6 +39,29 @@ STOP_MARGIN_S = 2.0
 # Sockets a server holds besides its clients: the listener, a wake-up pair, a connection being
 # refused as busy, files the interpreter opens. Generous, as a shortfall fails accept() (EMFILE).
 SPARE_FILE_DESCRIPTORS = 64
+
+
+class WritingDeadlines(Deadlines):
+    """Deadlines for a driver that writes by itself: the write deadline runs while output is
+    pending and not a byte of it went out since the previous sweep."""
+
+    __slots__ = ("sent_since_sweep",)
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config)
+        self.sent_since_sweep = False
+
+    def sweep_connection(
+        self, *, bytes_received: int, session: ConverterSession, output_pending: bool
+    ) -> bytes | None:
+        """Advance one sweep; the `E:` notice to close with when a deadline passed, else None."""
+        blocked = output_pending and not self.sent_since_sweep
+        self.sent_since_sweep = False
+        return self.sweep(
+            bytes_received=bytes_received,
+            partial_message=session.has_partial_message,
+            output_blocked=blocked,
+        )
 
 
 def stop_timeout_s(config: ServerConfig) -> float:

@@ -33,6 +33,7 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.connections import (
     RECEIVE_BYTES,
+    WritingDeadlines,
     accept_backoff_s,
     frame_notice,
     notify,
@@ -42,7 +43,7 @@ from socklab.runtimes.connections import (
     tune_accepted_socket,
 )
 from socklab.runtimes.datagrams import answer_pending_datagrams
-from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, WRITE_TIMEOUT_REPLY, Deadlines
+from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
 
@@ -65,7 +66,6 @@ class _Connection:
         "interest",
         "output",
         "peer",
-        "sent_since_sweep",
         "session",
         "sock",
     )
@@ -74,10 +74,9 @@ class _Connection:
         self.sock = sock
         self.peer = peer
         self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
-        self.deadlines = Deadlines(config)
+        self.deadlines = WritingDeadlines(config)
         self.output = bytearray()
         self.bytes_received = 0
-        self.sent_since_sweep = False
         self.closing = False  # send what is buffered, then close; read nothing more
         self.interest = 0
 
@@ -208,7 +207,7 @@ class SelectorServer(ServerHandle):
             self._close(conn, "error")
             return
         if sent:
-            conn.sent_since_sweep = True
+            conn.deadlines.sent_since_sweep = True
             del conn.output[:sent]
         self._update_interest(conn)
 
@@ -223,7 +222,7 @@ class SelectorServer(ServerHandle):
                 self._close(conn, "error")
                 return
             if sent:
-                conn.sent_since_sweep = True
+                conn.deadlines.sent_since_sweep = True
             data = data[sent:]
         if data:
             conn.output += data
@@ -271,18 +270,16 @@ class SelectorServer(ServerHandle):
             self._accept_paused_until = 0.0
             self._selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
         for conn in list(self._connections):
-            blocked = bool(conn.output) and not conn.sent_since_sweep
-            conn.sent_since_sweep = False
-            notice = conn.deadlines.sweep(
+            notice = conn.deadlines.sweep_connection(
                 bytes_received=conn.bytes_received,
-                partial_message=conn.session.has_partial_message,
-                output_blocked=blocked,
+                session=conn.session,
+                output_pending=bool(conn.output),
             )
             if notice is None:
                 continue
             self.stats.connections_timed_out += 1
-            if blocked or conn.closing or notice == WRITE_TIMEOUT_REPLY:
-                self._close(conn, "timeout")  # the peer would not read a notice either
+            if conn.output or conn.closing:
+                self._close(conn, "timeout")  # the peer does not read: a notice would not help
             else:
                 conn.closing = True
                 self._queue_output(conn, frame_notice(self.config.framing, notice))
