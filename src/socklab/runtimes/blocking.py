@@ -5,7 +5,7 @@ differ in one hook only, like `socketserver.BaseServer.process_request`: `dispat
 connection inline (iterative) or in a thread of its own (threaded).
 
 A blocking call must not wait forever, or deadlines and stop requests would go unnoticed, so
-every wait is cut at the next deadline sweep (`SWEEP_INTERVAL_S`) with a socket timeout:
+every wait is cut after one deadline sweep interval (`SWEEP_INTERVAL_S`) by a socket timeout:
 
     accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
                                    ^ each wait ends by the next sweep: deadlines, stop request
@@ -48,8 +48,6 @@ from socklab.runtimes.listening import bound_address, open_listening_socket
 
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
-# A socket timeout of 0 would switch the socket to non-blocking mode: never wait less than this.
-SHORTEST_WAIT_S = 0.001
 
 
 class _Closed(Exception):
@@ -77,6 +75,9 @@ class BlockingConnection:
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         self._lock = threading.Lock()
         self._closed = False
+        # Every wait ends after one sweep interval at most, so deadlines are checked at least
+        # once per interval (set once: settimeout() costs a system call).
+        sock.settimeout(SWEEP_INTERVAL_S)
 
     def serve(self) -> None:
         reason = "closed"
@@ -133,8 +134,7 @@ class BlockingConnection:
             self._sweep_if_due(sending=False)
 
     def _receive(self) -> bytes | None:
-        """Bytes received (b"" at EOF), or None when the wait reached the next sweep."""
-        self.sock.settimeout(self._wait_s())
+        """Bytes received (b"" at EOF), or None when a sweep interval passed without any."""
         try:
             return self.sock.recv(RECEIVE_BYTES)
         except TimeoutError:
@@ -145,9 +145,12 @@ class BlockingConnection:
         view = memoryview(data)
         server = self.server
         while view:
-            if server.stopping and time.monotonic() >= server.stop_deadline:
-                raise _Closed("server stopped")
-            self.sock.settimeout(self._wait_s())
+            if server.stopping:
+                # Within the grace only: wait no longer than what is left of it.
+                left_s = server.stop_deadline - time.monotonic()
+                if left_s <= 0:
+                    raise _Closed("server stopped")
+                self.sock.settimeout(min(left_s, SWEEP_INTERVAL_S))
             try:
                 sent = self.sock.send(view)
             except TimeoutError:
@@ -156,12 +159,6 @@ class BlockingConnection:
                 self._deadlines.sent_since_sweep = True
                 view = view[sent:]
             self._sweep_if_due(sending=True)
-
-    def _wait_s(self) -> float:
-        until = self._next_sweep
-        if self.server.stopping:
-            until = min(until, self.server.stop_deadline)
-        return max(SHORTEST_WAIT_S, until - time.monotonic())
 
     def _sweep_if_due(self, *, sending: bool) -> None:
         now = time.monotonic()

@@ -135,20 +135,19 @@ class SelectorServer(ServerHandle):
             self._close_everything()
 
     def _handle_ready(self, data: object, mask: int) -> None:
-        if data is _LISTENER:
-            if self.config.transport == "udp":
-                answer_pending_datagrams(self._sock, self.stats)
-            else:
-                self._accept_ready()
-        elif data is _WAKEUP:
-            with contextlib.suppress(OSError):
-                self._wakeup_receiver.recv(64)
-        else:
-            assert isinstance(data, _Connection)
+        if isinstance(data, _Connection):  # the usual case first
             if mask & selectors.EVENT_WRITE:
                 self._write_ready(data)
             if mask & selectors.EVENT_READ and data in self._connections:
                 self._read_ready(data)
+        elif data is _LISTENER:
+            if self.config.transport == "udp":
+                answer_pending_datagrams(self._sock, self.stats)
+            else:
+                self._accept_ready()
+        else:
+            with contextlib.suppress(OSError):  # the wake-up byte of request_stop()
+                self._wakeup_receiver.recv(64)
 
     def _accept_ready(self) -> None:
         config = self.config
@@ -230,6 +229,8 @@ class SelectorServer(ServerHandle):
 
     def _update_interest(self, conn: _Connection) -> None:
         """Register for what the connection waits for now; close it when it waits for nothing."""
+        if conn.interest == selectors.EVENT_READ and not conn.output and not conn.closing:
+            return  # the usual case: everything was sent, keep reading
         if conn.closing and not conn.output:
             self._close(conn, "closed")
             return
