@@ -3,8 +3,10 @@ server's command-line checks."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import sys
 import threading
 
@@ -91,9 +93,14 @@ def test_workers_must_be_positive() -> None:
 
 
 @pytest.mark.parametrize(
-    "case", [Case("selectors", "tcp", "line"), Case("asyncio", "udp", "datagram")], ids=case_id
+    ("case", "stop_signal"),
+    [
+        (Case("selectors", "tcp", "line"), signal.SIGTERM),
+        (Case("asyncio", "udp", "datagram"), signal.SIGINT),  # Ctrl+C, sent to the parent only
+    ],
+    ids=["selectors-tcp-line-sigterm", "asyncio-udp-datagram-sigint"],
 )
-def test_workers_share_the_port_and_stop_together(case: Case) -> None:
+def test_workers_share_the_port_and_stop_together(case: Case, stop_signal: int) -> None:
     server = start_server(case, "--workers", "2")
     try:
         line = next(line for line in server.process.stdout_lines if "listening on" in line)
@@ -108,7 +115,7 @@ def test_workers_share_the_port_and_stop_together(case: Case) -> None:
             with DatagramConverterClient(server.host, server.port) as datagrams:
                 for number in range(8):
                     assert datagrams.request(f"L:W{number}".encode()) == f"w{number}".encode()
-        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(stop_signal)
         assert server.process.wait() == 0
         assert any(
             line.startswith("Server stopped: ") and "8 requests served" in line
@@ -159,3 +166,27 @@ def test_threads_model_refuses_a_client_when_no_thread_can_start(
     finally:
         handle.stop()
     assert handle.stats.connections_refused_busy == 1
+
+
+@pytest.mark.parametrize("model", ["iterative", "threads", "selectors"])
+def test_running_out_of_descriptors_pauses_accepting_without_failing(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accept = socket.socket.accept
+    failures = []
+
+    def accept_after_emfile(self: socket.socket) -> tuple[socket.socket, object]:
+        if not failures:
+            failures.append(True)
+            raise OSError(errno.EMFILE, "Too many open files")
+        return accept(self)
+
+    monkeypatch.setattr(socket.socket, "accept", accept_after_emfile)
+    handle = serve(model, ServerConfig(port=0))
+    try:
+        with StreamConverterClient(*handle.address, timeout_s=STOP_BOUND_S) as client:
+            assert client.request(b"U:later") == b"LATER"
+        assert failures
+        assert handle.is_running
+    finally:
+        handle.stop()

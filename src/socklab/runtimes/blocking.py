@@ -8,10 +8,11 @@ A blocking call must not wait forever, or deadlines and stop requests would go u
 every wait is cut after one deadline sweep interval (`SWEEP_INTERVAL_S`) by a socket timeout:
 
     accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
-                                   ^ each wait ends by the next sweep: deadlines, stop request
+                                   ^ every wait ends within a sweep interval: deadlines, stop
 
-Each waiting connection thus wakes once per sweep (a poll() and a few lines of Python), the
-price of counting deadlines without a timer per read.
+Each waiting connection thus wakes once per interval, and CPython polls the socket before each
+recv()/send() of a socket with a timeout: the price of deadlines that work on every platform
+(waking a blocked recv() from another thread by shutdown() does not work on Windows).
 
 Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
 this connection reads nothing, and the write deadline ends the wait.
