@@ -8,6 +8,7 @@ Usage: compile_catalogs.py [--check]   (--check: fail if the committed .mo is ou
 
 from __future__ import annotations
 
+import datetime
 import io
 import sys
 from pathlib import Path
@@ -16,11 +17,16 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+FIXED_DATE = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 LOCALE = Path(__file__).resolve().parent.parent / "src" / "socklab" / "i18n" / "locale"
 
 
 def merged_catalog(language: str) -> Catalog:
-    merged = Catalog(locale=language, domain="socklab")
+    # A fixed creation date: otherwise babel stamps "now" into the header, the .mo changes every
+    # minute and --check can never agree with the committed file.
+    merged = Catalog(
+        locale=language, domain="socklab", creation_date=FIXED_DATE, revision_date=FIXED_DATE
+    )
     origin: dict[str, str] = {}
     for part in sorted((LOCALE / language / "parts").glob("*.po")):
         with part.open("rb") as handle:

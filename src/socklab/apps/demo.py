@@ -1,157 +1,36 @@
-"""The guided tour: every program started on loopback, used, and explained in one line each.
+"""The guided tour: the TOPICS registry of `socklab demo`, one lesson each, and the full tour.
 
+Lessons live in `socklab.apps.demo_topics` (one module each); adding a lesson is one entry here.
 Servers run in this process on ports the OS picks (port 0), so the tour never collides with a
-server the user already runs, and finishes by itself in a few seconds.
+server the user already runs, and finishes by itself well within a minute.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
-from socklab.apps.hello import run_hello_client, run_hello_server
-from socklab.apps.upper import UpperServer, run_upper_client
-from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
+from socklab.apps.demo_topics.basics import demo_converter, demo_hello, demo_upper
+from socklab.apps.demo_topics.chat import demo_chat
+from socklab.apps.demo_topics.handshake import demo_handshake
+from socklab.apps.demo_topics.models import demo_models
+from socklab.apps.demo_topics.narration import Say
+from socklab.apps.demo_topics.ports import demo_ports
+from socklab.apps.demo_topics.stream import demo_stream
+from socklab.apps.demo_topics.timeout import demo_timeout
 from socklab.i18n import _
-from socklab.runtimes import DEFAULT_RUNTIME, serve
-from socklab.runtimes.config import ServerConfig
 
-Say = Callable[[str], None]
-TIMEOUT_S = 5.0
-
-
-def _heading(say: Say, title: str) -> None:
-    say("")
-    say(f"== {title} ==")
-
-
-def _observe(say: Say, text: str) -> None:
-    say("   -> " + _("Observe: {text}").format(text=text))
-
-
-def demo_hello(say: Say) -> bool:
-    _heading(say, _("Hello: one server, one client (prep sheet, port 9999)"))
-    listening = threading.Event()
-    port_box: list[int] = []
-
-    def on_listening(port: int) -> None:
-        port_box.append(port)
-        listening.set()
-
-    indent: Say = lambda line: say("   " + line)  # noqa: E731
-    server = threading.Thread(
-        target=run_hello_server, args=("127.0.0.1", 0, indent, indent, on_listening), daemon=True
-    )
-    server.start()
-    if not listening.wait(TIMEOUT_S):
-        return False
-    ok = run_hello_client("127.0.0.1", port_box[0], "Hi server!", indent, TIMEOUT_S)
-    server.join(TIMEOUT_S)
-    _observe(
-        say,
-        _(
-            "bind() claims the port, listen() waits; accept() returns a NEW socket for this one client."
-        ),
-    )
-    _observe(
-        say,
-        _(
-            "connect() reaches the server's IP and port; sendall() sends bytes: the text was encoded to UTF-8 first."
-        ),
-    )
-    return ok and not server.is_alive()
-
-
-def demo_upper(say: Say) -> bool:
-    ok = True
-    for transport in ("udp", "tcp"):
-        _heading(
-            say,
-            _("Uppercase service over {transport} (lecture, port 12000)").format(
-                transport=transport.upper()
-            ),
-        )
-        server = UpperServer(transport, "127.0.0.1", 0, lambda line: say("   server: " + line))
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        sentence = "hello sockets"
-        say("   client: " + _("Input lowercase sentence:") + " " + sentence)
-        reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)
-        say("   client: " + _("From Server: {reply}").format(reply=reply))
-        server.stop()
-        thread.join(TIMEOUT_S)
-        ok = ok and reply == sentence.upper()
-        if transport == "udp":
-            _observe(
-                say,
-                _(
-                    "no connection: every datagram carries the client's address, and the reply goes back to it."
-                ),
-            )
-        else:
-            _observe(
-                say,
-                _(
-                    "a connection per client: the server closes it after one reply, the listening socket stays."
-                ),
-            )
-    return ok
-
-
-def demo_converter(say: Say) -> bool:
-    _heading(say, _("Converter over TCP with line framing (live coding, port 50000)"))
-    with serve(DEFAULT_RUNTIME, ServerConfig(port=0)) as handle:
-        host, port = handle.address
-        with StreamConverterClient(host, port, timeout_s=TIMEOUT_S) as client:
-            say("   " + _("greeting: {text}").format(text=client.greeting.decode()))
-            client.send_bytes(b"L:")
-            client.send_bytes(b"UPPER\n")
-            say(
-                "   "
-                + _("sent 'L:' and 'UPPER\\n' apart -> {reply}").format(
-                    reply=client.receive_message().decode()
-                )
-            )
-            client.send_bytes(b"U:a\nL:B\n")
-            first, second = client.receive_message(), client.receive_message()
-            say(
-                "   "
-                + _("sent 'U:a\\nL:B\\n' at once -> {first}, {second}").format(
-                    first=first.decode(), second=second.decode()
-                )
-            )
-            client.send_bytes(b"U:stra\xc3\x9fe\n")
-            say(
-                "   "
-                + _("sent 'U:straße' -> {reply}").format(reply=client.receive_message().decode())
-            )
-            client.send_message(b"C:")
-            closed = client.maybe_receive_message() is None
-        _observe(
-            say,
-            _(
-                "TCP is a byte stream: the newline, not the send() calls, marks where each message ends."
-            ),
-        )
-    _heading(say, _("Converter over UDP"))
-    with serve(DEFAULT_RUNTIME, ServerConfig(port=0, transport="udp")) as handle:
-        host, port = handle.address
-        with DatagramConverterClient(host, port, timeout_s=TIMEOUT_S) as datagrams:
-            reply = datagrams.request(b"L:UPPER\n")
-            say("   " + _("datagram 'L:UPPER\\n' -> {reply}").format(reply=reply.decode().rstrip()))
-        _observe(
-            say,
-            _(
-                "UDP keeps message boundaries: one datagram in, one datagram out, no connection to close."
-            ),
-        )
-    return closed
-
-
+# In the order of the lessons; the full tour runs them all. `datagram` (UDP through impair)
+# and `chat` are registered by their own areas.
 TOPICS: dict[str, Callable[[Say], bool]] = {
     "hello": demo_hello,
     "upper": demo_upper,
     "converter": demo_converter,
+    "stream": demo_stream,
+    "ports": demo_ports,
+    "handshake": demo_handshake,
+    "timeout": demo_timeout,
+    "models": demo_models,
+    "chat": demo_chat,
 }
 
 
@@ -159,7 +38,7 @@ def run_demo(topic: str | None, say: Say) -> bool:
     """Run one topic, or the whole tour; True when every step behaved as described."""
     selected = [TOPICS[topic]] if topic else list(TOPICS.values())
     say(_("socklab demo: everything runs on this computer (127.0.0.1), on ports the OS picks."))
-    ok = all([step(say) for step in selected])
+    ok = all([lesson(say) for lesson in selected])
     say("")
     say(
         _(

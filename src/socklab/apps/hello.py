@@ -14,6 +14,7 @@ from collections.abc import Callable
 from socklab.errors import AddressInUseError, translate_oserror
 from socklab.i18n import _
 from socklab.runtimes.listening import describe_port_holder
+from socklab.tracing import Tracer, new_socket, poll_quietly
 
 Report = Callable[[str], None]
 
@@ -28,14 +29,16 @@ def run_hello_server(
     report: Report,
     hint: Report,
     on_listening: Callable[[int], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> bool:
     """Serve one connection as the sheet's server does; False when a socket error happened.
 
-    `on_listening(port)` is called once the socket listens (the demo uses it to start a client).
+    `on_listening(port)` is called once the socket listens (the demo uses it to start a client);
+    `tracer` sees every socket call (--trace).
     """
     report(_("Server: Starting..."))
     try:
-        with socket.socket(_family_for(host), socket.SOCK_STREAM) as server_socket:
+        with new_socket(_family_for(host), socket.SOCK_STREAM, tracer) as server_socket:
             report(_("Server: Socket created."))
             report(_("Server: Binding to {host}:{port}").format(host=host, port=port))
             if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
@@ -82,11 +85,18 @@ def run_hello_server(
         return False
 
 
-def run_hello_client(host: str, port: int, message: str, report: Report, timeout_s: float) -> bool:
+def run_hello_client(
+    host: str,
+    port: int,
+    message: str,
+    report: Report,
+    timeout_s: float,
+    tracer: Tracer | None = None,
+) -> bool:
     """Connect, send one message, close, as the sheet's client does; False on a socket error."""
     report(_("Client: Starting..."))
     try:
-        with socket.socket(_family_for(host), socket.SOCK_STREAM) as client_socket:
+        with new_socket(_family_for(host), socket.SOCK_STREAM, tracer) as client_socket:
             report(_("Client: Socket created."))
             report(_("Client: Connecting to {host}:{port}").format(host=host, port=port))
             client_socket.settimeout(timeout_s)
@@ -110,11 +120,11 @@ def _family_for(host: str) -> socket.AddressFamily:
 
 
 def _accept_interruptibly(server_socket: socket.socket) -> tuple[socket.socket, tuple[str, int]]:
-    server_socket.settimeout(ACCEPT_POLL_S)
+    poll_quietly(server_socket, ACCEPT_POLL_S)
     while True:
         try:
             connection, address = server_socket.accept()
         except TimeoutError:
             continue
-        connection.settimeout(None)
+        connection.setblocking(True)
         return connection, (str(address[0]), int(address[1]))

@@ -18,6 +18,7 @@ from socklab.i18n import _
 from socklab.protocol.upper import upper_case
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 Report = Callable[[str], None]
 
@@ -39,15 +40,17 @@ def _show(data: bytes) -> str:
 class UpperServer:
     """Either transport; `serve_forever()` until `stop()` (thread-safe) or Ctrl+C."""
 
-    def __init__(self, transport: str, host: str, port: int, report: Report) -> None:
+    def __init__(
+        self, transport: str, host: str, port: int, report: Report, tracer: Tracer | None = None
+    ) -> None:
         self.transport = transport
         self.report = report
-        config = ServerConfig(host=host, port=port, transport=transport, backlog=1)
+        config = ServerConfig(host=host, port=port, transport=transport, backlog=1, tracer=tracer)
         if transport == "udp":
             self.sock = open_datagram_socket(config)
         else:
             self.sock = open_listening_socket(config)
-        self.sock.settimeout(POLL_S)
+        poll_quietly(self.sock, POLL_S)
         self.address = bound_address(self.sock)
         self._stop = threading.Event()
 
@@ -138,14 +141,21 @@ def _receive_datagram(sock: socket.socket, size: int) -> tuple[bytes, bool, tupl
     return data, False, (str(address[0]), int(address[1]))
 
 
-def run_upper_client(transport: str, host: str, port: int, sentence: str, timeout_s: float) -> str:
+def run_upper_client(
+    transport: str,
+    host: str,
+    port: int,
+    sentence: str,
+    timeout_s: float,
+    tracer: Tracer | None = None,
+) -> str:
     """Send one sentence as the slides' client does and return the server's reply as text."""
     data = sentence.encode("utf-8")
     try:
         if transport == "udp":
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
-            with socket.socket(family, socket.SOCK_DGRAM) as client_socket:
+            with new_socket(family, socket.SOCK_DGRAM, tracer) as client_socket:
                 client_socket.settimeout(timeout_s)
                 # connect() only records the server's address (no packet is sent), so an ICMP
                 # "port unreachable" comes back as "refused" instead of a silent timeout.
@@ -153,7 +163,7 @@ def run_upper_client(transport: str, host: str, port: int, sentence: str, timeou
                 client_socket.send(data)
                 modified_message = client_socket.recv(UDP_RECEIVE_BYTES)
             return modified_message.decode("utf-8", errors="replace")
-        with socket.create_connection((host, port), timeout=timeout_s) as client_socket:
+        with connect_stream(host, port, timeout_s=timeout_s, tracer=tracer) as client_socket:
             client_socket.sendall(data)
             # The server closes after its one reply: read to the end, so long replies stay whole.
             chunks = []

@@ -9,4 +9,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "upper",
     "converter",
     "demo",
+    "chat",
+    "check",
 )

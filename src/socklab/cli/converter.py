@@ -17,6 +17,7 @@ from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
+from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import UsageError
 from socklab.i18n import _
@@ -104,6 +105,7 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
+    add_trace_options(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("send requests and print the replies"))
@@ -120,6 +122,7 @@ def register(subparsers: Any) -> None:
         metavar="REQUEST",
         help=_("requests such as U:hello; without any, lines are read from standard input"),
     )
+    add_trace_options(client)
     client.set_defaults(handler=run_client)
 
 
@@ -213,6 +216,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         workers=args.workers,
         shutdown_grace_s=args.shutdown_grace,
         observer=observe if args.verbose else None,
+        tracer=tracer_from_args(args, env),
     )
     handle = serve(args.model, config)
     try:
@@ -241,17 +245,18 @@ def _stdin_requests(env: Environment) -> Iterator[str]:
 
 def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     interactive = not args.requests
+    tracer = tracer_from_args(args, env)
     requests = args.requests or _stdin_requests(env)
     if args.transport == "udp":
         with DatagramConverterClient(
-            args.host, args.port, timeout_s=args.timeout
+            args.host, args.port, timeout_s=args.timeout, tracer=tracer
         ) as datagram_client:
             for reply in exchange_datagrams(datagram_client, requests):
                 if reply is not None:
                     env.say(reply)
         return ExitStatus.OK
     with StreamConverterClient(
-        args.host, args.port, framing=args.framing, timeout_s=args.timeout
+        args.host, args.port, framing=args.framing, timeout_s=args.timeout, tracer=tracer
     ) as client:
         if interactive:
             env.say(client.greeting.decode("utf-8", errors="replace"))

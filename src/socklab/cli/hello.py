@@ -9,6 +9,7 @@ from socklab.apps.hello import run_hello_client, run_hello_server
 from socklab.cli.arguments import port_number, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
+from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.i18n import _
 
 
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--port", type=port_number, default=9999, help=_("port to listen on (default: %(default)s)")
     )
+    add_trace_options(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("connect, send one message, close"))
@@ -47,14 +49,19 @@ def register(subparsers: Any) -> None:
         default=10.0,
         help=_("connect timeout in seconds (default: %(default)s)"),
     )
+    add_trace_options(client)
     client.set_defaults(handler=run_client)
 
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    ok = run_hello_server(args.host, args.port, env.say, env.warn)
+    ok = run_hello_server(
+        args.host, args.port, env.say, env.warn, tracer=tracer_from_args(args, env)
+    )
     return ExitStatus.OK if ok else ExitStatus.NETWORK
 
 
 def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    ok = run_hello_client(args.host, args.port, args.message, env.say, args.timeout)
+    ok = run_hello_client(
+        args.host, args.port, args.message, env.say, args.timeout, tracer_from_args(args, env)
+    )
     return ExitStatus.OK if ok else ExitStatus.NETWORK

@@ -29,7 +29,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         hint = _("Try '{prog} --help' for more.").format(prog=self.prog)
-        self.exit(ExitStatus.USAGE, f"{self.prog}: {_('error')}: {message}\n{hint}\n")
+        line = _("{prog}: error: {message}").format(prog=self.prog, message=message)
+        self.exit(ExitStatus.USAGE, f"{line}\n{hint}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Socket programming made visible: the course's programs, tools to look at sockets, and more."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"socklab {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"socklab {__version__}",
+        help=_("show socklab's version and exit"),
+    )
     parser.add_argument(
         "--lang",
         choices=SUPPORTED_LANGUAGES,

@@ -10,6 +10,7 @@ from socklab.apps.upper import UpperServer, run_upper_client
 from socklab.cli.arguments import port_number, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
+from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.i18n import _
 
 
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--port", type=port_number, default=12000, help=_("port (default: %(default)s)")
     )
+    add_trace_options(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("read a sentence, send it, print the reply"))
@@ -55,11 +57,12 @@ def register(subparsers: Any) -> None:
         default=5.0,
         help=_("seconds to wait for the reply (default: %(default)s)"),
     )
+    add_trace_options(client)
     client.set_defaults(handler=run_client)
 
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    server = UpperServer(args.transport, args.host, args.port, env.say)
+    server = UpperServer(args.transport, args.host, args.port, env.say, tracer_from_args(args, env))
     host, port = server.address
     env.say(
         _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
@@ -87,7 +90,12 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         env.warn(_("No sentence given: standard input was empty."))
         return ExitStatus.USAGE
     reply = run_upper_client(
-        args.transport, args.host, args.port, line.rstrip("\r\n"), args.timeout
+        args.transport,
+        args.host,
+        args.port,
+        line.rstrip("\r\n"),
+        args.timeout,
+        tracer_from_args(args, env),
     )
     env.say(_("From Server: {reply}").format(reply=reply))
     return ExitStatus.OK

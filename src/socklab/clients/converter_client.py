@@ -17,6 +17,7 @@ from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.framing.base import Framer
 from socklab.protocol.framing.raw import RawReplyFramer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
+from socklab.tracing import Tracer, connect_stream, new_socket
 
 RECEIVE_BYTES = 65536
 
@@ -38,13 +39,14 @@ class StreamConverterClient:
         framing: str = "line",
         timeout_s: float = 5.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tracer: Tracer | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._framer = _reply_framer(framing, max_message_bytes)
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout_s)
+            self._sock = connect_stream(host, port, timeout_s=timeout_s, tracer=tracer)
         except OSError as exc:
             raise translate_oserror(exc, host=host, port=port) from exc
         self.greeting = self.receive_message()
@@ -113,12 +115,14 @@ class StreamConverterClient:
 class DatagramConverterClient:
     """Converter requests as UDP datagrams: one datagram out, one back, within the timeout."""
 
-    def __init__(self, host: str, port: int, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout_s: float = 5.0, tracer: Tracer | None = None
+    ) -> None:
         self.host, self.port = host, port
         try:
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
-            self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sock = new_socket(family, socket.SOCK_DGRAM, tracer)
             # connect() filters replies to this server and surfaces ICMP "port unreachable"
             # as ConnectionRefusedError on the next recv, instead of a silent timeout.
             self._sock.connect(address)

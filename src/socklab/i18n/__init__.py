@@ -8,10 +8,16 @@ installed socklab needs no gettext tools. Placeholders use `str.format` names:
 
 The language is chosen once per process: `--lang` wins, then LC_ALL, LC_MESSAGES, LANG
 (the POSIX order); anything that is not German falls back to English.
+
+argparse writes words of its own ("usage:", "show this help message and exit", its error
+messages) through module-level `_` and `ngettext` names bound from gettext's global domain.
+`set_language` points those names at this catalogue, so help and usage errors are in one
+language; argparse's msgids are translated in parts/core.po like ours.
 """
 
 from __future__ import annotations
 
+import argparse
 import gettext
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +52,10 @@ def set_language(language: str) -> None:
     _translation = gettext.translation(
         DOMAIN, localedir=LOCALE_DIR, languages=[_language], fallback=True
     )
+    # argparse looks its `_`/`ngettext` up at call time (Lib/argparse.py imports them from
+    # gettext at module level), so rebinding them translates every word it prints.
+    setattr(argparse, "_", _)  # noqa: B010 - argparse has no public hook for this
+    setattr(argparse, "ngettext", ngettext)  # noqa: B010
 
 
 def current_language() -> str:

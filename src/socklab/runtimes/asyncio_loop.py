@@ -243,15 +243,19 @@ class AsyncioServer(ServerHandle):
         self._stop_event = asyncio.Event()
         if self.stopping:
             self._stop_event.set()
+        sock, protocols = self._socket_and_protocols()
         if self.config.transport == "udp":
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), sock=self._sock
+                protocols,
+                sock=sock,
             )
             await self._stop_event.wait()
             transport.close()
             return
         server = await loop.create_server(
-            lambda: _Connection(self), sock=self._sock, backlog=self.config.backlog
+            protocols,
+            sock=sock,
+            backlog=self.config.backlog,
         )
         sweeper = loop.create_task(self._sweep_forever())
         await self._stop_event.wait()
@@ -259,6 +263,25 @@ class AsyncioServer(ServerHandle):
         sweeper.cancel()
         await self._drain_connections()
         await server.wait_closed()
+
+    def _socket_and_protocols(self) -> tuple[socket.socket, Any]:
+        """The socket and protocol factory for the loop; with --trace, wrapped to report calls.
+
+        Decided once per server, so an untraced server pays nothing per call. Traced, the loop
+        gets the plain socket (it reads and writes out of our sight) and the protocols report.
+        """
+        udp = self.config.transport == "udp"
+        plain: Any = (lambda: _Datagrams(self)) if udp else (lambda: _Connection(self))
+        tracer = self.config.tracer
+        if tracer is None:
+            return self._sock, plain
+        from socklab.tracing import plain_socket
+        from socklab.tracing.transports import trace_datagram_protocols, trace_stream_protocols
+
+        listening_fd = self._sock.fileno()
+        if udp:
+            return plain_socket(self._sock), trace_datagram_protocols(plain, tracer)
+        return plain_socket(self._sock), trace_stream_protocols(plain, tracer, listening_fd)
 
     async def _drain_connections(self) -> None:
         """Let in-flight replies go out (close() flushes), then abort what is still open."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.tracing.events import Tracer
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,5 @@ class ServerConfig:
     workers: int = 1
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     observer: ServerObserver | None = field(default=None, compare=False)
+    # --trace: every socket call of the server reported as it happens (None: no cost at all).
+    tracer: Tracer | None = field(default=None, compare=False)

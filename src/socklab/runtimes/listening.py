@@ -9,6 +9,7 @@ import socket
 
 from socklab.errors import AddressInUseError, UsageError, translate_oserror
 from socklab.runtimes.config import ServerConfig
+from socklab.tracing import new_socket
 
 
 def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tuple[str, int]]:
@@ -30,7 +31,7 @@ def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tup
 
 def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_STREAM)
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = new_socket(family, socket.SOCK_STREAM, config.tracer)
     try:
         _prepare_server_socket(sock, config)
         if family == socket.AF_INET6 and address[0] == "::":
@@ -47,7 +48,7 @@ def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> so
 
 def open_datagram_socket(config: ServerConfig) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_DGRAM)
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = new_socket(family, socket.SOCK_DGRAM, config.tracer)
     try:
         _prepare_server_socket(sock, config)
         _bind(sock, address, config)

@@ -1,0 +1,132 @@
+"""The first lessons: the prep sheet's hello programs, the uppercase services, the converter."""
+
+from __future__ import annotations
+
+import threading
+
+from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe
+from socklab.apps.hello import run_hello_client, run_hello_server
+from socklab.apps.upper import UpperServer, run_upper_client
+from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
+from socklab.i18n import _
+from socklab.runtimes import DEFAULT_RUNTIME, serve
+from socklab.runtimes.config import ServerConfig
+
+
+def demo_hello(say: Say) -> bool:
+    heading(say, _("Hello: one server, one client (prep sheet, port 9999)"))
+    listening = threading.Event()
+    port_box: list[int] = []
+
+    def on_listening(port: int) -> None:
+        port_box.append(port)
+        listening.set()
+
+    indent: Say = lambda line: say("   " + line)  # noqa: E731
+    server = threading.Thread(
+        target=run_hello_server, args=("127.0.0.1", 0, indent, indent, on_listening), daemon=True
+    )
+    server.start()
+    if not listening.wait(TIMEOUT_S):
+        return False
+    ok = run_hello_client("127.0.0.1", port_box[0], "Hi server!", indent, TIMEOUT_S)
+    server.join(TIMEOUT_S)
+    observe(
+        say,
+        _(
+            "bind() claims the port, listen() waits; accept() returns a NEW socket for this one client."
+        ),
+    )
+    observe(
+        say,
+        _(
+            "connect() reaches the server's IP and port; sendall() sends bytes: the text was encoded to UTF-8 first."
+        ),
+    )
+    return ok and not server.is_alive()
+
+
+def demo_upper(say: Say) -> bool:
+    ok = True
+    for transport in ("udp", "tcp"):
+        heading(
+            say,
+            _("Uppercase service over {transport} (lecture, port 12000)").format(
+                transport=transport.upper()
+            ),
+        )
+        server = UpperServer(transport, "127.0.0.1", 0, lambda line: say("   server: " + line))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        sentence = "hello sockets"
+        say("   client: " + _("Input lowercase sentence:") + " " + sentence)
+        reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)
+        say("   client: " + _("From Server: {reply}").format(reply=reply))
+        server.stop()
+        thread.join(TIMEOUT_S)
+        ok = ok and reply == sentence.upper()
+        if transport == "udp":
+            observe(
+                say,
+                _(
+                    "no connection: every datagram carries the client's address, and the reply goes back to it."
+                ),
+            )
+        else:
+            observe(
+                say,
+                _(
+                    "a connection per client: the server closes it after one reply, the listening socket stays."
+                ),
+            )
+    return ok
+
+
+def demo_converter(say: Say) -> bool:
+    heading(say, _("Converter over TCP with line framing (live coding, port 50000)"))
+    with serve(DEFAULT_RUNTIME, ServerConfig(port=0)) as handle:
+        host, port = handle.address
+        with StreamConverterClient(host, port, timeout_s=TIMEOUT_S) as client:
+            say("   " + _("greeting: {text}").format(text=client.greeting.decode()))
+            client.send_bytes(b"L:")
+            client.send_bytes(b"UPPER\n")
+            say(
+                "   "
+                + _("sent 'L:' and 'UPPER\\n' apart -> {reply}").format(
+                    reply=client.receive_message().decode()
+                )
+            )
+            client.send_bytes(b"U:a\nL:B\n")
+            first, second = client.receive_message(), client.receive_message()
+            say(
+                "   "
+                + _("sent 'U:a\\nL:B\\n' at once -> {first}, {second}").format(
+                    first=first.decode(), second=second.decode()
+                )
+            )
+            client.send_bytes(b"U:stra\xc3\x9fe\n")
+            say(
+                "   "
+                + _("sent 'U:straße' -> {reply}").format(reply=client.receive_message().decode())
+            )
+            client.send_message(b"C:")
+            closed = client.maybe_receive_message() is None
+        observe(
+            say,
+            _(
+                "TCP is a byte stream: the newline, not the send() calls, marks where each message ends."
+            ),
+        )
+    heading(say, _("Converter over UDP"))
+    with serve(DEFAULT_RUNTIME, ServerConfig(port=0, transport="udp")) as handle:
+        host, port = handle.address
+        with DatagramConverterClient(host, port, timeout_s=TIMEOUT_S) as datagrams:
+            reply = datagrams.request(b"L:UPPER\n")
+            say("   " + _("datagram 'L:UPPER\\n' -> {reply}").format(reply=reply.decode().rstrip()))
+        observe(
+            say,
+            _(
+                "UDP keeps message boundaries: one datagram in, one datagram out, no connection to close."
+            ),
+        )
+    return closed

@@ -1,0 +1,265 @@
+"""`--trace` and `--explain`: trace events rendered as lines a student can read, on stderr.
+
+Each event becomes one header line (`[trace] fd 7  recv(65536) -> 15 bytes`), then, for calls
+that move bytes, a hexdump with the text beside it; the bytes of each receive call are framed
+by a start and an end line, so two sends merged into one TCP recv() are plainly one block, and
+UDP's one-datagram-per-recvfrom() plainly several. `--explain` adds one sentence per call in
+the chosen language. Trace output goes to stderr so it never mixes with a program's own output
+(scripts and tests read stdout); each event is written in one piece, so lines of concurrent
+connections never interleave mid-event.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from socklab.cli.environment import Environment
+from socklab.i18n import _, ngettext
+from socklab.tracing import Call, TraceEvent, Tracer
+
+PREFIX = "[trace] "
+INDENT = " " * len(PREFIX)
+HEX_BYTES_PER_LINE = 16
+SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO})
+RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG})
+
+
+def add_trace_options(parser: argparse.ArgumentParser) -> None:
+    """The two options every client and server offers."""
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help=_("show every socket call as it happens, with its bytes (on standard error)"),
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help=_("like --trace, plus one sentence per call saying what it does"),
+    )
+
+
+def tracer_from_args(args: argparse.Namespace, env: Environment) -> Tracer | None:
+    """The tracer the options ask for, or None (the programs then run untraced, at full speed)."""
+    explain = bool(getattr(args, "explain", False))
+    if not (getattr(args, "trace", False) or explain):
+        return None
+    return make_tracer(env, explain=explain)
+
+
+def make_tracer(env: Environment, *, explain: bool) -> Tracer:
+    def trace(event: TraceEvent) -> None:
+        env.warn("\n".join(render_event(event, explain=explain)))
+
+    return trace
+
+
+def format_address(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return "?"
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _count(nbytes: int) -> str:
+    return ngettext("{count} byte", "{count} bytes", nbytes).format(count=nbytes)
+
+
+def _argument(event: TraceEvent) -> str:
+    return "" if event.argument is None else str(event.argument)
+
+
+def headline(event: TraceEvent) -> str:
+    """The one line naming the call, its arguments and its result."""
+    name = event.call.value
+    if event.error is not None:
+        target = f"({format_address(event.address)})" if event.address else "()"
+        return _("{call} failed: {error}").format(call=name + target, error=event.error)
+    if event.timed_out:
+        return _("{call} timed out: socket.timeout raised").format(
+            call=f"{name}({_argument(event)})"
+        )
+    match event.call:
+        case Call.SOCKET:
+            family = "AF_INET6" if event.ipv6 else "AF_INET"
+            kind = "SOCK_DGRAM" if event.transport == "udp" else "SOCK_STREAM"
+            return _("socket({family}, {kind}) -> new socket fd {fd}").format(
+                family=family, kind=kind, fd=event.fd
+            )
+        case Call.BIND | Call.CONNECT:
+            return f"{name}({format_address(event.address)})"
+        case Call.LISTEN | Call.SETTIMEOUT | Call.SHUTDOWN:
+            return f"{name}({_argument(event)})"
+        case Call.ACCEPT:
+            return _("accept() -> new socket fd {fd} for {peer}").format(
+                fd=event.new_fd, peer=format_address(event.address)
+            )
+        case Call.SEND | Call.SENDALL:
+            return f"{name}() {_count(event.nbytes or 0)}"
+        case Call.SENDTO:
+            return _("sendto({address}) {count}").format(
+                address=format_address(event.address), count=_count(event.nbytes or 0)
+            )
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+            call = f"{name}({_argument(event)})"
+            if event.nbytes == 0 and event.transport == "tcp":
+                return _("{call} -> 0 bytes: the peer closed its side (end of stream)").format(
+                    call=call
+                )
+            if event.address is not None and event.transport == "udp":
+                return _("{call} -> {count} from {address}").format(
+                    call=call,
+                    count=_count(event.nbytes or 0),
+                    address=format_address(event.address),
+                )
+            return f"{call} -> {_count(event.nbytes or 0)}"
+        case Call.CLOSE:
+            return "close()"
+    return f"{name}()"
+
+
+def explanation(event: TraceEvent) -> str:
+    """One sentence saying what the call does, for --explain."""
+    udp = event.transport == "udp"
+    if event.error is not None:
+        return _("The operating system refused this call; the error line says why and what to do.")
+    if event.timed_out:
+        return _(
+            "The call waited as long as settimeout() allows and raised socket.timeout; a program can catch it and try again."
+        )
+    match event.call:
+        case Call.SOCKET:
+            if udp:
+                return _(
+                    "socket() asks the operating system for a new UDP endpoint; nothing is sent yet."
+                )
+            return _(
+                "socket() asks the operating system for a new TCP endpoint; nothing is sent yet."
+            )
+        case Call.BIND:
+            return _(
+                "bind() claims this address and port: the operating system now delivers their traffic to this socket."
+            )
+        case Call.LISTEN:
+            return _(
+                "listen() makes this a welcoming socket: the operating system completes handshakes and queues new connections."
+            )
+        case Call.ACCEPT:
+            return _(
+                "accept() takes the next connection from the queue and returns a NEW socket just for this client; the listening socket keeps waiting."
+            )
+        case Call.CONNECT:
+            if udp:
+                return _(
+                    "connect() on UDP sends nothing: it only sets the default destination and accepts replies from it alone."
+                )
+            return _(
+                "connect() runs TCP's three-way handshake with the server; when it returns, both sides can send."
+            )
+        case Call.SEND | Call.SENDALL:
+            if udp:
+                return _(
+                    "send() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
+                )
+            return _(
+                "send() hands the bytes to the kernel; TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
+            )
+        case Call.SENDTO:
+            return _(
+                "sendto() sends exactly one datagram to this address: it arrives whole or not at all."
+            )
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+            if udp:
+                return _(
+                    "On UDP each receive call returns exactly one datagram, with its sender: the boundaries of every send are kept."
+                )
+            if event.nbytes == 0:
+                return _(
+                    "recv() returning 0 bytes means the peer closed its side: no more data will come."
+                )
+            return _(
+                "recv() returns whatever bytes have arrived, up to the size asked for: parts of several sends, or part of one."
+            )
+        case Call.SETTIMEOUT:
+            if event.argument is None:
+                return _("settimeout(None) lets the socket's calls block until they complete.")
+            return _(
+                "settimeout() limits how long blocking calls such as recv() and accept() wait before raising socket.timeout."
+            )
+        case Call.SHUTDOWN:
+            return _(
+                "shutdown() ends one direction of the connection: the peer's recv() sees the end of the stream."
+            )
+        case Call.CLOSE:
+            if udp:
+                return _(
+                    "close() releases the socket and its port; UDP tells the other side nothing."
+                )
+            return _(
+                "close() releases the socket; TCP sends FIN, so the peer's recv() returns 0 bytes once it read everything."
+            )
+    return ""
+
+
+def printable_text(data: bytes) -> str:
+    """The bytes as text, with line ends and control bytes escaped so every byte is visible."""
+    text = data.decode("utf-8", errors="backslashreplace")
+    escaped = []
+    for char in text:
+        if char == "\n":
+            escaped.append("\\n")
+        elif char == "\r":
+            escaped.append("\\r")
+        elif char == "\t":
+            escaped.append("\\t")
+        elif char == '"':
+            escaped.append('\\"')
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\x{ord(char):02x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def hexdump(data: bytes) -> list[str]:
+    """`0000  4c 3a 55 ...  |L:U...|` lines, 16 bytes each, as `hexdump -C` prints them."""
+    lines = []
+    for offset in range(0, len(data), HEX_BYTES_PER_LINE):
+        chunk = data[offset : offset + HEX_BYTES_PER_LINE]
+        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
+        text_part = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
+        lines.append(f"{offset:04x}  {hex_part:<{HEX_BYTES_PER_LINE * 3 - 1}}  |{text_part}|")
+    return lines
+
+
+def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
+    """The lines for one event: headline, bytes (framed for receive calls), explanation."""
+    lines = [f"{PREFIX}fd {event.fd}  {headline(event)}"]
+    moved = event.error is None and not event.timed_out and event.nbytes
+    if moved and (event.call in SENDING or event.call in RECEIVING):
+        body = [printable_text(event.data), *hexdump(event.data)]
+        assert event.nbytes is not None
+        if event.nbytes > len(event.data):
+            body.append(
+                _("... {count} more not shown").format(count=_count(event.nbytes - len(event.data)))
+            )
+        if event.call in RECEIVING:
+            label = f"{event.call.value} #{event.sequence}"
+            lines.append(INDENT + "┌── " + _("start of {call}").format(call=label))
+            lines.extend(INDENT + "│ " + line for line in body)
+            lines.append(
+                INDENT
+                + "└── "
+                + _("end of {call}: {count} in this one call").format(
+                    call=label, count=_count(event.nbytes)
+                )
+            )
+        else:
+            lines.extend(INDENT + "  " + line for line in body)
+    if explain:
+        sentence = explanation(event)
+        if sentence:
+            lines.append(INDENT + "= " + sentence)
+    return lines
+
+
+__all__ = ["add_trace_options", "make_tracer", "render_event", "tracer_from_args"]

@@ -1,0 +1,1 @@
+"""Tools that look at sockets and at other people's programs; each returns dataclasses."""

@@ -1,0 +1,659 @@
+"""Conformance checks for a converter server (docs/PROTOCOL.md), over TCP and over UDP.
+
+Strategy: socklab's own protocol core is the oracle. Every expected byte string is computed by
+feeding the very bytes a check sends, piece by piece, to a `ConverterSession` with the framing
+under test (or to `handle_datagram` over UDP); nothing here converts text itself. So `--framing
+raw` expects what the slides' naive server answers (no delimiters, merged requests swallowed),
+and `line`/`length` expect real framing.
+
+Each check is data (`ServerCheck`: id, title, framings it applies to, the function that runs
+it) and runs on its own connections under its own deadline (`--timeout`), so one broken answer
+cannot spoil the next check and a hanging server costs one timeout per check. A network error
+in the middle of a check (refused, reset) is that check's deviation, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from socklab.errors import NetworkError, RefusedError, UsageError
+from socklab.i18n import _
+from socklab.protocol.converter import GREETING, handle_datagram
+from socklab.protocol.framing import make_framer
+from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.session import ConverterSession
+from socklab.tools.check.probe import DatagramProbe, Deadline, Ending, Received, StreamProbe
+from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
+
+STREAM_FRAMINGS = frozenset({"line", "length", "raw"})
+DELIMITED_FRAMINGS = frozenset({"line", "length"})
+# Enough to tell "serves clients at once" from "one after the other" without loading the server.
+DEFAULT_CONCURRENT_CLIENTS = 3
+DEFAULT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTarget:
+    """The server under test and what it is expected to speak."""
+
+    host: str
+    port: int
+    framing: str = "line"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    concurrent_clients: int = DEFAULT_CONCURRENT_CLIENTS
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one check observed; the runner adds the check's id and title."""
+
+    expected: str
+    received: str
+    passed: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCheck:
+    check_id: str
+    title: str
+    framings: frozenset[str]
+    run: Callable[[ServerTarget], Finding]
+
+
+# --- the oracle --------------------------------------------------------------------------------
+
+
+def expected_replies(target: ServerTarget, pieces: list[bytes]) -> bytes:
+    """What a conforming server sends back for `pieces`, each arriving as one read."""
+    session = ConverterSession(
+        target.framing, max_message_bytes=target.max_message_bytes, greet=False
+    )
+    for piece in pieces:
+        session.receive_data(piece)
+    return session.data_to_send()
+
+
+def encode(target: ServerTarget, message: bytes) -> bytes:
+    return make_framer(target.framing, target.max_message_bytes).encode(message)
+
+
+def count_messages(framing: str, data: bytes) -> int:
+    """Complete messages in `data` under `framing` (raw: any bytes count as one)."""
+    if framing == "raw":
+        return 1 if data else 0
+    framer = make_framer(framing, max(len(data), 1))
+    return sum(1 for event in framer.receive_data(data) if isinstance(event, bytes))
+
+
+def first_message(framing: str, data: bytes) -> bytes:
+    if framing == "raw":
+        return data
+    framer = make_framer(framing, max(len(data), 1))
+    events = [*framer.receive_data(data), *framer.receive_eof()]
+    for event in events:
+        if isinstance(event, bytes):
+            return event
+    return data
+
+
+def replies_complete(target: ServerTarget, expected: bytes) -> Callable[[bytes], bool]:
+    """When to stop reading: as many messages as expected (raw: as many bytes)."""
+    if target.framing == "raw":
+        return lambda data: len(data) >= len(expected)
+    wanted = count_messages(target.framing, expected)
+    return lambda data: count_messages(target.framing, data) >= wanted
+
+
+def one_message(target: ServerTarget) -> Callable[[bytes], bool]:
+    return lambda data: count_messages(target.framing, data) >= 1
+
+
+def greeting_done(target: ServerTarget) -> Callable[[bytes], bool]:
+    """A greeting, framed or (as the slides' server sends it) bare: either way the check goes on."""
+    return lambda data: count_messages(target.framing, data) >= 1 or data == GREETING
+
+
+def describe_error(error: NetworkError) -> str:
+    if isinstance(error, RefusedError):
+        return _("connection refused: nothing listens there (did the server crash?)")
+    return _("network error: {detail}").format(detail=str(error))
+
+
+def skip_greeting(
+    probe: StreamProbe, target: ServerTarget, within: Deadline | None = None
+) -> Received | None:
+    """Read the greeting; a Received when the server closed or reset instead (the check fails).
+
+    A missing greeting is the greeting check's business: the other checks go on after half of
+    their time, so a server that never greets still has its conversions checked.
+    """
+    within = within or Deadline(target.timeout_s / 2)
+    received = probe.receive_until(greeting_done(target), within=within)
+    if received.ending in (Ending.CLOSED, Ending.RESET):
+        return received
+    return None
+
+
+def closed_before_request(received: Received, expected: str) -> Finding:
+    return Finding(
+        expected,
+        received.describe(),
+        False,
+        _("The server ended the connection before the first request."),
+    )
+
+
+# --- TCP checks --------------------------------------------------------------------------------
+
+
+def check_greeting(target: ServerTarget) -> Finding:
+    expected = encode(target, GREETING)
+    deadline = Deadline(target.timeout_s)
+    with StreamProbe(target.host, target.port, deadline) as probe:
+        if target.framing == "raw":
+            received = probe.receive_bytes(len(expected))
+        elif target.framing == "line":
+            received = probe.receive_until(lambda data: b"\n" in data)
+        else:
+            received = probe.receive_until(one_message(target))
+    passed = received.ending is Ending.COMPLETE and received.data == expected
+    note = ""
+    if not passed and received.data == GREETING and target.framing == "line":
+        note = _("The greeting must end with a newline (line framing).")
+    elif not passed and received.data == GREETING and target.framing == "length":
+        note = _("The greeting must start with its 4-byte length (length framing).")
+    return Finding(show_bytes(expected), received.describe(), passed, note)
+
+
+def conversion_check(pieces: list[bytes], note: str = "") -> Callable[[ServerTarget], Finding]:
+    """A check that sends `pieces` (already framed) on a fresh connection and compares replies."""
+
+    def run(target: ServerTarget) -> Finding:
+        expected = expected_replies(target, pieces)
+        deadline = Deadline(target.timeout_s)
+        with StreamProbe(target.host, target.port, deadline) as probe:
+            ended = skip_greeting(probe, target)
+            if ended is not None:
+                return closed_before_request(ended, show_bytes(expected))
+            probe.send_pieces(pieces)
+            received = probe.receive_until(replies_complete(target, expected))
+        passed = received.ending is Ending.COMPLETE and received.data == expected
+        return Finding(show_bytes(expected), received.describe(), passed, "" if passed else note)
+
+    return run
+
+
+def framed_conversion(message: bytes, note: str = "") -> Callable[[ServerTarget], Finding]:
+    def run(target: ServerTarget) -> Finding:
+        return conversion_check([encode(target, message)], note)(target)
+
+    return run
+
+
+def check_split_request(target: ServerTarget) -> Finding:
+    framed = encode(target, b"L:UPPER")
+    if target.framing == "length":
+        # Split the 4-byte header too: a length reader must wait for all of it.
+        pieces = [framed[:2], framed[2:6], framed[6:]]
+    else:
+        pieces = [framed[:2], framed[2:]]  # the slides' `L:` then `UPPER\n`
+    return conversion_check(
+        pieces,
+        _(
+            "The request arrived in several pieces; a server must collect bytes until the message is complete."
+        ),
+    )(target)
+
+
+def check_merged_requests(target: ServerTarget) -> Finding:
+    pieces = [encode(target, b"U:a") + encode(target, b"L:B")]
+    return conversion_check(
+        pieces,
+        _("Two requests arrived in one read; a server must answer each of them, in order."),
+    )(target)
+
+
+def error_then_usable(request: bytes, note: str) -> Callable[[ServerTarget], Finding]:
+    """`request` must get an `E:` reply, and the same connection must then convert `U:ok`."""
+
+    def run(target: ServerTarget) -> Finding:
+        follow_up = encode(target, b"U:ok")
+        expected_follow_up = expected_replies(target, [follow_up])
+        expected = _("a reply starting 'E:', then {reply} (the connection stays usable)").format(
+            reply=show_bytes(expected_follow_up)
+        )
+        deadline = Deadline(target.timeout_s)
+        with StreamProbe(target.host, target.port, deadline) as probe:
+            ended = skip_greeting(probe, target)
+            if ended is not None:
+                return closed_before_request(ended, expected)
+            probe.send(encode(target, request))
+            error_reply = probe.receive_until(one_message(target))
+            message = first_message(target.framing, error_reply.data)
+            if error_reply.ending is not Ending.COMPLETE or not message.startswith(b"E:"):
+                return Finding(expected, error_reply.describe(), False, note)
+            probe.send(follow_up)
+            received = probe.receive_until(replies_complete(target, expected_follow_up))
+        passed = received.ending is Ending.COMPLETE and received.data == expected_follow_up
+        shown = _("{error}, then {follow_up}").format(
+            error=show_bytes(error_reply.data), follow_up=received.describe()
+        )
+        return Finding(
+            expected,
+            shown,
+            passed,
+            "" if passed else _("After an error reply the connection must stay usable."),
+        )
+
+    return run
+
+
+def check_over_long(target: ServerTarget) -> Finding:
+    limit = target.max_message_bytes
+    if target.framing == "length":
+        # Only the header: a length reader refuses it before any of the body arrives.
+        data = (limit + 1).to_bytes(4, "big")
+    else:
+        # One byte over the limit and no newline yet: a bounded reader notices now, while one
+        # that buffers until a newline would keep growing.
+        data = b"U:" + b"a" * (limit - 1)
+    expected = _(
+        "a reply starting 'E:' (the server may then close) for a message of {size:,} bytes"
+    ).format(size=limit + 1)
+    deadline = Deadline(target.timeout_s)
+    with StreamProbe(target.host, target.port, deadline) as probe:
+        ended = skip_greeting(probe, target)
+        if ended is not None:
+            return closed_before_request(ended, expected)
+        probe.send(data)
+        received = probe.receive_until(one_message(target))
+    message = first_message(target.framing, received.data)
+    passed = received.ending is Ending.COMPLETE and message.startswith(b"E:")
+    note = _(
+        "A message longer than {limit:,} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
+    ).format(limit=limit)
+    return Finding(expected, received.describe(), passed, "" if passed else note)
+
+
+def check_close(target: ServerTarget) -> Finding:
+    expected = _("the server closes the connection (at most one parting message)")
+    deadline = Deadline(target.timeout_s)
+    with StreamProbe(target.host, target.port, deadline) as probe:
+        ended = skip_greeting(probe, target)
+        if ended is not None:
+            return closed_before_request(ended, expected)
+        probe.send(encode(target, b"C:"))
+        received = probe.receive_eof()
+    closed = received.ending in (Ending.COMPLETE, Ending.RESET)
+    messages = count_messages(target.framing, received.data)
+    if target.framing == "line" and received.data and not received.data.endswith(b"\n"):
+        messages += 1
+    passed = closed and messages <= 1
+    if received.ending is Ending.COMPLETE:
+        shown = (
+            _("{data}, then the connection was closed").format(data=show_bytes(received.data))
+            if received.data
+            else _("the connection was closed")
+        )
+    else:
+        shown = received.describe()
+    note = ""
+    if not closed:
+        note = _("After 'C:' the server must close the connection.")
+    elif messages > 1:
+        note = _("At most one parting message may come before the close.")
+    return Finding(expected, shown, passed, note)
+
+
+def check_concurrent_clients(target: ServerTarget) -> Finding:
+    count = target.concurrent_clients
+    expected = _(
+        "{count} clients connected at once each get the greeting and their own replies"
+    ).format(count=count)
+    one_at_a_time = _(
+        "Each client must be greeted and answered while the others stay connected; a server that serves one client at a time fails here."
+    )
+    deadline = Deadline(target.timeout_s)
+    probes: list[StreamProbe] = []
+    try:
+        for number in range(1, count + 1):
+            try:
+                probes.append(StreamProbe(target.host, target.port, deadline))
+            except NetworkError as error:
+                # A server that accepts one client at a time lets its backlog fill up; a
+                # connect that times out is then this check's finding, not a network failure.
+                failure = _("client {number}: could not connect ({error})").format(
+                    number=number, error=describe_error(error)
+                )
+                return Finding(expected, failure, False, one_at_a_time)
+        # All greetings share half of the time, as in the other checks: a missing greeting is
+        # the greeting check's finding, a connection closed before any request is this one's.
+        greetings_deadline = Deadline(target.timeout_s / 2)
+        for number, probe in enumerate(probes, start=1):
+            ended = skip_greeting(probe, target, greetings_deadline)
+            if ended is not None:
+                return Finding(
+                    expected,
+                    _("client {number}: {received}").format(
+                        number=number, received=ended.describe()
+                    ),
+                    False,
+                    one_at_a_time,
+                )
+        # Answer in reverse order of connecting: a server that only serves its oldest
+        # connection cannot pass by accident.
+        for number, probe in reversed(list(enumerate(probes, start=1))):
+            request = encode(target, f"U:client {number}".encode())
+            expected_reply = expected_replies(target, [request])
+            probe.send(request)
+            received = probe.receive_until(replies_complete(target, expected_reply))
+            if received.ending is not Ending.COMPLETE or received.data != expected_reply:
+                return Finding(
+                    expected,
+                    _("client {number}: expected {reply}, received {received}").format(
+                        number=number,
+                        reply=show_bytes(expected_reply),
+                        received=received.describe(),
+                    ),
+                    False,
+                    one_at_a_time,
+                )
+    finally:
+        for probe in probes:
+            probe.close()
+    return Finding(expected, _("all {count} clients were served").format(count=count), True)
+
+
+# --- UDP checks --------------------------------------------------------------------------------
+
+
+def show_datagram(datagram: bytes | None, timeout_s: float) -> str:
+    if datagram is None:
+        return _("no datagram within {seconds:g} s").format(seconds=timeout_s)
+    return show_bytes(datagram)
+
+
+def datagram_conversion(request: bytes) -> Callable[[ServerTarget], Finding]:
+    def run(target: ServerTarget) -> Finding:
+        expected = handle_datagram(request)
+        assert expected is not None
+        with DatagramProbe(target.host, target.port, Deadline(target.timeout_s)) as probe:
+            probe.send(request)
+            reply = probe.receive()
+        return Finding(
+            show_bytes(expected), show_datagram(reply, target.timeout_s), reply == expected
+        )
+
+    return run
+
+
+def check_datagram_peers(target: ServerTarget) -> Finding:
+    requests = (b"U:first peer", b"U:second peer")
+    expected_replies_ = [handle_datagram(request) for request in requests]
+    expected = _("{first} to the first socket, {second} to the second").format(
+        first=show_bytes(expected_replies_[0] or b""),
+        second=show_bytes(expected_replies_[1] or b""),
+    )
+    deadline = Deadline(target.timeout_s)
+    with (
+        DatagramProbe(target.host, target.port, deadline) as first,
+        DatagramProbe(target.host, target.port, deadline) as second,
+    ):
+        first.send(requests[0])
+        second.send(requests[1])
+        replies = [first.receive(), second.receive()]
+    passed = replies == expected_replies_
+    shown = _("{first} at the first socket, {second} at the second").format(
+        first=show_datagram(replies[0], target.timeout_s),
+        second=show_datagram(replies[1], target.timeout_s),
+    )
+    note = (
+        ""
+        if passed
+        else _("Each peer must be answered at its own address (the one recvfrom() returned).")
+    )
+    return Finding(expected, shown, passed, note)
+
+
+def replies_before_marker(probe: DatagramProbe, marker_reply: bytes) -> tuple[list[bytes], bool]:
+    """Datagrams received before `marker_reply`, and whether the marker came at all."""
+    before: list[bytes] = []
+    while True:
+        datagram = probe.receive()
+        if datagram is None:
+            return before, False
+        if datagram == marker_reply:
+            return before, True
+        before.append(datagram)
+        if len(before) > 16:  # a flood: enough to judge
+            return before, False
+
+
+def check_no_amplification(target: ServerTarget) -> Finding:
+    # `ŉ` upper-cases to `ʼN`: 2 bytes become 3, so the converted text outgrows the request.
+    request = b"U:" + "ŉ".encode() * 20
+    expected = _("no reply, or one of at most {size} bytes (the request's size)").format(
+        size=len(request)
+    )
+    marker, marker_reply = b"U:next", handle_datagram(b"U:next")
+    assert marker_reply is not None
+    with DatagramProbe(target.host, target.port, Deadline(target.timeout_s)) as probe:
+        probe.send(request)
+        probe.send(marker)
+        before, marker_seen = replies_before_marker(probe, marker_reply)
+    too_long = [datagram for datagram in before if len(datagram) > len(request)]
+    passed = marker_seen and not too_long and len(before) <= 1
+    if before:
+        shown = ", ".join(
+            _("{data} ({size} bytes)").format(data=show_bytes(d), size=len(d)) for d in before
+        )
+    else:
+        shown = _("no reply")
+    if not marker_seen:
+        shown = _("{shown}; no reply to the follow-up {marker} either").format(
+            shown=shown, marker=show_bytes(marker)
+        )
+    note = (
+        ""
+        if passed
+        else _(
+            "A reply longer than its request lets a spoofed sender amplify traffic; answer with a short error or not at all."
+        )
+    )
+    return Finding(expected, shown, passed, note)
+
+
+def check_empty_datagram(target: ServerTarget) -> Finding:
+    marker, marker_reply = b"U:after", handle_datagram(b"U:after")
+    assert marker_reply is not None
+    expected = _("no reply to the empty datagram; {reply} to the next request").format(
+        reply=show_bytes(marker_reply)
+    )
+    with DatagramProbe(target.host, target.port, Deadline(target.timeout_s)) as probe:
+        probe.send(b"")
+        probe.send(marker)
+        before, marker_seen = replies_before_marker(probe, marker_reply)
+    passed = marker_seen and not before
+    parts = [show_bytes(d) for d in before]
+    parts.append(show_bytes(marker_reply) if marker_seen else show_datagram(None, target.timeout_s))
+    note = "" if passed else _("An empty datagram is not a request and gets no reply.")
+    return Finding(expected, ", ".join(parts), passed, note)
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+
+def stream_checks() -> list[ServerCheck]:
+    """Every TCP check, in the order they run (built per run, so titles are translated)."""
+    line_only = frozenset({"line"})
+    return [
+        ServerCheck("greeting", _("greeting sent on connect"), STREAM_FRAMINGS, check_greeting),
+        ServerCheck(
+            "upper-ascii",
+            _("U: upper-cases ASCII"),
+            STREAM_FRAMINGS,
+            framed_conversion(b"U:hello world"),
+        ),
+        ServerCheck(
+            "lower-ascii",
+            _("L: lower-cases ASCII"),
+            STREAM_FRAMINGS,
+            framed_conversion(b"L:HELLO World"),
+        ),
+        ServerCheck(
+            "upper-unicode",
+            _("U: applies full Unicode rules (straße → STRASSE)"),
+            STREAM_FRAMINGS,
+            framed_conversion(
+                "U:straße".encode(),
+                _("Decode the text as UTF-8 and use full Unicode case mapping."),
+            ),
+        ),
+        ServerCheck(
+            "lower-unicode",
+            _("L: lower-cases Unicode (GRÜSSE → grüsse)"),
+            STREAM_FRAMINGS,
+            framed_conversion(
+                "L:GRÜSSE".encode(),
+                _("Decode the text as UTF-8 and use full Unicode case mapping."),
+            ),
+        ),
+        ServerCheck(
+            "split-request",
+            _("a request split over several sends"),
+            STREAM_FRAMINGS,
+            check_split_request,
+        ),
+        ServerCheck(
+            "merged-requests", _("two requests in one send"), STREAM_FRAMINGS, check_merged_requests
+        ),
+        ServerCheck(
+            "crlf",
+            _("a request ending in \\r\\n is accepted"),
+            line_only,
+            conversion_check(
+                [b"U:crlf\r\n"],
+                _("Strip a '\\r' before the '\\n': Windows tools end lines with \\r\\n."),
+            ),
+        ),
+        ServerCheck(
+            "unknown-command",
+            _("unknown command gets 'E:', connection stays usable"),
+            STREAM_FRAMINGS,
+            error_then_usable(
+                b"X:what", _("An unknown command must be answered with 'E:' and a reason.")
+            ),
+        ),
+        ServerCheck(
+            "invalid-utf8",
+            _("invalid UTF-8 gets 'E:', connection stays usable"),
+            STREAM_FRAMINGS,
+            error_then_usable(
+                b"U:caf\xe9",
+                _(
+                    "Text that is not valid UTF-8 must be answered with 'E:' (not crash the server)."
+                ),
+            ),
+        ),
+        ServerCheck(
+            "over-long", _("an over-long message gets 'E:'"), DELIMITED_FRAMINGS, check_over_long
+        ),
+        ServerCheck("close", _("C: closes the connection"), STREAM_FRAMINGS, check_close),
+        ServerCheck(
+            "concurrent-clients",
+            _("several clients served at once"),
+            STREAM_FRAMINGS,
+            check_concurrent_clients,
+        ),
+    ]
+
+
+def datagram_checks() -> list[ServerCheck]:
+    udp = frozenset({"datagram"})
+    return [
+        ServerCheck(
+            "udp-lower", _("L:UPPER\\n gets upper\\n"), udp, datagram_conversion(b"L:UPPER\n")
+        ),
+        ServerCheck(
+            "udp-upper-unicode",
+            _("U: applies full Unicode rules"),
+            udp,
+            datagram_conversion("U:straße".encode()),
+        ),
+        ServerCheck(
+            "udp-peers", _("each peer answered at its own address"), udp, check_datagram_peers
+        ),
+        ServerCheck(
+            "udp-no-amplification",
+            _("a reply is never longer than its request"),
+            udp,
+            check_no_amplification,
+        ),
+        ServerCheck("udp-empty", _("no reply to an empty datagram"), udp, check_empty_datagram),
+    ]
+
+
+def run_check(check: ServerCheck, target: ServerTarget) -> CheckResult:
+    try:
+        finding = check.run(target)
+    except NetworkError as error:
+        finding = Finding(check.title, describe_error(error), False)
+    return CheckResult(
+        check_id=check.check_id,
+        title=check.title,
+        expected=finding.expected,
+        received=finding.received,
+        verdict=Verdict.PASS if finding.passed else Verdict.FAIL,
+        note=finding.note,
+    )
+
+
+def check_converter_server(
+    target: ServerTarget, *, udp: bool = False, only: frozenset[str] = frozenset()
+) -> CheckReport:
+    """Run every check that applies to `target` (or those in `only`).
+
+    Raises RefusedError if nothing listens at all, UsageError for an unknown id in `only`.
+    """
+    catalogue = datagram_checks() if udp else stream_checks()
+    unknown = sorted(only - {check.check_id for check in catalogue})
+    if unknown:
+        raise UsageError(
+            _("unknown check {names}; choose from {choices}").format(
+                names=", ".join(unknown), choices=", ".join(c.check_id for c in catalogue)
+            )
+        )
+    if udp:
+        checks = catalogue
+        framing = "datagram"
+    else:
+        checks = [check for check in catalogue if target.framing in check.framings]
+        framing = target.framing
+    if only:
+        checks = [check for check in checks if check.check_id in only]
+        if not checks:
+            raise UsageError(
+                _("check {names} does not apply to {framing} framing").format(
+                    names=", ".join(sorted(only)), framing=framing
+                )
+            )
+    if not udp:
+        # One connection first: nothing listening is a usage problem (wrong port), one line,
+        # not a dozen identical deviations.
+        StreamProbe(target.host, target.port, Deadline(target.timeout_s)).close()
+    results = tuple(run_check(check, target) for check in checks)
+    return CheckReport(
+        subject="converter-server",
+        target=target.address,
+        transport="udp" if udp else "tcp",
+        framing=framing,
+        results=results,
+    )

@@ -1,0 +1,228 @@
+"""Each network failure a beginner meets: one line with a next step, in both languages, end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.socklab_process import child_environment, free_port, run_socklab, socklab_command
+
+NETWORK, PERMISSION, ADDRESS_IN_USE = 3, 5, 6
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            r"Connection to 127\.0\.0\.1:{port} refused: nothing is listening there\. Is the server running, and on this port\?",
+        ),
+        ("de", r"Verbindung zu 127\.0\.0\.1:{port} abgelehnt: Dort lauscht nichts\. .+"),
+    ],
+)
+def test_refused(lang: str, expected: str) -> None:
+    port = free_port()
+    result = run_socklab(["--lang", lang, "converter", "client", "--port", str(port), "U:x"])
+    assert result.returncode == NETWORK
+    assert re.fullmatch(expected.format(port=port), one_line(result.stderr))
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            "Port {port} is already in use by PID {pid} ({name}). Stop that program or choose another port with --port.",
+        ),
+        (
+            "de",
+            "Port {port} wird schon von PID {pid} ({name}) benutzt. Beende dieses Programm oder wähle mit --port einen anderen Port.",
+        ),
+    ],
+)
+def test_address_in_use_names_the_holder(start_socklab, lang: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    holder = start_socklab(["converter", "server", "--port", "0"])
+    _host, port = holder.wait_listening()
+    result = run_socklab(["--lang", lang, "converter", "server", "--port", str(port)])
+    assert result.returncode == ADDRESS_IN_USE
+    name = psutil.Process(holder.pid).name()
+    assert one_line(result.stderr) == expected.format(port=port, pid=holder.pid, name=name)
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port where the OS completes the handshake but no program ever answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("lang", "start"),
+    [
+        ("en", "No answer from 127.0.0.1:{port} in time."),
+        ("de", "Keine Antwort von 127.0.0.1:{port} in der Zeit."),
+    ],
+)
+def test_timeout(silent_listener: int, lang: str, start: str) -> None:
+    port = silent_listener
+    result = run_socklab(
+        ["--lang", lang, "converter", "client", "--port", str(port), "--timeout", "0.3", "U:x"]
+    )
+    assert result.returncode == NETWORK
+    line = one_line(result.stderr)
+    assert line.startswith(start.format(port=port))
+    assert "--timeout" in line
+
+
+@pytest.fixture
+def resetting_listener() -> Iterator[int]:
+    """A port whose server accepts and aborts at once (SO_LINGER 0: RST instead of FIN)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def abort_one() -> None:
+        connection, _ = listener.accept()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+
+    thread = threading.Thread(target=abort_one, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    thread.join(10)
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    ("lang", "start"),
+    [
+        ("en", "The connection to 127.0.0.1:{port} was reset"),
+        ("de", "Die Verbindung zu 127.0.0.1:{port} wurde zurückgesetzt"),
+    ],
+)
+def test_reset_by_peer(resetting_listener: int, lang: str, start: str) -> None:
+    port = resetting_listener
+    result = run_socklab(["--lang", lang, "converter", "client", "--port", str(port), "U:x"])
+    assert result.returncode == NETWORK
+    assert one_line(result.stderr).startswith(start.format(port=port))
+
+
+@pytest.fixture
+def empty_namespace() -> Iterator[str]:
+    """A network namespace of our own with no route anywhere: every address is unreachable."""
+    name = f"socklab-unreach-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=10)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            "10.255.255.1:50000 is unreachable: no route to it. Check the address and your network connection.",
+        ),
+        (
+            "de",
+            "10.255.255.1:50000 ist nicht erreichbar: keine Route dorthin. Prüfe die Adresse und deine Netzwerkverbindung.",
+        ),
+    ],
+)
+def test_unreachable(empty_namespace: str, lang: str, expected: str) -> None:
+    # Inside a namespace with only loopback, nothing leaves the namespace: connect() fails at once.
+    result = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            empty_namespace,
+            *socklab_command(),
+            "--lang",
+            lang,
+            "converter",
+            "client",
+            "--host",
+            "10.255.255.1",
+            "U:x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_environment(),
+        check=False,
+    )
+    assert result.returncode == NETWORK
+    assert one_line(result.stderr) == expected
+
+
+def unprivileged_prefix() -> list[str]:
+    """Run as nobody when we are root (CI), as ourselves otherwise."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to drop root for this test"
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            "Permission denied for port {port}: ports below 1024 need administrator rights. Use a port from 1024 up.",
+        ),
+        (
+            "de",
+            "Zugriff verweigert für Port {port}: Ports unter 1024 brauchen Administratorrechte. Verwende einen Port ab 1024.",
+        ),
+    ],
+)
+def test_privileged_port_as_unprivileged_user(lang: str, expected: str) -> None:
+    first_free = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    assert first_free > 1, "this system lets every user bind every port"
+    port = min(80, first_free - 1)
+    result = subprocess.run(
+        [
+            *unprivileged_prefix(),
+            *socklab_command(),
+            "--lang",
+            lang,
+            "converter",
+            "server",
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=child_environment(),
+        check=False,
+    )
+    assert result.returncode == PERMISSION, result.stderr
+    assert one_line(result.stderr) == expected.format(port=port)
