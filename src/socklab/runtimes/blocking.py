@@ -46,6 +46,7 @@ from socklab.runtimes.connections import (
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_listening_socket
+from socklab.tracing import poll_quietly
 
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
@@ -77,8 +78,9 @@ class BlockingConnection:
         self._lock = threading.Lock()
         self._closed = False
         # Every wait ends after one sweep interval at most, so deadlines are checked at least
-        # once per interval (set once: settimeout() costs a system call).
-        sock.settimeout(SWEEP_INTERVAL_S)
+        # once per interval. Set once (settimeout() costs a system call), and quietly: these
+        # waits are the server's machinery, which --trace does not show.
+        poll_quietly(sock, SWEEP_INTERVAL_S)
 
     def serve(self) -> None:
         reason = "closed"
@@ -151,7 +153,7 @@ class BlockingConnection:
                 left_s = server.stop_deadline - time.monotonic()
                 if left_s <= 0:
                     raise _Closed("server stopped")
-                self.sock.settimeout(min(left_s, SWEEP_INTERVAL_S))
+                poll_quietly(self.sock, min(left_s, SWEEP_INTERVAL_S))
             try:
                 sent = self.sock.send(view)
             except TimeoutError:
@@ -210,7 +212,7 @@ class BlockingServer(ServerHandle):
 
     def run(self) -> None:
         listener = self._listener
-        listener.settimeout(ACCEPT_WAIT_S)
+        poll_quietly(listener, ACCEPT_WAIT_S)
         try:
             while not self.stopping:
                 try:

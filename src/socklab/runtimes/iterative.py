@@ -23,6 +23,7 @@ from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.datagrams import DATAGRAM_RECEIVE_BYTES, answer_datagram
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket
+from socklab.tracing import poll_quietly
 
 
 class IterativeServer(BlockingServer):
@@ -48,7 +49,7 @@ class IterativeDatagramServer(ServerHandle):
 
     def run(self) -> None:
         sock = self._sock
-        sock.settimeout(ACCEPT_WAIT_S)  # wake up now and then to see a stop request
+        poll_quietly(sock, ACCEPT_WAIT_S)  # wake up now and then to see a stop request
         try:
             while not self._stop_requested:
                 try:
