@@ -199,7 +199,8 @@ class WorkerPool(ServerHandle):
                     self._signal(worker, signal.SIGKILL)
             sentinels: dict[Any, _Worker] = {w.process.sentinel: w for w in running}
             for ready in wait(
-                [*sentinels, *(worker.channel for worker in running)], SUPERVISE_WAIT_S
+                [*sentinels, *(w.channel for w in running if not w.channel.closed)],
+                SUPERVISE_WAIT_S,
             ):
                 exited = sentinels.get(ready)
                 if exited is not None:
@@ -224,7 +225,7 @@ class WorkerPool(ServerHandle):
 
     def _read_reports(self, worker: _Worker) -> None:
         channel = worker.channel
-        with contextlib.suppress(EOFError, OSError):
+        try:
             while not channel.closed and channel.poll():
                 kind, detail = channel.recv()
                 if kind == "stopped":
@@ -232,6 +233,8 @@ class WorkerPool(ServerHandle):
                         setattr(self.stats, field.name, getattr(self.stats, field.name) + value)
                 elif kind == "failed" and self._failure_message is None:
                     self._failure_message = f"worker {worker.number}: {detail}"
+        except (EOFError, OSError):
+            channel.close()  # the worker has gone: nothing more to read, nor to wait for
 
     @staticmethod
     def _signal(worker: _Worker, signum: int) -> None:
