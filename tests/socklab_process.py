@@ -58,10 +58,13 @@ class SocklabProcess:
         stdin_data: bytes | None = None,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.args = list(args)
+        # `prefix` runs socklab through a launcher that execs it (same PID), such as
+        # `ip netns exec NAME` for tests in a network namespace.
         self.proc = subprocess.Popen(
-            [*socklab_command(), *self.args],
+            [*prefix, *socklab_command(), *self.args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

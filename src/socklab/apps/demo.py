@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from socklab.apps.demo_topics.basics import demo_converter, demo_hello, demo_upper
 from socklab.apps.demo_topics.chat import demo_chat
+from socklab.apps.demo_topics.datagram import demo_datagram
 from socklab.apps.demo_topics.handshake import demo_handshake
 from socklab.apps.demo_topics.models import demo_models
 from socklab.apps.demo_topics.narration import Say
@@ -29,6 +30,7 @@ TOPICS: dict[str, Callable[[Say], bool]] = {
     "ports": demo_ports,
     "handshake": demo_handshake,
     "timeout": demo_timeout,
+    "datagram": demo_datagram,
     "models": demo_models,
     "chat": demo_chat,
 }

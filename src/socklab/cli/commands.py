@@ -9,6 +9,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "upper",
     "converter",
     "demo",
+    "impair",
     "chat",
     "check",
 )

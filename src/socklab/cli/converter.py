@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from typing import Any
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any, assert_never
 
 from socklab.apps.converter import (
     DEFAULT_HOST,
     DEFAULT_PORT,
+    decode_reply,
     exchange_datagrams,
     exchange_stream,
     is_exposed,
 )
-from socklab.cli.arguments import port_number, positive_int, positive_seconds
+from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_interrupted
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
-from socklab.errors import UsageError
+from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.retransmission import (
+    DEFAULT_WINDOW,
+    Answered,
+    RetransmissionStats,
+    SentWithoutReply,
+    Unanswered,
+)
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
@@ -32,6 +41,7 @@ from socklab.runtimes.config import (
     ServerEvent,
 )
 from socklab.runtimes.handle import ServerHandle
+from socklab.tracing import Tracer
 
 
 def register(subparsers: Any) -> None:
@@ -103,6 +113,19 @@ def register(subparsers: Any) -> None:
         ),
     )
     server.add_argument(
+        "--user-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help=_(
+            "drop a peer whose data stays unacknowledged this many seconds (TCP_USER_TIMEOUT, Linux only; default: the kernel's, about 15 minutes)"
+        ),
+    )
+    # Tests only: a tiny SO_RCVBUF forces the partial reads the robustness suite checks.
+    server.add_argument(
+        "--receive-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
+    )
+    server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
     add_trace_options(server)
@@ -115,6 +138,20 @@ def register(subparsers: Any) -> None:
         type=positive_seconds,
         default=5.0,
         help=_("seconds to wait for each reply (default: %(default)s)"),
+    )
+    client.add_argument(
+        "--retries",
+        type=non_negative_int,
+        metavar="N",
+        help=_(
+            "UDP: resend an unanswered request up to N times, matching replies by request id "
+            "(needs socklab's server; without it, plain slide datagrams are sent)"
+        ),
+    )
+    client.add_argument(
+        "--stats",
+        action="store_true",
+        help=_("UDP: print the retries and losses seen at the end (on standard error)"),
     )
     client.add_argument(
         "requests",
@@ -202,6 +239,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=_format_address(*peer)))
 
+    if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
+        raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -215,6 +254,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         event_loop=args.loop,
         workers=args.workers,
         shutdown_grace_s=args.shutdown_grace,
+        user_timeout_s=args.user_timeout,
+        receive_buffer_bytes=args.receive_buffer_bytes,
         observer=observe if args.verbose else None,
         tracer=tracer_from_args(args, env),
     )
@@ -233,6 +274,12 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             connections=stats.connections_accepted, requests=stats.requests_served
         )
     )
+    if args.verbose and args.transport == "tcp":
+        env.say(
+            _("Largest output queue for one client: {size:,} bytes.").format(
+                size=stats.largest_output_queue_bytes
+            )
+        )
     return ExitStatus.OK
 
 
@@ -248,13 +295,13 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     tracer = tracer_from_args(args, env)
     requests = args.requests or _stdin_requests(env)
     if args.transport == "udp":
-        with DatagramConverterClient(
-            args.host, args.port, timeout_s=args.timeout, tracer=tracer
-        ) as datagram_client:
-            for reply in exchange_datagrams(datagram_client, requests):
-                if reply is not None:
-                    env.say(reply)
-        return ExitStatus.OK
+        return _run_datagram_client(args, env, requests, interactive=interactive, tracer=tracer)
+    if args.retries is not None or args.stats:
+        raise UsageError(
+            _("{flag} is for --udp: TCP retransmits lost data by itself.").format(
+                flag="--retries" if args.retries is not None else "--stats"
+            )
+        )
     with StreamConverterClient(
         args.host, args.port, framing=args.framing, timeout_s=args.timeout, tracer=tracer
     ) as client:
@@ -265,3 +312,95 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 break
             env.say(reply)
     return ExitStatus.OK
+
+
+def _run_datagram_client(
+    args: argparse.Namespace,
+    env: Environment,
+    requests: Iterable[str],
+    *,
+    interactive: bool,
+    tracer: Tracer | None,
+) -> ExitStatus:
+    with DatagramConverterClient(
+        args.host, args.port, timeout_s=args.timeout, tracer=tracer
+    ) as client:
+        if args.retries is None:
+            sent = answered = 0
+            try:
+                for reply in exchange_datagrams(client, requests):
+                    sent += 1
+                    if reply is not None:
+                        answered += 1
+                        env.say(reply)
+            finally:
+                if args.stats:
+                    env.warn(
+                        _(
+                            "Stats: {sent} requests, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
+                        ).format(sent=sent, answered=answered)
+                    )
+            return ExitStatus.OK
+        # A person typing sees each answer before the next line is read: one request at a time.
+        window = 1 if interactive and env.stdin_isatty else DEFAULT_WINDOW
+        messages = (request.encode("utf-8") for request in requests)
+        try:
+            for result in client.exchange_reliably(messages, retries=args.retries, window=window):
+                match result:
+                    case Answered(reply=answer):
+                        env.say(decode_reply(answer))
+                    case Unanswered(message=message, attempts=attempts):
+                        return _report_unanswered(env, client, message, attempts)
+                    case SentWithoutReply():
+                        pass
+                    case _:
+                        assert_never(result)
+        finally:
+            if args.stats and client.stats is not None:
+                env.warn(describe_retransmission_stats(client.stats))
+    return ExitStatus.OK
+
+
+def _report_unanswered(
+    env: Environment, client: DatagramConverterClient, message: bytes, attempts: int
+) -> ExitStatus:
+    stats = client.stats
+    if stats is not None and stats.replies_without_id and not stats.answered:
+        raise RemoteProtocolError(
+            _(
+                "the server's replies carry no request id, so they cannot be matched; it does not know the id extension. Run without --retries to send plain datagrams."
+            )
+        )
+    env.warn(
+        _(
+            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+        ).format(
+            request=decode_reply(message[:60]),
+            address=_format_address(client.host, client.port),
+            attempts=attempts,
+            timeout=f"{client.timeout_s:g}",
+        )
+    )
+    return ExitStatus.NETWORK
+
+
+def describe_retransmission_stats(stats: RetransmissionStats) -> str:
+    rtt = (
+        _("{ms} ms").format(ms=f"{stats.smoothed_rtt_s * 1000:.1f}")
+        if stats.smoothed_rtt_s is not None
+        else "-"
+    )
+    return _(
+        "Stats: {requests} requests, {answered} answered, {unanswered} unanswered; {sent} datagrams sent, {retries} retries; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
+    ).format(
+        requests=stats.requests,
+        answered=stats.answered,
+        unanswered=stats.unanswered,
+        sent=stats.datagrams_sent,
+        retries=stats.retries,
+        losses=stats.losses_seen,
+        duplicates=stats.duplicate_replies,
+        reordered=stats.reordered_replies,
+        stray=stats.stray_replies + stats.replies_without_id,
+        rtt=rtt,
+    )

@@ -3,21 +3,39 @@
 The TCP client decodes the server's messages with the same framer the server uses (for `raw`,
 the naive reader that takes each recv() as one reply), so client and server agree by
 construction. OSError is translated to socklab errors here, at the boundary.
+
+The UDP client speaks the slides' plain datagrams (`request`), or, for a network that loses,
+duplicates or reorders datagrams, request ids with retransmission (`exchange_reliably`): the
+retry and matching decisions live in `protocol.retransmission`; this loop only sends what it is
+told, waits on the socket until the next deadline, and feeds back what arrives.
 """
 
 from __future__ import annotations
 
 import collections
 import socket
+import time
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
-from socklab.errors import BrokenResourceError, RemoteProtocolError, translate_oserror
-from socklab.protocol.converter import build_datagram
+from socklab.errors import (
+    BrokenResourceError,
+    RemoteProtocolError,
+    UsageError,
+    translate_oserror,
+)
+from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.framing.base import Framer
 from socklab.protocol.framing.raw import RawReplyFramer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
-from socklab.tracing import Tracer, connect_stream, new_socket
+from socklab.protocol.retransmission import (
+    DEFAULT_WINDOW,
+    RequestResult,
+    RetransmissionStats,
+    RetransmittingRequester,
+)
+from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 RECEIVE_BYTES = 65536
 
@@ -119,6 +137,8 @@ class DatagramConverterClient:
         self, host: str, port: int, *, timeout_s: float = 5.0, tracer: Tracer | None = None
     ) -> None:
         self.host, self.port = host, port
+        self.timeout_s = timeout_s
+        self.stats: RetransmissionStats | None = None  # set by exchange_reliably
         try:
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
@@ -146,6 +166,69 @@ class DatagramConverterClient:
         self.send_datagram(message)
         return self.receive_datagram()
 
+    def exchange_reliably(
+        self, requests: Iterable[bytes], *, retries: int, window: int = DEFAULT_WINDOW
+    ) -> Iterator[RequestResult]:
+        """Each request's result, in order and once, with ids and retransmission.
+
+        Up to `window` requests are in flight at once; use window=1 when the requests come from
+        a person typing, so each answer is shown before the next line is read.
+        """
+        requester = RetransmittingRequester(
+            timeout_s=self.timeout_s, retries=retries, window=window
+        )
+        self.stats = requester.stats
+        pending = iter(requests)
+        exhausted = False
+        while True:
+            yield from requester.take_results()
+            while not exhausted and requester.has_room:
+                message = next(pending, None)
+                if message is None:
+                    exhausted = True
+                else:
+                    _check_fits_datagram(message)
+                    requester.submit(message)
+            if exhausted and requester.is_idle:
+                return
+            for datagram in requester.datagrams_to_send(time.monotonic()):
+                self._send_raw(datagram)
+            deadline = requester.next_deadline()
+            if deadline is None or requester.has_results:
+                continue
+            self._receive_until(requester, deadline)
+
+    def _send_raw(self, datagram: bytes) -> None:
+        try:
+            self._sock.send(datagram)
+        except OSError as exc:
+            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+
+    def _receive_until(self, requester: RetransmittingRequester, deadline: float) -> None:
+        """Wait for replies until `deadline` (monotonic), feeding each to the requester."""
+        wait_s = max(0.0, deadline - time.monotonic())
+        try:
+            # Waits until the next retransmission are ours, not the program's: a trace
+            # (--trace) shows the sends and receives, not every timer.
+            poll_quietly(self._sock, wait_s)
+            try:
+                data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
+            except (TimeoutError, BlockingIOError):  # a zero wait makes the socket non-blocking
+                return
+            requester.receive_datagram(data, time.monotonic())
+            # Take whatever else has arrived already without waiting again.
+            self._sock.setblocking(False)
+            while True:
+                try:
+                    data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
+                except BlockingIOError:
+                    return
+                requester.receive_datagram(data, time.monotonic())
+        except OSError as exc:
+            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+        finally:
+            poll_quietly(self._sock, self.timeout_s)
+
     def close(self) -> None:
         self._sock.close()
 
@@ -159,3 +242,13 @@ class DatagramConverterClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _check_fits_datagram(message: bytes) -> None:
+    # The id prefix (`#`, up to 20 digits, a space) must fit beside the request.
+    longest = len(message) + MAX_REQUEST_ID_DIGITS + 2
+    if longest > MAX_UDP_PAYLOAD_BYTES:
+        raise UsageError(
+            f"a request of {len(message):,} bytes does not fit in one UDP datagram with its id "
+            f"(at most {MAX_UDP_PAYLOAD_BYTES - MAX_REQUEST_ID_DIGITS - 2:,} bytes)"
+        )

@@ -38,7 +38,17 @@ from socklab.runtimes.config import (
 from socklab.runtimes.connections import BUSY_REPLY, frame_notice, stop_timeout_s
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.runtimes.listening import (
+    bound_address,
+    configure_accepted_socket,
+    open_datagram_socket,
+    open_listening_socket,
+)
+
+# Input is fed to the session at most this much at a time while the peer reads its replies
+# slowly: the output one slice can produce (3x, UTF-8 case mapping) stays well under the
+# 256 KiB output bound. Typical reads are smaller and are fed whole.
+FEED_SLICE_BYTES = 16 * 1024
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -68,6 +78,7 @@ class _Connection(asyncio.Protocol):
         "bytes_received",
         "deadlines",
         "peer",
+        "pending_input",
         "server",
         "session",
         "transport",
@@ -82,6 +93,7 @@ class _Connection(asyncio.Protocol):
         self.bytes_received = 0
         self.deadlines = Deadlines(server.config)
         self.writing_paused = False
+        self.pending_input = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -97,10 +109,10 @@ class _Connection(asyncio.Protocol):
             transport.close()
             return
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are small and immediate: do not let Nagle hold them back for an ACK.
+        if sock is not None:
+            # The peer may already have reset the connection: then connection_lost follows.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                configure_accepted_socket(sock, config)
         high = config.max_buffered_output_bytes // 4
         transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
         self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
@@ -110,20 +122,51 @@ class _Connection(asyncio.Protocol):
         transport.write(self.session.data_to_send())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        session = self.session
-        if session is None:
+        if self.session is None:
             return
         self.bytes_received += len(data)
-        session.receive_data(data)
-        out = session.data_to_send()
-        if out:
-            self.transport.write(out)
-        if session.should_close:
-            self.transport.close()
+        if self.pending_input:  # reading is paused; a loop may still hand over what it had read
+            self.pending_input += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Feed `data` in slices, stopping once the peer stops reading its replies.
+
+        One read may hold 256 KiB (asyncio) and a reply may be 3x its request (`ΐ` upper-cases
+        to 6 UTF-8 bytes from 2), so feeding a whole chunk at once could queue ~768 KiB for a
+        peer that never reads. Slices bound that to the high-water mark plus one slice's
+        replies; the rest waits (bounded: reading is paused) until the peer reads.
+        """
+        session = self.session
+        assert session is not None
+        offset = 0
+        while offset < len(data):
+            piece = (
+                data if len(data) <= FEED_SLICE_BYTES else data[offset : offset + FEED_SLICE_BYTES]
+            )
+            offset += len(piece)
+            session.receive_data(piece)
+            out = session.data_to_send()
+            if out:
+                self.transport.write(out)  # may call pause_writing() at once
+                queued = self.transport.get_write_buffer_size()
+                stats = self.server.stats
+                if queued > stats.largest_output_queue_bytes:
+                    stats.largest_output_queue_bytes = queued
+            if session.should_close:
+                self.transport.close()
+                return
+            if self.writing_paused and offset < len(data):
+                self.pending_input = data[offset:]
+                return
 
     def eof_received(self) -> bool:
         session = self.session
         if session is not None and not session.should_close:
+            if self.pending_input:  # input held back for a slow reader comes before the EOF
+                pending, self.pending_input = self.pending_input, b""
+                session.receive_data(pending)
             session.receive_eof()
             out = session.data_to_send()
             if out:
@@ -139,7 +182,12 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        pending, self.pending_input = self.pending_input, b""
+        if pending:
+            self._feed(pending)
+        if not self.writing_paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:

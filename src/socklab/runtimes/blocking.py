@@ -36,16 +36,19 @@ from socklab.runtimes.connections import (
     RECEIVE_BYTES,
     WritingDeadlines,
     accept_backoff_s,
+    configure_accepted_socket_safely,
     frame_notice,
     notify,
     peer_of,
     send_notice_nowait,
     stop_timeout_s,
-    tune_accepted_socket,
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.listening import bound_address, open_listening_socket
+from socklab.runtimes.listening import (
+    bound_address,
+    open_listening_socket,
+)
 from socklab.tracing import poll_quietly
 
 # accept() waits at most this long before looking at the stop flag again.
@@ -226,7 +229,7 @@ class BlockingServer(ServerHandle):
                     if backoff_s:
                         self._stop_requested.wait(backoff_s)
                     continue
-                tune_accepted_socket(sock)
+                configure_accepted_socket_safely(sock, self.config)
                 self.dispatch(sock, peer_of(address))
         finally:
             listener.close()  # stop accepting: clients still in the backlog are reset

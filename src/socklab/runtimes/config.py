@@ -60,6 +60,15 @@ class ServerConfig:
     reuse_port: bool = False
     # Processes serving the port together (SO_REUSEPORT), one model instance each; 1: this one.
     workers: int = 1
+    # TCP_USER_TIMEOUT (RFC 5482, Linux tcp(7)): how long sent data may stay unacknowledged before
+    # the kernel drops the connection. None keeps the kernel's default, ~15 minutes of
+    # retransmissions (net.ipv4.tcp_retries2 = 15), during which a blackholed peer holds a slot;
+    # HAProxy's `tcp-ut` and nginx's `so_keepalive` exist for the same reason. Linux only.
+    user_timeout_s: float | None = None
+    # SO_RCVBUF of the listening socket, inherited by accepted ones (socket(7)); None keeps the
+    # kernel's autotuning. Only tests set it: a tiny buffer forces partial reads (Linux clamps
+    # the value to its minimum, about 2 KiB).
+    receive_buffer_bytes: int | None = None
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     observer: ServerObserver | None = field(default=None, compare=False)
     # --trace: every socket call of the server reported as it happens (None: no cost at all).

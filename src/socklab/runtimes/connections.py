@@ -25,6 +25,7 @@ from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import ServerConfig, ServerEvent
 from socklab.runtimes.deadlines import Deadlines
+from socklab.runtimes.listening import configure_accepted_socket
 
 # One recv() takes up to 64 KiB: the largest TCP window without scaling, and what asyncio's
 # selector loop reads per readiness event (max_size of _SelectorSocketTransport).
@@ -89,11 +90,10 @@ def refuse_busy(sock: socket.socket, config: ServerConfig) -> None:
     sock.close()
 
 
-def tune_accepted_socket(sock: socket.socket) -> None:
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        # Replies are small and immediate: do not let Nagle hold them back for an ACK.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def configure_accepted_socket_safely(sock: socket.socket, config: ServerConfig) -> None:
+    """The common options of an accepted socket; a peer that already reset it is no error."""
+    with contextlib.suppress(OSError):  # the next recv() reports the reset
+        configure_accepted_socket(sock, config)
 
 
 def peer_of(address: Any) -> tuple[str, int]:

@@ -4,6 +4,11 @@ A runtime sweeps its connections once per `SWEEP_INTERVAL_S` and asks each conne
 `Deadlines` whether one has passed. Nothing is timed per read: the hot path only adds to a byte
 counter, and precision is one sweep interval, which is plenty for timeouts of seconds.
 
+A deadline never fires early: the event that starts it happens somewhere between two sweeps,
+so the first sweep that sees it may come at once. A deadline of N sweeps therefore fires at
+the (N+1)-th sweep that sees the condition, i.e. between N and N+1 sweep intervals after it
+began (the robustness suite's slowloris test measures this).
+
 Three deadlines (ServerConfig explains their defaults):
   idle     no byte received for idle_timeout_s
   message  a message begun but unfinished for message_timeout_s (a total deadline, so a
@@ -50,19 +55,19 @@ class Deadlines:
         """Advance one sweep; the `E:` line to close with when a deadline passed, else None."""
         if output_blocked:
             self._write += 1
-            if self._write >= self._write_limit:
+            if self._write > self._write_limit:
                 return WRITE_TIMEOUT_REPLY
         else:
             self._write = 0
         if partial_message:
             self._message += 1
-            if self._message >= self._message_limit:
+            if self._message > self._message_limit:
                 return MESSAGE_TIMEOUT_REPLY
         else:
             self._message = 0
         if bytes_received == self._seen:
             self._idle += 1
-            if self._idle >= self._idle_limit:
+            if self._idle > self._idle_limit:
                 return IDLE_TIMEOUT_REPLY
         else:
             self._seen = bytes_received

@@ -24,6 +24,9 @@ class ServerStats:
     requests_served: int = 0
     datagrams_received: int = 0
     datagrams_dropped: int = 0
+    # Bytes of replies queued in the server for one client at the worst moment (backpressure
+    # keeps it under ServerConfig.max_buffered_output_bytes); the robustness suite reads it.
+    largest_output_queue_bytes: int = 0
 
 
 class ServerHandle(ABC):

@@ -30,10 +30,16 @@ def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tup
 
 
 def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> socket.socket:
+    if config.user_timeout_s is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
+        raise UsageError("a user timeout needs TCP_USER_TIMEOUT, which only Linux offers")
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_STREAM)
     sock = new_socket(family, socket.SOCK_STREAM, config.tracer)
     try:
         _prepare_server_socket(sock, config)
+        if config.receive_buffer_bytes is not None:
+            # Set before listen(): accepted sockets inherit it, and the window they announce
+            # in the handshake is sized from it (socket(7), tcp(7)).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.receive_buffer_bytes)
         if family == socket.AF_INET6 and address[0] == "::":
             # "::" serves IPv4 as well (dual stack) where the OS allows it.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -44,6 +50,20 @@ def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> so
         sock.close()
         raise
     return sock
+
+
+def configure_accepted_socket(sock: socket.socket, config: ServerConfig) -> None:
+    """Options every runtime sets on an accepted TCP socket, before its first byte is sent."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    # Replies are small and immediate: do not let Nagle hold them back for an ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if config.user_timeout_s is not None:
+        # tcp(7) TCP_USER_TIMEOUT, in milliseconds: unacknowledged data older than this aborts
+        # the connection (ETIMEDOUT), so a peer that vanished without a FIN or RST frees its
+        # slot in seconds instead of after ~15 minutes of retransmissions.
+        milliseconds = max(1, round(config.user_timeout_s * 1000))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
 
 
 def open_datagram_socket(config: ServerConfig) -> socket.socket:

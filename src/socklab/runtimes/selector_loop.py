@@ -35,17 +35,21 @@ from socklab.runtimes.connections import (
     RECEIVE_BYTES,
     WritingDeadlines,
     accept_backoff_s,
+    configure_accepted_socket_safely,
     frame_notice,
     notify,
     peer_of,
     refuse_busy,
     stop_timeout_s,
-    tune_accepted_socket,
 )
 from socklab.runtimes.datagrams import answer_pending_datagrams
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.runtimes.listening import (
+    bound_address,
+    open_datagram_socket,
+    open_listening_socket,
+)
 
 # Connections accepted per readiness event of the listener, so a connection storm cannot starve
 # the clients already connected.
@@ -171,7 +175,7 @@ class SelectorServer(ServerHandle):
                 notify(config, ConnectionRefusedBusy(peer))
                 continue
             sock.setblocking(False)
-            tune_accepted_socket(sock)
+            configure_accepted_socket_safely(sock, self.config)
             conn = _Connection(sock, peer, config)
             self._connections.add(conn)
             self.stats.connections_accepted += 1

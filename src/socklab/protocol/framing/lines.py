@@ -53,7 +53,10 @@ class LineFramer:
             if len(line) > limit:
                 self._failed = True
                 del lines[index:]
-                lines.append(FrameTooLong(len(line), limit, exact=True))
+                # Not exact=True even though the whole line is here: had TCP delivered it in
+                # smaller pieces, only "over the limit" would be known, and the reply must not
+                # depend on how the stream was cut (the fuzz harness checks this).
+                lines.append(FrameTooLong(len(line), limit, exact=False))
                 return lines
         if tail:
             assert isinstance(tail, bytes)
