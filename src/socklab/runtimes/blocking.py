@@ -150,6 +150,7 @@ class BlockingConnection:
         """Send all of `data`, waiting while the peer does not read, within the write deadline."""
         view = memoryview(data)
         server = self.server
+        server.note_output_queue(len(data))
         while view:
             if server.stopping:
                 # Within the grace only: wait no longer than what is left of it.
@@ -267,6 +268,14 @@ class BlockingServer(ServerHandle):
             self.stats.connections_active -= 1
             self.stats.requests_served += connection.session.requests_served
         notify(self.config, ConnectionClosed(connection.peer, reason))
+
+    def note_output_queue(self, size: int) -> None:
+        """Replies waiting to be sent to one client (they are sent before reading more)."""
+        if size > self.stats.largest_output_queue_bytes:
+            with self.stats_lock:
+                self.stats.largest_output_queue_bytes = max(
+                    self.stats.largest_output_queue_bytes, size
+                )
 
     def count_timeout(self) -> None:
         with self.stats_lock:

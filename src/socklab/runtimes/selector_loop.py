@@ -11,9 +11,10 @@ on Windows), and handle just those. Each connection's state travels in its selec
              -> wake-up readable    -> a stop was requested
     every second: the deadline sweep
 
-Backpressure: output the peer does not read stays in the connection's buffer; beyond
-`max_buffered_output_bytes` the connection is no longer selected for reading (so it cannot make
-us produce more), until the buffer has drained to a quarter. If nothing at all could be sent
+Backpressure: output the peer does not read stays in the connection's buffer. Once the replies
+to one more read (up to 64 KiB, replies up to 3 times that) might not fit under
+`max_buffered_output_bytes`, the connection is no longer selected for reading, so it cannot make
+us produce more, until the buffer has drained to half that level. If nothing at all could be sent
 for `write_timeout_s`, the connection is closed.
 """
 
@@ -54,6 +55,9 @@ from socklab.runtimes.listening import (
 # Connections accepted per readiness event of the listener, so a connection storm cannot starve
 # the clients already connected.
 ACCEPT_BATCH = 64
+
+# Replies can be up to 3 times their request: UTF-8 case mapping grows `ΐ` (2 bytes) to 6.
+REPLY_GROWTH = 3
 
 # key.data of the two sockets that are not connections.
 _LISTENER = "listener"
@@ -229,6 +233,8 @@ class SelectorServer(ServerHandle):
             data = data[sent:]
         if data:
             conn.output += data
+            if len(conn.output) > self.stats.largest_output_queue_bytes:
+                self.stats.largest_output_queue_bytes = len(conn.output)
         self._update_interest(conn)
 
     def _update_interest(self, conn: _Connection) -> None:
@@ -238,12 +244,13 @@ class SelectorServer(ServerHandle):
         if conn.closing and not conn.output:
             self._close(conn, "closed")
             return
-        limit = self.config.max_buffered_output_bytes
+        # Read only while the replies to one more read still fit under the bound.
+        pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
         buffered = len(conn.output)
         reading = bool(conn.interest & selectors.EVENT_READ) or not conn.interest
-        if conn.closing or buffered > limit:
+        if conn.closing or buffered > pause_above:
             reading = False  # backpressure: the peer must read before we read its requests
-        elif buffered <= limit // 4:
+        elif buffered <= pause_above // 2:
             reading = True
         interest = (selectors.EVENT_READ if reading else 0) | (
             selectors.EVENT_WRITE if conn.output else 0

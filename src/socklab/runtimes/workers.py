@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import operator
 import os
 import signal
 import socket
@@ -230,7 +231,10 @@ class WorkerPool(ServerHandle):
                 kind, detail = channel.recv()
                 if kind == "stopped":
                     for field, value in zip(dataclasses.fields(ServerStats), detail, strict=True):
-                        setattr(self.stats, field.name, getattr(self.stats, field.name) + value)
+                        total = getattr(self.stats, field.name)
+                        # Counters add up over the workers; a "largest" figure is the maximum.
+                        combined = max if field.name.startswith("largest_") else operator.add
+                        setattr(self.stats, field.name, combined(total, value))
                 elif kind == "failed" and self._failure_message is None:
                     self._failure_message = f"worker {worker.number}: {detail}"
         except (EOFError, OSError):
