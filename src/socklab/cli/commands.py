@@ -12,4 +12,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "impair",
     "chat",
     "check",
+    "ports",
+    "capture",
 )

@@ -105,26 +105,15 @@ def _bind(sock: socket.socket, address: tuple[str, int], config: ServerConfig) -
 
 def describe_port_holder(port: int, transport: str) -> str | None:
     """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
+    # Imported here: the socket table is a tool above the runtimes, needed only on this error.
+    from socklab.tools.ports import describe_holder, find_port_holder, read_socket_table
+
     try:
-        import psutil
-    except ImportError:
+        table = read_socket_table()
+    except OSError:
         return None
-    kind = "udp" if transport == "udp" else "tcp"
-    try:
-        connections = psutil.net_connections(kind=kind)
-    except (psutil.AccessDenied, OSError):
-        return None
-    for conn in connections:
-        local = conn.laddr
-        if local and local.port == port and (kind == "udp" or conn.status == psutil.CONN_LISTEN):
-            if conn.pid is None:
-                return None
-            try:
-                name = psutil.Process(conn.pid).name()
-            except psutil.Error:
-                name = "?"
-            return f"PID {conn.pid} ({name})"
-    return None
+    holder = find_port_holder(table.rows, port, "udp" if transport == "udp" else "tcp")
+    return describe_holder(holder) if holder is not None else None
 
 
 def bound_address(sock: socket.socket) -> tuple[str, int]:

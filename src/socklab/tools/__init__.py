@@ -1,1 +1,4 @@
-"""Tools that look at sockets and at other people's programs; each returns dataclasses."""
+"""Tools that look at sockets, packets and other people's programs; each returns dataclasses.
+
+ports (the socket table), capture (packets on the wire), check (protocol conformance).
+"""

@@ -1,0 +1,480 @@
+"""`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
+
+Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
+analysis live in `socklab.tools.capture`. Lines are written without a flush each and flushed
+once per batch the kernel hands over, so printing keeps up with the packet rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from socklab.cli.arguments import port_number, positive_int, positive_seconds
+from socklab.cli.environment import Environment
+from socklab.cli.status import ExitStatus
+from socklab.errors import PermissionDeniedError, UsageError
+from socklab.i18n import _, ngettext
+from socklab.tools.capture.ladder import (
+    Fragment,
+    LadderBuilder,
+    LadderStep,
+    MessageKind,
+    MessagePiece,
+)
+from socklab.tools.capture.owners import SocketOwners
+from socklab.tools.capture.packets import Packet, TcpFlags, describe_flags
+from socklab.tools.capture.runner import (
+    CaptureOptions,
+    CaptureReady,
+    CaptureSummary,
+    UnsupportedPlatformError,
+    run_capture,
+)
+from socklab.tools.capture.selection import PacketSelection
+from socklab.tools.capture.streams import ConnectionTracker
+from socklab.tools.ports import SocketRow
+
+PREVIEW_BYTES = 48
+LADDER_WIDTH = 46  # characters between the two columns of the ladder
+# The first socket-table read can take seconds on a machine with many thousands of sockets;
+# the capture starts anyway and annotates once the table is in.
+OWNERS_READY_S = 10.0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "capture",
+        help=_("capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"),
+        description=_(
+            "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
+        ),
+    )
+    parser.add_argument(
+        "--iface",
+        default="lo",
+        metavar="NAME",
+        help=_("network interface (default: %(default)s, the loopback)"),
+    )
+    parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))
+    protocol = parser.add_mutually_exclusive_group()
+    protocol.add_argument("--tcp", action="store_true", help=_("TCP packets only"))
+    protocol.add_argument("--udp", action="store_true", help=_("UDP packets only"))
+    parser.add_argument("--count", type=positive_int, help=_("stop after this many packets"))
+    parser.add_argument("--duration", type=positive_seconds, help=_("stop after this many seconds"))
+    parser.add_argument(
+        "-w",
+        dest="pcap",
+        type=Path,
+        metavar="FILE.pcap",
+        help=_("also write the packets to FILE.pcap (open it with Wireshark or tshark)"),
+    )
+    parser.add_argument(
+        "--hex", action="store_true", help=_("show the payload as a hex dump as well")
+    )
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument(
+        "--ladder",
+        action="store_true",
+        help=_("draw each connection as a ladder, with the messages inside each segment"),
+    )
+    view.add_argument(
+        "--follow",
+        action="store_true",
+        help=_("reassemble each TCP stream and print its bytes in order"),
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.follow and args.udp:
+        raise UsageError(_("--follow reassembles TCP streams; it cannot be used with --udp"))
+    protocols = frozenset(
+        {"tcp"} if args.tcp or args.follow else {"udp"} if args.udp else {"tcp", "udp"}
+    )
+    options = CaptureOptions(
+        interface=args.iface,
+        selection=PacketSelection(protocols, args.port),
+        count=args.count,
+        duration_s=args.duration,
+        pcap_path=args.pcap,
+    )
+    printer = _Printer(env, hex_dump=args.hex)
+    view: _View
+    if args.ladder:
+        view = _LadderView(printer)
+    elif args.follow:
+        view = _FollowView(printer)
+    else:
+        view = _LineView(printer)
+    owners = SocketOwners()
+    owners.start()
+
+    def announce(ready: CaptureReady) -> None:
+        # Packets queue in the kernel meanwhile; the table makes the first lines complete.
+        owners.wait_ready(OWNERS_READY_S)
+        printer.say(_describe_ready(ready, options))
+        printer.flush()
+
+    try:
+        try:
+            summary = run_capture(
+                options,
+                announce,
+                lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
+                printer.flush,
+            )
+        except PermissionDeniedError:
+            env.warn(
+                _(
+                    "Capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo, or give Python the capability: sudo setcap cap_net_raw+ep {python}"
+                ).format(python=Path(sys.executable).resolve())
+            )
+            return ExitStatus.PERMISSION
+        except UnsupportedPlatformError as error:
+            env.warn(_describe_unsupported(error.platform))
+            return ExitStatus.ERROR
+    finally:
+        owners.close()
+    view.finish()
+    printer.say(_describe_summary(summary, options))
+    printer.flush()
+    return ExitStatus.OK
+
+
+def _describe_unsupported(platform: str) -> str:
+    if platform == "darwin":
+        return _(
+            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0."
+        )
+    if platform == "win32":
+        return _(
+            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter."
+        )
+    return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
+        platform=platform
+    )
+
+
+def _describe_selection(options: CaptureOptions) -> str:
+    parts = sorted(options.selection.protocols)
+    words = " ".join(parts) if len(parts) == 1 else "tcp udp"
+    if options.selection.port is not None:
+        words += " " + _("port {port}").format(port=options.selection.port)
+    return words
+
+
+def _describe_ready(ready: CaptureReady, options: CaptureOptions) -> str:
+    return _(
+        "Capturing on {iface} ({selection}; {buffer} MiB kernel buffer{filter}). Press Ctrl+C to stop."
+    ).format(
+        iface=ready.interface,
+        selection=_describe_selection(options),
+        buffer=ready.buffer_bytes >> 20,
+        filter=", " + _("kernel filter") if ready.kernel_filter else "",
+    )
+
+
+def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
+    line = ngettext(
+        "{count} packet captured", "{count} packets captured", summary.packets_shown
+    ).format(count=summary.packets_shown)
+    line += "; " + _("kernel: {received} received, {dropped} dropped").format(
+        received=summary.kernel_received, dropped=summary.kernel_dropped
+    )
+    if options.pcap_path is not None:
+        line += "; " + _("{count} written to {path}").format(
+            count=summary.packets_written, path=options.pcap_path
+        )
+    if summary.kernel_dropped:
+        line += ". " + _(
+            "The kernel dropped packets because socklab read them too slowly: narrow the capture with --port, or write to a file with -w and print less."
+        )
+    return line if line.endswith(".") else line + "."
+
+
+# --- printing -------------------------------------------------------------------------------------
+
+
+class _Printer:
+    def __init__(self, env: Environment, *, hex_dump: bool) -> None:
+        self.env = env
+        self.hex_dump = hex_dump
+        self._write = env.stdout.write
+
+    def say(self, line: str) -> None:
+        self._write(line + "\n")
+
+    def flush(self) -> None:
+        self.env.stdout.flush()
+
+
+def format_endpoint(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _escape_byte(byte: int) -> str:
+    if byte == 0x0A:
+        return "\\n"
+    if byte == 0x0D:
+        return "\\r"
+    if byte == 0x09:
+        return "\\t"
+    if byte == 0x22 or byte == 0x5C:
+        return "\\" + chr(byte)
+    if 0x20 <= byte < 0x7F:
+        return chr(byte)
+    return f"\\x{byte:02x}"
+
+
+# One str.translate per payload instead of a Python step per byte: the line view keeps up.
+_ESCAPES = {byte: _escape_byte(byte) for byte in range(256)}
+
+
+def escape_bytes(data: bytes) -> str:
+    """Printable ASCII kept, everything else escaped (\\n, \\xNN): one line, unambiguous."""
+    return data.decode("latin-1").translate(_ESCAPES)
+
+
+def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """Payload as a quoted one-line string, cut at `limit` bytes."""
+    return f'"{escape_bytes(data[:limit])}"' + ("…" if len(data) > limit else "")
+
+
+def hex_dump(data: bytes, indent: str = "    ") -> list[str]:
+    """tcpdump -X style: offset, 16 bytes in hex, the same bytes as ASCII."""
+    lines = []
+    for offset in range(0, len(data), 16):
+        chunk = data[offset : offset + 16]
+        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
+        text = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
+        lines.append(f"{indent}{offset:04x}  {hex_part:<47}  {text}")
+    return lines
+
+
+def describe_owner(owner: SocketRow | None) -> str:
+    if owner is None or owner.pid is None:
+        return ""
+    return _("delivered to PID {pid} ({process})").format(
+        pid=owner.pid, process=owner.process or "?"
+    )
+
+
+class _Clock:
+    """HH:MM:SS.ffffff in local time; the HH:MM:SS part is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def format(self, stamp: float) -> str:
+        second = int(stamp)
+        if second != self._second:
+            self._second = second
+            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
+
+
+class _View:
+    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once after the capture ended."""
+
+
+class _LineView(_View):
+    """tcpdump's one line per packet, plus the receiving process."""
+
+    def __init__(self, printer: _Printer) -> None:
+        self.printer = printer
+        self.clock = _Clock()
+
+    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+        parts = [
+            self.clock.format(packet.time),
+            packet.proto.upper(),
+            f"{format_endpoint(packet.source)} → {format_endpoint(packet.destination)}",
+        ]
+        if packet.flags is not None:
+            parts.append(f"[{describe_flags(packet.flags)}] seq={packet.seq} ack={packet.ack}")
+        parts.append(f"len={packet.payload_length}")
+        if packet.payload:
+            parts.append(format_preview(packet.payload))
+        delivered = describe_owner(owner)
+        if delivered:
+            parts.append(f"· {delivered}")
+        self.printer.say(" ".join(parts))
+        if self.printer.hex_dump and packet.payload:
+            for line in hex_dump(packet.payload):
+                self.printer.say(line)
+
+
+def _kind_label(kind: MessageKind) -> str:
+    return {
+        MessageKind.GREETING: _("greeting"),
+        MessageKind.UPPER_REQUEST: _("request"),
+        MessageKind.LOWER_REQUEST: _("request"),
+        MessageKind.CLOSE_REQUEST: _("close request"),
+        MessageKind.ERROR_REPLY: _("error reply"),
+        MessageKind.REPLY: _("reply"),
+        MessageKind.TEXT: _("message"),
+    }[kind]
+
+
+def describe_piece(piece: MessagePiece) -> str:
+    label = f"{_kind_label(piece.kind)} {format_preview(piece.text, 40)}"
+    if piece.ended_by_close:
+        return label + " " + _("(no delimiter: ended by the FIN)")
+    if piece.fragment is Fragment.START:
+        return label + " " + _("(begins here, continues in a later segment)")
+    if piece.fragment is Fragment.END:
+        return label + " " + _("(completed here; began in an earlier segment)")
+    if piece.fragment is Fragment.MIDDLE:
+        return _("part of a message {text} (continues)").format(text=format_preview(piece.text, 40))
+    return label
+
+
+def describe_step_messages(step: LadderStep) -> str:
+    notes = []
+    if step.retransmission:
+        notes.append(_("retransmission: bytes already delivered"))
+    pieces = "; ".join(describe_piece(piece) for piece in step.pieces)
+    if step.whole_messages >= 2:
+        pieces = (
+            _("{count} messages in one segment:").format(count=step.whole_messages) + " " + pieces
+        )
+    if pieces:
+        notes.append(pieces)
+    return " · ".join(notes)
+
+
+class _LadderView(_View):
+    """Each connection as two columns (client ip:port, server ip:port) and arrows between."""
+
+    def __init__(self, printer: _Printer) -> None:
+        self.printer = printer
+        self.builder = LadderBuilder()
+        self._start: dict[tuple[str, int], float] = {}
+        self._owners_named: set[tuple[str, tuple[str, int]]] = set()
+
+    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+        step = self.builder.add(packet)
+        key = (step.proto, step.connection)
+        say = self.printer.say
+        if step.opens_connection:
+            self._start[key] = step.time
+            title = (
+                _("TCP connection {number}: client {client} ⇄ server {server}")
+                if step.proto == "tcp"
+                else _("UDP flow {number}: {client} ⇄ {server} (first sender on the left)")
+            )
+            say("")
+            say(
+                title.format(
+                    number=step.connection,
+                    client=format_endpoint(step.client),
+                    server=format_endpoint(step.server),
+                )
+            )
+            left, right = format_endpoint(step.client), format_endpoint(step.server)
+            say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
+        elapsed = step.time - self._start.get(key, step.time)
+        label = " ".join(
+            part
+            for part in (
+                step.flags,
+                f"seq={step.relative_seq}" if step.relative_seq is not None else "",
+                f"ack={step.relative_ack}" if step.relative_ack is not None else "",
+                f"len={step.payload_length}" if step.payload_length or step.proto == "udp" else "",
+            )
+            if part
+        )
+        arrow = _arrow(label, to_right=step.from_client)
+        prefix = f"{step.proto}#{step.connection}"
+        line = f"{prefix:<6} {elapsed:6.3f} |{arrow}|"
+        notes = describe_step_messages(step)
+        if notes:
+            line += "  " + notes
+        say(line)
+        named = (step.proto, step.receiver)
+        delivered = describe_owner(owner)
+        if delivered and named not in self._owners_named:
+            self._owners_named.add(named)
+            say(f"{'':>14}{format_endpoint(step.receiver)}: {delivered}")
+        if self.printer.hex_dump and packet.payload:
+            for dump_line in hex_dump(packet.payload, indent=" " * 16):
+                say(dump_line)
+
+
+def _arrow(label: str, *, to_right: bool) -> str:
+    body = f" {label} " if label else ""
+    room = LADDER_WIDTH - len(body) - 1
+    if room < 4:
+        body, room = body[: LADDER_WIDTH - 6] + " ", 5
+    left_dashes = 2
+    if to_right:
+        return "-" * left_dashes + body + "-" * (room - left_dashes) + ">"
+    return "<" + "-" * left_dashes + body + "-" * (room - left_dashes)
+
+
+class _FollowView(_View):
+    """The bytes of each TCP stream in order, as the receiving program reads them."""
+
+    def __init__(self, printer: _Printer) -> None:
+        self.printer = printer
+        self.tracker = ConnectionTracker()
+
+    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+        segment = self.tracker.track(packet)
+        connection = segment.connection
+        say = self.printer.say
+        if segment.is_new_connection:
+            say(
+                _("TCP stream {number}: {client} ⇄ {server}").format(
+                    number=connection.number,
+                    client=format_endpoint(connection.client),
+                    server=format_endpoint(connection.server),
+                )
+            )
+        if segment.delivered:
+            marker = ">" if segment.from_client else "<"
+            say(
+                f"#{connection.number} {marker} {format_endpoint(packet.source)} → "
+                f"{format_endpoint(packet.destination)} "
+                + ngettext("({count} byte)", "({count} bytes)", len(segment.delivered)).format(
+                    count=len(segment.delivered)
+                )
+            )
+            if self.printer.hex_dump:
+                for line in hex_dump(segment.delivered):
+                    say(line)
+            else:
+                for text_line in _stream_lines(segment.delivered):
+                    say(f"    {text_line}")
+        if segment.fin:
+            say(
+                _("#{number} {sender} closed its direction (FIN)").format(
+                    number=connection.number, sender=format_endpoint(packet.source)
+                )
+            )
+        if packet.has(TcpFlags.RST):
+            say(
+                _("#{number} reset by {sender} (RST)").format(
+                    number=connection.number, sender=format_endpoint(packet.source)
+                )
+            )
+
+
+def _stream_lines(data: bytes) -> list[str]:
+    """Stream bytes as text lines, each newline shown as \\n so message ends stay visible."""
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    shown = [escape_bytes(line) + "\\n" for line in lines]
+    if tail:
+        shown.append(escape_bytes(tail))
+    return shown

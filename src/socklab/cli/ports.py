@@ -1,0 +1,347 @@
+"""`socklab ports`: the socket table (ss -tunap, netstat -anp, CurrPorts), rendered.
+
+Parsing and presentation only: the rows, filters, --watch diff and --explain groups come from
+`socklab.tools.ports`. Machine-readable output (--json, --csv) goes to stdout alone; the line
+about what could not be seen goes to stderr so a pipe stays parseable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from socklab.cli.arguments import port_number, positive_int, positive_seconds
+from socklab.cli.environment import Environment
+from socklab.cli.status import ExitStatus
+from socklab.errors import UsageError
+from socklab.i18n import _, ngettext
+from socklab.tools.ports import (
+    Hidden,
+    HiddenReason,
+    PortGroup,
+    RowStatus,
+    SocketChange,
+    SocketFilter,
+    SocketRow,
+    SocketWatch,
+    WatchedRow,
+    group_by_local_port,
+    read_socket_table,
+    select_rows,
+)
+
+JSON_KEYS = tuple(field.name for field in dataclasses.fields(SocketRow))
+DEFAULT_WATCH_S = 2.0
+# Closed sockets stay visible (and new ones highlighted) this long, at least three refreshes.
+MIN_RETENTION_S = 5.0
+# Without a terminal (a pipe, a file) rich would wrap at 80 columns; addresses need more.
+PIPE_WIDTH = 200
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ports",
+        help=_("every TCP/UDP socket with its ports, state and process (like ss, netstat)"),
+        description=_(
+            "Show the sockets of this computer: protocol, local and remote address:port, state, PID and process — like 'ss -tunap', 'netstat -anp' or CurrPorts."
+        ),
+    )
+    parser.add_argument("--tcp", action="store_true", help=_("TCP sockets only"))
+    parser.add_argument("--udp", action="store_true", help=_("UDP sockets only"))
+    parser.add_argument(
+        "--listening",
+        action="store_true",
+        help=_("listening TCP sockets and unconnected UDP sockets only"),
+    )
+    parser.add_argument(
+        "--port", type=port_number, help=_("sockets with this local or remote port")
+    )
+    parser.add_argument("--pid", type=positive_int, help=_("sockets of this process ID"))
+    parser.add_argument(
+        "--process", metavar="NAME", help=_("sockets of processes whose name contains NAME")
+    )
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        type=positive_seconds,
+        const=DEFAULT_WATCH_S,
+        metavar="SECONDS",
+        help=_(
+            "refresh every SECONDS (default {seconds}); new sockets are highlighted, closed ones stay marked for a while"
+        ).format(seconds=DEFAULT_WATCH_S),
+    )
+    parser.add_argument(
+        "--log", metavar="FILE", type=Path, help=_("with --watch: append every change to FILE")
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help=_("print a JSON list of sockets"))
+    output.add_argument("--csv", action="store_true", help=_("print CSV with a header line"))
+    output.add_argument(
+        "--explain",
+        action="store_true",
+        help=_("group sockets by local port and explain how UDP and TCP demultiplex"),
+    )
+    parser.set_defaults(handler=run)
+
+
+def _selection(args: argparse.Namespace) -> SocketFilter:
+    protocols = frozenset(name for name in ("tcp", "udp") if getattr(args, name))
+    return SocketFilter(
+        protocols=protocols,
+        listening_only=args.listening,
+        port=args.port,
+        pid=args.pid,
+        process=args.process,
+    )
+
+
+def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.log is not None and args.watch is None:
+        raise UsageError(_("--log records the changes seen by --watch; add --watch"))
+    if args.watch is not None and (args.json or args.csv):
+        raise UsageError(_("--watch shows a live table; use --json or --csv without --watch"))
+    selection = _selection(args)
+    if args.watch is not None:
+        return _watch(args, env, selection)
+    table = read_socket_table()
+    rows = select_rows(table.rows, selection)
+    if args.json:
+        json.dump([dataclasses.asdict(row) for row in rows], env.stdout, indent=2)
+        env.say()
+    elif args.csv:
+        writer = csv.writer(env.stdout, lineterminator="\n")
+        writer.writerow(JSON_KEYS)
+        for row in rows:
+            writer.writerow(["" if value is None else value for value in dataclasses.astuple(row)])
+        env.stdout.flush()
+    elif args.explain:
+        _print_explanation(env, group_by_local_port(rows))
+    else:
+        console = _console(env)
+        console.print(_socket_table([WatchedRow(row, RowStatus.OPEN, 0.0) for row in rows]))
+        env.say(ngettext("{count} socket", "{count} sockets", len(rows)).format(count=len(rows)))
+    if table.hidden is not None:
+        env.warn(describe_hidden(table.hidden))
+    return ExitStatus.OK
+
+
+def _console(env: Environment) -> Console:
+    if env.stdout_isatty:
+        return Console(file=env.stdout)
+    return Console(file=env.stdout, width=PIPE_WIDTH, no_color=True, highlight=False)
+
+
+def describe_hidden(hidden: Hidden) -> str:
+    if hidden.reason is HiddenReason.SYSTEM_TABLE_REFUSED:
+        return _(
+            "Only sockets of processes you may inspect are shown: macOS lists the others to administrators only. Run 'sudo socklab ports' to see all."
+        )
+    return ngettext(
+        "{count} socket is shown without PID and process: it belongs to another user's process, which only an administrator may inspect. Run 'sudo socklab ports' to see it.",
+        "{count} sockets are shown without PID and process: they belong to other users' processes, which only an administrator may inspect. Run 'sudo socklab ports' to see them.",
+        hidden.count or 0,
+    ).format(count=hidden.count)
+
+
+def format_endpoint(address: str | None, port: int | None) -> str:
+    if address is None or port is None:
+        return "*"
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def format_owner(row: SocketRow) -> str:
+    if row.pid is None:
+        return "-"
+    return f"{row.pid} ({row.process or '?'})"
+
+
+_STATUS_STYLES = {
+    RowStatus.OPEN: "",
+    RowStatus.APPEARED: "bold green",
+    RowStatus.CHANGED: "bold yellow",
+    RowStatus.CLOSED: "red strike",
+}
+
+
+def _status_label(status: RowStatus) -> str:
+    return {
+        RowStatus.OPEN: "",
+        RowStatus.APPEARED: _("new"),
+        RowStatus.CHANGED: _("changed"),
+        RowStatus.CLOSED: _("closed"),
+    }[status]
+
+
+def _socket_table(rows: list[WatchedRow], *, show_status: bool = False) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    if show_status:
+        table.add_column("")
+    table.add_column(_("Proto"))
+    table.add_column(_("Local address"), no_wrap=True)
+    table.add_column(_("Remote address"), no_wrap=True)
+    table.add_column(_("State"))
+    table.add_column(_("PID (process)"), no_wrap=True)
+    for watched in rows:
+        row = watched.row
+        cells = [
+            f"{row.proto}{'6' if row.family == 'ipv6' else ''}",
+            format_endpoint(row.local_address, row.local_port),
+            format_endpoint(row.remote_address, row.remote_port),
+            row.state or ("UNCONN" if row.remote_port is None else "CONNECTED"),
+            format_owner(row),
+        ]
+        if show_status:
+            cells.insert(0, _status_label(watched.status))
+        table.add_row(*cells, style=_STATUS_STYLES[watched.status] or None)
+    return table
+
+
+def _print_explanation(env: Environment, groups: tuple[PortGroup, ...]) -> None:
+    if not groups:
+        env.say(_("No sockets match."))
+        return
+    for group in groups:
+        _explain_group(env, group)
+        env.say()
+
+
+def _explain_group(env: Environment, group: PortGroup) -> None:
+    listeners, connections = group.listeners, group.connections
+    if group.proto == "udp":
+        env.say(
+            ngettext(
+                "UDP port {port}: {count} socket",
+                "UDP port {port}: {count} sockets",
+                len(group.sockets),
+            ).format(port=group.local_port, count=len(group.sockets))
+        )
+    else:
+        env.say(
+            _("TCP port {port}: {listening} listening, {connections} connected").format(
+                port=group.local_port, listening=len(listeners), connections=len(connections)
+            )
+        )
+    for row in group.sockets:
+        state = row.state or ("UNCONN" if row.remote_port is None else "CONNECTED")
+        local = format_endpoint(row.local_address, row.local_port)
+        remote = format_endpoint(row.remote_address, row.remote_port)
+        link = f"{local} ⇄ {remote}" if row.remote_port is not None else local
+        env.say(f"  {state:<12} {link:<50} {format_owner(row)}")
+    port = group.local_port
+    if group.proto == "udp":
+        env.say(
+            "  → "
+            + _(
+                "UDP demultiplexes on the destination port alone: every datagram to port {port} reaches this socket, whichever address and port sent it."
+            ).format(port=port)
+        )
+    elif listeners and connections:
+        env.say(
+            "  → "
+            + _(
+                "TCP demultiplexes on the 4-tuple (source IP, source port, destination IP, destination port): each connection has its own socket on port {port}; only new connections (SYN) reach the listening socket."
+            ).format(port=port)
+        )
+    elif listeners:
+        env.say(
+            "  → "
+            + _(
+                "A listening socket: a SYN to port {port} starts a new connection, which gets a socket of its own."
+            ).format(port=port)
+        )
+    else:
+        env.say(
+            "  → "
+            + _(
+                "Connected sockets only: segments reach each one by its 4-tuple (this is usually a client's ephemeral port)."
+            )
+        )
+
+
+# --- --watch -------------------------------------------------------------------------------------
+
+
+def _describe_change(change: SocketChange) -> str:
+    row = change.row
+    stamp = datetime.fromtimestamp(change.time).isoformat(timespec="seconds")
+    what = {
+        RowStatus.APPEARED: _("appeared"),
+        RowStatus.CHANGED: _("changed"),
+        RowStatus.CLOSED: _("closed"),
+        RowStatus.OPEN: "",
+    }[change.status]
+    state = row.state or "-"
+    if change.previous is not None and change.previous.state != row.state:
+        state = f"{change.previous.state or '-'} → {state}"
+    return (
+        f"{stamp} {what:<8} {row.proto:<3} {format_endpoint(row.local_address, row.local_port)}"
+        f" {format_endpoint(row.remote_address, row.remote_port)} {state} {format_owner(row)}"
+    )
+
+
+def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) -> ExitStatus:
+    interval = float(args.watch)
+    watch = SocketWatch(retention_s=max(MIN_RETENTION_S, 3 * interval))
+    log: TextIO | None = None
+    if args.log is not None:
+        try:
+            log = args.log.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                _("cannot write the log file {path}: {reason}").format(
+                    path=args.log, reason=exc.strerror or exc
+                )
+            ) from exc
+    hidden_reported = False
+
+    def refresh() -> tuple[WatchedRow, ...]:
+        nonlocal hidden_reported
+        table = read_socket_table()
+        rows, changes = watch.update(select_rows(table.rows, selection), time.time())
+        if log is not None and changes:
+            log.writelines(_describe_change(change) + "\n" for change in changes)
+            log.flush()
+        if not env.stdout_isatty:
+            for change in changes:
+                env.say(_describe_change(change))
+        if table.hidden is not None and not hidden_reported:
+            env.warn(describe_hidden(table.hidden))
+            hidden_reported = True
+        return rows
+
+    def view(rows: tuple[WatchedRow, ...]) -> Table:
+        table = _socket_table(list(rows), show_status=True)
+        table.caption = _(
+            "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
+        ).format(seconds=interval, kept=watch.retention_s)
+        return table
+
+    try:
+        rows = refresh()
+        if env.stdout_isatty:
+            with Live(view(rows), console=_console(env), auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(view(refresh()), refresh=True)
+        else:
+            # A pipe gets the first table, then one line per change.
+            _console(env).print(_socket_table(list(rows)))
+            env.say(_("Watching for changes; Ctrl+C stops."))
+            while True:
+                time.sleep(interval)
+                refresh()
+    except KeyboardInterrupt:
+        return ExitStatus.OK
+    finally:
+        if log is not None:
+            log.close()
