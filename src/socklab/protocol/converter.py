@@ -65,9 +65,12 @@ def handle_request(message: bytes) -> Reply:
     """The reply to one whole request message."""
     command = message[:2]
     if command == UPPER:
-        return convert_text(message[2:], upper=True)
+        text = message[2:]
+        # ASCII inline (no call): this line runs once per request of every server.
+        return text.upper() if text.isascii() else convert_text(text, upper=True)
     if command == LOWER:
-        return convert_text(message[2:], upper=False)
+        text = message[2:]
+        return text.lower() if text.isascii() else convert_text(text, upper=False)
     if command == CLOSE:
         return CLOSE_REQUEST
     return ErrorReply(describe_unknown_command(message))

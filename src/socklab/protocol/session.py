@@ -24,6 +24,7 @@ States and transitions (the table `_TRANSITIONS` is the single source of truth):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.errors import LocalProtocolError
@@ -72,8 +73,25 @@ _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
 }
 
 
+def encoded_greeting(framing: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
+    """The greeting as a session sends it: for a runtime that greets before creating a session
+    (`greet=False`), so a connection that never speaks needs no session at all."""
+    return make_framer(framing, max_message_bytes).encode(GREETING)
+
+
 class ConverterSession:
     """One TCP connection of the converter server, independent of any I/O model."""
+
+    # Slots: a server holding 10,000 idle connections holds 10,000 sessions.
+    __slots__ = (
+        "_encode",
+        "_events",
+        "_framer",
+        "_maybe_single_message",
+        "_out",
+        "requests_served",
+        "state",
+    )
 
     def __init__(
         self,
@@ -83,6 +101,12 @@ class ConverterSession:
         greet: bool = True,
     ) -> None:
         self._framer = make_framer(framing, max_message_bytes)
+        self._encode = self._framer.encode
+        # Optional framer capability: hand over a chunk that is exactly one message without
+        # building a list (see LineFramer). Framings without it take the general path.
+        self._maybe_single_message: Callable[[bytes], bytes | None] | None = getattr(
+            self._framer, "maybe_single_message", None
+        )
         self.state = SessionState.OPEN
         self.requests_served = 0
         self._events: list[SessionEvent] = []
@@ -95,6 +119,19 @@ class ConverterSession:
             if self.state is SessionState.CLOSED:
                 raise LocalProtocolError("receive_data() after the session was closed")
             return  # CLOSING: input after C: or an error is ignored, as the socket is closing
+        single = self._maybe_single_message
+        if single is not None:
+            message = single(data)
+            if message is not None:
+                # Fast path for the common chunk, one whole request: the same steps as
+                # `_process` for a successful reply, without the list and the type dispatch.
+                reply = handle_request(message)
+                if type(reply) is bytes:
+                    self._out.append(self._encode(reply))
+                    self.requests_served += 1
+                else:
+                    self._process([message])
+                return
         self._process(self._framer.receive_data(data))
 
     def receive_eof(self) -> None:

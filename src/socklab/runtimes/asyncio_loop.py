@@ -5,7 +5,7 @@ chunk and we answer in the same call, with no Task, Future or buffer copy per re
 session is the whole protocol; this driver only moves bytes:
 
     connection_made -> send greeting
-    data_received   -> session.receive_data, write the replies, close if the session says so
+    data_received   -> (first time: create the session) session.receive_data, write the replies, close if the session says so
     eof_received    -> session.receive_eof, write, close
     pause_writing   -> the peer does not read: stop reading its requests too (backpressure)
     connection_lost -> forget the connection
@@ -13,6 +13,17 @@ session is the whole protocol; this driver only moves bytes:
 Timeouts cost nothing per request: one sweep per second walks the connections and compares
 counters (bytes seen, whether a message is partial) with the previous sweep, instead of arming
 a timer per read as `asyncio.wait_for` would.
+
+Memory per idle connection is kept small, since 10,000 idle clients are a scenario the course
+measures: the greeting is encoded once per server, and a connection's session (framer, buffers)
+is created when its first byte arrives, so a silent connection costs its Protocol object (which
+is its own deadline counter) only.
+
+UDP reads the socket until it is empty on each readiness event (`add_reader` + `recvfrom` until
+EAGAIN) instead of using DatagramProtocol, whose transport reads one datagram per event-loop
+iteration: draining measured over 4x the stdlib DatagramProtocol and at parity with uvloop's on
+the project's benchmark (docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor),
+and a traced server, get the DatagramProtocol path.
 
 uvloop is used when installed (Linux, macOS) unless `event_loop="asyncio"`; Windows gets the
 standard loop (ProactorEventLoop), which supports the same Protocol API.
@@ -28,7 +39,7 @@ from typing import Any
 from socklab.errors import UsageError
 from socklab.protocol.converter import handle_datagram
 from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
-from socklab.protocol.session import ConverterSession
+from socklab.protocol.session import ConverterSession, encoded_greeting
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -73,10 +84,12 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(Deadlines, asyncio.Protocol):
+    """One TCP connection; it is its own `Deadlines` (one object per connection, not two)."""
+
     __slots__ = (
+        "accepted",
         "bytes_received",
-        "deadlines",
         "peer",
         "pending_input",
         "server",
@@ -88,47 +101,80 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: AsyncioServer) -> None:
         self.server = server
         self.transport: Any = None
-        self.session: ConverterSession | None = None
+        self.session: ConverterSession | None = None  # created by the first byte received
+        self.accepted = False
         self.peer: tuple[str, int] = ("?", 0)
         self.bytes_received = 0
-        self.deadlines = Deadlines(server.config)
+        Deadlines.__init__(self, server.config)
         self.writing_paused = False
         self.pending_input = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         server = self.server
-        peername = transport.get_extra_info("peername")
-        if peername:
-            self.peer = (str(peername[0]), int(peername[1]))
         config = server.config
+        if config.observer is not None:
+            # Only an observer needs the peer: 10,000 idle connections need not keep 10,000 tuples.
+            peername = transport.get_extra_info("peername")
+            if peername:
+                self.peer = (str(peername[0]), int(peername[1]))
         if len(server.connections) >= config.max_clients or server.stopping:
             server.stats.connections_refused_busy += 1
             server.notify(ConnectionRefusedBusy(self.peer))
             transport.write(frame_notice(config.framing, BUSY_REPLY))  # type: ignore[attr-defined]
             transport.close()
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # The peer may already have reset the connection: then connection_lost follows.
-            with contextlib.suppress(OSError):
-                configure_accepted_socket(sock, config)
+        if config.user_timeout_s is not None:
+            # Only then: TCP_NODELAY is set by asyncio (3.7+) and uvloop on every TCP connection,
+            # and asking for the socket makes uvloop keep one more object per connection.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # The peer may already have reset the connection: then connection_lost follows.
+                with contextlib.suppress(OSError):
+                    configure_accepted_socket(sock, config)
         high = config.max_buffered_output_bytes // 4
         transport.set_write_buffer_limits(high=high, low=high // 4)  # type: ignore[attr-defined]
-        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
+        self.accepted = True
         server.connections.add(self)
         server.stats.connections_accepted += 1
-        server.notify(ConnectionOpened(self.peer))
-        transport.write(self.session.data_to_send())  # type: ignore[attr-defined]
+        if config.observer is not None:
+            server.notify(ConnectionOpened(self.peer))
+        transport.write(server.greeting)  # type: ignore[attr-defined]
+
+    def start_session(self) -> ConverterSession:
+        config = self.server.config
+        session = ConverterSession(
+            config.framing, max_message_bytes=config.max_message_bytes, greet=False
+        )
+        self.session = session
+        return session
 
     def data_received(self, data: bytes) -> None:
-        if self.session is None:
-            return
+        session = self.session
+        if session is None:
+            if not self.accepted:
+                return  # refused as busy: closing
+            session = self.start_session()
         self.bytes_received += len(data)
         if self.pending_input:  # reading is paused; a loop may still hand over what it had read
             self.pending_input += data
             return
-        self._feed(data)
+        if len(data) > FEED_SLICE_BYTES:
+            self._feed(data)
+            return
+        # The common case, one read of at most one slice, inline (same steps as `_feed`).
+        session.receive_data(data)
+        out = session.data_to_send()
+        if out:
+            transport = self.transport
+            transport.write(out)  # may call pause_writing() at once
+            queued = transport.get_write_buffer_size()
+            if queued:
+                stats = self.server.stats
+                if queued > stats.largest_output_queue_bytes:
+                    stats.largest_output_queue_bytes = queued
+        if session.should_close:
+            self.transport.close()
 
     def _feed(self, data: bytes) -> None:
         """Feed `data` in slices, stopping once the peer stops reading its replies.
@@ -163,6 +209,8 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         session = self.session
+        if session is None and self.accepted:
+            session = self.start_session()
         if session is not None and not session.should_close:
             if self.pending_input:  # input held back for a slow reader comes before the EOF
                 pending, self.pending_input = self.pending_input, b""
@@ -195,14 +243,14 @@ class _Connection(asyncio.Protocol):
         if self in server.connections:
             server.connections.discard(self)
             session = self.session
-            assert session is not None
-            server.stats.requests_served += session.requests_served
-            session.closed()
+            if session is not None:
+                server.stats.requests_served += session.requests_served
+                session.closed()
             server.notify(ConnectionClosed(self.peer, "error" if exc else "closed"))
 
     def abort(self, reason: bytes) -> None:
         """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
-        if self.session is not None and not self.writing_paused:
+        if self.accepted and not self.writing_paused:
             self.transport.write(frame_notice(self.server.config.framing, reason))
             self.transport.close()
         else:
@@ -232,6 +280,56 @@ class _Datagrams(asyncio.DatagramProtocol):
         pass
 
 
+# Datagrams handled per readiness event before the loop gets control back, so timers and a stop
+# request are not starved by a flood (uvloop and asyncio bound their own read loops similarly).
+DRAIN_BATCH = 256
+# One more than the largest IPv4 UDP payload fits: a datagram is never truncated.
+DATAGRAM_RECEIVE_BYTES = 65536
+
+
+class _DatagramDrain:
+    """Serves a UDP socket from `add_reader`: every readiness event reads until EAGAIN."""
+
+    __slots__ = ("_sock", "_stats")
+
+    def __init__(self, server: AsyncioServer, sock: socket.socket) -> None:
+        self._sock = sock
+        self._stats = server.stats
+
+    def on_readable(self) -> None:
+        recvfrom = self._sock.recvfrom
+        sendto = self._sock.sendto
+        received = served = dropped = 0
+        try:
+            for _ in range(DRAIN_BATCH):
+                try:
+                    data, addr = recvfrom(DATAGRAM_RECEIVE_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    # An ICMP error queued on the socket (port unreachable from a client that
+                    # went away) is reported by the next recvfrom: nothing to do for a server.
+                    continue
+                received += 1
+                reply = handle_datagram(data)
+                if reply is None:
+                    dropped += 1
+                    continue
+                try:
+                    sendto(reply, addr)
+                except OSError:
+                    # A full send buffer (EAGAIN) or a refused destination: UDP gives no
+                    # delivery promise, so the reply is dropped rather than queued without bound.
+                    dropped += 1
+                    continue
+                served += 1
+        finally:
+            stats = self._stats
+            stats.datagrams_received += received
+            stats.datagrams_dropped += dropped
+            stats.requests_served += served
+
+
 class AsyncioServer(ServerHandle):
     """The converter served by an asyncio event loop in a background thread."""
 
@@ -251,6 +349,7 @@ class AsyncioServer(ServerHandle):
             raise
         super().__init__(bound_address(self._sock))
         self.connections: set[_Connection] = set()
+        self.greeting = encoded_greeting(config.framing, config.max_message_bytes)
         self.stopping = False
         self._stop_event: asyncio.Event | None = None
         self.start_thread(f"socklab-asyncio-{self.address[1]}")
@@ -293,12 +392,7 @@ class AsyncioServer(ServerHandle):
             self._stop_event.set()
         sock, protocols = self._socket_and_protocols()
         if self.config.transport == "udp":
-            transport, _ = await loop.create_datagram_endpoint(
-                protocols,
-                sock=sock,
-            )
-            await self._stop_event.wait()
-            transport.close()
+            await self._serve_datagrams(sock, protocols)
             return
         server = await loop.create_server(
             protocols,
@@ -331,6 +425,26 @@ class AsyncioServer(ServerHandle):
             return plain_socket(self._sock), trace_datagram_protocols(plain, tracer)
         return plain_socket(self._sock), trace_stream_protocols(plain, tracer, listening_fd)
 
+    async def _serve_datagrams(self, sock: socket.socket, protocols: Any) -> None:
+        assert self._stop_event is not None
+        loop = self.loop
+        if self.config.tracer is None:
+            drain = _DatagramDrain(self, sock)
+            try:
+                loop.add_reader(sock.fileno(), drain.on_readable)
+            except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
+                pass
+            else:
+                try:
+                    await self._stop_event.wait()
+                finally:
+                    loop.remove_reader(sock.fileno())
+                    sock.close()
+                return
+        transport, _ = await loop.create_datagram_endpoint(protocols, sock=sock)
+        await self._stop_event.wait()
+        transport.close()
+
     async def _drain_connections(self) -> None:
         """Let in-flight replies go out (close() flushes), then abort what is still open."""
         for conn in list(self.connections):
@@ -348,10 +462,9 @@ class AsyncioServer(ServerHandle):
             await asyncio.sleep(SWEEP_INTERVAL_S)
             for conn in list(self.connections):
                 session = conn.session
-                assert session is not None
-                reason = conn.deadlines.sweep(
+                reason = conn.sweep(
                     bytes_received=conn.bytes_received,
-                    partial_message=session.has_partial_message,
+                    partial_message=session is not None and session.has_partial_message,
                     output_blocked=conn.writing_paused,
                 )
                 if reason is not None:

@@ -6,6 +6,10 @@ chunks are appended without re-scanning old bytes, so a long line fed one byte a
 O(n), not O(n²). The partial line is checked against the limit on every chunk: memory stays
 below `max_message_bytes` plus one chunk, the bound asyncio's `readline` keeps too.
 
+Fast path: a chunk that is exactly one complete line while nothing is buffered (a closed-loop
+client's request, by far the most frequent chunk) is returned by `maybe_single_message` without
+building a list; the session falls back to `receive_data` for every other chunk.
+
 At end of stream an unterminated last line is still a message, as `file.readline()` returns it:
 `printf 'U:abc' | ncat HOST PORT` gets its answer.
 """
@@ -16,6 +20,7 @@ from socklab.protocol.framing.base import FrameEvent, FrameTooLong
 
 
 class LineFramer:
+    __slots__ = ("_failed", "_partial", "max_message_bytes")
     name = "line"
 
     def __init__(self, max_message_bytes: int) -> None:
@@ -32,6 +37,20 @@ class LineFramer:
     @property
     def buffered_bytes(self) -> int:
         return len(self._partial)
+
+    def maybe_single_message(self, data: bytes) -> bytes | None:
+        """The message if `data` is exactly one complete, allowed line and nothing is buffered.
+
+        None means "take the general path" (`receive_data`), never "no message": nothing is
+        consumed then, so the caller must feed the same chunk to `receive_data`.
+        """
+        end = data.find(b"\n")
+        if end < 0 or end != len(data) - 1 or self._partial or self._failed:
+            return None
+        message = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+        if len(message) > self.max_message_bytes:
+            return None  # the general path reports it
+        return message
 
     def receive_data(self, data: bytes) -> list[FrameEvent]:
         if self._failed or not data:
