@@ -371,20 +371,23 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         on_event=on_event,
     )
     relay = start_impair(config)
-    env.say(
-        _("impair listening on {listen} -> {target} ({transport}, seed {seed})").format(
-            listen=_address(*relay.address),
-            target=_address(*args.target),
-            transport=args.transport.upper(),
-            seed=seed,
+
+    def announce() -> None:
+        env.say(
+            _("impair listening on {listen} -> {target} ({transport}, seed {seed})").format(
+                listen=_address(*relay.address),
+                target=_address(*args.target),
+                transport=args.transport.upper(),
+                seed=seed,
+            )
         )
-    )
-    env.say(
-        _("Faults ({direction}): {faults}").format(
-            direction=args.direction, faults=describe_faults(faults)
+        env.say(
+            _("Faults ({direction}): {faults}").format(
+                direction=args.direction, faults=describe_faults(faults)
+            )
         )
-    )
-    env.say(_("Press Ctrl+C to stop."))
-    wait_until_interrupted(relay)
+        env.say(_("Press Ctrl+C to stop."))
+
+    wait_until_interrupted(relay, announce)
     env.say(describe_stats(relay.snapshot()))
     return ExitStatus.OK

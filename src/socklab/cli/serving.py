@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from socklab.runtimes.handle import ServerHandle
 
@@ -27,9 +27,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def wait_until_interrupted(handle: ServerHandle) -> None:
-    """Block until the server stops by itself or the user interrupts; then stop it cleanly."""
+def wait_until_interrupted(handle: ServerHandle, announce: Callable[[], None] | None = None) -> None:
+    """Announce the running server, block until it stops or the user interrupts, stop it cleanly.
+
+    The announcement (the "listening on" lines) runs inside the same guard as the wait: scripts
+    send SIGTERM as soon as they read the readiness line, and that signal must stop the server
+    cleanly, not escape as an interrupted command.
+    """
     try:
+        if announce is not None:
+            announce()
         # Short waits keep the main thread responsive to Ctrl+C on Windows as well.
         while not handle.wait(0.5):
             pass
