@@ -40,6 +40,7 @@ from socklab.runtimes.config import (
     ServerConfig,
     ServerEvent,
 )
+from socklab.runtimes.handle import ServerHandle
 from socklab.tracing import Tracer
 
 
@@ -62,6 +63,14 @@ def register(subparsers: Any) -> None:
         choices=("auto", "asyncio", "uvloop"),
         default="auto",
         help=_("event loop of the asyncio model (default: uvloop where installed)"),
+    )
+    server.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help=_(
+            "processes sharing the port with SO_REUSEPORT, to use several cores (Linux, macOS; default: %(default)s)"
+        ),
     )
     server.add_argument(
         "--max-message-bytes",
@@ -93,6 +102,14 @@ def register(subparsers: Any) -> None:
         default=30.0,
         help=_(
             "close a client that does not read its replies for this long (default: %(default)s)"
+        ),
+    )
+    server.add_argument(
+        "--shutdown-grace",
+        type=positive_seconds,
+        default=3.0,
+        help=_(
+            "on Ctrl+C or SIGTERM, replies in flight get this many seconds to go out (default: %(default)s)"
         ),
     )
     server.add_argument(
@@ -171,7 +188,44 @@ def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Environment) -> None:
+    """The "listening on" line (tests and scripts parse it) and how to stop."""
+    host, port = handle.address
+    model = args.model
+    loop_name = getattr(handle, "loop_name", None)
+    if loop_name:
+        model = f"{model}/{loop_name}"
+    if args.workers > 1:
+        model = _("{model}, {workers} workers").format(model=model, workers=args.workers)
+    if args.transport == "udp":
+        env.say(
+            _("Converter server listening on {address} (UDP, model {model})").format(
+                address=_format_address(host, port), model=model
+            )
+        )
+    else:
+        env.say(
+            _(
+                "Converter server listening on {address} (TCP, {framing} framing, model {model})"
+            ).format(address=_format_address(host, port), framing=args.framing, model=model)
+        )
+    if is_exposed(args.host):
+        env.say(
+            _(
+                "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
+            )
+        )
+    env.say(_("Press Ctrl+C to stop."))
+
+
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.loop != "auto" and args.model != "asyncio":
+        raise UsageError(
+            _("--loop {loop} applies to the asyncio model only, not to --model {model}").format(
+                loop=args.loop, model=args.model
+            )
+        )
+
     def observe(event: ServerEvent) -> None:
         match event:
             case ConnectionOpened(peer):
@@ -198,37 +252,22 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         message_timeout_s=args.message_timeout,
         write_timeout_s=args.write_timeout,
         event_loop=args.loop,
+        workers=args.workers,
+        shutdown_grace_s=args.shutdown_grace,
         user_timeout_s=args.user_timeout,
         receive_buffer_bytes=args.receive_buffer_bytes,
         observer=observe if args.verbose else None,
         tracer=tracer_from_args(args, env),
     )
     handle = serve(args.model, config)
-    host, port = handle.address
-    model = args.model
-    loop_name = getattr(handle, "loop_name", None)
-    if loop_name:
-        model = f"{model}/{loop_name}"
-    if args.transport == "udp":
-        env.say(
-            _("Converter server listening on {address} (UDP, model {model})").format(
-                address=_format_address(host, port), model=model
-            )
-        )
+    try:
+        _announce_server(args, handle, env)
+    except KeyboardInterrupt:
+        # SIGTERM or Ctrl+C right after the start (a script stopping us at once): still a
+        # clean stop with status 0, not "Interrupted".
+        handle.stop()
     else:
-        env.say(
-            _(
-                "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=_format_address(host, port), framing=args.framing, model=model)
-        )
-    if is_exposed(args.host):
-        env.say(
-            _(
-                "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
-            )
-        )
-    env.say(_("Press Ctrl+C to stop."))
-    wait_until_interrupted(handle)
+        wait_until_interrupted(handle)
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(

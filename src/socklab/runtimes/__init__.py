@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from socklab.runtimes import asyncio_loop
+from socklab.runtimes import asyncio_loop, iterative, selector_loop, threaded
 from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.connections import raise_open_file_limit
 from socklab.runtimes.handle import ServerHandle, ServerStats
 
 
@@ -31,18 +32,44 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         frozenset({"tcp", "udp"}),
         "one thread, an event loop (uvloop where installed), a Protocol per connection",
     ),
+    "iterative": RuntimeInfo(
+        "iterative",
+        iterative.serve,
+        frozenset({"tcp", "udp"}),
+        "one client at a time, as on the slides; the others wait in the listen backlog",
+    ),
+    "selectors": RuntimeInfo(
+        "selectors",
+        selector_loop.serve,
+        frozenset({"tcp", "udp"}),
+        "one thread, non-blocking sockets and selectors.DefaultSelector",
+    ),
+    "threads": RuntimeInfo(
+        "threads",
+        threaded.serve,
+        frozenset({"tcp"}),
+        "a thread per connection, up to --max-clients",
+    ),
 }
 
 DEFAULT_RUNTIME = "asyncio"
 
 
 def serve(model: str, config: ServerConfig) -> ServerHandle:
-    """Start the converter server of `model` with `config`; the handle is already serving."""
+    """Start the converter server of `model` with `config`; the handle is already serving.
+
+    With `config.workers` > 1 the handle supervises that many processes sharing the port.
+    """
     info = RUNTIMES[model]
     if config.transport not in info.transports:
         from socklab.errors import UsageError
 
         raise UsageError(f"the {model} model does not serve {config.transport.upper()}")
+    if config.workers > 1:
+        from socklab.runtimes.workers import WorkerPool
+
+        return WorkerPool(model, config)
+    raise_open_file_limit(config.max_clients)
     return info.serve(config)
 
 

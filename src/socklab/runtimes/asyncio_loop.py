@@ -46,6 +46,7 @@ from socklab.runtimes.config import (
     ConnectionRefusedBusy,
     ServerConfig,
 )
+from socklab.runtimes.connections import BUSY_REPLY, frame_notice, stop_timeout_s
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import (
@@ -55,7 +56,6 @@ from socklab.runtimes.listening import (
     open_listening_socket,
 )
 
-BUSY_REPLY = b"E:server busy, try again later"
 # Input is fed to the session at most this much at a time while the peer reads its replies
 # slowly: the output one slice can produce (3x, UTF-8 case mapping) stays well under the
 # 256 KiB output bound. Typical reads are smaller and are fed whole.
@@ -121,7 +121,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         if len(server.connections) >= config.max_clients or server.stopping:
             server.stats.connections_refused_busy += 1
             server.notify(ConnectionRefusedBusy(self.peer))
-            transport.write(BUSY_REPLY + b"\n")  # type: ignore[attr-defined]
+            transport.write(frame_notice(config.framing, BUSY_REPLY))  # type: ignore[attr-defined]
             transport.close()
             return
         if config.user_timeout_s is not None:
@@ -251,7 +251,7 @@ class _Connection(Deadlines, asyncio.Protocol):
     def abort(self, reason: bytes) -> None:
         """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
         if self.accepted and not self.writing_paused:
-            self.transport.write(reason)
+            self.transport.write(frame_notice(self.server.config.framing, reason))
             self.transport.close()
         else:
             self.transport.abort()
@@ -371,6 +371,10 @@ class AsyncioServer(ServerHandle):
             with contextlib.suppress(Exception):
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        # The default bound follows --shutdown-grace, so a longer grace is not cut short.
+        super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
     def request_stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop already closed

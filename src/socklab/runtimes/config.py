@@ -58,6 +58,8 @@ class ServerConfig:
     # Graceful stop: in-flight replies get this long to drain before sockets are closed.
     shutdown_grace_s: float = 3.0
     reuse_port: bool = False
+    # Processes serving the port together (SO_REUSEPORT), one model instance each; 1: this one.
+    workers: int = 1
     # TCP_USER_TIMEOUT (RFC 5482, Linux tcp(7)): how long sent data may stay unacknowledged before
     # the kernel drops the connection. None keeps the kernel's default, ~15 minutes of
     # retransmissions (net.ipv4.tcp_retries2 = 15), during which a blackholed peer holds a slot;

@@ -1,0 +1,321 @@
+"""selectors model: one thread, non-blocking sockets, and a selector that says which are ready.
+
+The lecture's alternative to threads: ask the operating system which sockets can be read or
+written without blocking (`selectors.DefaultSelector`: epoll on Linux, kqueue on macOS, select
+on Windows), and handle just those. Each connection's state travels in its selector key's
+`data`: the session, the output not yet sent, and the deadline counters.
+
+    select() -> listener readable   -> accept() (busy beyond max_clients), register the socket
+             -> connection readable -> recv -> session -> send what fits, keep the rest
+             -> connection writable -> send the rest; close when the session said so
+             -> wake-up readable    -> a stop was requested
+    every second: the deadline sweep
+
+Backpressure: output the peer does not read stays in the connection's buffer. Once the replies
+to one more read (up to 64 KiB, replies up to 3 times that) might not fit under
+`max_buffered_output_bytes`, the connection is no longer selected for reading, so it cannot make
+us produce more, until the buffer has drained to half that level. If nothing at all could be sent
+for `write_timeout_s`, the connection is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import time
+
+from socklab.protocol.session import ConverterSession
+from socklab.runtimes.config import (
+    ConnectionClosed,
+    ConnectionOpened,
+    ConnectionRefusedBusy,
+    ServerConfig,
+)
+from socklab.runtimes.connections import (
+    RECEIVE_BYTES,
+    WritingDeadlines,
+    accept_backoff_s,
+    configure_accepted_socket_safely,
+    frame_notice,
+    notify,
+    peer_of,
+    refuse_busy,
+    stop_timeout_s,
+)
+from socklab.runtimes.datagrams import answer_pending_datagrams
+from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
+from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.listening import (
+    bound_address,
+    open_datagram_socket,
+    open_listening_socket,
+)
+
+# Connections accepted per readiness event of the listener, so a connection storm cannot starve
+# the clients already connected.
+ACCEPT_BATCH = 64
+
+# Replies can be up to 3 times their request: UTF-8 case mapping grows `ΐ` (2 bytes) to 6.
+REPLY_GROWTH = 3
+
+# key.data of the two sockets that are not connections.
+_LISTENER = "listener"
+_WAKEUP = "wakeup"
+
+
+class _Connection:
+    """What the selector key's `data` holds for one client."""
+
+    __slots__ = (
+        "bytes_received",
+        "closing",
+        "deadlines",
+        "interest",
+        "output",
+        "peer",
+        "session",
+        "sock",
+    )
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, int], config: ServerConfig) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
+        self.deadlines = WritingDeadlines(config)
+        self.output = bytearray()
+        self.bytes_received = 0
+        self.closing = False  # send what is buffered, then close; read nothing more
+        self.interest = 0
+
+
+class SelectorServer(ServerHandle):
+    """The converter served by one selector loop in a background thread."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        if config.transport == "udp":
+            self._sock = open_datagram_socket(config)
+        else:
+            self._sock = open_listening_socket(config)
+        super().__init__(bound_address(self._sock))
+        # The self-pipe trick: request_stop() writes a byte, which makes select() return.
+        self._wakeup_receiver, self._wakeup_sender = socket.socketpair()
+        self._wakeup_receiver.setblocking(False)
+        self._wakeup_sender.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._connections: set[_Connection] = set()
+        self._stop_requested = False
+        self._stopping = False
+        self._stop_deadline = float("inf")
+        self._accept_paused_until = 0.0
+        self.start_thread(f"socklab-selectors-{self.address[1]}")
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        with contextlib.suppress(OSError):  # the loop already ended and closed the pair
+            self._wakeup_sender.send(b"\0")
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        selector = self._selector
+        try:
+            selector.register(self._wakeup_receiver, selectors.EVENT_READ, _WAKEUP)
+            selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
+            next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+            while True:
+                if self._stop_requested and not self._stopping:
+                    self._begin_stop()
+                now = time.monotonic()
+                if self._stopping and (not self._connections or now >= self._stop_deadline):
+                    break
+                until = min(next_sweep, self._stop_deadline)
+                for key, mask in selector.select(max(0.0, until - now)):
+                    self._handle_ready(key.data, mask)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL_S
+                    self._sweep(now)
+        finally:
+            self._close_everything()
+
+    def _handle_ready(self, data: object, mask: int) -> None:
+        if isinstance(data, _Connection):  # the usual case first
+            if mask & selectors.EVENT_WRITE:
+                self._write_ready(data)
+            if mask & selectors.EVENT_READ and data in self._connections:
+                self._read_ready(data)
+        elif data is _LISTENER:
+            if self.config.transport == "udp":
+                answer_pending_datagrams(self._sock, self.stats)
+            else:
+                self._accept_ready()
+        else:
+            with contextlib.suppress(OSError):  # the wake-up byte of request_stop()
+                self._wakeup_receiver.recv(64)
+
+    def _accept_ready(self) -> None:
+        config = self.config
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                backoff_s = accept_backoff_s(exc)
+                if backoff_s:
+                    # Out of descriptors: stop watching the listener until the backoff is over.
+                    self._selector.unregister(self._sock)
+                    self._accept_paused_until = time.monotonic() + backoff_s
+                    return
+                continue
+            peer = peer_of(address)
+            if len(self._connections) >= config.max_clients:
+                self.stats.connections_refused_busy += 1
+                refuse_busy(sock, config)
+                notify(config, ConnectionRefusedBusy(peer))
+                continue
+            sock.setblocking(False)
+            configure_accepted_socket_safely(sock, self.config)
+            conn = _Connection(sock, peer, config)
+            self._connections.add(conn)
+            self.stats.connections_accepted += 1
+            self.stats.connections_active += 1
+            notify(config, ConnectionOpened(peer))
+            self._queue_output(conn, conn.session.data_to_send())
+
+    def _read_ready(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(RECEIVE_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn, "error")
+            return
+        session = conn.session
+        if data:
+            conn.bytes_received += len(data)
+            session.receive_data(data)
+        else:
+            session.receive_eof()
+        if session.should_close:
+            conn.closing = True
+        self._queue_output(conn, session.data_to_send())
+
+    def _write_ready(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.output)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn, "error")
+            return
+        if sent:
+            conn.deadlines.sent_since_sweep = True
+            del conn.output[:sent]
+        self._update_interest(conn)
+
+    def _queue_output(self, conn: _Connection, data: bytes) -> None:
+        """Send `data` now if the socket takes it (the usual case), buffer the rest."""
+        if data and not conn.output:
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(conn, "error")
+                return
+            if sent:
+                conn.deadlines.sent_since_sweep = True
+            data = data[sent:]
+        if data:
+            conn.output += data
+            if len(conn.output) > self.stats.largest_output_queue_bytes:
+                self.stats.largest_output_queue_bytes = len(conn.output)
+        self._update_interest(conn)
+
+    def _update_interest(self, conn: _Connection) -> None:
+        """Register for what the connection waits for now; close it when it waits for nothing."""
+        if conn.interest == selectors.EVENT_READ and not conn.output and not conn.closing:
+            return  # the usual case: everything was sent, keep reading
+        if conn.closing and not conn.output:
+            self._close(conn, "closed")
+            return
+        # Read only while the replies to one more read still fit under the bound.
+        pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
+        buffered = len(conn.output)
+        reading = bool(conn.interest & selectors.EVENT_READ) or not conn.interest
+        if conn.closing or buffered > pause_above:
+            reading = False  # backpressure: the peer must read before we read its requests
+        elif buffered <= pause_above // 2:
+            reading = True
+        interest = (selectors.EVENT_READ if reading else 0) | (
+            selectors.EVENT_WRITE if conn.output else 0
+        )
+        if interest == conn.interest:
+            return
+        if not conn.interest:
+            self._selector.register(conn.sock, interest, conn)
+        else:
+            self._selector.modify(conn.sock, interest, conn)
+        conn.interest = interest
+
+    def _close(self, conn: _Connection, reason: str) -> None:
+        if conn not in self._connections:
+            return
+        self._connections.discard(conn)
+        if conn.interest:
+            self._selector.unregister(conn.sock)
+            conn.interest = 0
+        conn.sock.close()
+        conn.session.closed()
+        self.stats.connections_active -= 1
+        self.stats.requests_served += conn.session.requests_served
+        notify(self.config, ConnectionClosed(conn.peer, reason))
+
+    # -- deadlines and stopping ---------------------------------------------------------------
+    def _sweep(self, now: float) -> None:
+        if self._accept_paused_until and now >= self._accept_paused_until and not self._stopping:
+            self._accept_paused_until = 0.0
+            self._selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
+        for conn in list(self._connections):
+            notice = conn.deadlines.sweep_connection(
+                bytes_received=conn.bytes_received,
+                session=conn.session,
+                output_pending=bool(conn.output),
+            )
+            if notice is None:
+                continue
+            self.stats.connections_timed_out += 1
+            if conn.output or conn.closing:
+                self._close(conn, "timeout")  # the peer does not read: a notice would not help
+            else:
+                conn.closing = True
+                self._queue_output(conn, frame_notice(self.config.framing, notice))
+
+    def _begin_stop(self) -> None:
+        """Stop accepting; every connection sends what it has, then closes, within the grace."""
+        self._stopping = True
+        self._stop_deadline = time.monotonic() + self.config.shutdown_grace_s
+        if not self._accept_paused_until:
+            self._selector.unregister(self._sock)
+        self._sock.close()
+        for conn in list(self._connections):
+            conn.closing = True
+            self._update_interest(conn)
+
+    def _close_everything(self) -> None:
+        for conn in list(self._connections):
+            self._close(conn, "server stopped")
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        self._selector.close()
+        self._wakeup_receiver.close()
+        self._wakeup_sender.close()
+
+
+def serve(config: ServerConfig) -> SelectorServer:
+    return SelectorServer(config)

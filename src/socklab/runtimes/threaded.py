@@ -1,0 +1,96 @@
+"""threads model: one thread per connection, bounded by max_clients.
+
+The lecture's answer to "recv() blocks": give every socket a thread of its own, so a blocking
+call stops only that client. The accept loop stays in the server thread; `dispatch()` starts a
+thread that serves the connection with the same blocking loop as the iterative model:
+
+    server thread:  accept() -> (over the bound? "E:server busy", close) -> Thread(serve).start()
+    client thread:  greeting -> [recv -> session -> sendall]* -> close
+
+Beyond `max_clients` threads a new connection is answered `E:server busy` and closed at once,
+so it never hangs silently and a connection storm cannot create unbounded threads.
+
+Costs: each thread reserves a stack (8 MiB of address space by default on Linux, touched only
+as used) and a kernel task; only one thread runs Python at a time (the GIL), so threads give
+concurrency for waiting, not parallelism for converting.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from socklab.runtimes.blocking import BlockingConnection, BlockingServer
+from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig
+from socklab.runtimes.connections import (
+    BUSY_REPLY,
+    frame_notice,
+    notify,
+    refuse_busy,
+    send_notice_nowait,
+)
+
+# After the shutdown grace, blocked threads are woken by shutting their sockets down; they need
+# only a moment to notice and end.
+ABORT_JOIN_S = 1.0
+
+
+class ThreadedServer(BlockingServer):
+    """A thread per connection; the server thread only accepts."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._threads: dict[BlockingConnection, threading.Thread] = {}
+        super().__init__(config, "socklab-threads")
+
+    def dispatch(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        with self.stats_lock:
+            busy = len(self.connections) >= self.config.max_clients
+            if busy:
+                self.stats.connections_refused_busy += 1
+        if busy:
+            refuse_busy(sock, self.config)
+            notify(self.config, ConnectionRefusedBusy(peer))
+            return
+        connection = self.open_connection(sock, peer)
+        thread = threading.Thread(
+            target=self._serve_and_forget,
+            args=(connection,),
+            name=f"socklab-client-{peer[0]}:{peer[1]}",
+            daemon=True,
+        )
+        with self.stats_lock:
+            self._threads[connection] = thread
+        try:
+            thread.start()
+        except RuntimeError:
+            # "can't start new thread": the process or user hit its thread limit (ulimit -u).
+            # Refuse this client like one over the bound instead of failing the whole server.
+            with self.stats_lock:
+                self._threads.pop(connection, None)
+                self.stats.connections_refused_busy += 1
+            send_notice_nowait(connection.sock, frame_notice(self.config.framing, BUSY_REPLY))
+            connection.serve_nothing()
+
+    def _serve_and_forget(self, connection: BlockingConnection) -> None:
+        try:
+            connection.serve()
+        finally:
+            with self.stats_lock:
+                self._threads.pop(connection, None)
+
+    def finish_connections(self) -> None:
+        """Join every client thread: within the grace, then after waking blocked ones."""
+        for _connection, thread in self._pending_threads():
+            thread.join(max(0.0, self.stop_deadline - time.monotonic()))
+        for connection, thread in self._pending_threads():
+            connection.abort()
+            thread.join(ABORT_JOIN_S)
+
+    def _pending_threads(self) -> list[tuple[BlockingConnection, threading.Thread]]:
+        with self.stats_lock:
+            return list(self._threads.items())
+
+
+def serve(config: ServerConfig) -> ThreadedServer:
+    return ThreadedServer(config)
