@@ -35,11 +35,7 @@ def _phase_label(phase: str) -> str:
     return labels.get(phase, phase)
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help=_("load a converter server, verify every reply, report requests/s and latency"),
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--target",

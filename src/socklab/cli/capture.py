@@ -24,7 +24,6 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -58,13 +57,9 @@ LADDER_WIDTH = 46  # characters between the two columns of the ladder
 OWNERS_READY_S = 10.0
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "capture",
-        help=_("capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"),
-        description=_(
-            "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
-        ),
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = _(
+        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
     )
     parser.add_argument(
         "--iface",

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from socklab.apps.chat import DEFAULT_MODEL, MODELS, ChatConfig, ChatPeer, start_chat_peer
 from socklab.apps.chat.commands import (
@@ -81,10 +81,7 @@ def peer_address(text: str) -> tuple[str, int]:
     return host, port
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "chat", help=_("the lecture's P2P chat: every peer is client and server")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", type=chat_name, required=True, help=_("your name in the chat"))
     parser.add_argument(
         "--listen",

@@ -36,10 +36,7 @@ JSON_SCHEMA_VERSION = 1
 MAX_CONCURRENT_CLIENTS = 64
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "check", help=_("grade a converter server or client against the protocol")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     subjects = parser.add_subparsers(dest="subject", metavar=_("SUBJECT"), required=True)
 
     server = subjects.add_parser(

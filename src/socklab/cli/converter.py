@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 from collections.abc import Iterable, Iterator
-from typing import Any, assert_never
+from typing import assert_never
 
 from socklab.apps.converter import (
     DEFAULT_HOST,
@@ -44,10 +44,7 @@ from socklab.runtimes.handle import ServerHandle
 from socklab.tracing import Tracer
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "converter", help=_("the upper/lowercase converter (port 50000), TCP and UDP")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
 
     server = roles.add_parser("server", help=_("serve U:/L:/C: requests"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from socklab.apps.demo import TOPICS, run_demo
 from socklab.cli.environment import Environment
@@ -11,10 +10,7 @@ from socklab.cli.status import ExitStatus
 from socklab.i18n import _
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo", help=_("a guided tour: each program started, used and explained")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "topic",
         nargs="?",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from socklab.apps.hello import run_hello_client, run_hello_server
 from socklab.cli.arguments import port_number, positive_seconds
@@ -13,10 +12,7 @@ from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.i18n import _
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "hello", help=_("the prep sheet's hello server and client (port 9999)")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
 
     server = roles.add_parser(

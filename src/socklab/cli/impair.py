@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-from typing import Any
 
 from socklab.cli.arguments import host_port, non_negative_int, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -86,15 +85,11 @@ def seed_number(text: str) -> int:
         ) from None
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "impair",
-        help=_("relay TCP or UDP through reproducible faults: loss, delay, slicing, resets"),
-        description=_(
-            "Relay connections or datagrams from --listen to --target and impair them on the way. "
-            "UDP: --loss, --duplicate, --reorder (like netem). TCP: --slice, --limit-bytes, "
-            "--reset-after (like Toxiproxy). Both: --delay, --jitter, --rate. No root needed."
-        ),
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = _(
+        "Relay connections or datagrams from --listen to --target and impair them on the way. "
+        "UDP: --loss, --duplicate, --reorder (like netem). TCP: --slice, --limit-bytes, "
+        "--reset-after (like Toxiproxy). Both: --delay, --jitter, --rate. No root needed."
     )
     transport = parser.add_mutually_exclusive_group(required=True)
     transport.add_argument(

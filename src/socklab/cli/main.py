@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from socklab import __version__
-from socklab.cli.commands import COMMAND_MODULES
+from socklab.cli.commands import command_summaries
 from socklab.cli.environment import Environment
 from socklab.cli.failures import describe_error
 from socklab.cli.serving import sigterm_as_interrupt
@@ -33,7 +33,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.USAGE, f"{line}\n{hint}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the command named in `argv` is imported and fully configured.
+
+    The other commands get a bare entry with their summary, which is all `socklab --help` shows.
+    Importing every command would load the capture, chat and bench code into every server.
+    """
     parser = _Parser(
         prog="socklab",
         description=_(
@@ -52,9 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("language of messages (default: from LANG, else English)"),
     )
     subparsers = parser.add_subparsers(dest="command", metavar=_("COMMAND"), parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"socklab.cli.{name}")
-        module.register(subparsers)
+    summaries = command_summaries()
+    chosen = next((arg for arg in argv if arg in summaries), None)
+    for name, summary in summaries.items():
+        command_parser = subparsers.add_parser(name, help=summary)
+        if name == chosen:
+            importlib.import_module(f"socklab.cli.{name}").configure(command_parser)
     return parser
 
 
@@ -70,7 +78,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Environment.from_process()
     set_language(choose_language(_preparse_language(argv), env.environ))
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

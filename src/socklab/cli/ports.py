@@ -14,7 +14,7 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -48,13 +48,9 @@ MIN_RETENTION_S = 5.0
 PIPE_WIDTH = 200
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "ports",
-        help=_("every TCP/UDP socket with its ports, state and process (like ss, netstat)"),
-        description=_(
-            "Show the sockets of this computer: protocol, local and remote address:port, state, PID and process — like 'ss -tunap', 'netstat -anp' or CurrPorts."
-        ),
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = _(
+        "Show the sockets of this computer: protocol, local and remote address:port, state, PID and process — like 'ss -tunap', 'netstat -anp' or CurrPorts."
     )
     parser.add_argument("--tcp", action="store_true", help=_("TCP sockets only"))
     parser.add_argument("--udp", action="store_true", help=_("UDP sockets only"))

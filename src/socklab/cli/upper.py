@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import threading
-from typing import Any
 
 from socklab.apps.upper import UpperServer, run_upper_client
 from socklab.cli.arguments import port_number, positive_seconds
@@ -24,10 +23,7 @@ def _add_transport(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "upper", help=_("the lecture's uppercase server and client (port 12000)")
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
 
     server = roles.add_parser("server", help=_("answer every message upper-cased, forever"))

@@ -48,7 +48,7 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.connections import BUSY_REPLY, frame_notice, stop_timeout_s
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
-from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import (
     bound_address,
     configure_accepted_socket,
@@ -330,7 +330,7 @@ class _DatagramDrain:
             stats.requests_served += served
 
 
-class AsyncioServer(ServerHandle):
+class AsyncioServer(EventLoopHandle):
     """The converter served by an asyncio event loop in a background thread."""
 
     def __init__(self, config: ServerConfig) -> None:
@@ -347,11 +347,9 @@ class AsyncioServer(ServerHandle):
         except BaseException:
             self.loop.close()
             raise
-        super().__init__(bound_address(self._sock))
+        super().__init__(bound_address(self._sock), self.loop)
         self.connections: set[_Connection] = set()
         self.greeting = encoded_greeting(config.framing, config.max_message_bytes)
-        self.stopping = False
-        self._stop_event: asyncio.Event | None = None
         self.start_thread(f"socklab-asyncio-{self.address[1]}")
 
     @property
@@ -363,33 +361,13 @@ class AsyncioServer(ServerHandle):
         if observer is not None:
             observer(event)
 
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._serve())
-        finally:
-            with contextlib.suppress(Exception):
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
     def stop(self, timeout_s: float | None = None) -> None:
         # The default bound follows --shutdown-grace, so a longer grace is not cut short.
         super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
-    def request_stop(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already closed
-            self.loop.call_soon_threadsafe(self._begin_stop)
-
-    def _begin_stop(self) -> None:
-        self.stopping = True
-        if self._stop_event is not None:
-            self._stop_event.set()
-
     async def _serve(self) -> None:
         loop = self.loop
-        self._stop_event = asyncio.Event()
-        if self.stopping:
-            self._stop_event.set()
+        stop_event = self._arm_stop_event()
         sock, protocols = self._socket_and_protocols()
         if self.config.transport == "udp":
             await self._serve_datagrams(sock, protocols)
@@ -400,7 +378,7 @@ class AsyncioServer(ServerHandle):
             backlog=self.config.backlog,
         )
         sweeper = loop.create_task(self._sweep_forever())
-        await self._stop_event.wait()
+        await stop_event.wait()
         server.close()  # stop accepting; established connections continue
         sweeper.cancel()
         await self._drain_connections()

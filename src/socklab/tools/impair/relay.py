@@ -39,7 +39,7 @@ from typing import Any
 from socklab.errors import UsageError, translate_oserror
 from socklab.runtimes.asyncio_loop import new_event_loop
 from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
 from socklab.tools.impair.policy import (
     NO_FAULTS,
@@ -504,7 +504,7 @@ class _Flow(asyncio.DatagramProtocol):
 # --- the relay ---------------------------------------------------------------------------------
 
 
-class ImpairRelay(ServerHandle):
+class ImpairRelay(EventLoopHandle):
     """The running relay: bound in the caller's thread, relaying in a background thread."""
 
     def __init__(self, config: ImpairConfig) -> None:
@@ -527,7 +527,7 @@ class ImpairRelay(ServerHandle):
         except BaseException:
             self.loop.close()
             raise
-        super().__init__(bound_address(self._sock))
+        super().__init__(bound_address(self._sock), self.loop)
         self.up_datagrams = DatagramStats()
         self.down_datagrams = DatagramStats()
         self.up_bytes = StreamStats()
@@ -544,8 +544,6 @@ class ImpairRelay(ServerHandle):
         self.queue_budget = QueueBudget(UDP_QUEUE_BUDGET_BYTES)
         self.listener: _Listener | None = None
         self.listener_transport: Any = None
-        self._stop_event: asyncio.Event | None = None
-        self._stopping = False
         self.start_thread(f"socklab-impair-{self.address[1]}")
 
     def snapshot(self) -> ImpairStats:
@@ -575,36 +573,16 @@ class ImpairRelay(ServerHandle):
             self._next_warning_s = now + WARNING_INTERVAL_S
             self.config.on_event(event)
 
-    def run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._serve())
-        finally:
-            with contextlib.suppress(Exception):
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    def request_stop(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already closed
-            self.loop.call_soon_threadsafe(self._begin_stop)
-
-    def _begin_stop(self) -> None:
-        self._stopping = True
-        if self._stop_event is not None:
-            self._stop_event.set()
-
     async def _serve(self) -> None:
         loop = self.loop
-        self._stop_event = asyncio.Event()
-        if self._stopping:
-            self._stop_event.set()
+        stop_event = self._arm_stop_event()
         sweeper = loop.create_task(self._sweep_forever())
         if self.config.transport == "udp":
             listener = self.listener = _Listener(self)
             self.listener_transport, _ = await loop.create_datagram_endpoint(
                 lambda: listener, sock=self._sock
             )
-            await self._stop_event.wait()
+            await stop_event.wait()
             for flow in list(self.flows.values()):
                 flow.close()
             self.flows.clear()
@@ -615,7 +593,7 @@ class ImpairRelay(ServerHandle):
                 sock=self._sock,
                 backlog=1024,
             )
-            await self._stop_event.wait()
+            await stop_event.wait()
             server.close()
             for connection in list(self.connections):
                 connection.abort()
