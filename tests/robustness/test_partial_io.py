@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.framing.raw import RawReplyFramer
 from tests.robustness.conftest import LaunchServer, model_params, stream_models
+from tests.socklab_process import SocklabProcess, run_socklab
 
 REQUESTS = 1_000
 REQUEST_BYTES = 1024
@@ -105,3 +107,52 @@ def test_thousand_requests_through_one_byte_buffers(
     assert len(replies) == REQUESTS, f"{len(replies)} replies for {REQUESTS} requests"
     assert wrong == [], f"{len(wrong)} wrong replies, first at {wrong[:1]}"
     assert server.error_output() == []
+
+
+# Requests sent back to back by the client, so a raw server sees them merged or split, never
+# one send() per recv(); the replies must be what the same client gets from a direct connection.
+SLICED_REQUESTS = ["U:sliced one byte at a time", "L:ÄÖÜ and MORE", "U:straße", "X:bad", "U:last"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "line",
+        "length",
+        pytest.param("raw", marks=pytest.mark.xfail(strict=True, reason=RAW_REASON)),
+    ],
+)
+@pytest.mark.parametrize("model", stream_models())
+def test_every_pair_behaves_the_same_through_impair_slice_1(
+    model: str,
+    framing: str,
+    launch_server: LaunchServer,
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    server = launch_server(model, framing)
+    host, port = server.address
+    relay = start_socklab(
+        ["impair", "--tcp", "--listen", "127.0.0.1:0", "--target", f"{host}:{port}", "--slice", "1"]
+    )
+    relay_port = int(relay.wait_for_line(r"impair listening on 127\.0\.0\.1:(\d+)").group(1))
+    command = [
+        "converter",
+        "client",
+        "--framing",
+        framing,
+        "--timeout",
+        "3",
+        *SLICED_REQUESTS,
+        "C:",
+    ]
+    direct = run_socklab([*command, "--port", str(port)])
+    sliced = run_socklab([*command, "--port", str(relay_port)])
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.splitlines() == [
+        "SLICED ONE BYTE AT A TIME",
+        "äöü and more",
+        "STRASSE",
+        "E:unknown command 'X:'; use U:<text>, L:<text> or C:",
+        "LAST",
+    ]
+    assert (sliced.returncode, sliced.stdout) == (0, direct.stdout), sliced.stderr

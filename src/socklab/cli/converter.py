@@ -43,6 +43,9 @@ from socklab.runtimes.config import (
 from socklab.runtimes.handle import ServerHandle
 from socklab.tracing import Tracer
 
+# One source for the defaults: the flags show what ServerConfig does.
+SERVER_DEFAULTS = ServerConfig()
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     roles = parser.add_subparsers(dest="role", metavar=_("ROLE"), required=True)
@@ -78,25 +81,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--max-clients",
         type=positive_int,
-        default=1024,
+        default=SERVER_DEFAULTS.max_clients,
         help=_("connections served at once; more get 'E:server busy' (default: %(default)s)"),
     )
     server.add_argument(
         "--idle-timeout",
         type=positive_seconds,
-        default=300.0,
+        default=SERVER_DEFAULTS.idle_timeout_s,
         help=_("close connections idle this many seconds (default: %(default)s)"),
     )
     server.add_argument(
         "--message-timeout",
         type=positive_seconds,
-        default=30.0,
+        default=SERVER_DEFAULTS.message_timeout_s,
         help=_("a begun message must be complete within this many seconds (default: %(default)s)"),
     )
     server.add_argument(
         "--write-timeout",
         type=positive_seconds,
-        default=30.0,
+        default=SERVER_DEFAULTS.write_timeout_s,
         help=_(
             "close a client that does not read its replies for this long (default: %(default)s)"
         ),
@@ -104,7 +107,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--shutdown-grace",
         type=positive_seconds,
-        default=3.0,
+        default=SERVER_DEFAULTS.shutdown_grace_s,
         help=_(
             "on Ctrl+C or SIGTERM, replies in flight get this many seconds to go out (default: %(default)s)"
         ),
