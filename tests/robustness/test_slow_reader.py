@@ -111,6 +111,15 @@ def test_slow_reader_is_bounded_then_disconnected(
             if server_side is None or attacker_side is None:
                 disconnected_after_s = time.monotonic() - stuck_since
                 break
+            time.sleep(0.02)
+            if (server_side, attacker_side) != (
+                read_kernel_queues(server.address, local),
+                read_kernel_queues(local, server.address),
+            ):
+                # Bytes still moving: segments that arrive while the server is inside send()
+                # wait in the socket's backlog, which /proc does not count; only a settled
+                # connection gives a true account of what was read and what is owed.
+                continue
             read_by_server = sent - attacker_side.send_queue_bytes - server_side.receive_queue_bytes
             produced = greeting_bytes(framing) + (read_by_server // len(request)) * reply_bytes
             owed = produced - server_side.send_queue_bytes - attacker_side.receive_queue_bytes

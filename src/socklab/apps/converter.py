@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
+import socket
 from collections.abc import Iterable, Iterator
 
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 
 DEFAULT_PORT = 50000
 DEFAULT_HOST = "127.0.0.1"  # like Redis: loopback unless told otherwise
+_IPV6_LOOPBACK = bytes(15) + b"\x01"  # ::1
 
 
 def is_exposed(host: str) -> bool:
     """True when binding `host` makes the server reachable from other machines."""
     if host in ("", "0.0.0.0", "::"):
         return True
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host != "localhost"
+    # inet_pton, not the ipaddress module: this runs in every server process, for one check.
+    with contextlib.suppress(OSError):
+        return socket.inet_pton(socket.AF_INET, host)[0] != 127  # 127.0.0.0/8
+    with contextlib.suppress(OSError):
+        return socket.inet_pton(socket.AF_INET6, host) != _IPV6_LOOPBACK
+    return host != "localhost"
 
 
 def exchange_stream(client: StreamConverterClient, requests: Iterable[str]) -> Iterator[str | None]:

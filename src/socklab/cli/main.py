@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from socklab import __version__
 from socklab.cli.commands import command_summaries
@@ -23,8 +25,40 @@ from socklab.errors import SocklabError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
 
 
+def _terminal_columns() -> int:
+    """Columns of the terminal: $COLUMNS, else the terminal's own, else 80 (as shutil does)."""
+    with contextlib.suppress(KeyError, ValueError):
+        columns = int(os.environ["COLUMNS"])
+        if columns > 0:
+            return columns
+    stdout = sys.__stdout__
+    if stdout is not None:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            return os.get_terminal_size(stdout.fileno()).columns or 80
+    return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width: its own lookup imports shutil, and shutil brings
+    bz2, lzma and zlib into every server process (about 1 MB of resident memory)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line plus a hint, with the USAGE status."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -67,7 +101,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def _preparse_language(argv: Sequence[str]) -> str | None:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
     pre.add_argument("--lang")
     known, _rest = pre.parse_known_args(argv)
     lang: str | None = known.lang

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import gettext
+import os
 from collections.abc import Mapping
-from pathlib import Path
 
 SUPPORTED_LANGUAGES = ("en", "de")
 DOMAIN = "socklab"
-LOCALE_DIR = Path(__file__).parent / "locale"
+# os.path, not pathlib: every server process loads this module, and pathlib pulls in urllib.
+LOCALE_DIR = os.path.join(os.path.dirname(__file__), "locale")
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
 _language = "en"

@@ -8,10 +8,10 @@ tested by adding one entry.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from socklab.runtimes import asyncio_loop, iterative, selector_loop, threaded
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.connections import raise_open_file_limit
 from socklab.runtimes.handle import ServerHandle, ServerStats
@@ -20,33 +20,40 @@ from socklab.runtimes.handle import ServerHandle, ServerStats
 @dataclass(frozen=True, slots=True)
 class RuntimeInfo:
     name: str
-    serve: Callable[[ServerConfig], ServerHandle]
+    module: str  # imported when the model serves: a server loads its own model's code only
     transports: frozenset[str]
     summary: str  # one English line; the CLI translates it
+
+    @property
+    def serve(self) -> Callable[[ServerConfig], ServerHandle]:
+        serve: Callable[[ServerConfig], ServerHandle] = importlib.import_module(
+            f"socklab.runtimes.{self.module}"
+        ).serve
+        return serve
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
     "asyncio": RuntimeInfo(
         "asyncio",
-        asyncio_loop.serve,
+        "asyncio_loop",
         frozenset({"tcp", "udp"}),
         "one thread, an event loop (uvloop where installed), a Protocol per connection",
     ),
     "iterative": RuntimeInfo(
         "iterative",
-        iterative.serve,
+        "iterative",
         frozenset({"tcp", "udp"}),
         "one client at a time, as on the slides; the others wait in the listen backlog",
     ),
     "selectors": RuntimeInfo(
         "selectors",
-        selector_loop.serve,
+        "selector_loop",
         frozenset({"tcp", "udp"}),
         "one thread, non-blocking sockets and selectors.DefaultSelector",
     ),
     "threads": RuntimeInfo(
         "threads",
-        threaded.serve,
+        "threaded",
         frozenset({"tcp"}),
         "a thread per connection, up to --max-clients",
     ),

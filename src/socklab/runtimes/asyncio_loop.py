@@ -163,8 +163,7 @@ class _Connection(Deadlines, asyncio.Protocol):
             self._feed(data)
             return
         # The common case, one read of at most one slice, inline (same steps as `_feed`).
-        session.receive_data(data)
-        out = session.data_to_send()
+        out = session.exchange(data)
         if out:
             transport = self.transport
             transport.write(out)  # may call pause_writing() at once
@@ -208,9 +207,9 @@ class _Connection(Deadlines, asyncio.Protocol):
                 return
 
     def eof_received(self) -> bool:
+        # A connection that never sent a byte has nothing to answer: no session is made for it
+        # (10,000 idle clients leaving at once would otherwise create 10,000 sessions to close).
         session = self.session
-        if session is None and self.accepted:
-            session = self.start_session()
         if session is not None and not session.should_close:
             if self.pending_input:  # input held back for a slow reader comes before the EOF
                 pending, self.pending_input = self.pending_input, b""

@@ -10,9 +10,12 @@ every wait is cut after one deadline sweep interval (`SWEEP_INTERVAL_S`) by a so
     accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
                                    ^ every wait ends within a sweep interval: deadlines, stop
 
-Each waiting connection thus wakes once per interval, and CPython polls the socket before each
-recv()/send() of a socket with a timeout: the price of deadlines that work on every platform
-(waking a blocked recv() from another thread by shutdown() does not work on Windows).
+Each waiting connection thus wakes once per interval. On Linux and macOS the kernel cuts the
+wait (SO_RCVTIMEO/SO_SNDTIMEO on a blocking socket): one system call per recv()/send(), as in a
+server without deadlines. A Python socket timeout would poll() before every call, two system
+calls per request; Windows keeps that, since Winsock leaves a socket whose SO_RCVTIMEO expired in
+an undefined state. (Waking a blocked recv() from another thread by shutdown() does not work on
+Windows either, so a watchdog thread is no alternative there.)
 
 Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
 this connection reads nothing, and the write deadline ends the wait.
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
+import sys
 import threading
 import time
 from abc import abstractmethod
@@ -49,10 +54,30 @@ from socklab.runtimes.listening import (
     bound_address,
     open_listening_socket,
 )
-from socklab.tracing import poll_quietly
+from socklab.tracing import TracedSocket, poll_quietly
 
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
+
+# Whether the kernel can end a blocking recv()/send() after a while (see the module docstring).
+KERNEL_WAIT_SLICES = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
+
+
+def wait_in_slices(sock: socket.socket, slice_s: float) -> None:
+    """Make each recv()/send() on `sock` give up after `slice_s`, as cheaply as the OS allows.
+
+    A wait that gives up raises TimeoutError or BlockingIOError (kernel slices); callers treat
+    both as "a slice passed". A traced socket keeps Python's timeout, whose polls it hides.
+    """
+    if not KERNEL_WAIT_SLICES or isinstance(sock, TracedSocket):
+        poll_quietly(sock, slice_s)
+        return
+    sock.settimeout(None)
+    seconds = int(slice_s)
+    # struct timeval: two C longs on Linux; on macOS the second is an int in a long's room.
+    timeval = struct.pack("ll", seconds, max(1, int((slice_s - seconds) * 1_000_000)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 class _Closed(Exception):
@@ -81,9 +106,9 @@ class BlockingConnection:
         self._lock = threading.Lock()
         self._closed = False
         # Every wait ends after one sweep interval at most, so deadlines are checked at least
-        # once per interval. Set once (settimeout() costs a system call), and quietly: these
-        # waits are the server's machinery, which --trace does not show.
-        poll_quietly(sock, SWEEP_INTERVAL_S)
+        # once per interval. Set once, and quietly: these waits are the server's machinery,
+        # which --trace does not show.
+        wait_in_slices(sock, SWEEP_INTERVAL_S)
 
     def serve(self) -> None:
         reason = "closed"
@@ -125,16 +150,16 @@ class BlockingConnection:
             if server.stopping:
                 raise _Closed("server stopped")
             data = self._receive()
-            if data is None:
-                pass  # the wait reached the next sweep
-            elif data:
+            if data:
                 self._bytes_received += len(data)
-                session.receive_data(data)
+                out = session.exchange(data)
+            elif data is None:
+                out = b""  # the wait reached the next sweep
             elif server.stopping:
                 raise _Closed("server stopped")  # interrupt() woke recv(): not the peer's EOF
             else:
                 session.receive_eof()
-            out = session.data_to_send()
+                out = session.data_to_send()
             if out:
                 self._send(out)
             self._sweep_if_due(sending=False)
@@ -143,27 +168,29 @@ class BlockingConnection:
         """Bytes received (b"" at EOF), or None when a sweep interval passed without any."""
         try:
             return self.sock.recv(RECEIVE_BYTES)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             return None
 
     def _send(self, data: bytes) -> None:
         """Send all of `data`, waiting while the peer does not read, within the write deadline."""
-        view = memoryview(data)
         server = self.server
         server.note_output_queue(len(data))
+        view = memoryview(data)
         while view:
             if server.stopping:
                 # Within the grace only: wait no longer than what is left of it.
                 left_s = server.stop_deadline - time.monotonic()
                 if left_s <= 0:
                     raise _Closed("server stopped")
-                poll_quietly(self.sock, min(left_s, SWEEP_INTERVAL_S))
+                wait_in_slices(self.sock, min(left_s, SWEEP_INTERVAL_S))
             try:
                 sent = self.sock.send(view)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 sent = 0
             if sent:
                 self._deadlines.sent_since_sweep = True
+                if sent == len(view):
+                    return  # the usual case: all of it at once; the caller sweeps when due
                 view = view[sent:]
             self._sweep_if_due(sending=True)
 
@@ -198,14 +225,12 @@ class BlockingServer(ServerHandle):
         self._listener = open_listening_socket(config, blocking=True)
         super().__init__(bound_address(self._listener))
         self._stop_requested = threading.Event()
+        # Read on every request by every connection thread: a plain attribute, not the Event.
+        self.stopping = False
         self.stop_deadline = float("inf")
         self.stats_lock = threading.Lock()
         self.connections: set[BlockingConnection] = set()
         self.start_thread(f"{thread_name}-{self.address[1]}")
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_requested.is_set()
 
     @abstractmethod
     def dispatch(self, sock: socket.socket, peer: tuple[str, int]) -> None:
@@ -242,6 +267,7 @@ class BlockingServer(ServerHandle):
     def request_stop(self) -> None:
         if not self.stopping:
             self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
+            self.stopping = True
             self._stop_requested.set()
             # Wakes a blocked accept() at once on Linux; elsewhere it returns within ACCEPT_WAIT_S.
             with contextlib.suppress(OSError):

@@ -53,14 +53,17 @@ class WritingDeadlines(Deadlines):
         self.sent_since_sweep = False
 
     def sweep_connection(
-        self, *, bytes_received: int, session: ConverterSession, output_pending: bool
+        self, *, bytes_received: int, session: ConverterSession | None, output_pending: bool
     ) -> bytes | None:
-        """Advance one sweep; the `E:` notice to close with when a deadline passed, else None."""
+        """Advance one sweep; the `E:` notice to close with when a deadline passed, else None.
+
+        `session` is None while a connection has not sent a byte (no session was made yet).
+        """
         blocked = output_pending and not self.sent_since_sweep
         self.sent_since_sweep = False
         return self.sweep(
             bytes_received=bytes_received,
-            partial_message=session.has_partial_message,
+            partial_message=session is not None and session.has_partial_message,
             output_blocked=blocked,
         )
 

@@ -18,6 +18,8 @@ Three deadlines (ServerConfig explains their defaults):
 
 from __future__ import annotations
 
+import functools
+
 from socklab.runtimes.config import ServerConfig
 
 SWEEP_INTERVAL_S = 1.0
@@ -27,7 +29,10 @@ MESSAGE_TIMEOUT_REPLY = b"E:message timeout: the message did not arrive in time\
 WRITE_TIMEOUT_REPLY = b"E:write timeout: the replies were not read\n"
 
 
+@functools.lru_cache(maxsize=64)
 def sweeps_for(seconds: float) -> int:
+    # Cached: every connection then shares one int object (300 sweeps is not one of the small
+    # ints CPython shares by itself; 10,000 idle connections would hold 10,000 copies).
     return max(1, round(seconds / SWEEP_INTERVAL_S))
 
 

@@ -3,7 +3,9 @@
 The lecture's alternative to threads: ask the operating system which sockets can be read or
 written without blocking (`selectors.DefaultSelector`: epoll on Linux, kqueue on macOS, select
 on Windows), and handle just those. Each connection's state travels in its selector key's
-`data`: the session, the output not yet sent, and the deadline counters.
+`data`: the session, the output not yet sent, and the deadline counters. As in the asyncio
+model, the greeting is encoded once per server and a session is made by a connection's first
+byte, so 10,000 silent clients cost one small object each.
 
     select() -> listener readable   -> accept() (busy beyond max_clients), register the socket
              -> connection readable -> recv -> session -> send what fits, keep the rest
@@ -25,7 +27,7 @@ import selectors
 import socket
 import time
 
-from socklab.protocol.session import ConverterSession
+from socklab.protocol.session import ConverterSession, encoded_greeting
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -63,14 +65,16 @@ REPLY_GROWTH = 3
 _LISTENER = "listener"
 _WAKEUP = "wakeup"
 
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
-class _Connection:
-    """What the selector key's `data` holds for one client."""
+
+class _Connection(WritingDeadlines):
+    """What the selector key's `data` holds for one client; it is its own deadline counter."""
 
     __slots__ = (
         "bytes_received",
         "closing",
-        "deadlines",
         "interest",
         "output",
         "peer",
@@ -79,10 +83,10 @@ class _Connection:
     )
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int], config: ServerConfig) -> None:
+        WritingDeadlines.__init__(self, config)
         self.sock = sock
         self.peer = peer
-        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
-        self.deadlines = WritingDeadlines(config)
+        self.session: ConverterSession | None = None  # made by the first byte received
         self.output = bytearray()
         self.bytes_received = 0
         self.closing = False  # send what is buffered, then close; read nothing more
@@ -109,6 +113,7 @@ class SelectorServer(ServerHandle):
         self._stopping = False
         self._stop_deadline = float("inf")
         self._accept_paused_until = 0.0
+        self._greeting = encoded_greeting(config.framing, config.max_message_bytes)
         self.start_thread(f"socklab-selectors-{self.address[1]}")
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -134,7 +139,16 @@ class SelectorServer(ServerHandle):
                     break
                 until = min(next_sweep, self._stop_deadline)
                 for key, mask in selector.select(max(0.0, until - now)):
-                    self._handle_ready(key.data, mask)
+                    data = key.data
+                    if data.__class__ is _Connection:  # the usual case, inline
+                        if mask & _WRITE:
+                            self._write_ready(data)
+                            if mask & _READ and data in self._connections:
+                                self._read_ready(data)
+                        else:
+                            self._read_ready(data)
+                    else:
+                        self._handle_other(data)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_INTERVAL_S
@@ -142,13 +156,9 @@ class SelectorServer(ServerHandle):
         finally:
             self._close_everything()
 
-    def _handle_ready(self, data: object, mask: int) -> None:
-        if isinstance(data, _Connection):  # the usual case first
-            if mask & selectors.EVENT_WRITE:
-                self._write_ready(data)
-            if mask & selectors.EVENT_READ and data in self._connections:
-                self._read_ready(data)
-        elif data is _LISTENER:
+    def _handle_other(self, data: object) -> None:
+        """The listener or the wake-up socket is ready."""
+        if data is _LISTENER:
             if self.config.transport == "udp":
                 answer_pending_datagrams(self._sock, self.stats)
             else:
@@ -185,7 +195,7 @@ class SelectorServer(ServerHandle):
             self.stats.connections_accepted += 1
             self.stats.connections_active += 1
             notify(config, ConnectionOpened(peer))
-            self._queue_output(conn, conn.session.data_to_send())
+            self._queue_output(conn, self._greeting)
 
     def _read_ready(self, conn: _Connection) -> None:
         try:
@@ -196,14 +206,35 @@ class SelectorServer(ServerHandle):
             self._close(conn, "error")
             return
         session = conn.session
+        if session is None:
+            if not data:
+                # It never sent a byte: nothing to answer, no session to make just to close it.
+                self._close(conn, "closed")
+                return
+            config = self.config
+            session = conn.session = ConverterSession(
+                config.framing, max_message_bytes=config.max_message_bytes, greet=False
+            )
         if data:
             conn.bytes_received += len(data)
-            session.receive_data(data)
+            out = session.exchange(data)
         else:
             session.receive_eof()
+            out = session.data_to_send()
         if session.should_close:
             conn.closing = True
-        self._queue_output(conn, session.data_to_send())
+        elif out and conn.interest == _READ:
+            # The usual case, inline: nothing buffered, the socket takes the whole reply.
+            try:
+                sent = conn.sock.send(out)
+            except OSError:
+                sent = 0  # _queue_output tries again and handles the error
+            if sent:
+                conn.sent_since_sweep = True
+                if sent == len(out):
+                    return
+                out = out[sent:]
+        self._queue_output(conn, out)
 
     def _write_ready(self, conn: _Connection) -> None:
         try:
@@ -214,7 +245,7 @@ class SelectorServer(ServerHandle):
             self._close(conn, "error")
             return
         if sent:
-            conn.deadlines.sent_since_sweep = True
+            conn.sent_since_sweep = True
             del conn.output[:sent]
         self._update_interest(conn)
 
@@ -229,8 +260,13 @@ class SelectorServer(ServerHandle):
                 self._close(conn, "error")
                 return
             if sent:
-                conn.deadlines.sent_since_sweep = True
-            data = data[sent:]
+                conn.sent_since_sweep = True
+                if sent == len(data):
+                    if conn.interest == _READ and not conn.closing:
+                        return  # the usual case: all sent, keep reading as before
+                    data = b""
+                else:
+                    data = data[sent:]
         if data:
             conn.output += data
             if len(conn.output) > self.stats.largest_output_queue_bytes:
@@ -239,7 +275,7 @@ class SelectorServer(ServerHandle):
 
     def _update_interest(self, conn: _Connection) -> None:
         """Register for what the connection waits for now; close it when it waits for nothing."""
-        if conn.interest == selectors.EVENT_READ and not conn.output and not conn.closing:
+        if conn.interest == _READ and not conn.output and not conn.closing:
             return  # the usual case: everything was sent, keep reading
         if conn.closing and not conn.output:
             self._close(conn, "closed")
@@ -247,14 +283,12 @@ class SelectorServer(ServerHandle):
         # Read only while the replies to one more read still fit under the bound.
         pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
         buffered = len(conn.output)
-        reading = bool(conn.interest & selectors.EVENT_READ) or not conn.interest
+        reading = bool(conn.interest & _READ) or not conn.interest
         if conn.closing or buffered > pause_above:
             reading = False  # backpressure: the peer must read before we read its requests
         elif buffered <= pause_above // 2:
             reading = True
-        interest = (selectors.EVENT_READ if reading else 0) | (
-            selectors.EVENT_WRITE if conn.output else 0
-        )
+        interest = (_READ if reading else 0) | (_WRITE if conn.output else 0)
         if interest == conn.interest:
             return
         if not conn.interest:
@@ -271,9 +305,11 @@ class SelectorServer(ServerHandle):
             self._selector.unregister(conn.sock)
             conn.interest = 0
         conn.sock.close()
-        conn.session.closed()
+        session = conn.session
+        if session is not None:
+            session.closed()
+            self.stats.requests_served += session.requests_served
         self.stats.connections_active -= 1
-        self.stats.requests_served += conn.session.requests_served
         notify(self.config, ConnectionClosed(conn.peer, reason))
 
     # -- deadlines and stopping ---------------------------------------------------------------
@@ -282,7 +318,7 @@ class SelectorServer(ServerHandle):
             self._accept_paused_until = 0.0
             self._selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
         for conn in list(self._connections):
-            notice = conn.deadlines.sweep_connection(
+            notice = conn.sweep_connection(
                 bytes_received=conn.bytes_received,
                 session=conn.session,
                 output_pending=bool(conn.output),
