@@ -71,7 +71,9 @@ def test_greeting_constant_matches_the_session() -> None:
 
 
 lines = st.lists(
-    st.sampled_from([b"U:ab", b"L:CD", b"U:", b"X:", b"C:", b"U:\xc3\x9f", b"L:" + b"Q" * 70]),
+    st.sampled_from(
+        [b"U:ab", b"L:CD", b"U:", b"X:", b"C:", b"U:\xc3\x9f", b"L:" + b"Q" * 70, b"U:a\rb\r", b""]
+    ),
     max_size=6,
 ).map(lambda items: b"".join(item + b"\n" for item in items))
 
@@ -81,3 +83,67 @@ def test_any_chunking_answers_like_the_general_path(data: bytes, draw: st.DataOb
     cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), max_size=8)))
     chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True) if b > a]
     assert replies(chunks) == replies(chunks, fast=False)
+
+
+def exchanged(chunks: list[bytes], framing: str = "line") -> tuple[bytes, list[object], int]:
+    """What `exchange()` answers, chunk by chunk, with the events and the request count."""
+    session = ConverterSession(framing, max_message_bytes=64, greet=False)
+    out = []
+    for chunk in chunks:
+        if session.should_close:
+            break
+        out.append(session.exchange(chunk))
+    return b"".join(out), session.take_events(), session.requests_served
+
+
+def fed(chunks: list[bytes], framing: str = "line") -> tuple[bytes, list[object], int]:
+    """The same through `receive_data()` and `data_to_send()`, the general path only."""
+    session = ConverterSession(framing, max_message_bytes=64, greet=False)
+    session._maybe_single_message = None
+    out = []
+    for chunk in chunks:
+        if session.should_close:
+            break
+        session.receive_data(chunk)
+        out.append(session.data_to_send())
+    return b"".join(out), session.take_events(), session.requests_served
+
+
+@given(lines, st.data())
+def test_exchange_answers_like_receive_then_send(data: bytes, draw: st.DataObject) -> None:
+    cuts = sorted(draw.draw(st.lists(st.integers(0, len(data)), max_size=8)))
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True) if b > a]
+    assert exchanged(chunks) == fed(chunks)
+    framed = [len(line).to_bytes(4, "big") + line for line in data.split(b"\n") if line]
+    assert exchanged(framed, "length") == fed(framed, "length")
+
+
+def test_exchange_sends_a_pending_greeting_first() -> None:
+    session = ConverterSession("line")
+    assert session.exchange(b"U:a\n") == encoded_greeting("line") + b"A\n"
+    assert session.requests_served == 1
+
+
+def test_in_place_answers_only_ascii_case_requests() -> None:
+    from socklab.protocol.converter import answer_ascii_in_place
+
+    assert answer_ascii_in_place(b"U:abc\n") == b"ABC\n"
+    assert answer_ascii_in_place(b"L:ABC\n") == b"abc\n"
+    assert answer_ascii_in_place(b"U:\n") == b"\n"
+    assert answer_ascii_in_place(b"U:\xc3\x9f\n") is None  # non-ASCII: full Unicode mapping
+    assert answer_ascii_in_place(b"C:\n") is None
+    assert answer_ascii_in_place(b"X:a\n") is None
+
+
+def test_bare_line_check_refuses_what_cannot_be_answered_in_place() -> None:
+    framer = LineFramer(8)
+    assert framer.holds_one_bare_line(b"U:a\n")
+    assert framer.holds_one_bare_line(b"\n")
+    assert not framer.holds_one_bare_line(b"U:a\r\n")  # the CR must go: general path
+    assert not framer.holds_one_bare_line(b"U:a\nU:b\n")
+    assert not framer.holds_one_bare_line(b"U:a")
+    assert not framer.holds_one_bare_line(b"")
+    assert framer.holds_one_bare_line(b"U:abcdef\n")  # 8 bytes: at the limit
+    assert not framer.holds_one_bare_line(b"U:abcdefg\n")  # 9 bytes: over it
+    framer.receive_data(b"U:")
+    assert not framer.holds_one_bare_line(b"a\n")  # a partial line is buffered

@@ -76,6 +76,24 @@ def handle_request(message: bytes) -> Reply:
     return ErrorReply(describe_unknown_command(message))
 
 
+def answer_ascii_in_place(request: bytes) -> bytes | None:
+    """The reply to a `U:`/`L:` request of ASCII text, its terminator kept in place; else None
+    (then `handle_request` answers).
+
+    Case mapping leaves non-letters alone, so a framed request (`U:abc` + LF) maps straight to
+    its framed reply (`ABC` + LF): one slice and one case map, the cheapest answer there is, for
+    the most frequent request. The caller guarantees that `request` holds one message and that
+    what follows the message has no letters.
+    """
+    if request.isascii():
+        command = request[:2]
+        if command == UPPER:
+            return request[2:].upper()
+        if command == LOWER:
+            return request[2:].lower()
+    return None
+
+
 def describe_unknown_command(message: bytes) -> str:
     if not message:
         return "empty request; send U:<text>, L:<text> or C:"

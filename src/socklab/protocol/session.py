@@ -28,7 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.errors import LocalProtocolError
-from socklab.protocol.converter import GREETING, CloseRequest, ErrorReply, handle_request
+from socklab.protocol.converter import (
+    GREETING,
+    CloseRequest,
+    ErrorReply,
+    answer_ascii_in_place,
+    handle_request,
+)
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -87,6 +93,7 @@ class ConverterSession:
         "_encode",
         "_events",
         "_framer",
+        "_holds_one_bare_line",
         "_maybe_single_message",
         "_out",
         "requests_served",
@@ -106,6 +113,11 @@ class ConverterSession:
         # building a list (see LineFramer). Framings without it take the general path.
         self._maybe_single_message: Callable[[bytes], bytes | None] | None = getattr(
             self._framer, "maybe_single_message", None
+        )
+        # Optional too: a chunk that is one message whose terminator no case mapping touches
+        # (LineFramer: a bare LF) is answered in place by `answer_ascii_in_place`.
+        self._holds_one_bare_line: Callable[[bytes], bool] | None = getattr(
+            self._framer, "holds_one_bare_line", None
         )
         self.state = SessionState.OPEN
         self.requests_served = 0
@@ -138,10 +150,20 @@ class ConverterSession:
         """`receive_data(data)`, then `data_to_send()`, in one call: every driver's hot path.
 
         A chunk that is one whole request, with no earlier reply waiting, is answered without
-        the reply list: the closed-loop case of every benchmark and most clients.
+        the reply list: the closed-loop case of every benchmark and most clients. An ASCII
+        `U:`/`L:` line is answered in place, its LF kept (one slice, one case map).
         """
+        if self._out or self.state is not SessionState.OPEN:
+            self.receive_data(data)
+            return self.data_to_send()
+        bare_line = self._holds_one_bare_line
+        if bare_line is not None and bare_line(data):
+            in_place = answer_ascii_in_place(data)
+            if in_place is not None:
+                self.requests_served += 1
+                return in_place
         single = self._maybe_single_message
-        if single is not None and not self._out and self.state is SessionState.OPEN:
+        if single is not None:
             message = single(data)
             if message is not None:
                 reply = handle_request(message)

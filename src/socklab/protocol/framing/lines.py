@@ -6,9 +6,10 @@ chunks are appended without re-scanning old bytes, so a long line fed one byte a
 O(n), not O(n²). The partial line is checked against the limit on every chunk: memory stays
 below `max_message_bytes` plus one chunk, the bound asyncio's `readline` keeps too.
 
-Fast path: a chunk that is exactly one complete line while nothing is buffered (a closed-loop
+Fast paths: a chunk that is exactly one complete line while nothing is buffered (a closed-loop
 client's request, by far the most frequent chunk) is returned by `maybe_single_message` without
-building a list; the session falls back to `receive_data` for every other chunk.
+building a list; if it ends in a bare LF, `holds_one_bare_line` lets the session answer it in
+place, terminator and all. The session falls back to `receive_data` for every other chunk.
 
 At end of stream an unterminated last line is still a message, as `file.readline()` returns it:
 `printf 'U:abc' | ncat HOST PORT` gets its answer.
@@ -37,6 +38,19 @@ class LineFramer:
     @property
     def buffered_bytes(self) -> int:
         return len(self._partial)
+
+    def holds_one_bare_line(self, data: bytes) -> bool:
+        """True if `data` is exactly one complete line ending in a bare LF, within the limit,
+        with nothing buffered: its reply can be made in place, LF included."""
+        last = len(data) - 1
+        return (
+            data.find(b"\n") == last
+            and last >= 0
+            and not self._partial
+            and not self._failed
+            and last <= self.max_message_bytes
+            and data[last - 1 : last] != b"\r"
+        )
 
     def maybe_single_message(self, data: bytes) -> bytes | None:
         """The message if `data` is exactly one complete, allowed line and nothing is buffered.
