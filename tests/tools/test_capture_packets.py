@@ -204,7 +204,12 @@ SELECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("selection", SELECTIONS, ids=repr)
+def selection_id(selection: PacketSelection) -> str:
+    """A test id that does not depend on set order (xdist workers must collect the same ids)."""
+    return "+".join(sorted(selection.protocols)) + f":{selection.port}"
+
+
+@pytest.mark.parametrize("selection", SELECTIONS, ids=selection_id)
 @pytest.mark.parametrize("link_type", [LINKTYPE_ETHERNET, LINKTYPE_RAW])
 def test_bpf_program_matches_the_user_space_selection(
     selection: PacketSelection, link_type: int
