@@ -7,6 +7,8 @@ printed lines, the ladder, the followed stream and the pcap file read back with 
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 import socket
 import subprocess
@@ -164,8 +166,26 @@ def test_udp_count_stops_the_capture(start_socklab: CaptureStarter) -> None:
     assert capture.stdout_lines[-1].startswith("2 packets captured; kernel:")
 
 
+def quiet_port() -> int:
+    """A free port below the ephemeral range: no other test's client or server gets it, so no
+    packet of the tests running beside this one (pytest-xdist) carries it."""
+    low, _high = (
+        int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
+    for port in random.sample(range(20000, min(low, 32768)), 50):
+        with (
+            contextlib.suppress(OSError),
+            socket.socket() as tcp,
+            socket.socket(type=socket.SOCK_DGRAM) as udp,
+        ):
+            tcp.bind(("127.0.0.1", port))
+            udp.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def test_duration_ends_a_quiet_capture() -> None:
-    result = run_socklab(["capture", "--port", str(free_port()), "--duration", "0.5"])
+    result = run_socklab(["capture", "--port", str(quiet_port()), "--duration", "0.5"])
     assert result.returncode == 0, result.stderr
     assert re.search(READY, result.stdout, re.M)
     assert result.stdout.splitlines()[-1].startswith("0 packets captured; kernel: 0 received")
