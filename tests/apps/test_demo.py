@@ -10,6 +10,9 @@ import pytest
 
 from tests.socklab_process import run_socklab
 
+# Counts packets on loopback: alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
+
 KEY_LINES = {
     "hello": [r"Server: Received: Hi server!", r"accept\(\) returns a NEW socket"],
     "stream": [

@@ -15,9 +15,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from socklab.cli.status import ExitStatus
 from socklab.tools.capture.packets import TcpFlags, describe_flags
 from tests.socklab_process import SocklabProcess, free_port, run_socklab
+
+# Counts packets on loopback: alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
 
 READY = r"^Capturing on lo "
 CaptureStarter = Callable[..., SocklabProcess]

@@ -15,9 +15,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from socklab.tools.capture.packets import decode_frame
 from socklab.tools.capture.pcap import PcapFormatError, parse_pcap
 from tests.socklab_process import SocklabProcess, free_port
+
+# Counts packets on loopback: alone, after the parallel part of `make test`.
+pytestmark = pytest.mark.serial
 
 DATAGRAMS = 20_000
 SEND_LIMIT_S = 10.0  # the burst normally takes about a second; a loaded CI machine gets more
