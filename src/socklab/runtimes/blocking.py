@@ -57,6 +57,7 @@ from socklab.tracing import poll_quietly
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
 
+
 class _Closed(Exception):
     """The connection ended on our side; `reason` is what the observer is told."""
 
