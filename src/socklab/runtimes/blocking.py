@@ -14,8 +14,9 @@ Each waiting connection thus wakes once per interval, and CPython polls the sock
 recv()/send() of a socket with a timeout: the price of deadlines that work on every platform
 (waking a blocked recv() from another thread by shutdown() does not work on Windows). Letting
 the kernel cut the wait instead (SO_RCVTIMEO on a blocking socket: one system call per call) was
-measured 1.4x faster with 100 busy clients, but with 10,000 idle threads the server stalled
-(docs/PERFORMANCE.md), so it is not used.
+measured 1.4x faster with 100 busy clients, but with 10,000 idle threads it did no better than
+these timeouts (both erratic, at times stalled: 10,000 wake-ups a second), so it is not used;
+docs/PERFORMANCE.md says what would remove the wake-ups instead.
 
 Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
 this connection reads nothing, and the write deadline ends the wait.
