@@ -116,3 +116,34 @@ def test_session_output_independent_of_chunking(
         chunked.receive_data(stream[position : position + size])
         position += size
     assert chunked.data_to_send() == expected
+
+
+def test_too_many_bad_requests_in_a_row_close_the_connection() -> None:
+    from socklab.protocol.limits import MAX_ERRORS_IN_A_ROW
+    from socklab.protocol.session import TOO_MANY_ERRORS_REPLY, CloseReason
+
+    session = ConverterSession("line", greet=False)
+    session.receive_data(b"\n" * (64 * 1024))  # one read of empty lines: each one a bad request
+    out = session.data_to_send()
+    lines = out.splitlines()
+    assert len(lines) == MAX_ERRORS_IN_A_ROW + 1 and lines[-1] == TOO_MANY_ERRORS_REPLY
+    assert len(out) < 2048  # not ~3 MB of error replies for 64 KiB of input
+    assert session.should_close
+    assert session.take_events()[-1] == SessionClosing(CloseReason.TOO_MANY_ERRORS)
+
+
+def test_a_served_request_resets_the_run_of_errors() -> None:
+    from socklab.protocol.limits import MAX_ERRORS_IN_A_ROW
+
+    session = ConverterSession("line", greet=False)
+    bad_run = b"X:\n" * (MAX_ERRORS_IN_A_ROW - 1)
+    session.receive_data(bad_run + b"U:a\n" + bad_run + b"L:B\n")
+    assert not session.should_close
+    assert session.data_to_send().count(b"E:") == 2 * (MAX_ERRORS_IN_A_ROW - 1)
+
+
+def test_a_server_session_records_no_events() -> None:
+    session = ConverterSession("line", greet=False, record_events=False)
+    session.receive_data(b"X:\n" * 5 + b"C:\n")
+    assert session.take_events() == []
+    assert session.should_close

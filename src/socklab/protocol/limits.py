@@ -11,3 +11,8 @@ RAW_RECEIVE_BYTES = 1500
 
 # Largest UDP payload over IPv4: 65,535 - 8 (UDP header) - 20 (IPv4 header), RFC 768 / RFC 791.
 MAX_UDP_PAYLOAD_BYTES = 65_507
+
+# Bad requests answered in a row before the connection is closed (Postfix closes an SMTP session
+# after 20 errors, smtpd_hard_error_limit). An error reply is ~50 bytes for a 1-byte request (an
+# empty line): without a limit, one 64 KiB read of newlines would queue ~3 MB of replies.
+MAX_ERRORS_IN_A_ROW = 20

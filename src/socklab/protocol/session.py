@@ -36,7 +36,12 @@ from socklab.protocol.converter import (
     handle_request,
 )
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
-from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_ERRORS_IN_A_ROW,
+)
+
+TOO_MANY_ERRORS_REPLY = b"E:too many bad requests in a row; closing"
 
 
 class SessionState(enum.Enum):
@@ -47,6 +52,7 @@ class SessionState(enum.Enum):
 
 class CloseReason(enum.Enum):
     CLIENT_REQUESTED = "client sent C:"
+    TOO_MANY_ERRORS = "too many bad requests in a row"
     MESSAGE_TOO_LONG = "message too long"
     PEER_EOF = "client closed its side"
     TRUNCATED = "connection ended inside a message"
@@ -91,11 +97,13 @@ class ConverterSession:
     # Slots: a server holding 10,000 idle connections holds 10,000 sessions.
     __slots__ = (
         "_encode",
+        "_errors_in_a_row",
         "_events",
         "_framer",
         "_holds_one_bare_line",
         "_maybe_single_message",
         "_out",
+        "_served_at_last_error",
         "requests_served",
         "state",
     )
@@ -106,6 +114,7 @@ class ConverterSession:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         greet: bool = True,
+        record_events: bool = True,
     ) -> None:
         self._framer = make_framer(framing, max_message_bytes)
         self._encode = self._framer.encode
@@ -121,7 +130,13 @@ class ConverterSession:
         )
         self.state = SessionState.OPEN
         self.requests_served = 0
-        self._events: list[SessionEvent] = []
+        # A server that never asks for events (every converter runtime) must not collect them:
+        # a client sending bad requests for hours would grow the list without bound.
+        self._events: list[SessionEvent] | None = [] if record_events else None
+        # Errors in a row, counted without a store per successful request: the run goes on
+        # while no request was served since the previous error.
+        self._errors_in_a_row = 0
+        self._served_at_last_error = 0
         self._out: list[bytes] = [self._framer.encode(GREETING)] if greet else []
 
     # -- feeding ------------------------------------------------------------------------------
@@ -199,6 +214,9 @@ class ConverterSession:
         return data
 
     def take_events(self) -> list[SessionEvent]:
+        """Events since the last call; always empty for a session made with record_events=False."""
+        if self._events is None:
+            return []
         events, self._events = self._events, []
         return events
 
@@ -223,7 +241,12 @@ class ConverterSession:
                     self.requests_served += 1
                 elif isinstance(reply, ErrorReply):
                     out.append(encode(reply.payload))
-                    self._events.append(RequestRejected(reply.reason))
+                    if self._events is not None:
+                        self._events.append(RequestRejected(reply.reason))
+                    if self._count_error_in_a_row() >= MAX_ERRORS_IN_A_ROW:
+                        out.append(encode(TOO_MANY_ERRORS_REPLY))
+                        self._finish(CloseReason.TOO_MANY_ERRORS)
+                        return
                 else:
                     assert isinstance(reply, CloseRequest)
                     self._finish(CloseReason.CLIENT_REQUESTED)
@@ -236,9 +259,17 @@ class ConverterSession:
                 self._finish(CloseReason.TRUNCATED, frame.describe())
                 return
 
+    def _count_error_in_a_row(self) -> int:
+        if self.requests_served != self._served_at_last_error:
+            self._errors_in_a_row = 0
+            self._served_at_last_error = self.requests_served
+        self._errors_in_a_row += 1
+        return self._errors_in_a_row
+
     def _finish(self, reason: CloseReason, detail: str = "") -> None:
         self._move("finish")
-        self._events.append(SessionClosing(reason, detail))
+        if self._events is not None:
+            self._events.append(SessionClosing(reason, detail))
 
     def _move(self, trigger: str) -> None:
         try:

@@ -144,7 +144,10 @@ class _Connection(Deadlines, asyncio.Protocol):
     def start_session(self) -> ConverterSession:
         config = self.server.config
         session = ConverterSession(
-            config.framing, max_message_bytes=config.max_message_bytes, greet=False
+            config.framing,
+            max_message_bytes=config.max_message_bytes,
+            greet=False,
+            record_events=False,
         )
         self.session = session
         return session

@@ -78,7 +78,9 @@ class BlockingConnection:
         self.peer = peer
         self.server = server
         config = server.config
-        self.session = ConverterSession(config.framing, max_message_bytes=config.max_message_bytes)
+        self.session = ConverterSession(
+            config.framing, max_message_bytes=config.max_message_bytes, record_events=False
+        )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
         self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S

@@ -213,7 +213,10 @@ class SelectorServer(ServerHandle):
                 return
             config = self.config
             session = conn.session = ConverterSession(
-                config.framing, max_message_bytes=config.max_message_bytes, greet=False
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=False,
+                record_events=False,
             )
         if data:
             conn.bytes_received += len(data)
