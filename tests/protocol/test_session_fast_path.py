@@ -21,6 +21,7 @@ def replies(
     session = ConverterSession("line", max_message_bytes=max_message_bytes, greet=False)
     if not fast:
         session._maybe_single_message = None  # the general path alone
+        session._holds_one_bare_line = None
     out = []
     for chunk in chunks:
         if session.should_close:
@@ -100,6 +101,7 @@ def fed(chunks: list[bytes], framing: str = "line") -> tuple[bytes, list[object]
     """The same through `receive_data()` and `data_to_send()`, the general path only."""
     session = ConverterSession(framing, max_message_bytes=64, greet=False)
     session._maybe_single_message = None
+    session._holds_one_bare_line = None
     out = []
     for chunk in chunks:
         if session.should_close:

@@ -146,19 +146,10 @@ class ConverterSession:
             if self.state is SessionState.CLOSED:
                 raise LocalProtocolError("receive_data() after the session was closed")
             return  # CLOSING: input after C: or an error is ignored, as the socket is closing
-        single = self._maybe_single_message
-        if single is not None:
-            message = single(data)
-            if message is not None:
-                # Fast path for the common chunk, one whole request: the same steps as
-                # `_process` for a successful reply, without the list and the type dispatch.
-                reply = handle_request(message)
-                if type(reply) is bytes:
-                    self._out.append(self._encode(reply))
-                    self.requests_served += 1
-                else:
-                    self._process([message])
-                return
+        reply = self._answer_whole_request(data)
+        if reply is not None:
+            self._out.append(reply)
+            return
         self._process(self._framer.receive_data(data))
 
     def exchange(self, data: bytes) -> bytes:
@@ -171,23 +162,10 @@ class ConverterSession:
         if self._out or self.state is not SessionState.OPEN:
             self.receive_data(data)
             return self.data_to_send()
-        bare_line = self._holds_one_bare_line
-        if bare_line is not None and bare_line(data):
-            in_place = answer_ascii_in_place(data)
-            if in_place is not None:
-                self.requests_served += 1
-                return in_place
-        single = self._maybe_single_message
-        if single is not None:
-            message = single(data)
-            if message is not None:
-                reply = handle_request(message)
-                if type(reply) is bytes:
-                    self.requests_served += 1
-                    return self._encode(reply)
-                self._process([message])
-                return self.data_to_send()
-        self.receive_data(data)
+        reply = self._answer_whole_request(data)
+        if reply is not None:
+            return reply
+        self._process(self._framer.receive_data(data))
         return self.data_to_send()
 
     def receive_eof(self) -> None:
@@ -258,6 +236,30 @@ class ConverterSession:
             else:
                 self._finish(CloseReason.TRUNCATED, frame.describe())
                 return
+
+    def _answer_whole_request(self, data: bytes) -> bytes | None:
+        """The framed reply when `data` is exactly one request that gets an answer, counted as
+        served; None otherwise (nothing consumed: the caller takes the general path).
+
+        The fast paths for the most frequent chunk, one whole request: an ASCII `U:`/`L:` line
+        answered in place (its LF kept: one slice, one case map), else the framer's single
+        message, converted and framed without building a frame list.
+        """
+        bare_line = self._holds_one_bare_line
+        if bare_line is not None and bare_line(data):
+            in_place = answer_ascii_in_place(data)
+            if in_place is not None:
+                self.requests_served += 1
+                return in_place
+        single = self._maybe_single_message
+        if single is not None:
+            message = single(data)
+            if message is not None:
+                reply = handle_request(message)
+                if type(reply) is bytes:
+                    self.requests_served += 1
+                    return self._encode(reply)
+        return None
 
     def _count_error_in_a_row(self) -> int:
         if self.requests_served != self._served_at_last_error:

@@ -226,17 +226,6 @@ class SelectorServer(ServerHandle):
             out = session.data_to_send()
         if session.should_close:
             conn.closing = True
-        elif out and conn.interest == _READ:
-            # The usual case, inline: nothing buffered, the socket takes the whole reply.
-            try:
-                sent = conn.sock.send(out)
-            except OSError:
-                sent = 0  # _queue_output tries again and handles the error
-            if sent:
-                conn.sent_since_sweep = True
-                if sent == len(out):
-                    return
-                out = out[sent:]
         self._queue_output(conn, out)
 
     def _write_ready(self, conn: _Connection) -> None:
