@@ -121,9 +121,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "drop a peer whose data stays unacknowledged this many seconds (TCP_USER_TIMEOUT, Linux only; default: the kernel's, about 15 minutes)"
         ),
     )
-    # Tests only: a tiny SO_RCVBUF forces the partial reads the robustness suite checks.
+    # Tests only: a tiny SO_RCVBUF forces the partial reads the robustness suite checks, a
+    # small SO_SNDBUF makes replies to a slow reader wait in send() at a known size.
     server.add_argument(
         "--receive-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
+    )
+    server.add_argument(
+        "--send-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
     )
     server.add_argument(
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
@@ -256,6 +260,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         shutdown_grace_s=args.shutdown_grace,
         user_timeout_s=args.user_timeout,
         receive_buffer_bytes=args.receive_buffer_bytes,
+        send_buffer_bytes=args.send_buffer_bytes,
         observer=observe if args.verbose else None,
         tracer=tracer_from_args(args, env),
     )

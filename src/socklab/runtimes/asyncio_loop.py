@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from typing import Any
 
 from socklab.errors import UsageError
@@ -60,6 +61,11 @@ from socklab.runtimes.listening import (
 # slowly: the output one slice can produce (3x, UTF-8 case mapping) stays well under the
 # 256 KiB output bound. Typical reads are smaller and are fed whole.
 FEED_SLICE_BYTES = 16 * 1024
+
+# A connection's `queued_mark`: its write buffer's size at the previous sweep (or when writing
+# paused since), to tell whether any byte went out; or one of these two.
+_NO_MARK = 0  # writing was not paused at the previous sweep
+_DRAINED = sys.maxsize  # writing resumed since the previous sweep, so bytes went out
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -92,6 +98,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         "bytes_received",
         "peer",
         "pending_input",
+        "queued_mark",
         "server",
         "session",
         "transport",
@@ -107,6 +114,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         self.bytes_received = 0
         Deadlines.__init__(self, server.config)
         self.writing_paused = False
+        self.queued_mark = _NO_MARK
         self.pending_input = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -228,10 +236,13 @@ class _Connection(Deadlines, asyncio.Protocol):
         # The peer is not reading its replies: stop reading its requests, so it cannot make us
         # produce (and buffer) more. The sweep disconnects it after write_timeout_s.
         self.writing_paused = True
+        if self.queued_mark == _NO_MARK:
+            self.queued_mark = self.transport.get_write_buffer_size()
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self.queued_mark = _DRAINED  # the buffer drained to its low-water mark: progress
         if self.transport.is_closing():
             return
         pending, self.pending_input = self.pending_input, b""
@@ -249,6 +260,20 @@ class _Connection(Deadlines, asyncio.Protocol):
                 server.stats.requests_served += session.requests_served
                 session.closed()
             server.notify(ConnectionClosed(self.peer, "error" if exc else "closed"))
+
+    def output_blocked(self) -> bool:
+        """For the sweep: replies wait and not a byte of them went out since the previous sweep.
+
+        Paused writing alone is no proof: a peer that reads slowly but steadily keeps the
+        buffer near its high-water mark, pausing and resuming many times a second.
+        """
+        if not self.writing_paused:
+            self.queued_mark = _NO_MARK
+            return False
+        queued: int = self.transport.get_write_buffer_size()
+        blocked = queued >= self.queued_mark
+        self.queued_mark = queued
+        return blocked
 
     def abort(self, reason: bytes) -> None:
         """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
@@ -445,7 +470,7 @@ class AsyncioServer(EventLoopHandle):
                 reason = conn.sweep(
                     bytes_received=conn.bytes_received,
                     partial_message=session is not None and session.has_partial_message,
-                    output_blocked=conn.writing_paused,
+                    output_blocked=conn.output_blocked(),
                 )
                 if reason is not None:
                     self.stats.connections_timed_out += 1

@@ -4,25 +4,27 @@ Both models run the lecture's loop, `accept()` then `recv()`/`send()` on the new
 differ in one hook only, like `socketserver.BaseServer.process_request`: `dispatch()` serves the
 connection inline (iterative) or in a thread of its own (threaded).
 
-A blocking call must not wait forever, or deadlines and stop requests would go unnoticed, so
-every wait is cut after one deadline sweep interval (`SWEEP_INTERVAL_S`) by a socket timeout:
+A blocking call must not wait forever, or deadlines and stop requests would go unnoticed. On
+Linux and macOS one watchdog thread per server sweeps every connection's deadlines once per
+`SWEEP_INTERVAL_S` and ends a late one by shutting its socket down, which wakes the thread
+blocked on it; the connection threads themselves block with no timeout at all:
 
-    accept() -> dispatch(sock) -> greeting -> [recv -> session -> sendall]* -> close
-                                   ^ every wait ends within a sweep interval: deadlines, stop
+    accept() -> dispatch(sock) -> greeting -> [recv -> session -> send]* -> close
+    watchdog:  every second, for every connection: deadline passed? -> shutdown(sock)
 
-Each waiting connection thus wakes once per interval, and CPython polls the socket before each
-recv()/send() of a socket with a timeout: the price of deadlines that work on every platform
-(waking a blocked recv() from another thread by shutdown() does not work on Windows). Letting
-the kernel cut the wait instead (SO_RCVTIMEO on a blocking socket: one system call per call) was
-measured 1.4x faster with 100 busy clients, but with 10,000 idle threads it did no better than
-these timeouts (both erratic, at times stalled: 10,000 wake-ups a second), so it is not used;
-docs/PERFORMANCE.md says what would remove the wake-ups instead.
+So a waiting connection costs no wake-ups (10,000 idle threads stay asleep), and a request
+costs one recv() and one send() system call: a socket timeout would make CPython poll() before
+each. A reply goes out with MSG_DONTWAIT; only when the peer does not read fast enough does the
+thread wait for room in slices of one sweep interval, telling the watchdog whether any byte went
+out (the write deadline counts sweeps without progress). Windows cannot wake a blocked call by
+shutdown() from another thread, so there every wait is cut after one sweep interval by a socket
+timeout instead, and each connection sweeps its own deadlines.
 
 Backpressure needs no code here: while a reply waits in `send()` because the peer does not read,
 this connection reads nothing, and the write deadline ends the wait.
 
 Stopping: `request_stop()` sets a flag and shuts down the reading side of every connection,
-which wakes a blocked `recv()` at once (on Linux and macOS; elsewhere the next sweep notices).
+which wakes a blocked `recv()` at once (on Linux and macOS; elsewhere the next slice notices).
 The listener closes (stop accepting); a reply being sent may finish within `shutdown_grace_s`.
 """
 
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from abc import abstractmethod
+from typing import NoReturn
 
 from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import ConnectionClosed, ConnectionOpened, ServerConfig
@@ -58,6 +62,14 @@ from socklab.tracing import poll_quietly
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
 
+# Whether shutdown() from another thread wakes a thread blocked in recv() or send() on that
+# socket: it does on Linux, macOS and the BSDs; not on Windows.
+SHUTDOWN_WAKES_BLOCKED_CALLS = sys.platform != "win32"
+
+# send() that takes what fits in the socket buffer and never waits (0 where there is no such
+# flag: only the Windows code path, which never sends this way, lacks it).
+_DONT_WAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
 
 class _Closed(Exception):
     """The connection ended on our side; `reason` is what the observer is told."""
@@ -70,7 +82,8 @@ class _Closed(Exception):
 class BlockingConnection:
     """One accepted TCP socket, served with blocking calls from greeting to close.
 
-    Call order: `serve()` once, in the thread that owns the socket; `interrupt()` from any thread.
+    Call order: `serve()` once, in the thread that owns the socket; `interrupt()`, `abort()`
+    and `sweep_from_watchdog()` from any thread.
     """
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int], server: BlockingServer) -> None:
@@ -83,13 +96,20 @@ class BlockingConnection:
         )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
-        self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         self._lock = threading.Lock()
         self._closed = False
-        # Every wait ends after one sweep interval at most, so deadlines are checked at least
-        # once per interval. Set once (settimeout() costs a system call), and quietly: these
-        # waits are the server's machinery, which --trace does not show.
-        poll_quietly(sock, SWEEP_INTERVAL_S)
+        # Set by another thread (the watchdog, a stop request) before it wakes this one: why
+        # the server ends the connection, and the notice to send first, if any.
+        self._ending: str | None = None
+        self._notice: bytes | None = None
+        # A reply waits for the peer to read: the watchdog runs the write deadline meanwhile.
+        self._sending = False
+        self._watched = server.watched
+        if not self._watched:
+            self._next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+            # Every wait ends after one sweep interval at most, so deadlines are checked at
+            # least once per interval. Quietly: --trace does not show the server's machinery.
+            poll_quietly(sock, SWEEP_INTERVAL_S)
 
     def serve(self) -> None:
         reason = "closed"
@@ -98,7 +118,8 @@ class BlockingConnection:
         except _Closed as closed:
             reason = closed.reason
         except OSError:
-            reason = "error"  # reset by the peer, or the socket broke
+            # Reset by the peer or broken; or shut down by the watchdog or the stop's abort.
+            reason = self._ending or "error"
         finally:
             self._close()
             self.server.connection_finished(self, reason)
@@ -112,6 +133,8 @@ class BlockingConnection:
         """Wake a blocked recv() (the server is stopping); thread-safe, harmless once closed."""
         with self._lock:
             if not self._closed:
+                if self._ending is None:
+                    self._ending = "server stopped"
                 with contextlib.suppress(OSError):
                     self.sock.shutdown(socket.SHUT_RD)
 
@@ -122,41 +145,91 @@ class BlockingConnection:
                 with contextlib.suppress(OSError):
                     self.sock.shutdown(socket.SHUT_RDWR)
 
+    def sweep_from_watchdog(self) -> bool:
+        """One deadline sweep, by the server's watchdog; True when it ended the connection.
+
+        Ending it: the reason and notice are left for the connection's thread, which a
+        shutdown() wakes: of the reading side while it waits for a request (the notice can
+        still be sent), of both while a reply is stuck (the peer would not read the notice).
+        """
+        with self._lock:
+            if self._closed or self._ending is not None:
+                return False
+            sending = self._sending
+            notice = self._deadlines.sweep_connection(
+                bytes_received=self._bytes_received, session=self.session, output_pending=sending
+            )
+            if notice is None:
+                return False
+            self._ending = "timeout"
+            if not sending:
+                self._notice = notice
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR if sending else socket.SHUT_RD)
+        return True
+
     # -- the loop ---------------------------------------------------------------------------------
     def _converse(self) -> None:
         session = self.session
-        server = self.server
+        receive = self.sock.recv
+        watched = self._watched
         self._send(session.data_to_send())
         while not session.should_close:
-            if server.stopping:
-                raise _Closed("server stopped")
-            data = self._receive()
+            if self._ending is not None:
+                self._end()
+            try:
+                data = receive(RECEIVE_BYTES)
+            except TimeoutError:
+                data = None  # a slice ended without a byte (not watched): time to sweep
             if data:
                 self._bytes_received += len(data)
                 out = session.exchange(data)
-            elif data is None:
-                out = b""  # the wait reached the next sweep
-            elif server.stopping:
-                raise _Closed("server stopped")  # interrupt() woke recv(): not the peer's EOF
-            else:
+                if out:
+                    self._send(out)
+            elif data is not None:
+                if self._ending is not None:
+                    self._end()  # the watchdog or a stop woke recv(): not the peer's EOF
                 session.receive_eof()
                 out = session.data_to_send()
-            if out:
-                self._send(out)
-            self._sweep_if_due(sending=False)
+                if out:
+                    self._send(out)
+            if not watched:
+                self._sweep_if_due(sending=False)
 
-    def _receive(self) -> bytes | None:
-        """Bytes received (b"" at EOF), or None when a sweep interval passed without any."""
-        try:
-            return self.sock.recv(RECEIVE_BYTES)
-        except TimeoutError:
-            return None
+    def _end(self) -> NoReturn:
+        """Close as another thread decided (`_ending`), with its notice if it left one."""
+        if self._notice is not None:
+            send_notice_nowait(self.sock, frame_notice(self.server.config.framing, self._notice))
+        raise _Closed(self._ending or "closed")
 
     def _send(self, data: bytes) -> None:
         """Send all of `data`, waiting while the peer does not read, within the write deadline."""
+        self.server.note_output_queue(len(data))
+        if not self._watched:
+            self._send_in_slices(memoryview(data))
+            return
+        try:
+            sent = self.sock.send(data, _DONT_WAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return  # the usual case: the socket buffer took all of it
+        if sent:
+            self._deadlines.sent_since_sweep = True
+        with self._lock:
+            if self._ending == "timeout":
+                raise _Closed("timeout")
+            self._sending = True
+        poll_quietly(self.sock, SWEEP_INTERVAL_S)
+        self._send_in_slices(memoryview(data)[sent:])
+        poll_quietly(self.sock, None)
+        with self._lock:
+            self._sending = False
+
+    def _send_in_slices(self, view: memoryview) -> None:
+        """Send all of `view` from a socket with a timeout, noting progress once per slice."""
         server = self.server
-        server.note_output_queue(len(data))
-        view = memoryview(data)
+        watched = self._watched
         while view:
             if server.stopping:
                 # Within the grace only: wait no longer than what is left of it.
@@ -170,12 +243,12 @@ class BlockingConnection:
                 sent = 0
             if sent:
                 self._deadlines.sent_since_sweep = True
-                if sent == len(view):
-                    return  # the usual case: all of it at once; the caller sweeps when due
                 view = view[sent:]
-            self._sweep_if_due(sending=True)
+            if not watched:
+                self._sweep_if_due(sending=True)
 
     def _sweep_if_due(self, *, sending: bool) -> None:
+        """The connection's own deadline sweep, where no watchdog can wake it (Windows)."""
         now = time.monotonic()
         if now < self._next_sweep:
             return
@@ -211,6 +284,13 @@ class BlockingServer(ServerHandle):
         self.stop_deadline = float("inf")
         self.stats_lock = threading.Lock()
         self.connections: set[BlockingConnection] = set()
+        self.watched = SHUTDOWN_WAKES_BLOCKED_CALLS
+        self._watchdog: threading.Thread | None = None
+        if self.watched:
+            self._watchdog = threading.Thread(
+                target=self._watch, name=f"{thread_name}-watchdog-{self.address[1]}", daemon=True
+            )
+            self._watchdog.start()
         self.start_thread(f"{thread_name}-{self.address[1]}")
 
     @abstractmethod
@@ -241,6 +321,17 @@ class BlockingServer(ServerHandle):
         finally:
             listener.close()  # stop accepting: clients still in the backlog are reset
             self.finish_connections()
+            if self._watchdog is not None:
+                self._watchdog.join()  # request_stop() ended its wait
+
+    def _watch(self) -> None:
+        """Sweep every connection's deadlines once per interval, until the server stops."""
+        while not self._stop_requested.wait(SWEEP_INTERVAL_S):
+            with self.stats_lock:
+                connections = list(self.connections)
+            for connection in connections:
+                if connection.sweep_from_watchdog():
+                    self.count_timeout()
 
     def stop(self, timeout_s: float | None = None) -> None:
         super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)

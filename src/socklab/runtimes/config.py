@@ -69,6 +69,9 @@ class ServerConfig:
     # kernel's autotuning. Only tests set it: a tiny buffer forces partial reads (Linux clamps
     # the value to its minimum, about 2 KiB).
     receive_buffer_bytes: int | None = None
+    # SO_SNDBUF the same way; tests set it so that a slow reader makes sends wait at a size
+    # they choose (autotuning lets a loopback send buffer grow to 4 MiB).
+    send_buffer_bytes: int | None = None
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     observer: ServerObserver | None = field(default=None, compare=False)
     # --trace: every socket call of the server reported as it happens (None: no cost at all).

@@ -40,6 +40,8 @@ def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> so
             # Set before listen(): accepted sockets inherit it, and the window they announce
             # in the handshake is sized from it (socket(7), tcp(7)).
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, config.receive_buffer_bytes)
+        if config.send_buffer_bytes is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.send_buffer_bytes)
         if family == socket.AF_INET6 and address[0] == "::":
             # "::" serves IPv4 as well (dual stack) where the OS allows it.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -39,8 +39,11 @@ def new_socket(
     return TracedSocket(family, sock_type, tracer=tracer)
 
 
-def poll_quietly(sock: socket.socket, timeout_s: float) -> None:
-    """settimeout(timeout_s) for a wait-in-slices loop, whose timeouts a trace does not show."""
+def poll_quietly(sock: socket.socket, timeout_s: float | None) -> None:
+    """settimeout(timeout_s) for a wait-in-slices loop, whose timeouts a trace does not show.
+
+    None ends the slices: the socket blocks again.
+    """
     if isinstance(sock, TracedSocket):
         sock.poll_quietly(timeout_s)
     else:

@@ -60,7 +60,7 @@ class TracedSocket(socket.socket):
             )
         )
 
-    def poll_quietly(self, timeout_s: float) -> None:
+    def poll_quietly(self, timeout_s: float | None) -> None:
         """Wait in slices of `timeout_s` without reporting the setting or the slices' timeouts.
 
         A server that waits in short slices so it can notice a stop request (or Ctrl+C on
