@@ -90,6 +90,7 @@ class BlockingConnection:
         self.sock = sock
         self.peer = peer
         self.server = server
+        self._stats = server.stats
         config = server.config
         self.session = ConverterSession(
             config.framing, max_message_bytes=config.max_message_bytes, record_events=False
@@ -204,7 +205,9 @@ class BlockingConnection:
 
     def _send(self, data: bytes) -> None:
         """Send all of `data`, waiting while the peer does not read, within the write deadline."""
-        self.server.note_output_queue(len(data))
+        size = len(data)
+        if size > self._stats.largest_output_queue_bytes:
+            self.server.note_output_queue(size)
         if not self._watched:
             self._send_in_slices(memoryview(data))
             return
@@ -212,7 +215,7 @@ class BlockingConnection:
             sent = self.sock.send(data, _DONT_WAIT)
         except BlockingIOError:
             sent = 0
-        if sent == len(data):
+        if sent == size:
             return  # the usual case: the socket buffer took all of it
         if sent:
             self._deadlines.sent_since_sweep = True
@@ -368,12 +371,10 @@ class BlockingServer(ServerHandle):
         notify(self.config, ConnectionClosed(connection.peer, reason))
 
     def note_output_queue(self, size: int) -> None:
-        """Replies waiting to be sent to one client (they are sent before reading more)."""
-        if size > self.stats.largest_output_queue_bytes:
-            with self.stats_lock:
-                self.stats.largest_output_queue_bytes = max(
-                    self.stats.largest_output_queue_bytes, size
-                )
+        """Replies waiting to be sent to one client (they are sent before reading more), when
+        more than the largest so far."""
+        with self.stats_lock:
+            self.stats.largest_output_queue_bytes = max(self.stats.largest_output_queue_bytes, size)
 
     def count_timeout(self) -> None:
         with self.stats_lock:
