@@ -135,16 +135,23 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
 # -- both ways of waiting, in this process ----------------------------------------------------
 
 
-@pytest.fixture(params=[True, False], ids=["watchdog", "slices"])
-def threads_server(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[threaded.ThreadedServer]:
-    monkeypatch.setattr(blocking, "SHUTDOWN_WAKES_BLOCKED_CALLS", request.param)
+def start_threads_server(
+    monkeypatch: pytest.MonkeyPatch, *, watched: bool
+) -> threaded.ThreadedServer:
+    monkeypatch.setattr(blocking, "SHUTDOWN_WAKES_BLOCKED_CALLS", watched)
     config = ServerConfig(
         port=0, idle_timeout_s=1, message_timeout_s=2, write_timeout_s=1, shutdown_grace_s=0.5
     )
     server = threaded.serve(config)
-    assert server.watched is request.param
+    assert server.watched is watched
+    return server
+
+
+@pytest.fixture(params=[True, False], ids=["watchdog", "slices"])
+def threads_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[threaded.ThreadedServer]:
+    server = start_threads_server(monkeypatch, watched=request.param)
     try:
         yield server
     finally:
@@ -200,3 +207,26 @@ def test_stop_wakes_a_thread_waiting_for_a_request(
     # Woken by shutdown() at once, or by the next slice: well before the idle deadline.
     assert time.monotonic() - started < SWEEP_INTERVAL_S + 0.5
     assert threads_server.stats.connections_active == 0
+
+
+def test_a_failing_watchdog_stops_the_server_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Deadlines that silently stopped would let idle clients hold their threads forever.
+    failure = RuntimeError("a bug in the sweep")
+
+    def broken_sweep(self: blocking.BlockingConnection) -> bool:
+        raise failure
+
+    monkeypatch.setattr(blocking.BlockingConnection, "sweep_from_watchdog", broken_sweep)
+    server = start_threads_server(monkeypatch, watched=True)
+    try:
+        host, port = server.address
+        with connect_raw(host, port) as sock:
+            receive_greeting(sock)
+            with pytest.raises(RuntimeError, match="a bug in the sweep"):
+                server.wait(3 * SWEEP_INTERVAL_S)
+            assert read_until_closed(sock) == b""
+    finally:
+        server.stop()
+    assert not [t for t in threading.enumerate() if "watchdog" in t.name and t.is_alive()]

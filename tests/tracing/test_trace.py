@@ -148,3 +148,31 @@ def test_hello_trace_shows_accept_and_the_new_socket(start_socklab) -> None:  # 
         "close",
     ]
     assert "Hi server!" in "\n".join(server.stderr_lines)
+
+
+def test_a_deadline_shows_as_the_notice_and_close_not_as_the_peer_closing(start_socklab) -> None:  # type: ignore[no-untyped-def]
+    # The threads model's watchdog wakes a thread blocked in recv() with shutdown(): the trace
+    # shows neither that machinery nor the end of stream it causes, only what the server sends.
+    server = start_socklab(
+        [
+            "converter",
+            "server",
+            "--model",
+            "threads",
+            "--port",
+            "0",
+            "--idle-timeout",
+            "1",
+            "--trace",
+        ]
+    )
+    host, port = server.wait_listening()
+    with socket.create_connection((host, port), timeout=WAIT_S) as client:
+        received = b""
+        while chunk := client.recv(1024):
+            received += chunk
+    assert received.endswith(b"\nE:idle timeout: closing an inactive connection\n")
+    wait_for_stderr(server, r"close\(\)")
+    trace = server.stderr_lines
+    assert calls(trace) == ["socket", "bind", "listen", "accept", "send", "send", "close"]
+    assert "peer closed" not in "\n".join(trace)

@@ -57,17 +57,17 @@ from socklab.runtimes.listening import (
     bound_address,
     open_listening_socket,
 )
-from socklab.tracing import poll_quietly
+from socklab.tracing import poll_quietly, shutdown_quietly
 
 # accept() waits at most this long before looking at the stop flag again.
 ACCEPT_WAIT_S = 0.5
 
-# Whether shutdown() from another thread wakes a thread blocked in recv() or send() on that
-# socket: it does on Linux, macOS and the BSDs; not on Windows.
-SHUTDOWN_WAKES_BLOCKED_CALLS = sys.platform != "win32"
+# Whether the watchdog can serve: shutdown() from another thread wakes a thread blocked in
+# recv() or send() on that socket on Linux, macOS and the BSDs, not on Windows; and a reply is
+# sent with MSG_DONTWAIT (send what fits, never wait), which Windows lacks too.
+SHUTDOWN_WAKES_BLOCKED_CALLS = sys.platform != "win32" and hasattr(socket, "MSG_DONTWAIT")
 
-# send() that takes what fits in the socket buffer and never waits (0 where there is no such
-# flag: only the Windows code path, which never sends this way, lacks it).
+# 0 only where the watchdog does not serve, whose code path never sends with it.
 _DONT_WAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
@@ -136,15 +136,13 @@ class BlockingConnection:
             if not self._closed:
                 if self._ending is None:
                     self._ending = "server stopped"
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RD)
+                shutdown_quietly(self.sock, socket.SHUT_RD)
 
     def abort(self) -> None:
         """Wake a blocked send() too: the shutdown grace is over."""
         with self._lock:
             if not self._closed:
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RDWR)
+                shutdown_quietly(self.sock, socket.SHUT_RDWR)
 
     def sweep_from_watchdog(self) -> bool:
         """One deadline sweep, by the server's watchdog; True when it ended the connection.
@@ -162,11 +160,12 @@ class BlockingConnection:
             )
             if notice is None:
                 return False
-            self._ending = "timeout"
             if not sending:
-                self._notice = notice
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR if sending else socket.SHUT_RD)
+                self._notice = (
+                    notice  # first: the connection's thread reads it once it sees _ending
+                )
+            self._ending = "timeout"
+            shutdown_quietly(self.sock, socket.SHUT_RDWR if sending else socket.SHUT_RD)
         return True
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -247,6 +246,8 @@ class BlockingConnection:
             if sent:
                 self._deadlines.sent_since_sweep = True
                 view = view[sent:]
+                if not view:
+                    return  # all sent: the caller sweeps when due, and may still send a notice
             if not watched:
                 self._sweep_if_due(sending=True)
 
@@ -288,12 +289,7 @@ class BlockingServer(ServerHandle):
         self.stats_lock = threading.Lock()
         self.connections: set[BlockingConnection] = set()
         self.watched = SHUTDOWN_WAKES_BLOCKED_CALLS
-        self._watchdog: threading.Thread | None = None
-        if self.watched:
-            self._watchdog = threading.Thread(
-                target=self._watch, name=f"{thread_name}-watchdog-{self.address[1]}", daemon=True
-            )
-            self._watchdog.start()
+        self._watchdog_name = f"{thread_name}-watchdog-{self.address[1]}"
         self.start_thread(f"{thread_name}-{self.address[1]}")
 
     @abstractmethod
@@ -305,8 +301,14 @@ class BlockingServer(ServerHandle):
 
     def run(self) -> None:
         listener = self._listener
-        poll_quietly(listener, ACCEPT_WAIT_S)
+        watchdog = None
         try:
+            if self.watched:
+                watchdog = threading.Thread(
+                    target=self._watch, name=self._watchdog_name, daemon=True
+                )
+                watchdog.start()
+            poll_quietly(listener, ACCEPT_WAIT_S)
             while not self.stopping:
                 try:
                     sock, address = listener.accept()
@@ -322,19 +324,28 @@ class BlockingServer(ServerHandle):
                 configure_accepted_socket_safely(sock, self.config)
                 self.dispatch(sock, peer_of(address))
         finally:
+            # Also when run() failed: the watchdog and the connections must stop with it.
+            self.request_stop()
             listener.close()  # stop accepting: clients still in the backlog are reset
             self.finish_connections()
-            if self._watchdog is not None:
-                self._watchdog.join()  # request_stop() ended its wait
+            if watchdog is not None:
+                watchdog.join()  # request_stop() ended its wait
 
     def _watch(self) -> None:
-        """Sweep every connection's deadlines once per interval, until the server stops."""
-        while not self._stop_requested.wait(SWEEP_INTERVAL_S):
-            with self.stats_lock:
-                connections = list(self.connections)
-            for connection in connections:
-                if connection.sweep_from_watchdog():
-                    self.count_timeout()
+        """Sweep every connection's deadlines once per interval, until the server stops.
+
+        Should a sweep fail (a bug), the server stops with that error, as when its own thread
+        fails: a server whose deadlines silently stopped would hold idle clients forever.
+        """
+        try:
+            while not self._stop_requested.wait(SWEEP_INTERVAL_S):
+                with self.stats_lock:
+                    connections = list(self.connections)
+                for connection in connections:
+                    if connection.sweep_from_watchdog():
+                        self.count_timeout()
+        except BaseException as exc:
+            self.fail(exc)
 
     def stop(self, timeout_s: float | None = None) -> None:
         super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
@@ -371,8 +382,8 @@ class BlockingServer(ServerHandle):
         notify(self.config, ConnectionClosed(connection.peer, reason))
 
     def note_output_queue(self, size: int) -> None:
-        """Replies waiting to be sent to one client (they are sent before reading more), when
-        more than the largest so far."""
+        """Replies waiting to be sent to one client (they are sent before reading more); called
+        when `size` is more than the largest so far."""
         with self.stats_lock:
             self.stats.largest_output_queue_bytes = max(self.stats.largest_output_queue_bytes, size)
 

@@ -34,7 +34,7 @@ RECEIVE_BYTES = 64 * 1024
 BUSY_REPLY = b"E:server busy, try again later"
 
 # After the shutdown grace, closing the remaining sockets and ending the thread takes a moment;
-# blocked threads notice within one deadline sweep (1 s).
+# blocked threads are woken by shutdown() at once, or (Windows) notice within one 1 s slice.
 STOP_MARGIN_S = 2.0
 
 # Sockets a server holds besides its clients: the listener, a wake-up pair, a connection being

@@ -51,6 +51,12 @@ class ServerHandle(ABC):
         finally:
             self._stopped.set()
 
+    def fail(self, exc: BaseException) -> None:
+        """A helper thread of the server failed: stop serving; wait() and stop() raise `exc`."""
+        if self._failure is None:
+            self._failure = exc
+        self.request_stop()
+
     @abstractmethod
     def run(self) -> None:
         """Serve until request_stop() is called; runs in the background thread."""

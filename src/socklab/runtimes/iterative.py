@@ -2,7 +2,7 @@
 
     while True:
         conn, addr = listener.accept()    # the next client in the listen backlog
-        serve conn until it closes         # greeting, then recv -> session -> sendall
+        serve conn until it closes         # greeting, then recv -> session -> send
         conn.close()
 
 While one client is served, the others wait in the listen backlog: the kernel completes their

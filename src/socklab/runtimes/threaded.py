@@ -5,7 +5,7 @@ call stops only that client. The accept loop stays in the server thread; `dispat
 thread that serves the connection with the same blocking loop as the iterative model:
 
     server thread:  accept() -> (over the bound? "E:server busy", close) -> Thread(serve).start()
-    client thread:  greeting -> [recv -> session -> sendall]* -> close
+    client thread:  greeting -> [recv -> session -> send]* -> close
 
 Beyond `max_clients` threads a new connection is answered `E:server busy` and closed at once,
 so it never hangs silently and a connection storm cannot create unbounded threads.

@@ -17,6 +17,7 @@ renders them in the chosen language.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 from socklab.tracing.events import (
@@ -48,6 +49,16 @@ def poll_quietly(sock: socket.socket, timeout_s: float | None) -> None:
         sock.poll_quietly(timeout_s)
     else:
         sock.settimeout(timeout_s)
+
+
+def shutdown_quietly(sock: socket.socket, how: int) -> None:
+    """shutdown(how) to wake the server's own thread blocked on `sock`, which a trace does not
+    show (nor the end of stream it causes); a socket the peer already reset is no error."""
+    with contextlib.suppress(OSError):
+        if isinstance(sock, TracedSocket):
+            sock.shutdown_quietly(how)
+        else:
+            sock.shutdown(how)
 
 
 def plain_socket(sock: socket.socket) -> socket.socket:

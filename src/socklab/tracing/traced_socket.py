@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class TracedSocket(socket.socket):
-    __slots__ = ("_polling", "_receive_count", "_tracer")
+    __slots__ = ("_polling", "_receive_count", "_tracer", "_woken")
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class TracedSocket(socket.socket):
         self._tracer = tracer
         self._receive_count = 0
         self._polling = False
+        self._woken = False
         if fileno is None:
             self._report(Call.SOCKET, ipv6=self.family == socket.AF_INET6)
 
@@ -69,6 +70,13 @@ class TracedSocket(socket.socket):
         self._polling = True
         super().settimeout(timeout_s)
 
+    def shutdown_quietly(self, how: int) -> None:
+        """shutdown() by the server to wake its own thread blocked on this socket (a deadline
+        passed, the server stops): neither it nor the end of stream it causes is reported, as
+        that recv() = 0 would read as the peer closing."""
+        self._woken = True
+        super().shutdown(how)
+
     def _report_failure(self, call: Call, exc: OSError, **facts: Any) -> None:
         if isinstance(exc, BlockingIOError):
             return
@@ -82,6 +90,8 @@ class TracedSocket(socket.socket):
     def _report_received(
         self, call: Call, data: bytes, bufsize: int, address: object = None
     ) -> None:
+        if not data and self._woken:
+            return
         self._receive_count += 1
         self._report(
             call,
