@@ -8,15 +8,19 @@ wrong servers (threads in this process, loopback). Figures are checked for plaus
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
 from socklab.protocol.converter import GREETING
 from socklab.runtimes import RUNTIMES
-from tests.socklab_process import SocklabProcess, free_port, run_socklab
+from tests.socklab_process import SocklabProcess, free_port, run_socklab, socklab_command
 
 SHORT = ["--duration", "1", "--warmup", "0"]
 JSON_KEYS = {
@@ -43,6 +47,7 @@ JSON_KEYS = {
     "server",
     "bench_cpu_cores",
     "bench_is_bottleneck",
+    "cpus",
 }
 
 
@@ -78,6 +83,43 @@ def test_table_output_names_the_figures() -> None:
     for label in ("requests/s", "latency p50", "latency p99.9", "errors", "server peak RSS"):
         assert label in done.stdout
     assert "\x1b[" not in done.stdout  # no progress bar or colour into a pipe
+
+
+def test_the_server_bench_starts_gets_a_core_of_its_own() -> None:
+    # Loopback ping-pong pulls both processes onto one core unless they are pinned apart.
+    cores = sorted(os.sched_getaffinity(0))
+    assert len(cores) >= 2, "CI machines have two cores or more"
+    command = [*socklab_command(), "bench", "--duration", "3", "--warmup", "0", "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as bench:
+        try:
+            seen = _affinities_once_pinned(bench.pid, cores)
+        finally:
+            output, errors = bench.communicate(timeout=60)
+    assert bench.returncode == 0, errors
+    assert seen == ([cores[-1]], cores[:-1])
+    assert json.loads(output)["cpus"] == {"server": [cores[-1]], "bench": cores[:-1]}
+
+
+def _affinities_once_pinned(bench_pid: int, cores: list[int]) -> tuple[list[int], list[int]]:
+    """(the server's cores, bench's cores) once bench has pinned both, read from the OS."""
+    bench = psutil.Process(bench_pid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        servers = [child for child in bench.children() if "converter" in child.cmdline()]
+        if servers:
+            seen = sorted(servers[0].cpu_affinity()), sorted(bench.cpu_affinity())
+            if seen[0] != cores and seen[1] != cores:
+                return seen
+        time.sleep(0.05)  # polling the OS's view, not waiting for readiness of a service
+    raise AssertionError("bench never pinned the server it started")
+
+
+def test_no_pin_leaves_placement_to_the_os() -> None:
+    status, report = bench_json("--connections", "2", "--no-pin")
+    assert status == 0, report
+    assert report["cpus"] is None
+    done = run_socklab(["bench", *SHORT, "--connections", "2"], timeout_s=60)
+    assert "CPU placement" in done.stdout
 
 
 def test_udp_outstanding_datagrams() -> None:

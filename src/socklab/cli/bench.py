@@ -116,6 +116,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=_("load-generator processes (default: one per core the server does not use)"),
     )
     parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help=_(
+            "leave the server bench starts and the load processes wherever the OS puts them (default: the server on a core of its own)"
+        ),
+    )
+    parser.add_argument(
         "--scenarios",
         help=_("with --compare: comma-separated subset of {names}").format(
             names=",".join(SCENARIOS)
@@ -155,7 +163,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     else:
         target = BenchTarget(model=args.model or DEFAULT_RUNTIME, event_loop=args.loop)
     with _progress_bar(env, enabled=not args.json) as progress:
-        result = run_bench(target, workload, processes=args.processes, progress=progress)
+        result = run_bench(
+            target, workload, processes=args.processes, progress=progress, pin=args.pin
+        )
     if args.json:
         env.say(json.dumps(result_to_json(result), indent=2))
     else:
@@ -281,6 +291,14 @@ def _render_result(env: Environment, result: BenchResult) -> None:
             cores=result.bench_cpu_cores, n=result.processes
         ),
     )
+    if result.placement is not None:
+        table.add_row(
+            _("CPU placement"),
+            _("server on CPU {server}, bench on CPU {bench}").format(
+                server=_cpu_list(result.placement.server_cpus),
+                bench=_cpu_list(result.placement.bench_cpus),
+            ),
+        )
     console = Console(file=env.stdout, width=max(60, min(100, Console().width)))
     console.print(table)
     if result.bench_is_bottleneck:
@@ -289,6 +307,10 @@ def _render_result(env: Environment, result: BenchResult) -> None:
                 "Note: the load generator was busy {cores:.0%} of a core: it, not the server, limits this figure. On a machine with more cores use --processes N."
             ).format(cores=result.bench_cpu_cores)
         )
+
+
+def _cpu_list(cpus: tuple[int, ...]) -> str:
+    return ",".join(str(cpu) for cpu in cpus)
 
 
 def result_to_json(result: BenchResult) -> dict[str, Any]:
@@ -339,6 +361,12 @@ def result_to_json(result: BenchResult) -> dict[str, Any]:
         },
         "bench_cpu_cores": round(result.bench_cpu_cores, 3),
         "bench_is_bottleneck": result.bench_is_bottleneck,
+        "cpus": None
+        if result.placement is None
+        else {
+            "server": list(result.placement.server_cpus),
+            "bench": list(result.placement.bench_cpus),
+        },
     }
 
 
@@ -362,6 +390,7 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
         warmup_s=args.warmup,
         framing=args.framing,
         processes=args.processes,
+        pin=args.pin,
         on_cell=on_cell,
     )
     if args.json:

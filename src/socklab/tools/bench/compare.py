@@ -63,6 +63,7 @@ def run_comparison(
     warmup_s: float,
     framing: str = "line",
     processes: int | None = None,
+    pin: bool = True,
     on_cell: Callable[[str, str], ProgressCallback | None] | None = None,
 ) -> Comparison:
     """Run every compared server under every scenario its transports allow."""
@@ -81,6 +82,7 @@ def run_comparison(
                     workload,
                     processes=processes,
                     progress=progress,
+                    pin=pin,
                 )
             except UsageError:
                 raise

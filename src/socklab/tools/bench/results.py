@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from socklab.tools.bench.placement import Placement
 from socklab.tools.bench.workload import Workload
 
 # A process whose CPU use over the measured window is at least this (1.0 = one core) cannot go
@@ -71,6 +72,8 @@ class BenchResult:
     bench_cpu_cores: float  # the busiest load-generator process (1.0 = one core)
     server: ServerUsage | None
     notes: tuple[str, ...] = field(default=())
+    # The cores of the server bench started and of bench itself; None: left to the OS.
+    placement: Placement | None = None
 
     @property
     def requests_per_s(self) -> float:

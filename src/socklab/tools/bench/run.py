@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from socklab.errors import SocklabError, UsageError
@@ -36,6 +36,7 @@ from socklab.tools.bench.load import (
     check_load_options,
     run_load,
 )
+from socklab.tools.bench.placement import placed, plan_placement
 from socklab.tools.bench.results import BenchResult, ErrorCounts, LatencySummary, ServerUsage
 from socklab.tools.bench.server import ServerProcess, ensure_model_exists, server_command
 from socklab.tools.bench.workload import Workload
@@ -168,8 +169,13 @@ def run_bench(
     *,
     processes: int | None = None,
     progress: ProgressCallback | None = None,
+    pin: bool = True,
 ) -> BenchResult:
-    """Measure the converter server of `target` under `workload`."""
+    """Measure the converter server of `target` under `workload`.
+
+    With `pin`, a server bench starts runs on a core of its own, bench on the others
+    (`placement`); a server at `target.address` is wherever its owner put it.
+    """
     check_load_options(workload)
     count = processes if processes is not None else auto_processes(workload)
     if count < 1:
@@ -191,7 +197,10 @@ def run_bench(
         max_clients=total_sockets + 16,
     )
     with ServerProcess(command) as server:
-        return _measure(server.address, server, workload, count, progress)
+        placement = plan_placement() if pin else None
+        with placed(placement, server.pid) as in_force:
+            result = _measure(server.address, server, workload, count, progress)
+        return replace(result, placement=in_force)
 
 
 def _measure(
