@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
 from socklab.runtimes.handle import ServerHandle
+
+# On POSIX a signal (Ctrl+C, SIGTERM) interrupts a wait on a lock, so the main thread can sleep
+# until the server stops: a busy server's loop thread then never hands the interpreter over to
+# it. Windows delivers Ctrl+C only between waits, so there the wait is cut into short ones.
+_INTERRUPTIBLE_WAIT_S = 0.5 if sys.platform == "win32" else None
 
 
 @contextlib.contextmanager
@@ -39,8 +45,7 @@ def wait_until_interrupted(
     try:
         if announce is not None:
             announce()
-        # Short waits keep the main thread responsive to Ctrl+C on Windows as well.
-        while not handle.wait(0.5):
+        while not handle.wait(_INTERRUPTIBLE_WAIT_S):
             pass
     except KeyboardInterrupt:
         pass

@@ -166,11 +166,12 @@ class _Connection(Deadlines, asyncio.Protocol):
             if not self.accepted:
                 return  # refused as busy: closing
             session = self.start_session()
-        self.bytes_received += len(data)
+        size = len(data)
+        self.bytes_received += size
         if self.pending_input:  # reading is paused; a loop may still hand over what it had read
             self.pending_input += data
             return
-        if len(data) > FEED_SLICE_BYTES:
+        if size > FEED_SLICE_BYTES:
             self._feed(data)
             return
         # The common case, one read of at most one slice, inline (same steps as `_feed`).

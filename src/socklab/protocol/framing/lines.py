@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from socklab.protocol.framing.base import FrameEvent, FrameTooLong
 
+_CR = ord("\r")
+
 
 class LineFramer:
     __slots__ = ("_failed", "_partial", "max_message_bytes")
@@ -49,7 +51,7 @@ class LineFramer:
             and not self._partial
             and not self._failed
             and last <= self.max_message_bytes
-            and data[last - 1 : last] != b"\r"
+            and data[last - 1] != _CR  # an int, no one-byte slice (b"\n" alone: data[-1] is the LF)
         )
 
     def maybe_single_message(self, data: bytes) -> bytes | None:
