@@ -34,14 +34,6 @@ IDLE_NOTICE = b"E:idle timeout: closing an inactive connection\n"
 MESSAGE_NOTICE = b"E:message timeout: the message did not arrive in time\n"
 
 
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    started: list[RunningServer] = []
-    yield started
-    for server in started:
-        server.process.stop()
-
-
 def voluntary_switches(pid: int) -> int:
     """How often the threads of `pid` went to sleep so far (proc(5): voluntary_ctxt_switches)."""
     total = 0

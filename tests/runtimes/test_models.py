@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -30,14 +29,6 @@ from tests.runtimes.servers import (
 )
 
 BUSY = b"E:server busy, try again later"
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    started: list[RunningServer] = []
-    yield started
-    for server in started:
-        server.process.stop()
 
 
 def test_iterative_serves_one_client_while_the_next_waits_in_the_backlog(
