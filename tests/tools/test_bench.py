@@ -7,6 +7,7 @@ wrong servers (threads in this process, loopback). Figures are checked for plaus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -86,32 +87,42 @@ def test_table_output_names_the_figures() -> None:
 
 
 def test_the_server_bench_starts_gets_a_core_of_its_own() -> None:
-    # Loopback ping-pong pulls both processes onto one core unless they are pinned apart.
+    # Loopback ping-pong pulls both processes onto one core unless they are pinned apart; the
+    # threads model checks that the pin covers every thread, the clients' threads included.
     cores = sorted(os.sched_getaffinity(0))
     assert len(cores) >= 2, "CI machines have two cores or more"
-    command = [*socklab_command(), "bench", "--duration", "3", "--warmup", "0", "--json"]
+    command = [*socklab_command(), "bench", "--model", "threads", "--connections", "8"]
+    command += ["--duration", "3", "--warmup", "0", "--json"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as bench:
         try:
-            seen = _affinities_once_pinned(bench.pid, cores)
+            server_threads, bench_cores = _affinities_once_serving(bench.pid, cores)
         finally:
             output, errors = bench.communicate(timeout=60)
     assert bench.returncode == 0, errors
-    assert seen == ([cores[-1]], cores[:-1])
+    assert bench_cores == cores[:-1]
+    assert len(server_threads) > 8  # the clients' threads, the accept thread, the watchdog
+    assert all(thread_cores == [cores[-1]] for thread_cores in server_threads.values())
     assert json.loads(output)["cpus"] == {"server": [cores[-1]], "bench": cores[:-1]}
 
 
-def _affinities_once_pinned(bench_pid: int, cores: list[int]) -> tuple[list[int], list[int]]:
-    """(the server's cores, bench's cores) once bench has pinned both, read from the OS."""
+def _affinities_once_serving(
+    bench_pid: int, cores: list[int]
+) -> tuple[dict[int, list[int]], list[int]]:
+    """({server thread id: its cores}, bench's cores), read from the OS once bench has moved
+    to its own cores and the server has a thread per client."""
     bench = psutil.Process(bench_pid)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         servers = [child for child in bench.children() if "converter" in child.cmdline()]
-        if servers:
-            seen = sorted(servers[0].cpu_affinity()), sorted(bench.cpu_affinity())
-            if seen[0] != cores and seen[1] != cores:
-                return seen
+        bench_cores = sorted(bench.cpu_affinity())
+        if servers and bench_cores != cores and servers[0].num_threads() > 8:
+            threads = {}
+            for thread in servers[0].threads():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    threads[thread.id] = sorted(os.sched_getaffinity(thread.id))
+            return threads, bench_cores
         time.sleep(0.05)  # polling the OS's view, not waiting for readiness of a service
-    raise AssertionError("bench never pinned the server it started")
+    raise AssertionError("bench never moved to its cores, or the server never served")
 
 
 def test_no_pin_leaves_placement_to_the_os() -> None:

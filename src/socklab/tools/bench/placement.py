@@ -6,7 +6,8 @@ sharing one core. On the project's 2-vCPU machine `bench --compare` then measure
 requests/s for a server that answers 150,000 with the two on separate cores, changing from run
 to run with where the scheduler happened to put them. The reference benchmark pins with
 taskset; bench does the same through psutil's `cpu_affinity` (Linux, Windows, FreeBSD): the
-server gets the last core it may use, bench and its load processes the others. macOS has no
+server gets the last core it may use, bench and its load processes the others. Both by
+inheritance: bench starts the server (and its load processes) while it runs on their cores. macOS has no
 affinity call, and one core leaves nothing to separate: there placement stays with the OS.
 """
 
@@ -37,24 +38,29 @@ def plan_placement() -> Placement | None:
 
 
 @contextlib.contextmanager
-def placed(placement: Placement | None, server_pid: int) -> Iterator[Placement | None]:
-    """Pin the server and this process (load processes started inside inherit it) for a run;
-    this process gets its cores back afterwards. Yields the placement in force, or None."""
-    if placement is None:
-        yield None
+def running_on(cpus: tuple[int, ...] | None) -> Iterator[bool]:
+    """Run this process on `cpus` within the block, then on its cores from before; yields
+    whether it did (None, or a refusal by the OS: it stays where it was).
+
+    A child started inside inherits the cores with all the threads it will ever have. Pinning
+    a running process afterwards would not do: on Linux the call pins the one thread whose id
+    is the process id, and the threads that already exist (an event loop's, the threads
+    model's accept thread, which starts every client thread) would stay anywhere.
+    """
+    if cpus is None:
+        yield False
         return
     import psutil
 
     me = psutil.Process()
     try:
         before = me.cpu_affinity()
-        psutil.Process(server_pid).cpu_affinity(list(placement.server_cpus))
-        me.cpu_affinity(list(placement.bench_cpus))
+        me.cpu_affinity(list(cpus))
     except (OSError, psutil.Error):
-        yield None  # the server is gone (reported by the run) or pinning was refused
+        yield False
         return
     try:
-        yield placement
+        yield True
     finally:
         with contextlib.suppress(OSError, psutil.Error):
             me.cpu_affinity(before)

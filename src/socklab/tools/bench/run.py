@@ -36,7 +36,7 @@ from socklab.tools.bench.load import (
     check_load_options,
     run_load,
 )
-from socklab.tools.bench.placement import placed, plan_placement
+from socklab.tools.bench.placement import plan_placement, running_on
 from socklab.tools.bench.results import BenchResult, ErrorCounts, LatencySummary, ServerUsage
 from socklab.tools.bench.server import ServerProcess, ensure_model_exists, server_command
 from socklab.tools.bench.workload import Workload
@@ -196,11 +196,12 @@ def run_bench(
         event_loop=target.event_loop,
         max_clients=total_sockets + 16,
     )
-    with ServerProcess(command) as server:
-        placement = plan_placement() if pin else None
-        with placed(placement, server.pid) as in_force:
-            result = _measure(server.address, server, workload, count, progress)
-        return replace(result, placement=in_force)
+    placement = plan_placement() if pin else None
+    with running_on(placement.server_cpus if placement else None) as server_pinned:
+        server = ServerProcess(command)  # inherits the cores, for every thread it will start
+    with server, running_on(placement.bench_cpus if placement else None) as bench_pinned:
+        result = _measure(server.address, server, workload, count, progress)
+    return replace(result, placement=placement if server_pinned and bench_pinned else None)
 
 
 def _measure(
