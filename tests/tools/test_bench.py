@@ -21,6 +21,7 @@ import pytest
 
 from socklab.protocol.converter import GREETING
 from socklab.runtimes import RUNTIMES
+from socklab.tools.bench.placement import running_on
 from tests.socklab_process import SocklabProcess, free_port, run_socklab, socklab_command
 
 SHORT = ["--duration", "1", "--warmup", "0"]
@@ -88,41 +89,55 @@ def test_table_output_names_the_figures() -> None:
 
 def test_the_server_bench_starts_gets_a_core_of_its_own() -> None:
     # Loopback ping-pong pulls both processes onto one core unless they are pinned apart; the
-    # threads model checks that the pin covers every thread, the clients' threads included.
+    # threads model checks that the pin covers every thread, the clients' threads included,
+    # and two load processes that they run on bench's cores.
     cores = sorted(os.sched_getaffinity(0))
     assert len(cores) >= 2, "CI machines have two cores or more"
     command = [*socklab_command(), "bench", "--model", "threads", "--connections", "8"]
-    command += ["--duration", "3", "--warmup", "0", "--json"]
+    command += ["--processes", "2", "--duration", "3", "--warmup", "0", "--json"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as bench:
         try:
-            server_threads, bench_cores = _affinities_once_serving(bench.pid, cores)
+            server_threads, load_processes = _affinities_once_serving(bench.pid)
         finally:
             output, errors = bench.communicate(timeout=60)
     assert bench.returncode == 0, errors
-    assert bench_cores == cores[:-1]
     assert len(server_threads) > 8  # the clients' threads, the accept thread, the watchdog
     assert all(thread_cores == [cores[-1]] for thread_cores in server_threads.values())
+    assert len(load_processes) == 2
+    assert all(process_cores == cores[:-1] for process_cores in load_processes)
     assert json.loads(output)["cpus"] == {"server": [cores[-1]], "bench": cores[:-1]}
 
 
-def _affinities_once_serving(
-    bench_pid: int, cores: list[int]
-) -> tuple[dict[int, list[int]], list[int]]:
-    """({server thread id: its cores}, bench's cores), read from the OS once bench has moved
-    to its own cores and the server has a thread per client."""
+def _affinities_once_serving(bench_pid: int) -> tuple[dict[int, list[int]], list[list[int]]]:
+    """({server thread id: its cores}, [each load process's cores]), read from the OS once
+    the server has a thread per client (so the load processes run)."""
     bench = psutil.Process(bench_pid)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        servers = [child for child in bench.children() if "converter" in child.cmdline()]
-        bench_cores = sorted(bench.cpu_affinity())
-        if servers and bench_cores != cores and servers[0].num_threads() > 8:
+        children = bench.children()
+        servers = [child for child in children if "converter" in child.cmdline()]
+        if servers and servers[0].num_threads() > 8:
             threads = {}
             for thread in servers[0].threads():
                 with contextlib.suppress(OSError):  # a thread that just ended
                     threads[thread.id] = sorted(os.sched_getaffinity(thread.id))
-            return threads, bench_cores
+            loads = [
+                sorted(child.cpu_affinity())
+                for child in children
+                if child not in servers and "resource_tracker" not in " ".join(child.cmdline())
+            ]
+            return threads, loads
         time.sleep(0.05)  # polling the OS's view, not waiting for readiness of a service
-    raise AssertionError("bench never moved to its cores, or the server never served")
+    raise AssertionError("the server bench started never had a thread per client")
+
+
+def test_cores_come_back_after_a_failure_inside() -> None:
+    before = os.sched_getaffinity(0)
+    cores = tuple(sorted(before))
+    with pytest.raises(RuntimeError), running_on(cores[:1]) as pinned:
+        assert pinned and os.sched_getaffinity(0) == set(cores[:1])
+        raise RuntimeError("a failed run")
+    assert os.sched_getaffinity(0) == before
 
 
 def test_no_pin_leaves_placement_to_the_os() -> None:

@@ -120,7 +120,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="pin",
         action="store_false",
         help=_(
-            "leave the server bench starts and the load processes wherever the OS puts them (default: the server on a core of its own)"
+            "do not give the server that bench starts a core of its own, apart from bench and its load processes (default: it gets one; a --target server is never moved)"
         ),
     )
     parser.add_argument(
@@ -294,7 +294,7 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     if result.placement is not None:
         table.add_row(
             _("CPU placement"),
-            _("server on CPU {server}, bench on CPU {bench}").format(
+            _("server on CPUs {server}, bench on CPUs {bench}").format(
                 server=_cpu_list(result.placement.server_cpus),
                 bench=_cpu_list(result.placement.bench_cpus),
             ),

@@ -197,11 +197,11 @@ def run_bench(
         max_clients=total_sockets + 16,
     )
     placement = plan_placement() if pin else None
-    with running_on(placement.server_cpus if placement else None) as server_pinned:
-        server = ServerProcess(command)  # inherits the cores, for every thread it will start
-    with server, running_on(placement.bench_cpus if placement else None) as bench_pinned:
-        result = _measure(server.address, server, workload, count, progress)
-    return replace(result, placement=placement if server_pinned and bench_pinned else None)
+    with ServerProcess(command, cpus=placement.server_cpus if placement else None) as server:
+        bench_cpus = placement.bench_cpus if placement and server.pinned else None
+        with running_on(bench_cpus) as bench_pinned:  # the load processes inherit it
+            result = _measure(server.address, server, workload, count, progress)
+    return replace(result, placement=placement if bench_pinned else None)
 
 
 def _measure(

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from socklab.errors import SocklabError, UsageError
+from socklab.tools.bench.placement import running_on
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
@@ -88,22 +89,26 @@ def read_peak_rss_bytes(pid: int) -> int | None:
 class ServerProcess:
     """A running converter server child; use as a context manager."""
 
-    def __init__(self, command: Sequence[str]) -> None:
+    def __init__(self, command: Sequence[str], *, cpus: tuple[int, ...] | None = None) -> None:
+        """Start the server, on `cpus` if given (see `placement`; `pinned` says if it is)."""
         import psutil
 
         self.command = tuple(command)
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
+        # Only the start runs on the server's cores: the child inherits them, this process's
+        # threads started below (the output reader) do not.
+        with running_on(cpus) as self.pinned:
+            self.proc = subprocess.Popen(
+                list(command),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._pump, daemon=True)
