@@ -32,6 +32,7 @@ standard loop (ProactorEventLoop), which supports the same Protocol API.
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import contextlib
 import socket
 import sys
@@ -47,7 +48,7 @@ from socklab.runtimes.config import (
     ConnectionRefusedBusy,
     ServerConfig,
 )
-from socklab.runtimes.connections import BUSY_REPLY, frame_notice, stop_timeout_s
+from socklab.runtimes.connections import BUSY_REPLY, RECEIVE_BYTES, frame_notice, stop_timeout_s
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import (
@@ -358,6 +359,21 @@ class _DatagramDrain:
             stats.requests_served += served
 
 
+def _read_at_most(size: int) -> None:
+    """Make the standard loop's TCP transports read `size` bytes at a time, not 256 KiB.
+
+    recv(n) allocates n bytes before it knows how many arrive, and glibc serves 128 KiB and
+    more with mmap() (M_MMAP_THRESHOLD): every 256 KiB read cost an mmap, an mremap and an
+    munmap until the threshold happened to rise, so the standard-loop server made 39k or 128k
+    requests/s from one start to the next (strace showed the calls). The other models read
+    64 KiB. `max_size` is a class attribute of asyncio's selector transport (CPython 3.11 to
+    3.13), read on every read; where it is missing this does nothing.
+    """
+    transport_class = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
+    if transport_class is not None and getattr(transport_class, "max_size", 0) > size:
+        transport_class.max_size = size
+
+
 class AsyncioServer(EventLoopHandle):
     """The converter served by an asyncio event loop in a background thread."""
 
@@ -372,6 +388,8 @@ class AsyncioServer(EventLoopHandle):
                 assert MAX_UDP_PAYLOAD_BYTES < 65536
             else:
                 self._sock = open_listening_socket(config)
+                if loop_name(self.loop) == "asyncio":
+                    _read_at_most(RECEIVE_BYTES)
         except BaseException:
             self.loop.close()
             raise

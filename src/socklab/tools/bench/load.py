@@ -46,7 +46,12 @@ SETUP_TIMEOUT_S = 10.0
 # After an error the connection is opened again after this pause, so a faulty server is
 # measured for the whole run without being hammered by reconnects.
 RECONNECT_DELAY_S = 0.05
-RECEIVE_BYTES = 256 * 1024
+# One recv() takes up to 64 KiB, as the servers read. Not more: recv(n) allocates n bytes
+# before it knows how many arrive, and glibc serves 128 KiB or more with mmap() (its
+# M_MMAP_THRESHOLD), so 256 KiB reads cost an mmap, an mremap and an munmap per reply. strace
+# showed exactly that while bench made 40k requests/s on a full core instead of 150k; the mode
+# came and went between runs (freeing a block glibc had not shrunk raises its threshold).
+RECEIVE_BYTES = 64 * 1024
 PROGRESS_INTERVAL_S = 0.1
 POLL_TIMEOUT_S = 0.05
 # A request without reply for this long when the run ends counts as unanswered.
