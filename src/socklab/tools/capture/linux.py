@@ -24,11 +24,13 @@ import mmap
 import select
 import socket
 import struct
+import time
 from typing import Final, NamedTuple
 
 from socklab.errors import PermissionDeniedError, UsageError, translate_oserror
 from socklab.i18n import _
 from socklab.tools.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from socklab.tools.capture.selection import run_bpf
 
 # <linux/if_ether.h>, <linux/socket.h>, <asm-generic/socket.h>, <linux/if_packet.h>
 ETH_P_ALL: Final = 0x0003
@@ -103,6 +105,9 @@ class PacketSocketSource:
         self.kernel_dropped = 0
         self._is_loopback = False
         self._ring: _Ring | None = None
+        # Ring frames stamped up to this time may predate the kernel filter: checked here.
+        self._check_until: float | None = None
+        self._program: list[tuple[int, int, int, int]] = []
         try:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError as exc:
@@ -173,6 +178,20 @@ class PacketSocketSource:
         """Let the kernel drop what `program` rejects; packets queued before it are discarded."""
         attach_filter(self._sock, program)
         self.discard_queued()
+        if self._ring is not None:
+            # The block the kernel was filling meanwhile keeps the frames it took before the
+            # filter, and the ring hands it over later: filter those frames here, as libpcap
+            # does for such blocks (its blocks_to_filter_in_userland).
+            self._check_until = time.time()
+            self._program = program
+
+    def _without_frames_from_before_the_filter(self, frames: list[Frame]) -> list[Frame]:
+        until = self._check_until
+        assert until is not None
+        if frames[-1].time > until:
+            self._check_until = None  # blocks come in order: later ones are all filtered
+        program = self._program
+        return [f for f in frames if f.time > until or run_bpf(program, f.data) > 0]
 
     def discard_queued(self) -> None:
         """Drop what is queued: before bind() the socket received from every interface."""
@@ -195,9 +214,12 @@ class PacketSocketSource:
     def receive_batch(self, timeout_s: float) -> list[Frame]:
         """The next frames (a ring block, or up to MAX_BATCH); waits at most `timeout_s`."""
         if self._ring is not None:
-            return self._ring.receive_block(
+            block = self._ring.receive_block(
                 timeout_s, self.snaplen, skip_outgoing=self._is_loopback
             )
+            if self._check_until is not None and block:
+                return self._without_frames_from_before_the_filter(block)
+            return block
         ready, _writable, _errors = select.select([self._sock], [], [], timeout_s)
         if not ready:
             return []
