@@ -20,15 +20,24 @@ def replies(
 ) -> tuple[bytes, list[object]]:
     session = ConverterSession("line", max_message_bytes=max_message_bytes, greet=False)
     if not fast:
-        session._maybe_single_message = None  # the general path alone
-        session._holds_one_bare_line = None
+        general_path_only(session)
+    return feed(session, chunks), session.take_events()
+
+
+def general_path_only(session: ConverterSession) -> None:
+    session._maybe_single_message = None
+    session._holds_one_bare_line = None
+
+
+def feed(session: ConverterSession, chunks: list[bytes]) -> bytes:
+    """Every reply, through `receive_data()` and `data_to_send()`, until the session closes."""
     out = []
     for chunk in chunks:
         if session.should_close:
             break
         session.receive_data(chunk)
         out.append(session.data_to_send())
-    return b"".join(out), session.take_events()
+    return b"".join(out)
 
 
 def test_one_line_chunk_is_answered() -> None:
@@ -100,15 +109,8 @@ def exchanged(chunks: list[bytes], framing: str = "line") -> tuple[bytes, list[o
 def fed(chunks: list[bytes], framing: str = "line") -> tuple[bytes, list[object], int]:
     """The same through `receive_data()` and `data_to_send()`, the general path only."""
     session = ConverterSession(framing, max_message_bytes=64, greet=False)
-    session._maybe_single_message = None
-    session._holds_one_bare_line = None
-    out = []
-    for chunk in chunks:
-        if session.should_close:
-            break
-        session.receive_data(chunk)
-        out.append(session.data_to_send())
-    return b"".join(out), session.take_events(), session.requests_served
+    general_path_only(session)
+    return feed(session, chunks), session.take_events(), session.requests_served
 
 
 @given(lines, st.data())
