@@ -33,7 +33,7 @@ class Placement:
 
 def plan_placement() -> Placement | None:
     """The server on the last core this thread may use, bench on the rest; None if it cannot."""
-    cpus = _current_cpus()
+    cpus = current_cpus()
     if cpus is None or len(cpus) < 2:
         return None
     return Placement(server_cpus=(cpus[-1],), bench_cpus=tuple(cpus[:-1]))
@@ -44,7 +44,7 @@ def running_on(cpus: tuple[int, ...] | None) -> Iterator[bool]:
     """Run the calling thread on `cpus` within the block, then on its cores from before; yields
     whether it did (not for None, nor when the OS refused: it stays where it was). Processes
     started inside inherit the cores."""
-    before = None if cpus is None else _current_cpus()
+    before = None if cpus is None else current_cpus()
     if cpus is None or before is None or not _set_cpus(cpus):
         yield False
         return
@@ -54,7 +54,8 @@ def running_on(cpus: tuple[int, ...] | None) -> Iterator[bool]:
         _set_cpus(tuple(before))
 
 
-def _current_cpus() -> list[int] | None:
+def current_cpus() -> list[int] | None:
+    """The cores the calling thread may run on, sorted; None where the OS cannot say (macOS)."""
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     import psutil

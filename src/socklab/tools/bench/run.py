@@ -36,7 +36,7 @@ from socklab.tools.bench.load import (
     check_load_options,
     run_load,
 )
-from socklab.tools.bench.placement import plan_placement, running_on
+from socklab.tools.bench.placement import current_cpus, plan_placement, running_on
 from socklab.tools.bench.results import BenchResult, ErrorCounts, LatencySummary, ServerUsage
 from socklab.tools.bench.server import ServerProcess, ensure_model_exists, server_command
 from socklab.tools.bench.workload import Workload
@@ -68,9 +68,8 @@ class BenchTarget:
 
 
 def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    cpus = current_cpus()
+    return len(cpus) if cpus else max(1, os.cpu_count() or 1)
 
 
 def auto_processes(workload: Workload) -> int:
