@@ -2,22 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every install takes the versions of constraints.txt (and so does the build backend, through
+# PIP_CONSTRAINT): a new release of ruff, mypy, babel, pytest or a library changes nothing here
+# until `make lock` is run on purpose and the refreshed file is committed.
+LOCK := constraints.txt
+PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n
+.PHONY: run test lint typecheck clean i18n lock
 
-$(BIN)/socklab: pyproject.toml
+$(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3 venv support is missing; installing Debian's python3-venv"; \
 	  rm -rf $(VENV); \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv \
 	  && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP) --upgrade pip
+	$(PIP) -e .
 	@touch $@
 
 $(VENV)/.test-extras: $(BIN)/socklab
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) -e '.[test]'
 	@touch $@
 
 run: $(BIN)/socklab
@@ -39,6 +44,18 @@ test: $(VENV)/.test-extras lint typecheck
 # Merge the German catalogue parts and compile them into the package (commit the .mo).
 i18n: $(VENV)/.test-extras
 	$(BIN)/python scripts/compile_catalogs.py
+
+# Refresh constraints.txt on purpose: the newest releases that satisfy pyproject.toml, installed in
+# a throw-away venv and frozen. Run `make test` on the result before committing it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ echo "# The versions every install of socklab's development setup takes (make run, make test, CI)."; \
+	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version); refresh on purpose, then run make test."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^socklab'; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -61,3 +62,20 @@ def test_translations_keep_the_placeholders_of_their_msgid() -> None:
 def test_placeholder_check_can_fail() -> None:
     assert placeholders("Port {port} on {host}") != placeholders("Port {porta} auf {host}")
     assert placeholders("invalid %(type)s: %(value)r") != placeholders("ungültig %(type)s")
+
+
+def test_catalogue_check_compares_messages_not_bytes() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "compile_catalogs", ROOT / "scripts" / "compile_catalogs.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected = {"Hello": "Hallo", ("1 file", "{n} files"): ("1 Datei", "{n} Dateien")}
+    assert module.differences(expected, dict(expected)) == []
+    changed = {"Hello": "Servus", ("1 file", "{n} files"): ("1 Datei", "{n} Dateien")}
+    assert module.differences(expected, changed) == ["translated differently: 'Hello'"]
+    assert module.differences(expected, {"Hello": "Hallo"}) == [
+        "missing: ('1 file', '{n} files')"
+    ]
+    assert module.differences({}, {"Extra": "Extra"}) == ["not in the .po parts: 'Extra'"]
