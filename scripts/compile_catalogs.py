@@ -100,9 +100,7 @@ def main(argv: list[str]) -> int:
             if stale:
                 shown = "\n  ".join(stale[:20])
                 more = f"\n  ... and {len(stale) - 20} more" if len(stale) > 20 else ""
-                print(
-                    f"{target} is out of date: run 'make i18n'\n  {shown}{more}", file=sys.stderr
-                )
+                print(f"{target} is out of date: run 'make i18n'\n  {shown}{more}", file=sys.stderr)
                 return 1
             continue
         data = compiled(language_dir.name)
