@@ -75,7 +75,5 @@ def test_catalogue_check_compares_messages_not_bytes() -> None:
     assert module.differences(expected, dict(expected)) == []
     changed = {"Hello": "Servus", ("1 file", "{n} files"): ("1 Datei", "{n} Dateien")}
     assert module.differences(expected, changed) == ["translated differently: 'Hello'"]
-    assert module.differences(expected, {"Hello": "Hallo"}) == [
-        "missing: ('1 file', '{n} files')"
-    ]
+    assert module.differences(expected, {"Hello": "Hallo"}) == ["missing: ('1 file', '{n} files')"]
     assert module.differences({}, {"Extra": "Extra"}) == ["not in the .po parts: 'Extra'"]
