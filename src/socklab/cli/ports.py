@@ -233,23 +233,16 @@ def plain_table_lines(
     shrinks columns) and every cell is printable ASCII (one column per character, nothing for
     rich to strip); otherwise None, and the caller lets rich do it.
     """
-    widths = [len(header) for header in headers]
-    for cells in rows:
-        for column, cell in enumerate(cells):
-            if len(cell) > widths[column]:
-                widths[column] = len(cell)
+    table = [headers, *rows]
+    widths = [max(map(len, column)) for column in zip(*table, strict=True)]
     if sum(widths) + 2 * (len(widths) - 1) > width:
         return None
-    if not all(_is_plain(cell) for cells in (headers, *rows) for cell in cells):
-        return None
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True))
-        for cells in (headers, *rows)
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)) for cells in table
     ]
-
-
-def _is_plain(text: str) -> bool:
-    return text.isascii() and text.isprintable()
+    if not all(line.isascii() and line.isprintable() for line in lines):
+        return None
+    return lines
 
 
 def print_socket_table(env: Environment, rows: Sequence[SocketRow]) -> None:

@@ -150,24 +150,23 @@ def _read_sock_diag(selection: SocketFilter) -> SocketTable:
         return text
 
     kept: list[tuple[str, str, str, int, str | None, int | None, str | None, int]] = []
-    for sock in found:
-        if not sock.sport:
+    for proto, family_number, number, src, sport, dst, dport, _uid, inode in found:
+        if not sport:
             continue  # psutil lists no socket without a local port; neither do we
-        remote = bool(sock.dport)
-        state = TCP_STATES.get(sock.state, str(sock.state)) if sock.proto == "tcp" else None
-        remote_port = sock.dport if remote else None
-        if not selection.keeps_socket(sock.proto, state, sock.sport, remote_port):
+        state = TCP_STATES.get(number, str(number)) if proto == "tcp" else None
+        remote_port = dport or None
+        if not selection.keeps_socket(proto, state, sport, remote_port):
             continue
         kept.append(
             (
-                sock.proto,
-                _family_name(sock.family),
-                text_of(sock.family, sock.src),
-                sock.sport,
-                text_of(sock.family, sock.dst) if remote else None,
+                proto,
+                _family_name(family_number),
+                text_of(family_number, src),
+                sport,
+                text_of(family_number, dst) if remote_port else None,
                 remote_port,
                 state,
-                sock.inode,
+                inode,
             )
         )
     owners = find_socket_owners(fields[7] for fields in kept).pids

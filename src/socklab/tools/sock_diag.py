@@ -18,7 +18,7 @@ import errno
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # <linux/netlink.h>, <linux/sock_diag.h>, <linux/inet_diag.h>
 NETLINK_SOCK_DIAG = 4
@@ -78,9 +78,12 @@ class SockDiagUnavailable(OSError):
     """Netlink sock_diag refused (no AF_NETLINK, a sandbox, a kernel without tcp/udp_diag)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DiagSocket:
-    """One `inet_diag_msg`, addresses still packed (4 bytes used for IPv4, 16 for IPv6)."""
+class DiagSocket(NamedTuple):
+    """One `inet_diag_msg`, addresses still packed (4 bytes used for IPv4, 16 for IPv6).
+
+    A named tuple, not a dataclass: a busy machine has tens of thousands, and a tuple is made
+    several times faster.
+    """
 
     proto: str  # "tcp" | "udp"
     family: int  # socket.AF_INET | socket.AF_INET6
