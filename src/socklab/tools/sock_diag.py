@@ -161,6 +161,14 @@ def parse_messages(data: bytes, proto: str) -> tuple[list[DiagSocket], bool]:
     return sockets, False
 
 
+def open_netlink() -> socket.socket:
+    """A NETLINK_SOCK_DIAG socket, or SockDiagUnavailable (no AF_NETLINK, or refused)."""
+    try:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    except (OSError, AttributeError) as exc:  # AttributeError: no AF_NETLINK on this OS
+        raise SockDiagUnavailable(errno.EAFNOSUPPORT, f"no netlink sock_diag: {exc}") from exc
+
+
 def read_sockets(
     protocols: tuple[str, ...] = ("tcp", "udp"),
     families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6),
@@ -173,11 +181,7 @@ def read_sockets(
     remote port (the kernel filters). Raises SockDiagUnavailable when netlink cannot be used.
     """
     bytecode = port_filter(port) if port is not None else b""
-    try:
-        diag = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
-    except (OSError, AttributeError) as exc:  # AttributeError: no AF_NETLINK on this OS
-        raise SockDiagUnavailable(errno.EAFNOSUPPORT, f"no netlink sock_diag: {exc}") from exc
-    with diag:
+    with open_netlink() as diag:
         diag.settimeout(TIMEOUT_S)
         sequence = 0
         for proto in protocols:
