@@ -26,6 +26,7 @@ from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _, ngettext
 from socklab.tools.ports import (
+    TIME_WAIT,
     Hidden,
     HiddenReason,
     PortGroup,
@@ -41,7 +42,7 @@ from socklab.tools.ports import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
     from rich.table import Table
 
 JSON_KEYS = tuple(field.name for field in dataclasses.fields(SocketRow))
@@ -273,13 +274,34 @@ def _print_explanation(env: Environment, groups: tuple[PortGroup, ...]) -> None:
     if not groups:
         env.say(_("No sockets match."))
         return
+    # A port where nothing but TIME_WAIT is left (usually a client's ephemeral port, closed)
+    # teaches nothing of its own: on a busy machine there are thousands. One line counts them.
+    waiting_only = [group for group in groups if group.is_waiting_only]
     for group in groups:
-        _explain_group(env, group)
+        if not group.is_waiting_only:
+            _explain_group(env, group)
+            env.say()
+    if waiting_only:
+        sockets = sum(len(group.sockets) for group in waiting_only)
+        env.say(
+            ngettext(
+                "TIME_WAIT only: {sockets} sockets on {ports} more port",
+                "TIME_WAIT only: {sockets} sockets on {ports} more ports",
+                len(waiting_only),
+            ).format(sockets=sockets, ports=len(waiting_only))
+        )
         env.say()
+    if any(group.waiting for group in groups):
+        env.say(
+            "→ "
+            + _(
+                "TIME_WAIT: the side that closed a TCP connection first keeps its 4-tuple for a while (60 s on Linux, 2 × MSL in RFC 9293), so that late segments of the old connection cannot be taken for a new one. The kernel holds these sockets, no process (no PID); they go away by themselves, and a server with SO_REUSEADDR can listen on the port meanwhile."
+            )
+        )
 
 
 def _explain_group(env: Environment, group: PortGroup) -> None:
-    listeners, connections = group.listeners, group.connections
+    listeners, connections, waiting = group.listeners, group.live_connections, group.waiting
     if group.proto == "udp":
         env.say(
             ngettext(
@@ -288,6 +310,17 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
                 len(group.sockets),
             ).format(port=group.local_port, count=len(group.sockets))
         )
+    elif waiting:
+        env.say(
+            _(
+                "TCP port {port}: {listening} listening, {connections} connected, {waiting} in TIME_WAIT"
+            ).format(
+                port=group.local_port,
+                listening=len(listeners),
+                connections=len(connections),
+                waiting=len(waiting),
+            )
+        )
     else:
         env.say(
             _("TCP port {port}: {listening} listening, {connections} connected").format(
@@ -295,11 +328,19 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
             )
         )
     for row in group.sockets:
-        state = row.state or ("UNCONN" if row.remote_port is None else "CONNECTED")
-        local = format_endpoint(row.local_address, row.local_port)
-        remote = format_endpoint(row.remote_address, row.remote_port)
-        link = f"{local} ⇄ {remote}" if row.remote_port is not None else local
-        env.say(f"  {state:<12} {link:<50} {format_owner(row)}")
+        if row.state == TIME_WAIT and len(waiting) > 1:
+            continue  # summed up below, one line per local address
+        _explain_row(env, row)
+    if len(waiting) > 1:
+        by_address: dict[str, int] = {}
+        for row in waiting:
+            by_address[row.local_address] = by_address.get(row.local_address, 0) + 1
+        for address, count in by_address.items():
+            local = format_endpoint(address, group.local_port)
+            closed = ngettext(
+                "{count} closed connection", "{count} closed connections", count
+            ).format(count=count)
+            env.say(f"  {TIME_WAIT:<12} {local + ' ⇄ ' + closed:<50} -")
     port = group.local_port
     if group.proto == "udp":
         env.say(
@@ -329,6 +370,14 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
                 "Connected sockets only: segments reach each one by its 4-tuple (this is usually a client's ephemeral port)."
             )
         )
+
+
+def _explain_row(env: Environment, row: SocketRow) -> None:
+    state = row.state or ("UNCONN" if row.remote_port is None else "CONNECTED")
+    local = format_endpoint(row.local_address, row.local_port)
+    remote = format_endpoint(row.remote_address, row.remote_port)
+    link = f"{local} ⇄ {remote}" if row.remote_port is not None else local
+    env.say(f"  {state:<12} {link:<50} {format_owner(row)}")
 
 
 # --- --watch -------------------------------------------------------------------------------------
@@ -384,12 +433,18 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
             hidden_reported = True
         return rows
 
-    def view(rows: tuple[WatchedRow, ...]) -> Table:
-        table = _socket_table(list(rows), show_status=True)
-        table.caption = _(
+    def view(rows: tuple[WatchedRow, ...]) -> RenderableType:
+        from rich.console import Group
+        from rich.text import Text
+
+        caption = _(
             "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
         ).format(seconds=interval, kept=watch.retention_s)
-        return table
+        # Below the table, not as its caption: rich wraps a caption to the table's width, and a
+        # table with no rows is narrower than the caption.
+        return Group(
+            _socket_table(list(rows), show_status=True), Text(caption, style="table.caption")
+        )
 
     try:
         rows = refresh()

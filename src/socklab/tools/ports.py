@@ -28,8 +28,9 @@ from typing import Any, Protocol
 
 PROTOCOLS = ("tcp", "udp")
 LISTEN = "LISTEN"
+TIME_WAIT = "TIME_WAIT"
 # TIME_WAIT sockets belong to the kernel, not to a process (RFC 9293 3.3.2): no PID is normal.
-_OWNERLESS_STATES = frozenset({"TIME_WAIT"})
+_OWNERLESS_STATES = frozenset({TIME_WAIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +441,20 @@ class PortGroup:
     @property
     def connections(self) -> tuple[SocketRow, ...]:
         return tuple(row for row in self.sockets if not row.is_listening)
+
+    @property
+    def live_connections(self) -> tuple[SocketRow, ...]:
+        """Connections that are not closed yet: neither listening nor in TIME_WAIT."""
+        return tuple(row for row in self.sockets if not row.is_listening and row.state != TIME_WAIT)
+
+    @property
+    def waiting(self) -> tuple[SocketRow, ...]:
+        """Closed connections the kernel keeps in TIME_WAIT (RFC 9293 3.3.2)."""
+        return tuple(row for row in self.sockets if row.state == TIME_WAIT)
+
+    @property
+    def is_waiting_only(self) -> bool:
+        return all(row.state == TIME_WAIT for row in self.sockets)
 
     @property
     def is_server_port(self) -> bool:
