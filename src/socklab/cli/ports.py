@@ -403,6 +403,19 @@ def _describe_change(change: SocketChange) -> str:
     )
 
 
+def watch_view(rows: Sequence[WatchedRow], interval_s: float, kept_s: float) -> RenderableType:
+    """The --watch screen: the marked table and, below it, what the colours mean."""
+    from rich.console import Group
+    from rich.text import Text
+
+    caption = _(
+        "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
+    ).format(seconds=interval_s, kept=kept_s)
+    # Below the table, not as its caption: rich wraps a caption to the table's width, and a
+    # table with no rows is narrower than the caption.
+    return Group(_socket_table(list(rows), show_status=True), Text(caption, style="table.caption"))
+
+
 def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) -> ExitStatus:
     interval = float(args.watch)
     watch = SocketWatch(retention_s=max(MIN_RETENTION_S, 3 * interval))
@@ -434,17 +447,7 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
         return rows
 
     def view(rows: tuple[WatchedRow, ...]) -> RenderableType:
-        from rich.console import Group
-        from rich.text import Text
-
-        caption = _(
-            "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
-        ).format(seconds=interval, kept=watch.retention_s)
-        # Below the table, not as its caption: rich wraps a caption to the table's width, and a
-        # table with no rows is narrower than the caption.
-        return Group(
-            _socket_table(list(rows), show_status=True), Text(caption, style="table.caption")
-        )
+        return watch_view(rows, interval, watch.retention_s)
 
     try:
         rows = refresh()
