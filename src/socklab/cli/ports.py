@@ -454,10 +454,14 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
         if env.stdout_isatty:
             from rich.live import Live
 
-            with Live(view(rows), console=_console(env), auto_refresh=False) as live:
+            console = _console(env)
+            # Live shows the top of the view and cuts the rest ("..."). Only rows that can
+            # appear are laid out: rich takes seconds for a table of 10,000 rows, and a
+            # refresh every second must not.
+            with Live(view(rows[: console.height]), console=console, auto_refresh=False) as live:
                 while True:
                     time.sleep(interval)
-                    live.update(view(refresh()), refresh=True)
+                    live.update(view(refresh()[: console.height]), refresh=True)
         else:
             # A pipe gets the first table, then one line per change.
             print_socket_table(env, [watched.row for watched in rows])
