@@ -1,4 +1,4 @@
-"""The socket table behind `socklab ports`: rows from the kernel, filters, the --watch diff, --explain.
+"""The socket table behind `socklab ports`: kernel rows, filters, the --watch diff, --explain.
 
 Strategy: the system's socket table becomes a tuple of frozen `SocketRow`s, the same rows
 ss/netstat/CurrPorts print. On Linux it is read as `ss` reads it, from the kernel over netlink
