@@ -142,9 +142,23 @@ def expected_rows(known: KnownSockets) -> set[SocketRow]:
     }
 
 
-def ours(rows: tuple[SocketRow, ...] | list[SocketRow], known: KnownSockets) -> set[SocketRow]:
+def owned(rows: tuple[SocketRow, ...] | list[SocketRow], known: KnownSockets) -> set[SocketRow]:
+    """Rows of this process or the child (this test worker may hold other tests' sockets too)."""
     pids = {os.getpid(), known.child_pid}
     return {r for r in rows if r.pid in pids}
+
+
+def ours(rows: tuple[SocketRow, ...] | list[SocketRow], known: KnownSockets) -> set[SocketRow]:
+    """Rows of the sockets the fixture opened."""
+    local_ports = {
+        known.port4,
+        known.port6,
+        known.client_port,
+        known.udp4_port,
+        known.udp6_port,
+        known.child_port,
+    }
+    return {r for r in owned(rows, known) if r.local_port in local_ports}
 
 
 def test_the_kernel_dump_has_our_sockets_with_states_addresses_and_inodes(
