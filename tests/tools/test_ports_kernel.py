@@ -8,6 +8,7 @@ run in parallel on the same machine, so assertions are about our sockets, never 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -377,3 +378,15 @@ def test_many_descriptors_are_read_by_threads_with_the_same_result(
     monkeypatch.setattr(socket_owners, "_threads", lambda: 3)
     scan = socket_owners.find_socket_owners([1, 150, 300, 999], proc=str(tmp_path))
     assert scan.pids == {1: 5, 150: 5, 300: 5}
+
+
+def test_owners_hidden_only_when_a_process_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "_is_privileged", lambda: False)
+    orphan = SocketRow("tcp", "ipv4", "127.0.0.1", 1, "127.0.0.1", 2, "FIN_WAIT1", None, None)
+    waiting = dataclasses.replace(orphan, state="TIME_WAIT")
+    assert ports._hidden([orphan, waiting], refused=0) is None  # every process was read
+    hidden = ports._hidden([orphan, waiting], refused=3)
+    assert hidden == ports.Hidden(ports.HiddenReason.OTHER_USERS_PROCESSES, 1)
+    assert ports._hidden([orphan]) == hidden  # psutil's path cannot tell: the count says it
+    monkeypatch.setattr(ports, "_is_privileged", lambda: True)
+    assert ports._hidden([orphan], refused=3) is None

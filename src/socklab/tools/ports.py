@@ -112,12 +112,15 @@ def read_socket_table(selection: SocketFilter | None = None) -> SocketTable:
     return _read_psutil(selection)
 
 
-def _hidden(candidates: Iterable[SocketRow]) -> Hidden | None:
+def _hidden(candidates: Iterable[SocketRow], refused: int | None = None) -> Hidden | None:
     """Linux/Windows: sockets listed without owner because their process is not ours to inspect.
 
     Counted over the sockets the selection keeps by protocol, state and port (an owner filter
-    could have matched them, had they been visible).
+    could have matched them, had they been visible). `refused`: how many processes could not be
+    inspected, when the reader knows (0 means every owner was visible: nothing is hidden).
     """
+    if refused == 0:
+        return None
     unattributed = sum(
         1 for row in candidates if row.pid is None and row.state not in _OWNERLESS_STATES
     )
@@ -170,7 +173,8 @@ def _read_sock_diag(selection: SocketFilter) -> SocketTable:
                 inode,
             )
         )
-    owners = find_socket_owners(fields[7] for fields in kept).pids
+    scan = find_socket_owners(fields[7] for fields in kept)
+    owners = scan.pids
     names = process_names(set(owners.values()))
     candidates = []
     for proto, family, local, local_port, remote_address, remote_port, state, inode in kept:
@@ -189,7 +193,7 @@ def _read_sock_diag(selection: SocketFilter) -> SocketTable:
             )
         )
     rows = tuple(row for row in candidates if selection.keeps_owner(row.pid, row.process))
-    return SocketTable(rows, _hidden(candidates))
+    return SocketTable(rows, _hidden(candidates, scan.refused))
 
 
 class _PsutilConnection(Protocol):
