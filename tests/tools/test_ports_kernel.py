@@ -390,3 +390,21 @@ def test_owners_hidden_only_when_a_process_refused(monkeypatch: pytest.MonkeyPat
     assert ports._hidden([orphan]) == hidden  # psutil's path cannot tell: the count says it
     monkeypatch.setattr(ports, "_is_privileged", lambda: True)
     assert ports._hidden([orphan], refused=3) is None
+
+
+def test_no_thread_to_be_had_is_no_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_process(tmp_path, 5, list(range(1, 301)), "many")
+    monkeypatch.setattr(socket_owners, "_THREADED_DESCRIPTORS", 10)
+    monkeypatch.setattr(socket_owners, "_threads", lambda: 3)
+    real_start = socket_owners.threading.Thread.start
+    calls = []
+
+    def start_once(thread: object) -> None:
+        calls.append(thread)
+        if len(calls) > 1:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket_owners.threading.Thread, "start", start_once)
+    scan = socket_owners.find_socket_owners([1, 2, 3, 150, 300], proc=str(tmp_path))
+    assert scan.pids == {1: 5, 2: 5, 3: 5, 150: 5, 300: 5}

@@ -96,9 +96,16 @@ def _scan_process(pid: int, wanted: set[int], owners: dict[int, int], proc: str)
                 )
                 for i in range(threads)
             ]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
+            started = []
+            try:
+                for worker in workers:
+                    worker.start()
+                    started.append(worker)
+            except RuntimeError:
+                # No thread to be had (a process or memory limit): read what is left here.
+                for index in range(len(started), threads):
+                    _match_links(directory, names[index::threads], wanted, parts[index])
+            for worker in started:
                 worker.join()
             found = [inode for part in parts for inode in part]
     except OSError:
