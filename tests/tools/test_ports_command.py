@@ -181,7 +181,7 @@ def test_what_is_hidden_is_said_on_stderr(monkeypatch: pytest.MonkeyPatch) -> No
     # the test runs as root.
     row = ports.SocketRow("tcp", "ipv4", "127.0.0.1", 1, None, None, "LISTEN", None, None)
     table = ports.SocketTable((row,), ports.Hidden(ports.HiddenReason.OTHER_USERS_PROCESSES, 1))
-    monkeypatch.setattr("socklab.cli.ports.read_socket_table", lambda: table)
+    monkeypatch.setattr("socklab.cli.ports.read_socket_table", lambda selection=None: table)
     out, err = io.StringIO(), io.StringIO()
     env = Environment(io.StringIO(), out, err, {}, False, False)
     assert main(["ports", "--json"], env) == ExitStatus.OK

@@ -6,8 +6,12 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from socklab.runtimes.handle import ServerHandle
+if TYPE_CHECKING:
+    # Only a type here: importing the runtimes would slow every command's start (cli.main
+    # imports this module), `socklab ports` among them.
+    from socklab.runtimes.handle import ServerHandle
 
 # The main thread waits in short slices. A Python signal handler runs only in the main thread,
 # but the OS may deliver Ctrl+C or SIGTERM to another thread of the process (Linux does when

@@ -1,11 +1,14 @@
-"""The socket table behind `socklab ports`: psutil rows, filters, the --watch diff, --explain.
+"""The socket table behind `socklab ports`: kernel rows, filters, the --watch diff, --explain.
 
-Strategy: one psutil call (`net_connections`) becomes a tuple of frozen `SocketRow`s, the same
-rows ss/netstat/CurrPorts print. Everything after that is pure and testable with hand-made
-rows: filtering, grouping by local port for the demultiplexing lesson, finding the socket a
-packet is delivered to (the kernel's lookup, done on the table), and the --watch bookkeeping
-(`SocketWatch`: appeared/closed sockets, kept visible for a retention time, with the clock
-passed in).
+Strategy: the system's socket table becomes a tuple of frozen `SocketRow`s, the same rows
+ss/netstat/CurrPorts print. On Linux it is read as `ss` reads it, from the kernel over netlink
+(`socklab.tools.sock_diag`), filtered there by state and port, and only the surviving sockets are
+matched to their processes (`socklab.tools.socket_owners`); elsewhere, or when netlink is
+refused, psutil reads it. `read_socket_table` is the one place that chooses. Everything after
+that is pure and testable with hand-made rows: filtering, grouping by local port for the
+demultiplexing lesson, finding the socket a packet is delivered to (the kernel's lookup, done on
+the table), and the --watch bookkeeping (`SocketWatch`: appeared/closed sockets, kept visible for
+a retention time, with the clock passed in).
 
 Privileges: Linux lists every socket to everyone, but only root may map another user's socket
 to its process; macOS refuses the system-wide list to non-root, so there we ask each process we
@@ -15,6 +18,7 @@ Sockets of our own user's processes (socklab's among them) are always complete.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import socket
 import sys
@@ -22,12 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psutil
-
 PROTOCOLS = ("tcp", "udp")
 LISTEN = "LISTEN"
+TIME_WAIT = "TIME_WAIT"
 # TIME_WAIT sockets belong to the kernel, not to a process (RFC 9293 3.3.2): no PID is normal.
-_OWNERLESS_STATES = frozenset({"TIME_WAIT"})
+_OWNERLESS_STATES = frozenset({TIME_WAIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +62,13 @@ class SocketRow:
     @property
     def is_listening(self) -> bool:
         """A TCP socket in LISTEN, or a UDP socket not connected to one peer (`ss -l`'s view)."""
-        if self.proto == "udp":
-            return self.remote_port is None
-        return self.state == LISTEN
+        return _is_listening(self.proto, self.state, self.remote_port)
+
+
+def _is_listening(proto: str, state: str | None, remote_port: int | None) -> bool:
+    if proto == "udp":
+        return remote_port is None
+    return state == LISTEN
 
 
 class HiddenReason(enum.Enum):
@@ -86,6 +93,109 @@ class SocketTable:
 # --- reading the system --------------------------------------------------------------------------
 
 
+def read_socket_table(selection: SocketFilter | None = None) -> SocketTable:
+    """The TCP/UDP sockets `selection` keeps (all by default) that this process may see.
+
+    The one place the source is chosen: on Linux the kernel's own tables over netlink, as `ss`
+    reads them; psutil on macOS and Windows, and on a Linux that refuses netlink (a sandbox
+    without AF_NETLINK, a kernel without inet_diag). Rows are filtered before their owners are
+    looked up, so a narrow selection does not pay for the whole machine. The rows come unsorted.
+    """
+    selection = selection or SocketFilter()
+    if sys.platform == "linux":
+        from socklab.tools.sock_diag import SockDiagUnavailable
+
+        try:
+            return _read_sock_diag(selection)
+        except SockDiagUnavailable:
+            pass  # psutil reads /proc/net/tcp* and udp* instead: slower, same rows
+    return _read_psutil(selection)
+
+
+def _hidden(candidates: Iterable[SocketRow], refused: int | None = None) -> Hidden | None:
+    """Linux/Windows: sockets listed without owner because their process is not ours to inspect.
+
+    Counted over the sockets the selection keeps by protocol, state and port (an owner filter
+    could have matched them, had they been visible). `refused`: how many processes could not be
+    inspected, when the reader knows (0 means every owner was visible: nothing is hidden).
+    """
+    if refused == 0:
+        return None
+    unattributed = sum(
+        1 for row in candidates if row.pid is None and row.state not in _OWNERLESS_STATES
+    )
+    if unattributed and not _is_privileged():
+        return Hidden(HiddenReason.OTHER_USERS_PROCESSES, unattributed)
+    return None
+
+
+def _read_sock_diag(selection: SocketFilter) -> SocketTable:
+    from socklab.tools.sock_diag import TCP_LISTEN, TCP_STATES, UDP_UNCONNECTED, read_sockets
+    from socklab.tools.socket_owners import find_socket_owners, process_names
+
+    protocols = tuple(p for p in PROTOCOLS if not selection.protocols or p in selection.protocols)
+    # The kernel filters by state and port (ss's way); the exact rules are applied below anyway.
+    states = {"tcp": 1 << TCP_LISTEN, "udp": 1 << UDP_UNCONNECTED}
+    found = list(
+        read_sockets(
+            protocols,
+            states=states if selection.listening_only else None,
+            port=selection.port or None,
+        )
+    )
+    addresses: dict[tuple[int, bytes], str] = {}
+
+    def text_of(family: int, packed: bytes) -> str:
+        key = (family, packed)
+        text = addresses.get(key)
+        if text is None:
+            size = 16 if family == socket.AF_INET6 else 4
+            text = addresses[key] = socket.inet_ntop(family, packed[:size])
+        return text
+
+    kept: list[tuple[str, str, str, int, str | None, int | None, str | None, int]] = []
+    for proto, family_number, number, src, sport, dst, dport, _uid, inode in found:
+        if not sport:
+            continue  # psutil lists no socket without a local port; neither do we
+        state = TCP_STATES.get(number, str(number)) if proto == "tcp" else None
+        remote_port = dport or None
+        if not selection.keeps_socket(proto, state, sport, remote_port):
+            continue
+        kept.append(
+            (
+                proto,
+                _family_name(family_number),
+                text_of(family_number, src),
+                sport,
+                text_of(family_number, dst) if remote_port else None,
+                remote_port,
+                state,
+                inode,
+            )
+        )
+    scan = find_socket_owners(fields[7] for fields in kept)
+    owners = scan.pids
+    names = process_names(set(owners.values()))
+    candidates = []
+    for proto, family, local, local_port, remote_address, remote_port, state, inode in kept:
+        pid = owners.get(inode)
+        candidates.append(
+            SocketRow(
+                proto,
+                family,
+                local,
+                local_port,
+                remote_address,
+                remote_port,
+                state,
+                pid,
+                names.get(pid) if pid is not None else None,
+            )
+        )
+    rows = tuple(row for row in candidates if selection.keeps_owner(row.pid, row.process))
+    return SocketTable(rows, _hidden(candidates, scan.refused))
+
+
 class _PsutilConnection(Protocol):
     """The fields socklab reads from psutil's sconn/pconn tuples (their module moved in psutil 7)."""
 
@@ -105,14 +215,14 @@ def _family_name(family: int) -> str:
     return "ipv6" if family == socket.AF_INET6 else "ipv4"
 
 
-def _row_from(
-    conn: _PsutilConnection, pid: int | None, names: dict[int, str | None]
-) -> SocketRow | None:
+def _row_from(conn: _PsutilConnection, pid: int | None) -> SocketRow | None:
+    """A row without its process name (looked up once the row survives the filter)."""
     if conn.family not in (socket.AF_INET, socket.AF_INET6) or not conn.laddr:
         return None
     proto = "udp" if conn.type == socket.SOCK_DGRAM else "tcp"
     remote = conn.raddr if conn.raddr else None
-    state = conn.status if proto == "tcp" and conn.status != psutil.CONN_NONE else None
+    # psutil.CONN_NONE, compared by value so that psutil is imported only on this path.
+    state = conn.status if proto == "tcp" and conn.status != "NONE" else None
     return SocketRow(
         proto=proto,
         family=_family_name(conn.family),
@@ -122,11 +232,13 @@ def _row_from(
         remote_port=int(remote.port) if remote else None,
         state=state,
         pid=pid,
-        process=_process_name(pid, names),
+        process=None,
     )
 
 
 def _process_name(pid: int | None, names: dict[int, str | None]) -> str | None:
+    import psutil
+
     if pid is None:
         return None
     if pid not in names:
@@ -137,25 +249,36 @@ def _process_name(pid: int | None, names: dict[int, str | None]) -> str | None:
     return names[pid]
 
 
-def read_socket_table() -> SocketTable:
-    """Every TCP/UDP socket of the machine this process is allowed to see."""
+def _select_and_name(
+    rows: Iterable[SocketRow], selection: SocketFilter, names: dict[int, str | None]
+) -> tuple[list[SocketRow], tuple[SocketRow, ...]]:
+    """(rows kept by protocol, state and port, with names; those of them the owner filter keeps)."""
+    candidates = [
+        dataclasses.replace(row, process=_process_name(row.pid, names))
+        for row in rows
+        if selection.keeps_socket(row.proto, row.state, row.local_port, row.remote_port)
+    ]
+    kept = tuple(row for row in candidates if selection.keeps_owner(row.pid, row.process))
+    return candidates, kept
+
+
+def _read_psutil(selection: SocketFilter) -> SocketTable:
+    import psutil
+
     names: dict[int, str | None] = {}
     try:
         connections = psutil.net_connections(kind="inet")
     except psutil.AccessDenied:
-        return _read_per_process(names)
-    rows = tuple(
-        row for conn in connections if (row := _row_from(conn, conn.pid or None, names)) is not None
-    )
-    unattributed = sum(1 for row in rows if row.pid is None and row.state not in _OWNERLESS_STATES)
-    hidden = None
-    if unattributed and not _is_privileged():
-        hidden = Hidden(HiddenReason.OTHER_USERS_PROCESSES, unattributed)
-    return SocketTable(rows, hidden)
+        return _read_per_process(selection, names)
+    rows = (row for conn in connections if (row := _row_from(conn, conn.pid or None)) is not None)
+    candidates, kept = _select_and_name(rows, selection, names)
+    return SocketTable(kept, _hidden(candidates))
 
 
-def _read_per_process(names: dict[int, str | None]) -> SocketTable:
+def _read_per_process(selection: SocketFilter, names: dict[int, str | None]) -> SocketTable:
     """macOS without root: ask each process we may inspect for its sockets."""
+    import psutil
+
     rows: list[SocketRow] = []
     refused = 0
     for process in psutil.process_iter(["pid", "name"]):
@@ -170,11 +293,11 @@ def _read_per_process(names: dict[int, str | None]) -> SocketTable:
             continue
         names[process.pid] = process.info.get("name")
         for conn in connections:
-            row = _row_from(conn, process.pid, names)
+            row = _row_from(conn, process.pid)
             if row is not None:
                 rows.append(row)
     hidden = Hidden(HiddenReason.SYSTEM_TABLE_REFUSED, None) if refused else None
-    return SocketTable(tuple(rows), hidden)
+    return SocketTable(_select_and_name(rows, selection, names)[1], hidden)
 
 
 def _is_privileged() -> bool:
@@ -190,7 +313,11 @@ def _is_privileged() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SocketFilter:
-    """The command line's selection; empty means everything. Protocols: none given = both."""
+    """The command line's selection; empty means everything. Protocols: none given = both.
+
+    Two halves, so a reader can filter before it looks up owners: `keeps_socket` needs only
+    what the kernel's table says, `keeps_owner` the PID and process name.
+    """
 
     protocols: frozenset[str] = frozenset()
     listening_only: bool = False
@@ -198,18 +325,26 @@ class SocketFilter:
     pid: int | None = None
     process: str | None = None  # case-insensitive substring of the process name
 
-    def matches(self, row: SocketRow) -> bool:
-        if self.protocols and row.proto not in self.protocols:
+    def keeps_socket(
+        self, proto: str, state: str | None, local_port: int, remote_port: int | None
+    ) -> bool:
+        if self.protocols and proto not in self.protocols:
             return False
-        if self.listening_only and not row.is_listening:
+        if self.listening_only and not _is_listening(proto, state, remote_port):
             return False
-        if self.port is not None and self.port not in (row.local_port, row.remote_port):
-            return False
-        if self.pid is not None and row.pid != self.pid:
+        return self.port is None or self.port in (local_port, remote_port)
+
+    def keeps_owner(self, pid: int | None, process: str | None) -> bool:
+        if self.pid is not None and pid != self.pid:
             return False
         return self.process is None or (
-            row.process is not None and self.process.casefold() in row.process.casefold()
+            process is not None and self.process.casefold() in process.casefold()
         )
+
+    def matches(self, row: SocketRow) -> bool:
+        return self.keeps_socket(
+            row.proto, row.state, row.local_port, row.remote_port
+        ) and self.keeps_owner(row.pid, row.process)
 
 
 def select_rows(rows: Iterable[SocketRow], selection: SocketFilter) -> tuple[SocketRow, ...]:
@@ -310,6 +445,20 @@ class PortGroup:
     @property
     def connections(self) -> tuple[SocketRow, ...]:
         return tuple(row for row in self.sockets if not row.is_listening)
+
+    @property
+    def live_connections(self) -> tuple[SocketRow, ...]:
+        """Connections that are not closed yet: neither listening nor in TIME_WAIT."""
+        return tuple(row for row in self.sockets if not row.is_listening and row.state != TIME_WAIT)
+
+    @property
+    def waiting(self) -> tuple[SocketRow, ...]:
+        """Closed connections the kernel keeps in TIME_WAIT (RFC 9293 3.3.2)."""
+        return tuple(row for row in self.sockets if row.state == TIME_WAIT)
+
+    @property
+    def is_waiting_only(self) -> bool:
+        return all(row.state == TIME_WAIT for row in self.sockets)
 
     @property
     def is_server_port(self) -> bool:
