@@ -11,6 +11,7 @@ import pytest
 
 from socklab.protocol.chat import (
     BuddyJoined,
+    BuddyLeft,
     BuddyRenamed,
     ChatEvent,
     ChatNode,
@@ -20,6 +21,7 @@ from socklab.protocol.chat import (
     Hello,
     IntroductionPolicy,
     IntroductionsIgnored,
+    LeaveKind,
     Message,
     MessageLimiter,
     MessageReceived,
@@ -422,3 +424,26 @@ def test_a_flood_of_nick_changes_renames_but_is_not_a_flood_of_notices() -> None
     events = node.take_events()
     assert len(_of(events, BuddyRenamed)) == 20
     assert [b.name for b in node.buddies()] == ["m999"]
+
+
+def test_a_lost_buddy_is_not_redialled_without_end() -> None:
+    node = _victim()
+    cid = _hostile_buddy(node, 0.0, listen="10.99.200.1:40001")
+    node.receive_eof(cid, 1.0)
+    node.connection_closed(cid, 1.0)
+    node.take_events()
+    dial_times: list[float] = []
+    now = 1.0
+    while now < 2000.0:
+        node.tick(now)
+        for dial in _dials(node):
+            assert dial.address == ("10.98.0.1", 40001)
+            dial_times.append(now)
+            node.connect_failed(dial.cid, "refused", now)
+        now += 0.5
+    # Backoff up to 10 s between tries, and none after 10 minutes away.
+    assert dial_times and max(dial_times) <= 1.0 + 600.0 + 10.0
+    assert len(dial_times) <= 70
+    left = [e for e in node.take_events() if isinstance(e, BuddyLeft)]
+    assert [(e.name, e.kind) for e in left] == [("mallory", LeaveKind.GONE)]
+    assert node.buddies() == []

@@ -245,6 +245,10 @@ class ChatScreen:
                 )
             case LeaveKind.RESTARTED:
                 return _("{name} restarted").format(name=name)
+            case LeaveKind.GONE:
+                return _("{name} did not come back ({detail}); no longer reconnecting").format(
+                    name=name, detail=detail
+                )
 
     def show_send_result(self, result: SendResult) -> None:
         if result.problem is not None:

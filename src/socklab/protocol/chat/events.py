@@ -47,6 +47,7 @@ class LeaveKind(enum.Enum):
     TIMEOUT = "timeout"  # keepalive: nothing heard for too long
     VIOLATION = "violation"  # sent garbage
     RESTARTED = "restarted"  # a new process answers at the same address
+    GONE = "gone"  # away so long that reconnecting stopped
 
 
 class Undeliverable(enum.Enum):

@@ -107,6 +107,9 @@ class ChatSettings:
     introduction_grace_s: float = 1.0
     # A message still unacknowledged after this long is reported as undeliverable.
     undeliverable_after_s: float = 60.0
+    # A buddy away this long is gone: reconnecting stops, so no address is redialled without
+    # end (the cool-down of a learned address that keeps failing, policy.py).
+    reconnect_give_up_s: float = 600.0
     max_frame_bytes: int = MAX_FRAME_BYTES
     # What a buddy may make us do: dial budgets, handshake slots, message rates (policy.py).
     limits: PolicyLimits = PolicyLimits()  # noqa: RUF009 (frozen, so one shared default is safe)
@@ -157,6 +160,7 @@ class _Target:
     attempts: int = 0
     dialing: int | None = None  # cid of the dial in progress
     reported: bool = False  # a failure was shown once; later ones are quiet
+    since: float = 0.0  # when we started wanting this address
 
 
 class NodeState(enum.Enum):
@@ -270,6 +274,13 @@ class ChatNode:
         give_up = target.why is _Why.INTRODUCED and (
             target.attempts >= self.settings.introduced_attempts
         )
+        if target.why is _Why.RECONNECT and now - target.since >= self.settings.reconnect_give_up_s:
+            del self._targets[target.address]
+            for buddy in list(self._buddies.values()):
+                if buddy.listen == target.address and buddy.presence is Presence.AWAY:
+                    minutes = self.settings.reconnect_give_up_s / 60
+                    self._forget(buddy, LeaveKind.GONE, f"away for {minutes:g} minutes")
+            return
         if give_up:
             del self._targets[target.address]
         else:
@@ -720,6 +731,7 @@ class ChatNode:
                     _Why.RECONNECT,
                     self._now + self.settings.backoff_initial_s,
                     self.settings.backoff_initial_s * 2,
+                    since=self._now,
                 ),
             )
         elif buddy.pending:
