@@ -279,7 +279,7 @@ def test_a_hostile_buddy_cannot_make_the_chat_scan_resolve_or_redial_without_end
         f"{max(per_target.values(), default=0)} SYNs per target; quiet period {quiet}; "
         f"DNS packets {capture.dns_packets()}"
     )
-    print(figures)
+    print("\n" + figures)
     assert all(
         counts[name] == 0 for name in counts if name not in ("same scope", "to the hostile buddy")
     ), figures
@@ -405,7 +405,7 @@ def test_a_flood_of_messages_is_rate_limited_on_the_terminal(model: str) -> None
         f"{model}: sent {sent[1]} messages ({int(sent[2]):,} bytes) in {seconds:g} s; shown "
         f"{len(shown)} lines ({shown_bytes:,} bytes); {len(drops)} drop reports, {dropped} dropped"
     )
-    print(figures)
+    print("\n" + figures)
     # The burst of one second, then 256 KiB a second, each line a little longer than its text.
     assert shown_bytes <= 256 * 1024 * (seconds + 2) * 1.01, figures
     # The last messages may die in a RST when the buddy hangs up with acks unread.
