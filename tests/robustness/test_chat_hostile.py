@@ -145,6 +145,12 @@ def _wait_line(
             match = regex.search(line)
             if match:
                 return match
+        popen = process.proc if isinstance(process, SocklabProcess) else process
+        if popen.poll() is not None:
+            time.sleep(0.2)  # the reader thread's last lines
+            if any(regex.search(line) for line in list(lines)):
+                continue
+            raise AssertionError(f"{pattern!r}: the process ended first: {lines[-20:]}")
         time.sleep(0.05)
     raise AssertionError(f"{pattern!r} not seen within {WAIT_S} s: {lines[-20:]}")
 
