@@ -447,3 +447,22 @@ def test_a_lost_buddy_is_not_redialled_without_end() -> None:
     left = [e for e in node.take_events() if isinstance(e, BuddyLeft)]
     assert [(e.name, e.kind) for e in left] == [("mallory", LeaveKind.GONE)]
     assert node.buddies() == []
+
+
+def test_buddies_that_went_away_make_room_for_a_real_one() -> None:
+    node = _victim()
+    now = 0.0
+    for i in range(64):  # a buddy that comes back with a new node id and port, and hangs up
+        cid = _hostile_buddy(node, now, node_id=f"h{i}", listen=f"10.98.0.1:{41000 + i}")
+        node.receive_eof(cid, now)
+        node.connection_closed(cid, now)
+        now += 0.1
+    assert len(node.buddies()) == 64
+    node.take_events()
+    cid = node.connection_accepted(("10.98.0.9", 50000), now)
+    node.receive_data(cid, framed(Hello("bob", now, "b1", ("10.98.0.9", 6000))), now)
+    events = node.take_events()
+    assert [e.name for e in events if isinstance(e, BuddyJoined)] == ["bob"]
+    gone = [(e.name, e.kind) for e in events if isinstance(e, BuddyLeft)]
+    assert gone == [("mallory", LeaveKind.GONE)]
+    assert len(node.buddies()) == 64

@@ -132,6 +132,7 @@ class _Buddy:
     last_delivered: int = 0
     introduced: bool = False  # its list of buddies arrived (since it last came online)
     limiter: MessageLimiter | None = None  # its messages' rate limit, made on its first message
+    away_since: float = 0.0  # when it last went away
 
 
 @dataclass(slots=True)
@@ -581,6 +582,12 @@ class ChatNode:
         self._targets.pop(listen, None)
         buddy = self._buddies.get(hello.node)
         if buddy is None:
+            away = [b for b in self._buddies.values() if b.presence is Presence.AWAY]
+            if len(self._buddies) >= MAX_BUDDIES and away:
+                # Buddies that are gone must not keep a real one out: a buddy coming back with
+                # a new node id every time would otherwise fill the table for 10 minutes.
+                oldest = min(away, key=lambda b: b.away_since)
+                self._forget(oldest, LeaveKind.GONE, "making room for a new buddy")
             if len(self._buddies) >= MAX_BUDDIES:
                 self._events.append(ConnectionRejected(conn.address, "too many buddies"))
                 self._finish(conn.cid, EndKind.LOCAL, "too many", bye="too many buddies")
@@ -720,6 +727,7 @@ class ChatNode:
         if buddy.presence is not Presence.ONLINE:
             return
         buddy.presence = Presence.AWAY
+        buddy.away_since = self._now
         buddy.introduced = False
         kind = LeaveKind.TIMEOUT if ended.kind is EndKind.TIMEOUT else LeaveKind.LOST
         self._events.append(BuddyLeft(buddy.name, kind, ended.detail))
