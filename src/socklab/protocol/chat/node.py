@@ -5,8 +5,10 @@ node id, so a restarted peer with the same name is a new buddy), per-sender mess
 exactly-once delivery in order, acknowledgements and the queue of unacknowledged messages,
 introductions (`peers` frames) that grow a group into a full mesh, the rule that keeps exactly
 one connection when two peers dial each other at once, reconnect with capped exponential
-backoff, and the orderly `bye`. Time is passed in as `now` and random node ids are made by the
-caller. A runtime does only this:
+backoff, and the orderly `bye`. What a buddy may make the node do — which introduced addresses
+it dials, how many connections may wait for hello, how many messages reach the user — is
+decided by `policy.py`; the node only asks it and reports refusals once a second. Time is passed
+in as `now` and random node ids are made by the caller. A runtime does only this:
 
     cid = node.connection_accepted(address, now)        # or, for Dial actions:
     node.connection_made(action.cid, now) / node.connect_failed(action.cid, detail, now)
