@@ -43,11 +43,16 @@ from socklab.protocol.chat import (
     ChatEvent,
     ChatSettings,
     ConnectionRejected,
+    ConnectionsRefused,
+    IntroductionsIgnored,
     LeaveKind,
     MessageReceived,
+    MessagesDropped,
     MessageUndeliverable,
     PeerUnreachable,
+    PolicyLimits,
     Presence,
+    Refusal,
     SelfConnection,
     SendProblem,
     SendResult,
@@ -191,6 +196,35 @@ class ChatScreen:
                         address=format_address(address)
                     )
                 )
+            case IntroductionsIgnored(sender=sender, counts=counts):
+                self.notice(
+                    _("Not dialling {count} addresses introduced by {name}: {reasons}").format(
+                        count=sum(n for _reason, n in counts),
+                        name=sender,
+                        reasons=", ".join(_describe_refusal(r, n) for r, n in counts),
+                    )
+                )
+            case MessagesDropped(sender=sender, messages=count, size_bytes=size):
+                limits = PolicyLimits()
+                self.notice(
+                    _(
+                        "Dropped {count} messages ({size:,} bytes) from {name}: more than "
+                        "{messages:g} messages or {kib:g} KiB a second"
+                    ).format(
+                        count=count,
+                        size=size,
+                        name=sender,
+                        messages=limits.messages_per_s,
+                        kib=limits.bytes_per_s / 1024,
+                    )
+                )
+            case ConnectionsRefused(host=host, count=count, slots=slots):
+                self.notice(
+                    _(
+                        "Refused {count} connections from {host}: {slots} of its connections "
+                        "have not said hello yet"
+                    ).format(count=count, host=host, slots=slots)
+                )
 
     @staticmethod
     def _describe_leave(name: str, kind: LeaveKind, detail: str) -> str:
@@ -211,6 +245,10 @@ class ChatScreen:
                 )
             case LeaveKind.RESTARTED:
                 return _("{name} restarted").format(name=name)
+            case LeaveKind.GONE:
+                return _("{name} did not come back ({detail}); no longer reconnecting").format(
+                    name=name, detail=detail
+                )
 
     def show_send_result(self, result: SendResult) -> None:
         if result.problem is not None:
@@ -248,6 +286,25 @@ def _describe_undeliverable(reason: Undeliverable) -> str:
         Undeliverable.QUEUE_FULL: _("too many messages waiting"),
         Undeliverable.EXPIRED: _("waited too long"),
     }[reason]
+
+
+def _describe_refusal(refusal: Refusal, count: int) -> str:
+    limits = PolicyLimits()
+    text = {
+        Refusal.HOST_NAME: _("{count} host names (never looked up)"),
+        Refusal.OTHER_SCOPE: _("{count} outside its network scope"),
+        Refusal.LOW_PORT: _("{count} on ports below 1024"),
+        Refusal.BUDGET: _("{count} over its budget of {budget} a minute"),
+        Refusal.FAILED: _("{count} that failed {failures} times (paused for {minutes:g} minutes)"),
+        Refusal.LIFETIME: _("{count} over the lifetime limit of {lifetime} addresses"),
+    }[refusal]
+    return text.format(
+        count=count,
+        budget=limits.introductions_per_window,
+        failures=limits.failures_before_cooldown,
+        minutes=limits.cooldown_s / 60,
+        lifetime=limits.max_learned_targets,
+    )
 
 
 def _describe_problem(problem: SendProblem) -> str:

@@ -78,6 +78,28 @@ class PeerConnection:
     closed: bool = False
 
 
+def dial_target(action: Dial) -> tuple[int, int, int, tuple[object, ...]]:
+    """Family, type, protocol and socket address for a Dial; raises OSError (socket.gaierror).
+
+    An address learned from a buddy goes to getaddrinfo() with AI_NUMERICHOST, so even if a
+    host name slipped through, it is refused here instead of becoming a DNS query the buddy
+    chose; only an address the user typed (`may_resolve`) is looked up.
+    """
+    flags = 0 if action.may_resolve else socket.AI_NUMERICHOST
+    infos = socket.getaddrinfo(*action.address, type=socket.SOCK_STREAM, flags=flags)
+    family, kind, proto, _canonical, sockaddr = infos[0]
+    return family, kind, proto, tuple(sockaddr)
+
+
+def peer_address_of(sock: socket.socket) -> tuple[str, int] | None:
+    """The connected socket's remote IP and port (the fact the node judges introductions by)."""
+    try:
+        remote = sock.getpeername()
+    except OSError:
+        return None
+    return str(remote[0]), int(remote[1])
+
+
 class ChatPeer(ABC):
     """One running chat peer; thread-safe verbs for the user, a driver underneath."""
 
@@ -191,7 +213,7 @@ class ChatPeer(ABC):
         return conn
 
     def _dial_succeeded_locked(self, cid: int, sock: socket.socket) -> PeerConnection | None:
-        if not self.node.connection_made(cid, time.monotonic()):
+        if not self.node.connection_made(cid, time.monotonic(), peer_address_of(sock)):
             sock.close()
             return None
         conn = PeerConnection(cid, sock)

@@ -24,6 +24,7 @@ from socklab.apps.chat.peer import (
     ChatObserver,
     ChatPeer,
     PeerConnection,
+    dial_target,
 )
 from socklab.protocol.chat import Dial
 
@@ -74,8 +75,7 @@ class SelectorChatPeer(ChatPeer):
 
     def _start_dial(self, action: Dial) -> None:
         try:
-            infos = socket.getaddrinfo(*action.address, type=socket.SOCK_STREAM)
-            family, kind, proto, _, sockaddr = infos[0]
+            family, kind, proto, sockaddr = dial_target(action)
             sock = socket.socket(family, kind, proto)
         except OSError as exc:
             self._dial_failed_locked(action.cid, exc, action.address)

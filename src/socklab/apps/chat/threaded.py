@@ -20,6 +20,7 @@ from socklab.apps.chat.peer import (
     ChatObserver,
     ChatPeer,
     PeerConnection,
+    dial_target,
 )
 from socklab.protocol.chat import Dial
 
@@ -84,7 +85,7 @@ class ThreadedChatPeer(ChatPeer):
 
     def _dial(self, action: Dial) -> None:
         try:
-            sock = socket.create_connection(action.address, timeout=self.config.connect_timeout_s)
+            sock = self._connect(action)
         except OSError as exc:
             with self._lock:
                 self._dial_failed_locked(action.cid, exc, action.address)
@@ -95,6 +96,21 @@ class ThreadedChatPeer(ChatPeer):
             if conn is not None:
                 self._start_connection(conn)
             self._pump_locked()
+
+    def _connect(self, action: Dial) -> socket.socket:
+        timeout_s = self.config.connect_timeout_s
+        if action.may_resolve:
+            # A name the user typed: try each of its addresses, as create_connection() does.
+            return socket.create_connection(action.address, timeout=timeout_s)
+        family, kind, proto, sockaddr = dial_target(action)
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _start_connection(self, conn: PeerConnection) -> None:
         conn.sock.settimeout(WRITE_TIMEOUT_S)

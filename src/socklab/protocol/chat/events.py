@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from socklab.protocol.chat.frames import MAX_TEXT_BYTES
+from socklab.protocol.chat.policy import Refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,9 @@ class Dial:
 
     cid: int
     address: tuple[str, int]
+    # Only an address the user typed may be a host name to resolve; every address learned from
+    # a buddy is an IP literal, and a runtime must not hand it to a resolver (AI_NUMERICHOST).
+    may_resolve: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class LeaveKind(enum.Enum):
     TIMEOUT = "timeout"  # keepalive: nothing heard for too long
     VIOLATION = "violation"  # sent garbage
     RESTARTED = "restarted"  # a new process answers at the same address
+    GONE = "gone"  # away so long that reconnecting stopped
 
 
 class Undeliverable(enum.Enum):
@@ -111,6 +116,33 @@ class SelfConnection:
     address: tuple[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class IntroductionsIgnored:
+    """Addresses a buddy introduced that we will not dial, summed since the last report."""
+
+    sender: str  # the buddy's name
+    counts: tuple[tuple[Refusal, int], ...]  # why, and how many, in `Refusal` order
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesDropped:
+    """A buddy sent more than the rate limit allows; the excess was dropped (and acknowledged,
+    so it is not sent again)."""
+
+    sender: str
+    messages: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionsRefused:
+    """Connections from `host` refused at once: it holds every handshake slot of its address."""
+
+    host: str
+    count: int
+    slots: int
+
+
 ChatEvent = (
     BuddyJoined
     | BuddyLeft
@@ -120,6 +152,9 @@ ChatEvent = (
     | ConnectionRejected
     | PeerUnreachable
     | SelfConnection
+    | IntroductionsIgnored
+    | MessagesDropped
+    | ConnectionsRefused
 )
 
 

@@ -5,8 +5,10 @@ node id, so a restarted peer with the same name is a new buddy), per-sender mess
 exactly-once delivery in order, acknowledgements and the queue of unacknowledged messages,
 introductions (`peers` frames) that grow a group into a full mesh, the rule that keeps exactly
 one connection when two peers dial each other at once, reconnect with capped exponential
-backoff, and the orderly `bye`. Time is passed in as `now` and random node ids are made by the
-caller. A runtime does only this:
+backoff, and the orderly `bye`. What a buddy may make the node do — which introduced addresses
+it dials, how many connections may wait for hello, how many messages reach the user — is
+decided by `policy.py`; the node only asks it and reports refusals once a second. Time is passed
+in as `now` and random node ids are made by the caller. A runtime does only this:
 
     cid = node.connection_accepted(address, now)        # or, for Dial actions:
     node.connection_made(action.cid, now) / node.connect_failed(action.cid, detail, now)
@@ -40,9 +42,12 @@ from socklab.protocol.chat.events import (
     ChatEvent,
     CloseConnection,
     ConnectionRejected,
+    ConnectionsRefused,
     Dial,
+    IntroductionsIgnored,
     LeaveKind,
     MessageReceived,
+    MessagesDropped,
     MessageUndeliverable,
     PeerUnreachable,
     Presence,
@@ -67,6 +72,14 @@ from socklab.protocol.chat.frames import (
     Pong,
     is_valid_name,
     printable_text,
+)
+from socklab.protocol.chat.policy import (
+    MIN_LEARNED_PORT,
+    IntroductionPolicy,
+    MessageLimiter,
+    NoticeBatcher,
+    PolicyLimits,
+    Refusal,
 )
 from socklab.protocol.chat.session import (
     EndKind,
@@ -96,7 +109,12 @@ class ChatSettings:
     introduction_grace_s: float = 1.0
     # A message still unacknowledged after this long is reported as undeliverable.
     undeliverable_after_s: float = 60.0
+    # A buddy away this long is gone: reconnecting stops, so no address is redialled without
+    # end (the cool-down of a learned address that keeps failing, policy.py).
+    reconnect_give_up_s: float = 600.0
     max_frame_bytes: int = MAX_FRAME_BYTES
+    # What a buddy may make us do: dial budgets, handshake slots, message rates (policy.py).
+    limits: PolicyLimits = PolicyLimits()  # noqa: RUF009 (frozen, so one shared default is safe)
 
 
 @dataclass(slots=True)
@@ -115,6 +133,8 @@ class _Buddy:
     pending: deque[_Pending] = field(default_factory=deque)
     last_delivered: int = 0
     introduced: bool = False  # its list of buddies arrived (since it last came online)
+    limiter: MessageLimiter | None = None  # its messages' rate limit, made on its first message
+    away_since: float = 0.0  # when it last went away
 
 
 @dataclass(slots=True)
@@ -143,6 +163,7 @@ class _Target:
     attempts: int = 0
     dialing: int | None = None  # cid of the dial in progress
     reported: bool = False  # a failure was shown once; later ones are quiet
+    since: float = 0.0  # when we started wanting this address
 
 
 class NodeState(enum.Enum):
@@ -183,17 +204,34 @@ class ChatNode:
         self._actions: list[Action] = []
         self._events: list[ChatEvent] = []
         self._leave_deadline: float | None = None
+        self.policy = IntroductionPolicy(settings.limits)
+        self._reports = NoticeBatcher(settings.limits.report_interval_s)
 
     # -- runtime side ------------------------------------------------------------------------
     def connection_accepted(self, address: tuple[str, int], now: float) -> int:
         """A buddy connected to us; returns the connection id to use from now on."""
         self._now = now
+        # Counted before this one joins them: a source address holding every handshake slot
+        # is refused at once, so idle connections from one host never lock out the others.
+        unidentified = sum(
+            1
+            for conn in self._connections.values()
+            if conn.dialed is None
+            and conn.node is None
+            and not conn.session.should_close
+            and conn.address[0] == address[0]
+        )
         cid = self._new_connection(address, outbound=False, now=now)
+        slots = self.settings.limits.handshake_slots_per_source
         if self.state is not NodeState.CHATTING:
             self._finish(cid, EndKind.LOCAL, "leaving", bye="left")
-        elif len(self._connections) > MAX_CONNECTIONS:
+        elif unidentified >= slots:
+            self._finish(cid, EndKind.LOCAL, "too many", bye="too many connections")
+            self._reports.add(("handshakes", address[0]), now)
+        elif self._open_connections() > MAX_CONNECTIONS:
             self._finish(cid, EndKind.LOCAL, "too many", bye="too many connections")
             self._events.append(ConnectionRejected(address, "too many connections"))
+        self._flush_reports(now)
         return cid
 
     def connection_made(self, cid: int, now: float, address: tuple[str, int] | None = None) -> bool:
@@ -235,9 +273,17 @@ class ChatNode:
         now = self._now
         target.dialing = None
         target.attempts += 1
+        self.policy.dial_failed(target.address, now)
         give_up = target.why is _Why.INTRODUCED and (
             target.attempts >= self.settings.introduced_attempts
         )
+        if target.why is _Why.RECONNECT and now - target.since >= self.settings.reconnect_give_up_s:
+            del self._targets[target.address]
+            for buddy in list(self._buddies.values()):
+                if buddy.listen == target.address and buddy.presence is Presence.AWAY:
+                    minutes = self.settings.reconnect_give_up_s / 60
+                    self._forget(buddy, LeaveKind.GONE, f"away for {minutes:g} minutes")
+            return
         if give_up:
             del self._targets[target.address]
         else:
@@ -254,6 +300,7 @@ class ChatNode:
         self._handle(conn, conn.session.receive_data(data, now))
         if self.state is NodeState.LEAVING:
             self._maybe_say_bye(now)
+        self._flush_reports(now)
 
     def receive_eof(self, cid: int, now: float) -> None:
         self._now = now
@@ -299,6 +346,7 @@ class ChatNode:
             self._expire_pending(now)
         elif self.state is NodeState.LEAVING:
             self._maybe_say_bye(now)
+        self._flush_reports(now)
 
     def next_deadline(self) -> float | None:
         """When tick() has work next (None: only input can change anything)."""
@@ -317,6 +365,9 @@ class ChatNode:
             )
         if self._leave_deadline is not None and self.state is NodeState.LEAVING:
             times.append(self._leave_deadline)
+        report_due = self._reports.next_due()
+        if report_due is not None:
+            times.append(report_due)
         return min(times) if times else None
 
     # -- user side -----------------------------------------------------------------------------
@@ -454,12 +505,12 @@ class ChatNode:
         return cid
 
     def _dial(self, target: _Target) -> None:
-        if len(self._connections) >= MAX_CONNECTIONS:
+        if self._open_connections() >= MAX_CONNECTIONS:
             target.retry_at = self._now + target.backoff_s
             return
         cid = self._new_connection(target.address, outbound=True, now=self._now)
         target.dialing = cid
-        self._actions.append(Dial(cid, target.address))
+        self._actions.append(Dial(cid, target.address, may_resolve=target.why is _Why.PEER))
 
     def _finish(self, cid: int, kind: EndKind, detail: str, bye: str | None = None) -> None:
         conn = self._connections[cid]
@@ -499,7 +550,9 @@ class ChatNode:
                     buddy = self._buddy_of(conn)
                     if buddy is not None and buddy.name != event.sender:
                         old, buddy.name = buddy.name, event.sender
-                        self._events.append(BuddyRenamed(old, buddy.name))
+                        # The name changes anyway; a flood of nicks is not a flood of notices.
+                        if self._within_rate(buddy, 0):
+                            self._events.append(BuddyRenamed(old, buddy.name))
                 case Ping():
                     pong = Pong(self.name, self._wall(self._now), event.id)
                     conn.session.send(pong, self._now)
@@ -510,14 +563,17 @@ class ChatNode:
         return self._buddies.get(conn.node) if conn.node is not None else None
 
     def _hello_received(self, conn: _Connection, hello: Hello) -> None:
-        listen = hello.listen
-        if listen[0] in ("0.0.0.0", "::", ""):
-            # It listens on every interface: reach it where this connection came from.
-            listen = (conn.address[0], listen[1])
+        # The host in a hello is the sender's word; the connection's source address is a fact.
+        # Trusting the host made us redial whatever it named ("10.99.200.1:445") without end,
+        # so only the port is taken from the hello, and a dialled buddy is where we reached it.
         if conn.dialed is not None:
+            listen = (conn.address[0], conn.dialed[1])
+            self.policy.dial_succeeded(conn.dialed)
             target = self._targets.get(conn.dialed)
             if target is not None and target.dialing == conn.cid:
                 del self._targets[conn.dialed]
+        else:
+            listen = (conn.address[0], hello.listen[1])
         if hello.node == self.node_id:
             self._events.append(SelfConnection(conn.dialed or conn.address))
             self._finish(conn.cid, EndKind.LOCAL, "itself")
@@ -528,6 +584,12 @@ class ChatNode:
         self._targets.pop(listen, None)
         buddy = self._buddies.get(hello.node)
         if buddy is None:
+            away = [b for b in self._buddies.values() if b.presence is Presence.AWAY]
+            if len(self._buddies) >= MAX_BUDDIES and away:
+                # Buddies that are gone must not keep a real one out: a buddy coming back with
+                # a new node id every time would otherwise fill the table for 10 minutes.
+                oldest = min(away, key=lambda b: b.away_since)
+                self._forget(oldest, LeaveKind.GONE, "making room for a new buddy")
             if len(self._buddies) >= MAX_BUDDIES:
                 self._events.append(ConnectionRejected(conn.address, "too many buddies"))
                 self._finish(conn.cid, EndKind.LOCAL, "too many", bye="too many buddies")
@@ -588,6 +650,13 @@ class ChatNode:
                 continue
             if len(self._targets) >= MAX_BUDDIES:
                 break  # a buddy flooding us with introductions cannot make us dial without end
+            # Judged against the introducer's own connection: a buddy on the LAN may introduce
+            # LAN addresses, not our loopback or the internet; only IP literals, never a port
+            # below 1024, within budgets (policy.py says which and why).
+            refusal = self.policy.admit(buddy.node, conn.address[0], entry.listen, self._now)
+            if refusal is not None:
+                self._reports.add(("introductions", buddy.name, refusal), self._now)
+                continue
             # The newcomer dials everyone on the full list it gets at once. Existing members
             # told about a newcomer wait a moment, as the newcomer is dialing them: they dial
             # only if it did not arrive (two groups merging), so a join makes one socket per pair.
@@ -599,12 +668,28 @@ class ChatNode:
             if not delay_s:
                 self._dial(target)
 
+    def _within_rate(self, buddy: _Buddy, size_bytes: int) -> bool:
+        """The buddy's token buckets allow this message (or nick); else it is counted."""
+        if buddy.limiter is None:
+            buddy.limiter = MessageLimiter(self.settings.limits, self._now)
+        if buddy.limiter.allow(size_bytes, self._now):
+            return True
+        self._reports.add(("messages", buddy.name), self._now, 1, size_bytes)
+        return False
+
     def _message_received(self, conn: _Connection, message: Message) -> None:
         buddy = self._buddy_of(conn)
         if buddy is None:
             return
         if message.id > buddy.last_delivered:
             buddy.last_delivered = message.id
+            # Over the rate, the message is dropped but acknowledged like any other: sending
+            # it again would only flood us again.
+            if not self._within_rate(buddy, len(message.text.encode())):
+                conn.session.send(
+                    Ack(self.name, self._wall(self._now), buddy.last_delivered), self._now
+                )
+                return
             self._events.append(
                 MessageReceived(
                     buddy.name, printable_text(message.text), message.to is not None, message.time
@@ -644,10 +729,11 @@ class ChatNode:
         if buddy.presence is not Presence.ONLINE:
             return
         buddy.presence = Presence.AWAY
+        buddy.away_since = self._now
         buddy.introduced = False
         kind = LeaveKind.TIMEOUT if ended.kind is EndKind.TIMEOUT else LeaveKind.LOST
         self._events.append(BuddyLeft(buddy.name, kind, ended.detail))
-        if self.state is NodeState.CHATTING:
+        if self.state is NodeState.CHATTING and self._may_redial(buddy):
             self._targets.setdefault(
                 buddy.listen,
                 _Target(
@@ -655,6 +741,7 @@ class ChatNode:
                     _Why.RECONNECT,
                     self._now + self.settings.backoff_initial_s,
                     self.settings.backoff_initial_s * 2,
+                    since=self._now,
                 ),
             )
         elif buddy.pending:
@@ -662,6 +749,35 @@ class ChatNode:
                 buddy, [p.message for p in buddy.pending], Undeliverable.AWAY
             )
             buddy.pending.clear()
+
+    def _open_connections(self) -> int:
+        """Connections not already closing: refused ones linger a moment for their bye, and a
+        flood of them must not count against a real buddy."""
+        return sum(1 for conn in self._connections.values() if not conn.session.should_close)
+
+    def _may_redial(self, buddy: _Buddy) -> bool:
+        """A lost buddy is reconnected only where a learned address could be dialled: never a
+        port below 1024 (its hello's word), never an address cooling down after failures."""
+        if buddy.listen[1] < MIN_LEARNED_PORT:
+            return False
+        return not self.policy.is_cooling_down(buddy.listen, self._now)
+
+    def _flush_reports(self, now: float) -> None:
+        """Refusals and drops summed since the last report, at most once a report interval."""
+        ignored: dict[str, list[tuple[Refusal, int]]] = {}
+        for key, count, size in self._reports.take_due(now):
+            match key:
+                case ("introductions", str(sender), Refusal() as refusal):
+                    ignored.setdefault(sender, []).append((refusal, count))
+                case ("messages", str(sender)):
+                    self._events.append(MessagesDropped(sender, count, size))
+                case ("handshakes", str(host)):
+                    slots = self.settings.limits.handshake_slots_per_source
+                    self._events.append(ConnectionsRefused(host, count, slots))
+        order = list(Refusal)
+        for sender, counts in ignored.items():
+            counts.sort(key=lambda item: order.index(item[0]))
+            self._events.append(IntroductionsIgnored(sender, tuple(counts)))
 
     def _forget(self, buddy: _Buddy, kind: LeaveKind, detail: str) -> None:
         """The buddy is gone for good: report what it never got, stop reconnecting."""
