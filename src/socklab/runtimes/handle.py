@@ -11,6 +11,10 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from socklab.runtimes.connections import ClientLimits
 
 
 @dataclass(slots=True)
@@ -35,6 +39,8 @@ class ServerHandle(ABC):
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
         self.stats = ServerStats()
+        # The bounds it serves with (TCP servers set it; --verbose prints it).
+        self.client_limits: ClientLimits | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None

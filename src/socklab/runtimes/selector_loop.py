@@ -7,7 +7,8 @@ on Windows), and handle just those. Each connection's state travels in its selec
 model, the greeting is encoded once per server and a session is made by a connection's first
 byte, so 10,000 silent clients cost one small object each.
 
-    select() -> listener readable   -> accept() (busy beyond max_clients), register the socket
+    select() -> listener readable   -> accept() (busy beyond max_clients, or out of
+                                       descriptors: the spare one), register the socket
              -> connection readable -> recv -> session -> send what fits, keep the rest
              -> connection writable -> send the rest; close when the session said so
              -> wake-up readable    -> a stop was requested
@@ -35,14 +36,18 @@ from socklab.runtimes.config import (
     ServerConfig,
 )
 from socklab.runtimes.connections import (
+    EVENT_LOOP_MAX_CLIENTS,
     RECEIVE_BYTES,
+    Admission,
+    SpareDescriptor,
     WritingDeadlines,
-    accept_backoff_s,
     configure_accepted_socket_safely,
     frame_notice,
     notify,
     peer_of,
+    recover_from_accept_error,
     refuse_busy,
+    resolve_client_limits,
     stop_timeout_s,
 )
 from socklab.runtimes.datagrams import answer_pending_datagrams
@@ -98,11 +103,21 @@ class SelectorServer(ServerHandle):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._spare: SpareDescriptor | None = None
         if config.transport == "udp":
             self._sock = open_datagram_socket(config)
         else:
+            self._limits = resolve_client_limits(config, EVENT_LOOP_MAX_CLIENTS)
+            self._admission = Admission(config, self._limits)
             self._sock = open_listening_socket(config)
+            try:
+                self._spare = SpareDescriptor()
+            except BaseException:
+                self._sock.close()
+                raise
         super().__init__(bound_address(self._sock))
+        if config.transport != "udp":
+            self.client_limits = self._limits
         # The self-pipe trick: request_stop() writes a byte, which makes select() return.
         self._wakeup_receiver, self._wakeup_sender = socket.socketpair()
         self._wakeup_receiver.setblocking(False)
@@ -175,7 +190,13 @@ class SelectorServer(ServerHandle):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                backoff_s = accept_backoff_s(exc)
+                assert self._spare is not None
+                backoff_s, refused = recover_from_accept_error(
+                    exc, self._sock, config, self._admission, self._spare
+                )
+                if refused:
+                    self.stats.connections_refused_busy += 1
+                    continue  # the next waiting client may find a descriptor freed meanwhile
                 if backoff_s:
                     # Out of descriptors: stop watching the listener until the backoff is over.
                     self._selector.unregister(self._sock)
@@ -183,7 +204,7 @@ class SelectorServer(ServerHandle):
                     return
                 continue
             peer = peer_of(address)
-            if len(self._connections) >= config.max_clients:
+            if not self._admission.admit(len(self._connections), peer[0]):
                 self.stats.connections_refused_busy += 1
                 refuse_busy(sock, config)
                 notify(config, ConnectionRefusedBusy(peer))
@@ -293,6 +314,7 @@ class SelectorServer(ServerHandle):
         if conn not in self._connections:
             return
         self._connections.discard(conn)
+        self._admission.release(conn.peer[0])
         if conn.interest:
             self._selector.unregister(conn.sock)
             conn.interest = 0
@@ -340,6 +362,8 @@ class SelectorServer(ServerHandle):
             self._close(conn, "server stopped")
         with contextlib.suppress(OSError):
             self._sock.close()
+        if self._spare is not None:
+            self._spare.close()
         self._selector.close()
         self._wakeup_receiver.close()
         self._wakeup_sender.close()

@@ -38,7 +38,6 @@ from typing import Any
 
 from socklab.errors import SocklabError, UsageError
 from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.connections import raise_open_file_limit
 from socklab.runtimes.handle import ServerHandle, ServerStats
 from socklab.runtimes.listening import (
     _bind,
@@ -92,7 +91,6 @@ def _run_worker(model: str, config: ServerConfig, reserved: socket.socket, chann
     for signum in _STOP_SIGNALS:
         signal.signal(signum, request_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    raise_open_file_limit(config.max_clients)
     try:
         handle = RUNTIMES[model].serve(config)
     except SocklabError as error:
