@@ -53,6 +53,7 @@ from socklab.runtimes.connections import (
     EVENT_LOOP_MAX_CLIENTS,
     RECEIVE_BYTES,
     Admission,
+    Lingering,
     SpareDescriptor,
     frame_notice,
     peer_of,
@@ -119,6 +120,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         "accepted",
         "admitted",
         "bytes_received",
+        "lingering",
         "peer",
         "pending_input",
         "queued_mark",
@@ -141,6 +143,8 @@ class _Connection(Deadlines, asyncio.Protocol):
         self.writing_paused = False
         self.queued_mark = _NO_MARK
         self.pending_input = b""
+        # Set once the sending side is shut down after a refusal: reads are drained, not served.
+        self.lingering: Lingering | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -199,6 +203,10 @@ class _Connection(Deadlines, asyncio.Protocol):
             if not self.accepted:
                 return  # refused as busy: closing
             session = self.start_session()
+        elif self.lingering is not None:
+            if not self.lingering.drained(len(data)):
+                self.transport.close()
+            return
         size = len(data)
         self.bytes_received += size
         if self.pending_input:  # reading is paused; a loop may still hand over what it had read
@@ -218,7 +226,18 @@ class _Connection(Deadlines, asyncio.Protocol):
                 if queued > stats.largest_output_queue_bytes:
                     stats.largest_output_queue_bytes = queued
         if session.should_close:
-            self.transport.close()
+            self.close_after_replies()
+
+    def close_after_replies(self) -> None:
+        """Close once the replies are out; lingering when the peer may still be sending, so
+        closing with its bytes unread does not reset the `E:` reply away."""
+        session = self.session
+        transport = self.transport
+        if session is not None and session.expects_unread_input and transport.can_write_eof():
+            transport.write_eof()  # after the buffered replies, like close()
+            self.lingering = Lingering(self.server.loop.time())
+        else:
+            transport.close()
 
     def _feed(self, data: bytes) -> None:
         """Feed `data` in slices, stopping once the peer stops reading its replies.
@@ -245,7 +264,7 @@ class _Connection(Deadlines, asyncio.Protocol):
                 if queued > stats.largest_output_queue_bytes:
                     stats.largest_output_queue_bytes = queued
             if session.should_close:
-                self.transport.close()
+                self.close_after_replies()
                 return
             if self.writing_paused and offset < len(data):
                 self.pending_input = data[offset:]
@@ -607,7 +626,12 @@ class AsyncioServer(EventLoopHandle):
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = self.loop.time()
             for conn in list(self.connections):
+                if conn.lingering is not None:
+                    if now >= conn.lingering.deadline:
+                        conn.transport.close()
+                    continue
                 session = conn.session
                 reason = conn.sweep(
                     bytes_received=conn.bytes_received,

@@ -53,6 +53,7 @@ from socklab.runtimes.connections import (
     RateLimitedAlert,
     SpareDescriptor,
     WritingDeadlines,
+    close_lingering_blocking,
     configure_accepted_socket_safely,
     frame_notice,
     notify,
@@ -214,6 +215,9 @@ class BlockingConnection:
                     self._send(out)
             if not watched:
                 self._sweep_if_due(sending=False)
+        if session.expects_unread_input:
+            # The reply is sent; closing with the peer's bytes unread would reset it away.
+            close_lingering_blocking(self.sock)
 
     def _end(self) -> NoReturn:
         """Close as another thread decided (`_ending`), with its notice if it left one."""

@@ -35,6 +35,7 @@ from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import DescriptorsExhausted, ServerAlert, ServerConfig, ServerEvent
 from socklab.runtimes.deadlines import Deadlines
 from socklab.runtimes.listening import configure_accepted_socket
+from socklab.tracing import poll_quietly
 
 # One recv() takes up to 64 KiB: the largest TCP window without scaling, and what asyncio's
 # selector loop reads per readiness event (max_size of _SelectorSocketTransport).
@@ -59,6 +60,48 @@ RESERVED_FILE_DESCRIPTORS = 32
 # A shortage is reported at once, then at most once per interval with a count: a storm of
 # refused clients makes one line, not one per client.
 ALERT_INTERVAL_S = 10.0
+
+
+# A lingering close, after a refusal while the peer may still be sending (Apache's
+# lingering_close reads and discards for up to 2 s per read, 30 s in all; nginx's
+# lingering_close for lingering_time 30 s): the sending side is shut down at once, so the peer
+# reads the `E:` reply and an EOF, then what it still sends is read and discarded until it
+# closes too, up to these bounds. Beyond them the close may send a RST: a peer that keeps
+# sending after a refusal gets no more of our time.
+LINGER_MAX_BYTES = 256 * 1024
+LINGER_S = 2.0
+
+
+class Lingering:
+    """What a lingering close may still read and until when; `drained()` counts each read."""
+
+    __slots__ = ("_bytes_left", "deadline")
+
+    def __init__(self, now: float) -> None:
+        self._bytes_left = LINGER_MAX_BYTES
+        self.deadline = now + LINGER_S
+
+    def drained(self, size: int) -> bool:
+        """Count `size` bytes read and discarded (0: the peer's EOF); True while more may come."""
+        self._bytes_left -= size
+        return size > 0 and self._bytes_left > 0
+
+
+def close_lingering_blocking(sock: socket.socket) -> None:
+    """The lingering close for a blocking socket: shut down sending, drain within the bounds.
+
+    Called before the socket is closed; any error (a reset, the bounds' timeout) ends it.
+    """
+    lingering = Lingering(time.monotonic())
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            left_s = lingering.deadline - time.monotonic()
+            if left_s <= 0:
+                return
+            poll_quietly(sock, left_s)
+            if not lingering.drained(len(sock.recv(RECEIVE_BYTES))):
+                return
 
 
 class WritingDeadlines(Deadlines):

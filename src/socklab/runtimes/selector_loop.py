@@ -39,6 +39,7 @@ from socklab.runtimes.connections import (
     EVENT_LOOP_MAX_CLIENTS,
     RECEIVE_BYTES,
     Admission,
+    Lingering,
     SpareDescriptor,
     WritingDeadlines,
     configure_accepted_socket_safely,
@@ -81,6 +82,7 @@ class _Connection(WritingDeadlines):
         "bytes_received",
         "closing",
         "interest",
+        "lingering",
         "output",
         "peer",
         "session",
@@ -96,6 +98,8 @@ class _Connection(WritingDeadlines):
         self.bytes_received = 0
         self.closing = False  # send what is buffered, then close; read nothing more
         self.interest = 0
+        # Set once the sending side is shut down after a refusal: reads are drained, not served.
+        self.lingering: Lingering | None = None
 
 
 class SelectorServer(ServerHandle):
@@ -226,6 +230,10 @@ class SelectorServer(ServerHandle):
         except OSError:
             self._close(conn, "error")
             return
+        if conn.lingering is not None:
+            if not conn.lingering.drained(len(data)):
+                self._close(conn, "closed")
+            return
         session = conn.session
         if session is None:
             if not data:
@@ -291,7 +299,11 @@ class SelectorServer(ServerHandle):
         if conn.interest == _READ and not conn.output and not conn.closing:
             return  # the usual case: everything was sent, keep reading
         if conn.closing and not conn.output:
-            self._close(conn, "closed")
+            session = conn.session
+            if conn.lingering is None and session is not None and session.expects_unread_input:
+                self._linger(conn)
+            else:
+                self._close(conn, "closed")
             return
         # Read only while the replies to one more read still fit under the bound.
         pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
@@ -309,6 +321,21 @@ class SelectorServer(ServerHandle):
         else:
             self._selector.modify(conn.sock, interest, conn)
         conn.interest = interest
+
+    def _linger(self, conn: _Connection) -> None:
+        """The reply is out: shut down sending and drain what the peer still sends, bounded,
+        so closing with its bytes unread does not reset the reply away."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn, "closed")
+            return
+        conn.lingering = Lingering(time.monotonic())
+        if not conn.interest:
+            self._selector.register(conn.sock, _READ, conn)
+        elif conn.interest != _READ:
+            self._selector.modify(conn.sock, _READ, conn)
+        conn.interest = _READ
 
     def _close(self, conn: _Connection, reason: str) -> None:
         if conn not in self._connections:
@@ -332,6 +359,10 @@ class SelectorServer(ServerHandle):
             self._accept_paused_until = 0.0
             self._selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
         for conn in list(self._connections):
+            if conn.lingering is not None:
+                if now >= conn.lingering.deadline:
+                    self._close(conn, "closed")
+                continue
             notice = conn.sweep_connection(
                 bytes_received=conn.bytes_received,
                 session=conn.session,
