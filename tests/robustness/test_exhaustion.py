@@ -143,18 +143,25 @@ def test_under_nofile_64_clients_over_the_limit_get_busy_and_the_rest_are_served
             assert ask(sock, b"still served %d" % number) == b"STILL SERVED %d\n" % number
         for sock in greeted[:5]:
             sock.close()
+        busy_seen = [firsts.count(BUSY_LINE)]
 
         def next_client_served() -> bool:
             with socket.create_connection(server.address, timeout=TIMEOUT_S) as sock:
-                return first_line(sock).startswith(GREETING_START) and (
-                    ask(sock, b"freed") == b"FREED\n"
-                )
+                line = first_line(sock)
+                busy_seen[0] += line == BUSY_LINE  # the slot is not free yet
+                return line.startswith(GREETING_START) and ask(sock, b"freed") == b"FREED\n"
 
         assert wait_until(next_client_served, timeout_s=TIMEOUT_S, interval_s=0.05)
     lines = descriptor_lines(server)
     assert len(lines) == 1, server.error_output()  # rate-limited: once per 10 s
     assert DESCRIPTOR_LINE.match(lines[0])["limit"] == "64"  # type: ignore[index]
     assert server.error_output() == lines  # nothing else: no traceback
+    # Stopped, the server reports the refusals counted since its line: the counts add up.
+    assert server.process.stop() == 0
+    lines = descriptor_lines(server)
+    counts = [int(re.search(r"([\d,]+) clients? got", line)[1].replace(",", "")) for line in lines]  # type: ignore[index]
+    assert sum(counts) == busy_seen[0], lines
+    assert server.error_output() == lines
 
 
 def limit_descriptors(pid: int, soft: int) -> None:

@@ -453,9 +453,10 @@ class AsyncioServer(EventLoopHandle):
         super().__init__(bound_address(self._sock), self.loop)
         self.connections: set[_Connection] = set()
         self.greeting = encoded_greeting(config.framing, config.max_message_bytes)
+        self.admission = Admission(config, limits)
         if config.transport != "udp":
             self.client_limits = limits
-        self.admission = Admission(config, limits)
+            self.alerts.append(self.admission.descriptor_alert)
         self.needs_peer = config.observer is not None or limits.max_clients_per_host is not None
         # Accepted by our accept loop, handed to the loop, connection_made not yet called.
         self.adopting = 0

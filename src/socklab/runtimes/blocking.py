@@ -319,6 +319,7 @@ class BlockingServer(ServerHandle):
             raise
         super().__init__(bound_address(self._listener))
         self.client_limits = self.limits
+        self.alerts += [self.admission.descriptor_alert, self.memory_alert]
         self._stop_requested = threading.Event()
         # Read on every request by every connection thread: a plain attribute, not the Event.
         self.stopping = False

@@ -231,7 +231,8 @@ def resolve_client_limits(config: ServerConfig, default_max_clients: int) -> Cli
 
 class RateLimitedAlert:
     """Counts occurrences of one shortage; tells the operator at once, then at most once per
-    ALERT_INTERVAL_S with the count since the last line. Thread-safe."""
+    ALERT_INTERVAL_S with the count since the last line, and the rest when the server stops
+    (`flush()`), so the counts add up. Thread-safe."""
 
     __slots__ = ("_config", "_lock", "_make", "_next_report", "_pending")
 
@@ -252,6 +253,14 @@ class RateLimitedAlert:
             pending, self._pending = self._pending, 0
             self._next_report = now + ALERT_INTERVAL_S
         if sink is not None:
+            sink(self._make(pending))
+
+    def flush(self) -> None:
+        """Report what was counted since the last line, if anything (the server stopped)."""
+        sink = self._config.alert
+        with self._lock:
+            pending, self._pending = self._pending, 0
+        if pending and sink is not None:
             sink(self._make(pending))
 
 

@@ -122,6 +122,7 @@ class SelectorServer(ServerHandle):
         super().__init__(bound_address(self._sock))
         if config.transport != "udp":
             self.client_limits = self._limits
+            self.alerts.append(self._admission.descriptor_alert)
         # The self-pipe trick: request_stop() writes a byte, which makes select() return.
         self._wakeup_receiver, self._wakeup_sender = socket.socketpair()
         self._wakeup_receiver.setblocking(False)

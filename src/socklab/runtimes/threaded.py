@@ -100,6 +100,7 @@ class ThreadedServer(BlockingServer):
             alert = self.thread_alert = RateLimitedAlert(
                 self.config, lambda refused: ThreadsExhausted(refused, detail)
             )
+            self.alerts.append(alert)
         alert.count()
 
     def _serve_and_forget(self, connection: BlockingConnection) -> None:
