@@ -288,7 +288,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     )
     handle = serve(args.model, config)
     if args.verbose and handle.client_limits is not None:
-        env.say(describe_client_limits(handle.client_limits))
+        env.say(describe_client_limits(handle.client_limits, workers=args.workers))
     try:
         _announce_server(args, handle, env)
     except KeyboardInterrupt:
@@ -312,9 +312,11 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
-def describe_client_limits(limits: ClientLimits) -> str:
+def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
     """The -v line with the effective --max-clients, and what capped it."""
     line = _("Serving at most {clients:,} clients at once").format(clients=limits.max_clients)
+    if workers > 1:
+        line += _(" in each worker")
     if limits.capped_by_descriptors:
         line += _(
             " (asked for {requested:,}; the open-file limit of {limit:,} leaves room for no more)"

@@ -504,6 +504,10 @@ class AsyncioServer(EventLoopHandle):
             if self._spare is not None:
                 self._spare.close()
         sweeper.cancel()
+        if self._adoptions:
+            # Accepted just before the stop: let their transports stand (and be refused), so
+            # no task is left pending when the loop closes.
+            await asyncio.wait(set(self._adoptions), timeout=self.config.shutdown_grace_s)
         await self._drain_connections()
         if server is not None:
             await server.wait_closed()

@@ -38,6 +38,7 @@ from typing import Any
 
 from socklab.errors import SocklabError, UsageError
 from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.connections import resolve_client_limits
 from socklab.runtimes.handle import ServerHandle, ServerStats
 from socklab.runtimes.listening import (
     _bind,
@@ -133,6 +134,10 @@ class WorkerPool(ServerHandle):
         finally:
             reserved.close()
         super().__init__(address)
+        # Each worker's bound, for --verbose: the workers resolve the same from the same limit.
+        from socklab.runtimes import RUNTIMES
+
+        self.client_limits = resolve_client_limits(config, RUNTIMES[model].default_max_clients)
         self.start_thread(f"socklab-workers-{address[1]}")
 
     def _start_workers(self, model: str, config: ServerConfig, reserved: socket.socket) -> None:
