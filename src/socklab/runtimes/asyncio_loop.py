@@ -488,8 +488,9 @@ class AsyncioServer(EventLoopHandle):
         try:
             # Our own accept loop, not create_server: it refuses a client over the bound with
             # the busy notice before the loop makes a transport of it, and when out of
-            # descriptors it uses the spare (the loop's own handling closes such clients
-            # silently under uvloop and logs a traceback under asyncio).
+            # descriptors it uses the spare. The loops' own handling of EMFILE was silent:
+            # uvloop closes the waiting clients (libuv's uv__emfile_trick), asyncio's loop
+            # hands the error to its exception handler and stops accepting for a second.
             loop.add_reader(sock.fileno(), self._accept_ready, sock)
         except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
             server = await loop.create_server(protocols, sock=sock, backlog=self.config.backlog)
