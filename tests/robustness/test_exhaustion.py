@@ -255,7 +255,7 @@ def test_default_bound_is_the_models_and_verbose_prints_it(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("model", model_params("connection_cap", stream_models()))
+@pytest.mark.parametrize("model", model_params("clients_per_host", stream_models()))
 def test_max_clients_per_host_refuses_one_address_and_serves_another(
     start_socklab: Start, model: str
 ) -> None:
