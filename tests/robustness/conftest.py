@@ -38,6 +38,10 @@ BY_DESIGN: dict[tuple[str, str], str] = {
         "the iterative model greets one connection at a time: the 10 admitted clients cannot "
         "all be served at once"
     ),
+    ("clients_per_host", "iterative"): (
+        "the iterative model greets one connection at a time: the 3 clients a host may hold "
+        "cannot all be served at once"
+    ),
     ("shutdown", "iterative"): (
         "the iterative model serves one client at a time: at SIGTERM the other open clients "
         "have not been greeted, so their requests are never in flight"

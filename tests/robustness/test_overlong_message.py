@@ -98,3 +98,35 @@ def test_message_of_exactly_the_limit_is_served(
         reply = read_until_closed(sock)
     assert b"E:message of" in reply
     assert b"exceeds the 65,536-byte limit" in reply
+
+
+# Less than the limit plus what a server drains after refusing (256 KiB): a server that drains
+# reads all of it, so its close is an orderly FIN, and the client reads the `E:` line first.
+UNREAD_BODY_BYTES = 200 * 1024
+
+
+@pytest.mark.parametrize("framing", ["line", "length"])
+@pytest.mark.parametrize("model", model_params("overlong", stream_models()))
+def test_client_sending_an_overlong_message_at_once_reads_the_refusal(
+    model: str, framing: str, launch_server: LaunchServer
+) -> None:
+    """The whole over-long message is sent before the client reads: closing with the body
+    unread would make the kernel answer with a RST that discards the `E:` line not yet
+    delivered (tcp(7)); a server that drains a bounded amount first closes with a FIN."""
+    server = launch_server(model, framing)
+    for attempt in range(5):
+        with connect(server.address) as sock:
+            body = b"U:" + b"b" * (UNREAD_BODY_BYTES - 2)
+            header = (1024 * 1024).to_bytes(4, "big") if framing == "length" else b""
+            sock.sendall(header + body)
+            sock.settimeout(TIMEOUT_S)
+            received = bytearray()
+            reset = False
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except ConnectionResetError:
+                reset = True
+        assert b"E:message of" in received, f"attempt {attempt}: {bytes(received)!r}"
+        assert not reset, f"attempt {attempt}: reset after {bytes(received)!r}"
+    assert server.error_output() == []

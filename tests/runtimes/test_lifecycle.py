@@ -170,12 +170,16 @@ def test_threads_model_refuses_a_client_when_no_thread_can_start(
     assert handle.stats.connections_refused_busy == 1
 
 
-@pytest.mark.parametrize("model", ["iterative", "threads", "selectors"])
-def test_running_out_of_descriptors_pauses_accepting_without_failing(
+@pytest.mark.parametrize("model", ["asyncio", "iterative", "threads", "selectors"])
+def test_running_out_of_descriptors_refuses_the_waiting_client_and_keeps_serving(
     model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # accept() fails with EMFILE once: the spare descriptor lets the server accept that client
+    # and tell it "busy" (it used to wait unanswered), the operator hears of it, and the next
+    # client is served.
     accept = socket.socket.accept
     failures = []
+    alerts: list[object] = []
 
     def accept_after_emfile(self: socket.socket) -> tuple[socket.socket, object]:
         if not failures:
@@ -184,14 +188,18 @@ def test_running_out_of_descriptors_pauses_accepting_without_failing(
         return accept(self)
 
     monkeypatch.setattr(socket.socket, "accept", accept_after_emfile)
-    handle = serve(model, ServerConfig(port=0))
+    handle = serve(model, ServerConfig(port=0, alert=alerts.append))
     try:
+        with socket.create_connection(handle.address, timeout=STOP_BOUND_S) as refused:
+            assert refused.recv(4096) == b"E:server busy, try again later\n"
         with StreamConverterClient(*handle.address, timeout_s=STOP_BOUND_S) as client:
             assert client.request(b"U:later") == b"LATER"
         assert failures
         assert handle.is_running
     finally:
         handle.stop()
+    assert handle.stats.connections_refused_busy == 1
+    assert [type(alert).__name__ for alert in alerts] == ["DescriptorsExhausted"]
 
 
 def test_ctrl_c_then_sigterm_at_once_stop_cleanly() -> None:

@@ -22,7 +22,7 @@ from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import RemoteProtocolError, UsageError
-from socklab.i18n import _
+from socklab.i18n import _, ngettext
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.retransmission import (
@@ -37,8 +37,17 @@ from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    DescriptorsExhausted,
+    MemoryExhausted,
+    ServerAlert,
     ServerConfig,
     ServerEvent,
+    ThreadsExhausted,
+)
+from socklab.runtimes.connections import (
+    BLOCKING_MAX_CLIENTS,
+    EVENT_LOOP_MAX_CLIENTS,
+    ClientLimits,
 )
 from socklab.runtimes.handle import ServerHandle
 from socklab.tracing import Tracer
@@ -81,8 +90,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--max-clients",
         type=positive_int,
-        default=SERVER_DEFAULTS.max_clients,
-        help=_("connections served at once; more get 'E:server busy' (default: %(default)s)"),
+        default=None,
+        help=_(
+            "connections served at once; more get 'E:server busy' (default: {event_loops} for asyncio and selectors, {blocking} for threads; never more than the open-file limit allows)"
+        ).format(event_loops=f"{EVENT_LOOP_MAX_CLIENTS:,}", blocking=f"{BLOCKING_MAX_CLIENTS:,}"),
+    )
+    server.add_argument(
+        "--max-clients-per-host",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=_(
+            "connections served at once from one IP address; more get 'E:server busy' (default: no such bound; for a classroom server, e.g. 20)"
+        ),
     )
     server.add_argument(
         "--idle-timeout",
@@ -252,6 +272,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         framing=args.framing,
         max_message_bytes=args.max_message_bytes,
         max_clients=args.max_clients,
+        max_clients_per_host=args.max_clients_per_host,
         idle_timeout_s=args.idle_timeout,
         message_timeout_s=args.message_timeout,
         write_timeout_s=args.write_timeout,
@@ -262,9 +283,12 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         receive_buffer_bytes=args.receive_buffer_bytes,
         send_buffer_bytes=args.send_buffer_bytes,
         observer=observe if args.verbose else None,
+        alert=lambda alert: env.warn(describe_alert(alert)),
         tracer=tracer_from_args(args, env),
     )
     handle = serve(args.model, config)
+    if args.verbose and handle.client_limits is not None:
+        env.say(describe_client_limits(handle.client_limits, workers=args.workers))
     try:
         _announce_server(args, handle, env)
     except KeyboardInterrupt:
@@ -286,6 +310,58 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
     return ExitStatus.OK
+
+
+def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
+    """The -v line with the effective --max-clients, and what capped it."""
+    line = _("Serving at most {clients:,} clients at once").format(clients=limits.max_clients)
+    if workers > 1:
+        line += _(" in each worker")
+    if limits.capped_by_descriptors:
+        line += _(
+            " (asked for {requested:,}; the open-file limit of {limit:,} leaves room for no more)"
+        ).format(requested=limits.requested, limit=limits.open_file_limit)
+    if limits.max_clients_per_host is not None:
+        line += _(", at most {per_host:,} from one address").format(
+            per_host=limits.max_clients_per_host
+        )
+    return line + "."
+
+
+def describe_alert(alert: ServerAlert) -> str:
+    """One line for the operator about a shortage (rate-limited by the runtime)."""
+    match alert:
+        case DescriptorsExhausted(refused=refused, open_file_limit=limit, max_clients=clients):
+            line = ngettext(
+                "Out of file descriptors: {refused:,} client got 'server busy'.",
+                "Out of file descriptors: {refused:,} clients got 'server busy'.",
+                refused,
+            ).format(refused=refused)
+            if limit is None:
+                return line + _(
+                    " The system's file table is full (fs.file-max): close other programs or raise it."
+                )
+            return line + _(
+                " The open-file limit of {limit:,} leaves room for {clients:,} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            ).format(limit=limit, clients=clients)
+        case ThreadsExhausted(refused=refused, detail=detail):
+            return ngettext(
+                "Could not start a thread for {refused:,} client ({detail}); it got 'server busy'.",
+                "Could not start a thread for {refused:,} clients ({detail}); they got 'server busy'.",
+                refused,
+            ).format(refused=refused, detail=detail) + _(
+                " The memory limit (ulimit -v) or the thread limit (ulimit -u) is reached: lower --max-clients or raise the limit."
+            )
+        case MemoryExhausted(clients=clients):
+            return ngettext(
+                "Out of memory while answering {clients:,} client; it got an 'E:' line and was closed.",
+                "Out of memory while answering {clients:,} clients; each got an 'E:' line and was closed.",
+                clients,
+            ).format(clients=clients) + _(
+                " Lower --max-clients or raise the memory limit (ulimit -v)."
+            )
+        case _:
+            assert_never(alert)
 
 
 def _stdin_requests(env: Environment) -> Iterator[str]:

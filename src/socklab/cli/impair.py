@@ -191,6 +191,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=_("impair client->target (up), target->client (down) or both (default: both)"),
     )
     parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help=_("event loop of the relay (default: uvloop where installed)"),
+    )
+    parser.add_argument(
         "--stats-every",
         type=positive_seconds,
         metavar="S",
@@ -364,6 +370,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         stats_every_s=args.stats_every,
         on_stats=lambda stats: env.say(describe_stats(stats)),
         on_event=on_event,
+        event_loop=args.loop,
     )
     relay = start_impair(config)
 

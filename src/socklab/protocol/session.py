@@ -65,6 +65,9 @@ class CloseReason(enum.Enum):
     LOCAL = "closed by the server"
 
 
+_REASONS_WITH_UNREAD_INPUT = frozenset({CloseReason.MESSAGE_TOO_LONG, CloseReason.TOO_MANY_ERRORS})
+
+
 @dataclass(frozen=True, slots=True)
 class RequestRejected:
     """A request was answered with `E:`; the connection stays usable."""
@@ -110,6 +113,7 @@ class ConverterSession:
         "_maybe_single_message",
         "_out",
         "_served_at_last_error",
+        "close_reason",
         "requests_served",
         "state",
     )
@@ -136,6 +140,7 @@ class ConverterSession:
         )
         self.state = SessionState.OPEN
         self.requests_served = 0
+        self.close_reason: CloseReason | None = None
         # A server that never asks for events (every converter runtime) must not collect them:
         # a client sending bad requests for hours would grow the list without bound.
         self._events: list[SessionEvent] | None = [] if record_events else None
@@ -209,6 +214,14 @@ class ConverterSession:
         return self.state is _CLOSING
 
     @property
+    def expects_unread_input(self) -> bool:
+        """Closing while the peer may still be sending: a message refused half-way (its body
+        is on the wire) or a run of bad requests. Closing a socket with unread input makes the
+        kernel answer with a RST (RFC 1122 4.2.2.13), which can destroy the `E:` reply before
+        the peer reads it; the runtime drains a bounded amount first (a lingering close)."""
+        return self.state is _CLOSING and self.close_reason in _REASONS_WITH_UNREAD_INPUT
+
+    @property
     def has_partial_message(self) -> bool:
         """A message has begun but not ended: the runtime's message deadline applies."""
         return self.state is _OPEN and self._framer.has_partial_message
@@ -276,6 +289,7 @@ class ConverterSession:
 
     def _finish(self, reason: CloseReason, detail: str = "") -> None:
         self._move("finish")
+        self.close_reason = reason
         if self._events is not None:
             self._events.append(SessionClosing(reason, detail))
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.connections import raise_open_file_limit
+from socklab.runtimes.connections import BLOCKING_MAX_CLIENTS, EVENT_LOOP_MAX_CLIENTS
 from socklab.runtimes.handle import ServerHandle, ServerStats
 
 
@@ -23,6 +23,8 @@ class RuntimeInfo:
     module: str  # imported when the model serves: a server loads its own model's code only
     transports: frozenset[str]
     summary: str  # one English line; the CLI translates it
+    # --max-clients when not given (capped by the open-file limit at start)
+    default_max_clients: int = BLOCKING_MAX_CLIENTS
 
     @property
     def serve(self) -> Callable[[ServerConfig], ServerHandle]:
@@ -38,6 +40,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         "asyncio_loop",
         frozenset({"tcp", "udp"}),
         "one thread, an event loop (uvloop where installed), a Protocol per connection",
+        EVENT_LOOP_MAX_CLIENTS,
     ),
     "iterative": RuntimeInfo(
         "iterative",
@@ -50,6 +53,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         "selector_loop",
         frozenset({"tcp", "udp"}),
         "one thread, non-blocking sockets and selectors.DefaultSelector",
+        EVENT_LOOP_MAX_CLIENTS,
     ),
     "threads": RuntimeInfo(
         "threads",
@@ -76,7 +80,6 @@ def serve(model: str, config: ServerConfig) -> ServerHandle:
         from socklab.runtimes.workers import WorkerPool
 
         return WorkerPool(model, config)
-    raise_open_file_limit(config.max_clients)
     return info.serve(config)
 
 

@@ -41,6 +41,7 @@ from typing import Any
 from socklab.errors import UsageError
 from socklab.protocol.converter import handle_datagram
 from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
+from socklab.protocol.refusals import BUSY_REPLY
 from socklab.protocol.session import ConverterSession, encoded_greeting
 from socklab.runtimes.config import (
     ConnectionClosed,
@@ -48,7 +49,19 @@ from socklab.runtimes.config import (
     ConnectionRefusedBusy,
     ServerConfig,
 )
-from socklab.runtimes.connections import BUSY_REPLY, RECEIVE_BYTES, frame_notice, stop_timeout_s
+from socklab.runtimes.connections import (
+    EVENT_LOOP_MAX_CLIENTS,
+    RECEIVE_BYTES,
+    Admission,
+    Lingering,
+    SpareDescriptor,
+    frame_notice,
+    peer_of,
+    recover_from_accept_error,
+    refuse_busy,
+    resolve_client_limits,
+    stop_timeout_s,
+)
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import (
@@ -67,6 +80,15 @@ FEED_SLICE_BYTES = 16 * 1024
 # paused since), to tell whether any byte went out; or one of these two.
 _NO_MARK = 0  # writing was not paused at the previous sweep
 _DRAINED = sys.maxsize  # writing resumed since the previous sweep, so bytes went out
+
+
+# The peer of a connection whose address nobody needs (no observer, no per-host bound): 10,000
+# idle connections need not keep 10,000 tuples.
+_UNKNOWN_PEER = ("?", 0)
+
+# Connections accepted per readiness event of the listener (asyncio's own loop accepts up to
+# `backlog` at once), so a connection storm cannot starve the clients already connected.
+ACCEPT_BATCH = 128
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -96,7 +118,9 @@ class _Connection(Deadlines, asyncio.Protocol):
 
     __slots__ = (
         "accepted",
+        "admitted",
         "bytes_received",
+        "lingering",
         "peer",
         "pending_input",
         "queued_mark",
@@ -106,28 +130,40 @@ class _Connection(Deadlines, asyncio.Protocol):
         "writing_paused",
     )
 
-    def __init__(self, server: AsyncioServer) -> None:
+    def __init__(self, server: AsyncioServer, peer: tuple[str, int] | None = None) -> None:
+        """`peer`: given when our own accept loop admitted the connection already."""
         self.server = server
         self.transport: Any = None
         self.session: ConverterSession | None = None  # created by the first byte received
         self.accepted = False
-        self.peer: tuple[str, int] = ("?", 0)
+        self.admitted = peer is not None
+        self.peer: tuple[str, int] = peer if peer is not None else _UNKNOWN_PEER
         self.bytes_received = 0
         Deadlines.__init__(self, server.config)
         self.writing_paused = False
         self.queued_mark = _NO_MARK
         self.pending_input = b""
+        # Set once the sending side is shut down after a refusal: reads are drained, not served.
+        self.lingering: Lingering | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         server = self.server
         config = server.config
-        if config.observer is not None:
-            # Only an observer needs the peer: 10,000 idle connections need not keep 10,000 tuples.
-            peername = transport.get_extra_info("peername")
-            if peername:
-                self.peer = (str(peername[0]), int(peername[1]))
-        if len(server.connections) >= config.max_clients or server.stopping:
+        if self.admitted:
+            server.adopting -= 1
+            admitted = not server.stopping
+        else:  # a loop without add_reader serves through create_server: admitted here
+            if server.needs_peer:
+                peername = transport.get_extra_info("peername")
+                if peername:
+                    self.peer = (str(peername[0]), int(peername[1]))
+            admitted = not server.stopping and server.admission.admit(
+                len(server.connections), self.peer[0]
+            )
+        if not admitted:
+            if self.admitted:
+                server.admission.release(self.peer[0])
             server.stats.connections_refused_busy += 1
             server.notify(ConnectionRefusedBusy(self.peer))
             transport.write(frame_notice(config.framing, BUSY_REPLY))  # type: ignore[attr-defined]
@@ -167,6 +203,10 @@ class _Connection(Deadlines, asyncio.Protocol):
             if not self.accepted:
                 return  # refused as busy: closing
             session = self.start_session()
+        elif self.lingering is not None:
+            if not self.lingering.drained(len(data)):
+                self.transport.close()
+            return
         size = len(data)
         self.bytes_received += size
         if self.pending_input:  # reading is paused; a loop may still hand over what it had read
@@ -186,7 +226,18 @@ class _Connection(Deadlines, asyncio.Protocol):
                 if queued > stats.largest_output_queue_bytes:
                     stats.largest_output_queue_bytes = queued
         if session.should_close:
-            self.transport.close()
+            self.close_after_replies()
+
+    def close_after_replies(self) -> None:
+        """Close once the replies are out; lingering when the peer may still be sending, so
+        closing with its bytes unread does not reset the `E:` reply away."""
+        session = self.session
+        transport = self.transport
+        if session is not None and session.expects_unread_input and transport.can_write_eof():
+            transport.write_eof()  # after the buffered replies, like close()
+            self.lingering = Lingering(self.server.loop.time())
+        else:
+            transport.close()
 
     def _feed(self, data: bytes) -> None:
         """Feed `data` in slices, stopping once the peer stops reading its replies.
@@ -213,7 +264,7 @@ class _Connection(Deadlines, asyncio.Protocol):
                 if queued > stats.largest_output_queue_bytes:
                     stats.largest_output_queue_bytes = queued
             if session.should_close:
-                self.transport.close()
+                self.close_after_replies()
                 return
             if self.writing_paused and offset < len(data):
                 self.pending_input = data[offset:]
@@ -257,6 +308,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         server = self.server
         if self in server.connections:
             server.connections.discard(self)
+            server.admission.release(self.peer[0])
             session = self.session
             if session is not None:
                 server.stats.requests_served += session.requests_served
@@ -379,6 +431,8 @@ class AsyncioServer(EventLoopHandle):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        limits = resolve_client_limits(config, EVENT_LOOP_MAX_CLIENTS)
+        self._spare: SpareDescriptor | None = None
         self.loop = new_event_loop(config.event_loop)
         try:
             if config.transport == "udp":
@@ -388,14 +442,26 @@ class AsyncioServer(EventLoopHandle):
                 assert MAX_UDP_PAYLOAD_BYTES < 65536
             else:
                 self._sock = open_listening_socket(config)
+                self._spare = SpareDescriptor()
                 if loop_name(self.loop) == "asyncio":
                     _read_at_most(RECEIVE_BYTES)
         except BaseException:
+            if hasattr(self, "_sock"):
+                self._sock.close()
             self.loop.close()
             raise
         super().__init__(bound_address(self._sock), self.loop)
         self.connections: set[_Connection] = set()
         self.greeting = encoded_greeting(config.framing, config.max_message_bytes)
+        self.admission = Admission(config, limits)
+        if config.transport != "udp":
+            self.client_limits = limits
+            self.alerts.append(self.admission.descriptor_alert)
+        self.needs_peer = config.observer is not None or limits.max_clients_per_host is not None
+        # Accepted by our accept loop, handed to the loop, connection_made not yet called.
+        self.adopting = 0
+        self._adoptions: set[asyncio.Task[None]] = set()
+        self._accept_paused_until = 0.0
         self.start_thread(f"socklab-asyncio-{self.address[1]}")
 
     @property
@@ -418,17 +484,99 @@ class AsyncioServer(EventLoopHandle):
         if self.config.transport == "udp":
             await self._serve_datagrams(sock, protocols)
             return
-        server = await loop.create_server(
-            protocols,
-            sock=sock,
-            backlog=self.config.backlog,
-        )
+        server: asyncio.AbstractServer | None = None
+        try:
+            # Our own accept loop, not create_server: it refuses a client over the bound with
+            # the busy notice before the loop makes a transport of it, and when out of
+            # descriptors it uses the spare. The loops' own handling of EMFILE was silent:
+            # uvloop closes the waiting clients (libuv's uv__emfile_trick), asyncio's loop
+            # hands the error to its exception handler and stops accepting for a second.
+            loop.add_reader(sock.fileno(), self._accept_ready, sock)
+        except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
+            server = await loop.create_server(protocols, sock=sock, backlog=self.config.backlog)
         sweeper = loop.create_task(self._sweep_forever())
-        await stop_event.wait()
-        server.close()  # stop accepting; established connections continue
+        try:
+            await stop_event.wait()
+        finally:
+            if server is None:
+                self._stop_accepting(sock)
+            else:
+                server.close()  # stop accepting; established connections continue
+            if self._spare is not None:
+                self._spare.close()
         sweeper.cancel()
+        if self._adoptions:
+            # Accepted just before the stop: let their transports stand (and be refused), so
+            # no task is left pending when the loop closes.
+            await asyncio.wait(set(self._adoptions), timeout=self.config.shutdown_grace_s)
         await self._drain_connections()
-        await server.wait_closed()
+        if server is not None:
+            await server.wait_closed()
+
+    def _stop_accepting(self, sock: socket.socket) -> None:
+        if not self._accept_paused_until:
+            self.loop.remove_reader(sock.fileno())
+        sock.close()
+
+    def _accept_ready(self, listener: socket.socket) -> None:
+        """The listener is readable: accept a batch, admit or refuse each, adopt the admitted."""
+        config = self.config
+        admission = self.admission
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                assert self._spare is not None
+                backoff_s, refused = recover_from_accept_error(
+                    exc, listener, config, admission, self._spare
+                )
+                if refused:
+                    self.stats.connections_refused_busy += 1
+                    continue
+                if backoff_s:
+                    # Out of memory or buffers: stop watching the listener for a while.
+                    self.loop.remove_reader(listener.fileno())
+                    self._accept_paused_until = self.loop.time() + backoff_s
+                    self.loop.call_later(backoff_s, self._resume_accepting, listener)
+                    return
+                continue
+            peer = peer_of(address) if self.needs_peer else _UNKNOWN_PEER
+            active = len(self.connections) + self.adopting
+            if not admission.admit(active, peer[0]):
+                self.stats.connections_refused_busy += 1
+                refuse_busy(sock, config)
+                self.notify(ConnectionRefusedBusy(peer))
+                continue
+            sock.setblocking(False)
+            self.adopting += 1
+            task = self.loop.create_task(self._adopt(sock, peer))
+            self._adoptions.add(task)
+            task.add_done_callback(self._adoptions.discard)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        self._accept_paused_until = 0.0
+        if not self.stopping and listener.fileno() >= 0:
+            self.loop.add_reader(listener.fileno(), self._accept_ready, listener)
+
+    async def _adopt(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """Make a transport of an accepted socket; its protocol's connection_made follows."""
+        protocol = _Connection(self, peer)
+        factory: Any = lambda: protocol  # noqa: E731
+        tracer = self.config.tracer
+        if tracer is not None:
+            from socklab.tracing.transports import trace_stream_protocols
+
+            factory = trace_stream_protocols(factory, tracer, self._listening_fd)
+        try:
+            await self.loop.connect_accepted_socket(factory, sock)
+        except OSError:
+            # Reset before its transport stood: nothing to serve, its slot is free again.
+            sock.close()
+            if protocol.transport is None:
+                self.adopting -= 1
+                self.admission.release(peer[0])
 
     def _socket_and_protocols(self) -> tuple[socket.socket, Any]:
         """The socket and protocol factory for the loop; with --trace, wrapped to report calls.
@@ -444,7 +592,7 @@ class AsyncioServer(EventLoopHandle):
         from socklab.tracing import plain_socket
         from socklab.tracing.transports import trace_datagram_protocols, trace_stream_protocols
 
-        listening_fd = self._sock.fileno()
+        listening_fd = self._listening_fd = self._sock.fileno()
         if udp:
             return plain_socket(self._sock), trace_datagram_protocols(plain, tracer)
         return plain_socket(self._sock), trace_stream_protocols(plain, tracer, listening_fd)
@@ -484,7 +632,12 @@ class AsyncioServer(EventLoopHandle):
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = self.loop.time()
             for conn in list(self.connections):
+                if conn.lingering is not None:
+                    if now >= conn.lingering.deadline:
+                        conn.transport.close()
+                    continue
                 session = conn.session
                 reason = conn.sweep(
                     bytes_received=conn.bytes_received,

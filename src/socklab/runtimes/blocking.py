@@ -38,16 +38,28 @@ import time
 from abc import abstractmethod
 from typing import NoReturn
 
+from socklab.protocol.refusals import OUT_OF_MEMORY_REPLY
 from socklab.protocol.session import ConverterSession
-from socklab.runtimes.config import ConnectionClosed, ConnectionOpened, ServerConfig
+from socklab.runtimes.config import (
+    ConnectionClosed,
+    ConnectionOpened,
+    MemoryExhausted,
+    ServerConfig,
+)
 from socklab.runtimes.connections import (
+    BLOCKING_MAX_CLIENTS,
     RECEIVE_BYTES,
+    Admission,
+    RateLimitedAlert,
+    SpareDescriptor,
     WritingDeadlines,
-    accept_backoff_s,
+    close_lingering_blocking,
     configure_accepted_socket_safely,
     frame_notice,
     notify,
     peer_of,
+    recover_from_accept_error,
+    resolve_client_limits,
     send_notice_nowait,
     stop_timeout_s,
 )
@@ -118,6 +130,14 @@ class BlockingConnection:
             self._converse()
         except _Closed as closed:
             reason = closed.reason
+        except MemoryError:
+            # This client's request could not be answered; the others are served on. One `E:`
+            # line for the client, one (rate-limited) line for the operator, no traceback.
+            reason = "out of memory"
+            send_notice_nowait(
+                self.sock, frame_notice(self.server.config.framing, OUT_OF_MEMORY_REPLY)
+            )
+            self.server.memory_alert.count()
         except OSError:
             # Reset by the peer or broken; or shut down by the watchdog or the stop's abort.
             reason = self._ending or "error"
@@ -195,6 +215,9 @@ class BlockingConnection:
                     self._send(out)
             if not watched:
                 self._sweep_if_due(sending=False)
+        if session.expects_unread_input:
+            # The reply is sent; closing with the peer's bytes unread would reset it away.
+            close_lingering_blocking(self.sock)
 
     def _end(self) -> NoReturn:
         """Close as another thread decided (`_ending`), with its notice if it left one."""
@@ -278,10 +301,25 @@ class BlockingConnection:
 class BlockingServer(ServerHandle):
     """Accepts with a blocking listener and hands each connection to `dispatch()`."""
 
-    def __init__(self, config: ServerConfig, thread_name: str) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        thread_name: str,
+        default_max_clients: int = BLOCKING_MAX_CLIENTS,
+    ) -> None:
         self.config = config
+        self.limits = resolve_client_limits(config, default_max_clients)
+        self.admission = Admission(config, self.limits)
+        self.memory_alert = RateLimitedAlert(config, MemoryExhausted)
         self._listener = open_listening_socket(config, blocking=True)
+        try:
+            self._spare = SpareDescriptor()
+        except BaseException:
+            self._listener.close()
+            raise
         super().__init__(bound_address(self._listener))
+        self.client_limits = self.limits
+        self.alerts += [self.admission.descriptor_alert, self.memory_alert]
         self._stop_requested = threading.Event()
         # Read on every request by every connection thread: a plain attribute, not the Event.
         self.stopping = False
@@ -317,7 +355,12 @@ class BlockingServer(ServerHandle):
                 except OSError as exc:
                     if self.stopping:
                         break  # request_stop() shut the listener down to wake accept()
-                    backoff_s = accept_backoff_s(exc)
+                    backoff_s, refused = recover_from_accept_error(
+                        exc, listener, self.config, self.admission, self._spare
+                    )
+                    if refused:
+                        with self.stats_lock:
+                            self.stats.connections_refused_busy += 1
                     if backoff_s:
                         self._stop_requested.wait(backoff_s)
                     continue
@@ -327,6 +370,7 @@ class BlockingServer(ServerHandle):
             # Also when run() failed: the watchdog and the connections must stop with it.
             self.request_stop()
             listener.close()  # stop accepting: clients still in the backlog are reset
+            self._spare.close()
             self.finish_connections()
             if watchdog is not None:
                 watchdog.join()  # request_stop() ended its wait
@@ -377,6 +421,7 @@ class BlockingServer(ServerHandle):
     def connection_finished(self, connection: BlockingConnection, reason: str) -> None:
         with self.stats_lock:
             self.connections.discard(connection)
+            self.admission.release(connection.peer[0])
             self.stats.connections_active -= 1
             self.stats.requests_served += connection.session.requests_served
         notify(self.config, ConnectionClosed(connection.peer, reason))

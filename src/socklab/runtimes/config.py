@@ -32,15 +32,53 @@ ServerObserver = Callable[[ServerEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
+class DescriptorsExhausted:
+    """Clients got `E:server busy` because the process ran out of file descriptors.
+
+    Reported at once, then at most once per interval with the count since the last report.
+    `open_file_limit` is the soft RLIMIT_NOFILE (None where the OS has none); `max_clients`
+    is how many clients it leaves room for.
+    """
+
+    refused: int
+    open_file_limit: int | None
+    max_clients: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadsExhausted:
+    """Clients got `E:server busy` because no thread could be started for them (memory or the
+    thread limit); rate-limited like DescriptorsExhausted."""
+
+    refused: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryExhausted:
+    """MemoryError while serving clients: each got an `E:` line and was closed; rate-limited."""
+
+    clients: int
+
+
+# Lines for the operator, printed whether or not --verbose is given.
+ServerAlert = DescriptorsExhausted | ThreadsExhausted | MemoryExhausted
+ServerAlertSink = Callable[[ServerAlert], None]
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50000
     transport: str = "tcp"  # "tcp" or "udp"
     framing: str = "line"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    # Thread-per-connection servers commonly cap at ~1k (Apache's MaxRequestWorkers range);
-    # the same cap for every model keeps their behaviour comparable.
-    max_clients: int = 1024
+    # Clients served at once; None: the model's default (runtimes/connections.py: 10,000 for
+    # the event-loop models, Redis' maxclients; 1,024 for the blocking ones), always capped by
+    # the open-file limit minus a reserve.
+    max_clients: int | None = None
+    # Clients served at once from one IP address (nginx's limit_conn); None: no such bound.
+    max_clients_per_host: int | None = None
     # Redis closes idle clients only when `timeout` is set; nginx's keepalive default is 75 s.
     # 300 s tolerates a student pausing at a prompt while still reclaiming abandoned sockets.
     idle_timeout_s: float = 300.0
@@ -74,5 +112,7 @@ class ServerConfig:
     send_buffer_bytes: int | None = None
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     observer: ServerObserver | None = field(default=None, compare=False)
+    # Shortages the operator must hear about (out of descriptors, threads, memory), rate-limited.
+    alert: ServerAlertSink | None = field(default=None, compare=False)
     # --trace: every socket call of the server reported as it happens (None: no cost at all).
     tracer: Tracer | None = field(default=None, compare=False)

@@ -11,6 +11,10 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from socklab.runtimes.connections import ClientLimits, RateLimitedAlert
 
 
 @dataclass(slots=True)
@@ -35,6 +39,10 @@ class ServerHandle(ABC):
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
         self.stats = ServerStats()
+        # The bounds it serves with (TCP servers set it; --verbose prints it).
+        self.client_limits: ClientLimits | None = None
+        # Shortage alerts still holding a count when the server stops: reported by stop().
+        self.alerts: list[RateLimitedAlert] = []
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -80,6 +88,8 @@ class ServerHandle(ABC):
         self.wait(timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
+        for alert in self.alerts:
+            alert.flush()
 
     @property
     def is_running(self) -> bool:

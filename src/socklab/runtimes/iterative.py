@@ -9,7 +9,8 @@ While one client is served, the others wait in the listen backlog: the kernel co
 TCP handshake, so their connect() succeeds and what they send is buffered, but no greeting and
 no reply arrive until every client before them has left. A client that stays connected and
 silent holds everyone else up to `--idle-timeout` (a half-sent message: `--message-timeout`).
-`max_clients` never applies: there is only ever one.
+`max_clients` never applies: there is only ever one. When the process is out of file
+descriptors, a spare one still lets it answer the next client `E:server busy`.
 
 UDP needs no dispatch at all: the slide's UDP server is this loop with recvfrom()/sendto().
 """

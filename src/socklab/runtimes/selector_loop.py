@@ -7,7 +7,8 @@ on Windows), and handle just those. Each connection's state travels in its selec
 model, the greeting is encoded once per server and a session is made by a connection's first
 byte, so 10,000 silent clients cost one small object each.
 
-    select() -> listener readable   -> accept() (busy beyond max_clients), register the socket
+    select() -> listener readable   -> accept() (busy beyond max_clients, or out of
+                                       descriptors: the spare one), register the socket
              -> connection readable -> recv -> session -> send what fits, keep the rest
              -> connection writable -> send the rest; close when the session said so
              -> wake-up readable    -> a stop was requested
@@ -35,14 +36,19 @@ from socklab.runtimes.config import (
     ServerConfig,
 )
 from socklab.runtimes.connections import (
+    EVENT_LOOP_MAX_CLIENTS,
     RECEIVE_BYTES,
+    Admission,
+    Lingering,
+    SpareDescriptor,
     WritingDeadlines,
-    accept_backoff_s,
     configure_accepted_socket_safely,
     frame_notice,
     notify,
     peer_of,
+    recover_from_accept_error,
     refuse_busy,
+    resolve_client_limits,
     stop_timeout_s,
 )
 from socklab.runtimes.datagrams import answer_pending_datagrams
@@ -76,6 +82,7 @@ class _Connection(WritingDeadlines):
         "bytes_received",
         "closing",
         "interest",
+        "lingering",
         "output",
         "peer",
         "session",
@@ -91,6 +98,8 @@ class _Connection(WritingDeadlines):
         self.bytes_received = 0
         self.closing = False  # send what is buffered, then close; read nothing more
         self.interest = 0
+        # Set once the sending side is shut down after a refusal: reads are drained, not served.
+        self.lingering: Lingering | None = None
 
 
 class SelectorServer(ServerHandle):
@@ -98,11 +107,22 @@ class SelectorServer(ServerHandle):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self._spare: SpareDescriptor | None = None
         if config.transport == "udp":
             self._sock = open_datagram_socket(config)
         else:
+            self._limits = resolve_client_limits(config, EVENT_LOOP_MAX_CLIENTS)
+            self._admission = Admission(config, self._limits)
             self._sock = open_listening_socket(config)
+            try:
+                self._spare = SpareDescriptor()
+            except BaseException:
+                self._sock.close()
+                raise
         super().__init__(bound_address(self._sock))
+        if config.transport != "udp":
+            self.client_limits = self._limits
+            self.alerts.append(self._admission.descriptor_alert)
         # The self-pipe trick: request_stop() writes a byte, which makes select() return.
         self._wakeup_receiver, self._wakeup_sender = socket.socketpair()
         self._wakeup_receiver.setblocking(False)
@@ -175,7 +195,13 @@ class SelectorServer(ServerHandle):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                backoff_s = accept_backoff_s(exc)
+                assert self._spare is not None
+                backoff_s, refused = recover_from_accept_error(
+                    exc, self._sock, config, self._admission, self._spare
+                )
+                if refused:
+                    self.stats.connections_refused_busy += 1
+                    continue  # the next waiting client may find a descriptor freed meanwhile
                 if backoff_s:
                     # Out of descriptors: stop watching the listener until the backoff is over.
                     self._selector.unregister(self._sock)
@@ -183,7 +209,7 @@ class SelectorServer(ServerHandle):
                     return
                 continue
             peer = peer_of(address)
-            if len(self._connections) >= config.max_clients:
+            if not self._admission.admit(len(self._connections), peer[0]):
                 self.stats.connections_refused_busy += 1
                 refuse_busy(sock, config)
                 notify(config, ConnectionRefusedBusy(peer))
@@ -204,6 +230,10 @@ class SelectorServer(ServerHandle):
             return
         except OSError:
             self._close(conn, "error")
+            return
+        if conn.lingering is not None:
+            if not conn.lingering.drained(len(data)):
+                self._close(conn, "closed")
             return
         session = conn.session
         if session is None:
@@ -270,7 +300,11 @@ class SelectorServer(ServerHandle):
         if conn.interest == _READ and not conn.output and not conn.closing:
             return  # the usual case: everything was sent, keep reading
         if conn.closing and not conn.output:
-            self._close(conn, "closed")
+            session = conn.session
+            if conn.lingering is None and session is not None and session.expects_unread_input:
+                self._linger(conn)
+            else:
+                self._close(conn, "closed")
             return
         # Read only while the replies to one more read still fit under the bound.
         pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
@@ -289,10 +323,26 @@ class SelectorServer(ServerHandle):
             self._selector.modify(conn.sock, interest, conn)
         conn.interest = interest
 
+    def _linger(self, conn: _Connection) -> None:
+        """The reply is out: shut down sending and drain what the peer still sends, bounded,
+        so closing with its bytes unread does not reset the reply away."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn, "closed")
+            return
+        conn.lingering = Lingering(time.monotonic())
+        if not conn.interest:
+            self._selector.register(conn.sock, _READ, conn)
+        elif conn.interest != _READ:
+            self._selector.modify(conn.sock, _READ, conn)
+        conn.interest = _READ
+
     def _close(self, conn: _Connection, reason: str) -> None:
         if conn not in self._connections:
             return
         self._connections.discard(conn)
+        self._admission.release(conn.peer[0])
         if conn.interest:
             self._selector.unregister(conn.sock)
             conn.interest = 0
@@ -310,6 +360,10 @@ class SelectorServer(ServerHandle):
             self._accept_paused_until = 0.0
             self._selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
         for conn in list(self._connections):
+            if conn.lingering is not None:
+                if now >= conn.lingering.deadline:
+                    self._close(conn, "closed")
+                continue
             notice = conn.sweep_connection(
                 bytes_received=conn.bytes_received,
                 session=conn.session,
@@ -340,6 +394,8 @@ class SelectorServer(ServerHandle):
             self._close(conn, "server stopped")
         with contextlib.suppress(OSError):
             self._sock.close()
+        if self._spare is not None:
+            self._spare.close()
         self._selector.close()
         self._wakeup_receiver.close()
         self._wakeup_sender.close()

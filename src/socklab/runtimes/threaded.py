@@ -7,8 +7,11 @@ thread that serves the connection with the same blocking loop as the iterative m
     server thread:  accept() -> (over the bound? "E:server busy", close) -> Thread(serve).start()
     client thread:  greeting -> [recv -> session -> send]* -> close
 
-Beyond `max_clients` threads a new connection is answered `E:server busy` and closed at once,
-so it never hangs silently and a connection storm cannot create unbounded threads.
+Beyond `max_clients` threads (or `max_clients_per_host` from one address) a new connection is
+answered `E:server busy` and closed at once, so it never hangs silently and a connection storm
+cannot create unbounded threads. A thread that cannot start (no memory for its stack, the
+thread limit) refuses its client the same way and tells the operator; a MemoryError while
+answering ends that client with `E:server out of memory` and a line for the operator.
 
 Costs: each thread reserves a stack (8 MiB of address space by default on Linux, touched only
 as used) and a kernel task; only one thread runs Python at a time (the GIL), so threads give
@@ -21,10 +24,11 @@ import socket
 import threading
 import time
 
+from socklab.protocol.refusals import BUSY_REPLY
 from socklab.runtimes.blocking import BlockingConnection, BlockingServer
-from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig
+from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig, ThreadsExhausted
 from socklab.runtimes.connections import (
-    BUSY_REPLY,
+    RateLimitedAlert,
     frame_notice,
     notify,
     refuse_busy,
@@ -41,18 +45,25 @@ class ThreadedServer(BlockingServer):
 
     def __init__(self, config: ServerConfig) -> None:
         self._threads: dict[BlockingConnection, threading.Thread] = {}
+        self.thread_alert: RateLimitedAlert | None = None
         super().__init__(config, "socklab-threads")
 
     def dispatch(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         with self.stats_lock:
-            busy = len(self.connections) >= self.config.max_clients
-            if busy:
+            admitted = self.admission.admit(len(self.connections), peer[0])
+            if not admitted:
                 self.stats.connections_refused_busy += 1
-        if busy:
+        if not admitted:
             refuse_busy(sock, self.config)
             notify(self.config, ConnectionRefusedBusy(peer))
             return
-        connection = self.open_connection(sock, peer)
+        try:
+            connection = self.open_connection(sock, peer)
+        except MemoryError:
+            with self.stats_lock:
+                self.admission.release(peer[0])
+            self._refuse_without_thread(sock, peer, "out of memory")
+            return
         thread = threading.Thread(
             target=self._serve_and_forget,
             args=(connection,),
@@ -63,14 +74,34 @@ class ThreadedServer(BlockingServer):
             self._threads[connection] = thread
         try:
             thread.start()
-        except RuntimeError:
-            # "can't start new thread": the process or user hit its thread limit (ulimit -u).
-            # Refuse this client like one over the bound instead of failing the whole server.
+        except (RuntimeError, MemoryError) as exc:
+            # "can't start new thread": no memory for its stack (ulimit -v) or the thread limit
+            # (ulimit -u). Refuse this client like one over the bound, tell the operator, and
+            # keep serving the others.
             with self.stats_lock:
                 self._threads.pop(connection, None)
                 self.stats.connections_refused_busy += 1
             send_notice_nowait(connection.sock, frame_notice(self.config.framing, BUSY_REPLY))
             connection.serve_nothing()
+            self._report_thread_failure(str(exc) or type(exc).__name__)
+
+    def _refuse_without_thread(
+        self, sock: socket.socket, peer: tuple[str, int], detail: str
+    ) -> None:
+        with self.stats_lock:
+            self.stats.connections_refused_busy += 1
+        refuse_busy(sock, self.config)
+        notify(self.config, ConnectionRefusedBusy(peer))
+        self._report_thread_failure(detail)
+
+    def _report_thread_failure(self, detail: str) -> None:
+        alert = self.thread_alert
+        if alert is None:
+            alert = self.thread_alert = RateLimitedAlert(
+                self.config, lambda refused: ThreadsExhausted(refused, detail)
+            )
+            self.alerts.append(alert)
+        alert.count()
 
     def _serve_and_forget(self, connection: BlockingConnection) -> None:
         try:

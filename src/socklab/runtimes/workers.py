@@ -38,7 +38,7 @@ from typing import Any
 
 from socklab.errors import SocklabError, UsageError
 from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.connections import raise_open_file_limit
+from socklab.runtimes.connections import resolve_client_limits
 from socklab.runtimes.handle import ServerHandle, ServerStats
 from socklab.runtimes.listening import (
     _bind,
@@ -92,7 +92,6 @@ def _run_worker(model: str, config: ServerConfig, reserved: socket.socket, chann
     for signum in _STOP_SIGNALS:
         signal.signal(signum, request_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-    raise_open_file_limit(config.max_clients)
     try:
         handle = RUNTIMES[model].serve(config)
     except SocklabError as error:
@@ -135,6 +134,10 @@ class WorkerPool(ServerHandle):
         finally:
             reserved.close()
         super().__init__(address)
+        # Each worker's bound, for --verbose: the workers resolve the same from the same limit.
+        from socklab.runtimes import RUNTIMES
+
+        self.client_limits = resolve_client_limits(config, RUNTIMES[model].default_max_clients)
         self.start_thread(f"socklab-workers-{address[1]}")
 
     def _start_workers(self, model: str, config: ServerConfig, reserved: socket.socket) -> None:

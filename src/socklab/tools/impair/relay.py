@@ -122,6 +122,7 @@ class ImpairConfig:
     stats_every_s: float | None = None
     on_stats: Callable[[ImpairStats], None] | None = field(default=None, compare=False)
     on_event: Callable[[RelayEvent], None] | None = field(default=None, compare=False)
+    event_loop: str = "auto"  # "auto" (uvloop where installed), "asyncio" or "uvloop"
 
     def faults_toward(self, way: str) -> FaultSettings:
         """The faults of direction `way` ("up": client to target, "down": target to client)."""
@@ -139,20 +140,27 @@ class ImpairConfig:
 
 
 class _Timer:
-    """A single pending wake-up for one pipe, moved earlier when needed, never duplicated."""
+    """A single pending wake-up for one pipe, moved earlier when needed, never duplicated.
+
+    The deadline is kept here, not read back from the loop's handle: for a deadline already
+    past, uvloop's `call_at` returns a plain `Handle` (scheduled like `call_soon`), which has
+    no `when()`; under a flood that raised AttributeError thousands of times a second.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         self.loop = loop
         self.callback = callback
-        self.handle: asyncio.TimerHandle | None = None
+        self.handle: asyncio.Handle | None = None
+        self.deadline = 0.0  # of the pending handle; meaningless while handle is None
 
     def wake_at(self, deadline: float | None) -> None:
         if deadline is None:
             self.cancel()
             return
-        if self.handle is not None and self.handle.when() <= deadline:
+        if self.handle is not None and self.deadline <= deadline:
             return
         self.cancel()
+        self.deadline = deadline
         self.handle = self.loop.call_at(deadline, self._fire)
 
     def _fire(self) -> None:
@@ -517,7 +525,7 @@ class ImpairRelay(EventLoopHandle):
         listen_config = ServerConfig(
             host=config.listen[0], port=config.listen[1], transport=config.transport
         )
-        self.loop = new_event_loop("auto")
+        self.loop = new_event_loop(config.event_loop)
         try:
             if config.transport == "udp":
                 self._sock = open_datagram_socket(listen_config)
