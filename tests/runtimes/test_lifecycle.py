@@ -168,6 +168,10 @@ def test_threads_model_refuses_a_client_when_no_thread_can_start(
     finally:
         handle.stop()
     assert handle.stats.connections_refused_busy == 1
+    # Issue 15 §7: the stop line counts served connections; the refused one was counted as
+    # both (1,462 "connections" where selectors and asyncio said 1,025).
+    assert handle.stats.connections_accepted == 1
+    assert handle.stats.connections_active == 0
 
 
 @pytest.mark.parametrize("model", ["iterative", "threads", "selectors"])

@@ -125,11 +125,6 @@ class BlockingConnection:
             self._close()
             self.server.connection_finished(self, reason)
 
-    def serve_nothing(self) -> None:
-        """Close without serving (no thread could be started for it); instead of serve()."""
-        self._close()
-        self.server.connection_finished(self, "refused")
-
     def interrupt(self) -> None:
         """Wake a blocked recv() (the server is stopping); thread-safe, harmless once closed."""
         with self._lock:
@@ -364,15 +359,26 @@ class BlockingServer(ServerHandle):
             connection.interrupt()
 
     def open_connection(self, sock: socket.socket, peer: tuple[str, int]) -> BlockingConnection:
+        """A connection about to be served in this thread, counted and told to the observer."""
         connection = BlockingConnection(sock, peer, self)
         with self.stats_lock:
             self.connections.add(connection)
+        self.admit(connection)
+        return connection
+
+    def admit(self, connection: BlockingConnection) -> None:
+        """Count `connection` as served, once it is sure to be (the thread serving it runs).
+
+        Called after it joined `connections`, the set a stop interrupts. A connection refused
+        for want of a thread is counted as refused only: the stop line's "connections" are
+        those served (as in the selectors and asyncio models).
+        """
+        with self.stats_lock:
             self.stats.connections_accepted += 1
             self.stats.connections_active += 1
-        notify(self.config, ConnectionOpened(peer))
+        notify(self.config, ConnectionOpened(connection.peer))
         if self.stopping:  # stop was requested between accept() and now
             connection.interrupt()
-        return connection
 
     def connection_finished(self, connection: BlockingConnection, reason: str) -> None:
         with self.stats_lock:

@@ -23,13 +23,7 @@ import time
 
 from socklab.runtimes.blocking import BlockingConnection, BlockingServer
 from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig
-from socklab.runtimes.connections import (
-    BUSY_REPLY,
-    frame_notice,
-    notify,
-    refuse_busy,
-    send_notice_nowait,
-)
+from socklab.runtimes.connections import notify, refuse_busy
 
 # After the shutdown grace, blocked threads are woken by shutting their sockets down; they need
 # only a moment to notice and end.
@@ -52,7 +46,7 @@ class ThreadedServer(BlockingServer):
             refuse_busy(sock, self.config)
             notify(self.config, ConnectionRefusedBusy(peer))
             return
-        connection = self.open_connection(sock, peer)
+        connection = BlockingConnection(sock, peer, self)
         thread = threading.Thread(
             target=self._serve_and_forget,
             args=(connection,),
@@ -60,20 +54,26 @@ class ThreadedServer(BlockingServer):
             daemon=True,
         )
         with self.stats_lock:
+            # Before the thread starts: the --max-clients bound and a stop see it at once.
+            self.connections.add(connection)
             self._threads[connection] = thread
         try:
             thread.start()
         except RuntimeError:
             # "can't start new thread": the process or user hit its thread limit (ulimit -u).
-            # Refuse this client like one over the bound instead of failing the whole server.
+            # Refuse this client like one over the bound instead of failing the whole server;
+            # it was never served, so it is not counted as a connection.
             with self.stats_lock:
+                self.connections.discard(connection)
                 self._threads.pop(connection, None)
                 self.stats.connections_refused_busy += 1
-            send_notice_nowait(connection.sock, frame_notice(self.config.framing, BUSY_REPLY))
-            connection.serve_nothing()
+            connection.session.closed()
+            refuse_busy(sock, self.config)
+            notify(self.config, ConnectionRefusedBusy(peer))
 
     def _serve_and_forget(self, connection: BlockingConnection) -> None:
         try:
+            self.admit(connection)
             connection.serve()
         finally:
             with self.stats_lock:
