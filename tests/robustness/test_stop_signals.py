@@ -18,6 +18,9 @@ Every try starts the real `socklab converter server`, signals it and requires ex
 
 Tries run several at once, each bounded; the CI scale runs part of the issue's 1,000 tries,
 the `slow` scale all of them (`pytest -m slow tests/robustness/test_stop_signals.py`).
+
+Issue 15 §7: a client in the middle of a request when the stop comes reads `E:server stopping`
+before the close, where the framing can carry it (lines, length prefixes; not raw).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from socklab.protocol.session import encoded_greeting
 from socklab.runtimes import RUNTIMES
-from tests.robustness.observed_server import server_arguments, wait_until
+from tests.robustness.observed_server import read_kernel_queues, server_arguments, wait_until
 from tests.socklab_process import SocklabProcess, free_port
 
 MOMENTS = ("start-up", "listening", "in flight", "stopping")
@@ -258,3 +262,63 @@ def test_a_second_signal_after_the_first_never_kills_the_server(model: str) -> N
     )
     print(f"\n{model}: {DOUBLE_SIGNAL_TRIES} double signals: {describe(outcomes)}")
     assert all(outcome.clean for outcome in outcomes), describe(outcomes)
+
+
+# A message begun and not finished, and what the client must read after it at the stop.
+PARTIAL_REQUESTS = {
+    "line": (b"U:half a line", b"E:server stopping\n"),
+    "length": ((14).to_bytes(4, "big") + b"U:hal", (17).to_bytes(4, "big") + b"E:server stopping"),
+    # The naive framing cannot tell a notice from a reply: the client only sees the close.
+    "raw": (b"U:", b""),
+}
+
+
+def receive_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"closed after {len(data)} of {size} bytes"
+        data += chunk
+    return data
+
+
+def receive_to_end(sock: socket.socket) -> tuple[bytes, str]:
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        return data, "reset"
+    return data, "eof"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("framing", sorted(PARTIAL_REQUESTS))
+@pytest.mark.parametrize("model", stream_models())
+def test_a_client_mid_request_reads_server_stopping_before_the_close(
+    model: str, framing: str
+) -> None:
+    partial, expected = PARTIAL_REQUESTS[framing]
+    port = free_port()
+    process = SocklabProcess(server_arguments(model, framing, port))
+    try:
+        address = process.wait_listening()
+        with socket.create_connection(address, timeout=10) as sock:
+            assert receive_exactly(sock, len(encoded_greeting(framing))) == encoded_greeting(
+                framing
+            )
+            sock.sendall(partial)
+            # Readiness: the server has taken the bytes out of its socket's receive queue.
+            client = sock.getsockname()
+            assert wait_until(
+                lambda: getattr(read_kernel_queues(address, client), "receive_queue_bytes", 1) == 0,
+                10,
+            )
+            process.send_signal(signal.SIGTERM)
+            rest, ending = receive_to_end(sock)
+        status = process.wait(EXIT_WITHIN_S)
+    finally:
+        process.stop()
+    assert (rest, ending) == (expected, "eof")
+    assert status == 0
+    assert process.stdout_lines[-1].startswith("Server stopped:")

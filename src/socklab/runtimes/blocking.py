@@ -193,7 +193,13 @@ class BlockingConnection:
 
     def _end(self) -> NoReturn:
         """Close as another thread decided (`_ending`), with its notice if it left one."""
-        if self._notice is not None:
+        if self._ending == "server stopped":
+            # The session says whether this client gets a notice (it was mid-request).
+            self.session.server_stopping()
+            notice = self.session.data_to_send()
+            if notice:
+                send_notice_nowait(self.sock, notice)
+        elif self._notice is not None:
             send_notice_nowait(self.sock, frame_notice(self.server.config.framing, self._notice))
         raise _Closed(self._ending or "closed")
 
