@@ -26,6 +26,7 @@ before the close, where the framing can carry it (lines, length prefixes; not ra
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import socket
@@ -34,6 +35,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -150,10 +152,12 @@ class Traffic:
 
 
 @contextlib.contextmanager
-def server_process(model: str, transport: str) -> Iterator[SocklabProcess]:
+def server_process(
+    model: str, transport: str, extra: tuple[str, ...] = ()
+) -> Iterator[SocklabProcess]:
     udp = transport == "udp"
     port = free_port(socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-    extra = ["--shutdown-grace", SHUTDOWN_GRACE]
+    extra = ("--shutdown-grace", SHUTDOWN_GRACE, *extra)
     process = SocklabProcess(server_arguments(model, "line", port, extra, udp=udp))
     try:
         yield process
@@ -322,3 +326,34 @@ def test_a_client_mid_request_reads_server_stopping_before_the_close(
     assert (rest, ending) == (expected, "eof")
     assert status == 0
     assert process.stdout_lines[-1].startswith("Server stopped:")
+
+
+WORKER_TRIES = 25
+
+
+def try_group_interrupt(model: str, number: int) -> Outcome:
+    """Ctrl+C in a terminal: SIGINT to the parent and to every worker at once."""
+    with server_process(model, "tcp", extra=("--workers", "2")) as process:
+        process.wait_listening()
+        workers = [
+            int(pid)
+            for task in os.listdir(f"/proc/{process.pid}/task")
+            for pid in Path(f"/proc/{process.pid}/task/{task}/children").read_text().split()
+        ]
+        assert len(workers) == 2, workers
+        for pid in [process.pid, *workers] if number % 2 else [*workers, process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)  # our own server and its workers, by PID
+        return outcome_of(process, "SIGINT to the process group")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("model", stream_models())
+def test_ctrl_c_to_the_whole_process_group_stops_workers_cleanly(model: str) -> None:
+    # A worker stopped by its own SIGINT before the parent had seen its one was reported as
+    # "worker 1 ended unexpectedly (exit status 0)", exit 1.
+    outcomes = run_concurrently(
+        [(model, number) for number in range(WORKER_TRIES)], try_group_interrupt
+    )
+    print(f"\n{model}: {WORKER_TRIES} group interrupts with --workers 2: {describe(outcomes)}")
+    assert all(outcome.clean for outcome in outcomes), describe(outcomes)
