@@ -36,20 +36,22 @@ closing line.)
 from __future__ import annotations
 
 import contextlib
-import enum
-import select
 import signal
-import socket
 import threading
-from collections.abc import Iterator
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterator
+    from types import FrameType
+    from typing import Any
 
-class _Mode(enum.Enum):
-    DEFERRING = "deferring"
-    INTERRUPTING = "interrupting"
-    SERVING = "serving"
+# This module is imported before the rest of the CLI and should import little: every module
+# loaded before `install()` lengthens the time in which a signal still has its default effect.
+# socket and select are imported on the servers' code path only.
+_DEFERRING = "deferring"
+_INTERRUPTING = "interrupting"
+_SERVING = "serving"
 
 
 _STOP_SIGNAL_NAMES = ("SIGINT", "SIGTERM")  # Windows has both as Python-level signals
@@ -59,13 +61,13 @@ class _StopSignals:
     """The process's one record of stop signals; changed only in the main thread."""
 
     def __init__(self) -> None:
-        self.mode = _Mode.DEFERRING
+        self.mode = _DEFERRING
         self.received: int | None = None
         self.installed = False
         self.wake_receiver: socket.socket | None = None
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.mode is _Mode.INTERRUPTING:
+        if self.mode == _INTERRUPTING:
             raise KeyboardInterrupt
         if self.received is None:
             self.received = signum
@@ -104,7 +106,7 @@ def installed() -> Iterator[None]:
         yield
     finally:
         if previous:
-            _state.mode = _Mode.DEFERRING
+            _state.mode = _DEFERRING
             _state.received = None
             _state.installed = False
             for kind, handler in previous:
@@ -119,15 +121,17 @@ def handling(*, graceful: bool) -> Iterator[None]:
         yield
         return
     if not graceful:
-        _state.mode = _Mode.INTERRUPTING
+        _state.mode = _INTERRUPTING
         try:
             if _state.received is not None:
                 _state.received = None
                 raise KeyboardInterrupt  # the signal came during start-up: act on it now
             yield
         finally:
-            _state.mode = _Mode.DEFERRING
+            _state.mode = _DEFERRING
         return
+    import socket
+
     receiver, sender = socket.socketpair()
     receiver.setblocking(False)
     sender.setblocking(False)  # set_wakeup_fd requires it: a full pipe must not block a handler
@@ -136,11 +140,11 @@ def handling(*, graceful: bool) -> Iterator[None]:
     # thread (Linux picks any thread that does not block it).
     previous_fd = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
     _state.wake_receiver = receiver
-    _state.mode = _Mode.SERVING
+    _state.mode = _SERVING
     try:
         yield
     finally:
-        _state.mode = _Mode.DEFERRING
+        _state.mode = _DEFERRING
         _state.wake_receiver = None
         signal.set_wakeup_fd(previous_fd)
         receiver.close()
@@ -180,6 +184,8 @@ def wait_for_stop(timeout_s: float) -> bool:
     if receiver is None:
         threading.Event().wait(timeout_s)
     else:
+        import select
+
         select.select([receiver], [], [], timeout_s)
         with contextlib.suppress(BlockingIOError, InterruptedError):
             receiver.recv(64)
