@@ -157,19 +157,15 @@ def ignore_from_now_on() -> None:
         return
     kinds = _kinds()
     if hasattr(signal, "pthread_sigmask"):
-        # Blocked in this thread first, so none is caught between the check below and SIG_IGN
-        # (one would be reported as "ignored due to race condition"); blocked ones pending are
-        # discarded by SIG_IGN (POSIX sigaction).
+        # Blocked in this thread first (after a stop it is normally the only one left), so
+        # none is caught between the check below and SIG_IGN (one would be reported as
+        # "ignored due to race condition"); pending blocked ones are discarded by SIG_IGN
+        # (POSIX sigaction).
         signal.pthread_sigmask(signal.SIG_BLOCK, kinds)
     for kind in kinds:
         # signal.signal() first runs the Python handlers of signals already caught: ours,
         # which only records them now.
         signal.signal(kind, signal.SIG_IGN)
-
-
-def stop_requested() -> bool:
-    """A stop signal arrived (since `handling(graceful=True)` began, or during start-up)."""
-    return _state.received is not None
 
 
 def wait_for_stop(timeout_s: float) -> bool:
