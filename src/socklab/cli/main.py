@@ -153,3 +153,11 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
             ).format(error=f"{type(exc).__name__}: {exc}")
         )
         return ExitStatus.ERROR
+
+
+def console_main() -> None:
+    """The console script's old entry point: scripts installed before `cli.console` existed call
+    it until the package is installed again (`make` does when pyproject.toml changes)."""
+    from socklab.cli.console import console_main as run_console
+
+    run_console()
