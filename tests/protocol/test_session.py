@@ -147,3 +147,44 @@ def test_a_server_session_records_no_events() -> None:
     session.receive_data(b"X:\n" * 5 + b"C:\n")
     assert session.take_events() == []
     assert session.should_close
+
+
+# -- the server stops (issue 15 §7) ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("framing", "partial", "notice"),
+    [
+        ("line", b"U:half", b"E:server stopping\n"),
+        ("length", b"\x00\x00\x00\x0eU:hal", b"\x00\x00\x00\x11E:server stopping"),
+        ("raw", b"U:", b""),  # raw cannot tell a notice from a reply: only the close
+    ],
+)
+def test_a_client_mid_request_is_told_the_server_is_stopping(
+    framing: str, partial: bytes, notice: bytes
+) -> None:
+    session = ConverterSession(framing, greet=False)
+    session.receive_data(partial)
+    assert session.data_to_send() == b""
+    session.server_stopping()
+    assert session.data_to_send() == notice
+    assert session.should_close
+    assert session.take_events() == [SessionClosing(CloseReason.SERVER_STOPPING)]
+
+
+def test_an_idle_client_is_closed_without_a_notice_at_the_stop() -> None:
+    session = ConverterSession("line", greet=False)
+    assert session.exchange(b"U:done\n") == b"DONE\n"
+    session.server_stopping()
+    assert session.data_to_send() == b""
+    assert session.should_close
+
+
+def test_the_stop_changes_nothing_for_a_session_already_closing() -> None:
+    session = ConverterSession("line", greet=False)
+    session.receive_data(b"C:\n")
+    session.take_events()
+    session.server_stopping()
+    assert session.data_to_send() == b""
+    assert session.take_events() == []
+    session.closed()
+    session.server_stopping()  # after CLOSED too: the stop may race with the close
+    assert session.data_to_send() == b""

@@ -17,7 +17,7 @@ from socklab.apps.converter import (
 )
 from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
-from socklab.cli.serving import wait_until_interrupted
+from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
@@ -153,7 +153,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
     add_trace_options(server)
-    server.set_defaults(handler=run_server)
+    # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.serving).
+    server.set_defaults(handler=run_server, graceful_stop=True)
 
     client = roles.add_parser("client", help=_("send requests and print the replies"))
     _add_endpoint(client)
@@ -289,14 +290,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     handle = serve(args.model, config)
     if args.verbose and handle.client_limits is not None:
         env.say(describe_client_limits(handle.client_limits, workers=args.workers))
-    try:
-        _announce_server(args, handle, env)
-    except KeyboardInterrupt:
-        # SIGTERM or Ctrl+C right after the start (a script stopping us at once): still a
-        # clean stop with status 0, not "Interrupted".
-        handle.stop()
-    else:
-        wait_until_interrupted(handle)
+    wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(

@@ -13,7 +13,7 @@ import random
 
 from socklab.cli.arguments import host_port, non_negative_int, positive_int, positive_seconds
 from socklab.cli.environment import Environment
-from socklab.cli.serving import wait_until_interrupted
+from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _
@@ -202,7 +202,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=_("print the counts every S seconds (always printed on exit)"),
     )
-    parser.set_defaults(handler=run)
+    # graceful_stop: Ctrl+C and SIGTERM stop the relay and it exits 0 (cli.serving).
+    parser.set_defaults(handler=run, graceful_stop=True)
 
 
 def _flag(name: str) -> str:
@@ -390,6 +391,6 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         )
         env.say(_("Press Ctrl+C to stop."))
 
-    wait_until_interrupted(relay, announce)
+    wait_until_stopped(relay, announce)
     env.say(describe_stats(relay.snapshot()))
     return ExitStatus.OK

@@ -1,7 +1,8 @@
 """Entry point: choose the language, build the parser from the command registry, run, exit.
 
-No traceback reaches a user: socklab errors become one line (cli.failures), Ctrl+C exits 130,
-and anything unexpected is one line asking for a bug report (SOCKLAB_DEBUG=1 shows the traceback).
+No traceback reaches a user: socklab errors become one line (cli.failures), Ctrl+C exits 130
+(a server stops and exits 0 instead: cli.stop_signals), and anything unexpected is one line
+asking for a bug report (SOCKLAB_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from socklab import __version__
+from socklab.cli import stop_signals
 from socklab.cli.commands import command_summaries
 from socklab.cli.environment import Environment
 from socklab.cli.failures import describe_error
-from socklab.cli.serving import sigterm_as_interrupt
 from socklab.cli.status import ExitStatus
 from socklab.errors import SocklabError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
@@ -109,6 +110,12 @@ def _preparse_language(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+    # Signals during parsing and start-up are recorded, then acted on by the command's mode.
+    with stop_signals.installed():
+        return _run(argv, env)
+
+
+def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Environment.from_process()
     set_language(choose_language(_preparse_language(argv), env.environ))
@@ -122,9 +129,11 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
     try:
-        with sigterm_as_interrupt():
+        # A server stops on the first Ctrl+C or SIGTERM and exits 0; other commands get
+        # KeyboardInterrupt. Outside the block (the handlers below) a signal is only recorded.
+        with stop_signals.handling(graceful=getattr(args, "graceful_stop", False)):
             status: ExitStatus = handler(args, env)
-            return status
+        return status
     except SocklabError as error:
         line, status = describe_error(error)
         env.warn(line)
@@ -147,7 +156,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> E
 
 
 def console_main() -> None:
-    status = main()
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
-    sys.exit(int(status))
+    """The console script's old entry point: scripts installed before `cli.console` existed call
+    it until the package is installed again (`make` does when pyproject.toml changes)."""
+    from socklab.cli.console import console_main as run_console
+
+    run_console()

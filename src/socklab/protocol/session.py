@@ -17,6 +17,7 @@ States and transitions (the table `_TRANSITIONS` is the single source of truth):
 
     OPEN    --request--------------> OPEN
     OPEN    --C: / over-long / EOF--> CLOSING   (replies before it are still sent)
+    OPEN    --server_stopping()----> CLOSING   (`E:server stopping` first, mid-message)
     CLOSING --closed()-------------> CLOSED
     OPEN    --closed()-------------> CLOSED     (the runtime gave up: reset, timeout, stop)
 """
@@ -42,6 +43,9 @@ from socklab.protocol.limits import (
 )
 
 TOO_MANY_ERRORS_REPLY = b"E:too many bad requests in a row; closing"
+# To a client whose request was cut off by the server's stop, so that it reads why instead of a
+# bare end of stream (HTTP/2 sends GOAWAY, and SMTP's 421 says "service closing channel").
+SERVER_STOPPING_REPLY = b"E:server stopping"
 
 
 class SessionState(enum.Enum):
@@ -63,6 +67,7 @@ class CloseReason(enum.Enum):
     PEER_EOF = "client closed its side"
     TRUNCATED = "connection ended inside a message"
     LOCAL = "closed by the server"
+    SERVER_STOPPING = "server stopping"
 
 
 _REASONS_WITH_UNREAD_INPUT = frozenset({CloseReason.MESSAGE_TOO_LONG, CloseReason.TOO_MANY_ERRORS})
@@ -187,6 +192,20 @@ class ConverterSession:
             self._process(self._framer.receive_eof())
         if self.state is SessionState.OPEN:
             self._finish(CloseReason.PEER_EOF)
+
+    def server_stopping(self) -> None:
+        """The server is stopping: close once the pending replies are sent.
+
+        A client in the middle of a request (part of a message received) gets
+        `E:server stopping` first, where the framing can tell a notice from a reply; with the
+        raw framing it only sees the close. An idle client asked nothing: no notice. Harmless
+        once the session is already closing or closed.
+        """
+        if self.state is not _OPEN:
+            return
+        if self._framer.delimits_messages and self._framer.has_partial_message:
+            self._out.append(self._encode(SERVER_STOPPING_REPLY))
+        self._finish(CloseReason.SERVER_STOPPING)
 
     def closed(self) -> None:
         """The runtime closed the connection (after should_close, or on its own account)."""

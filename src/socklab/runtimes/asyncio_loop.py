@@ -620,6 +620,14 @@ class AsyncioServer(EventLoopHandle):
     async def _drain_connections(self) -> None:
         """Let in-flight replies go out (close() flushes), then abort what is still open."""
         for conn in list(self.connections):
+            session = conn.session
+            if session is not None and not conn.writing_paused:
+                # The session says whether this client gets a notice (it was mid-request); a
+                # peer that does not read its replies would not read it either.
+                session.server_stopping()
+                notice = session.data_to_send()
+                if notice:
+                    conn.transport.write(notice)
             conn.transport.pause_reading()
             conn.transport.close()
         deadline = self.loop.time() + self.config.shutdown_grace_s

@@ -145,11 +145,6 @@ class BlockingConnection:
             self._close()
             self.server.connection_finished(self, reason)
 
-    def serve_nothing(self) -> None:
-        """Close without serving (no thread could be started for it); instead of serve()."""
-        self._close()
-        self.server.connection_finished(self, "refused")
-
     def interrupt(self) -> None:
         """Wake a blocked recv() (the server is stopping); thread-safe, harmless once closed."""
         with self._lock:
@@ -221,7 +216,13 @@ class BlockingConnection:
 
     def _end(self) -> NoReturn:
         """Close as another thread decided (`_ending`), with its notice if it left one."""
-        if self._notice is not None:
+        if self._ending == "server stopped":
+            # The session says whether this client gets a notice (it was mid-request).
+            self.session.server_stopping()
+            notice = self.session.data_to_send()
+            if notice:
+                send_notice_nowait(self.sock, notice)
+        elif self._notice is not None:
             send_notice_nowait(self.sock, frame_notice(self.server.config.framing, self._notice))
         raise _Closed(self._ending or "closed")
 
@@ -408,15 +409,26 @@ class BlockingServer(ServerHandle):
             connection.interrupt()
 
     def open_connection(self, sock: socket.socket, peer: tuple[str, int]) -> BlockingConnection:
+        """A connection about to be served in this thread, counted and told to the observer."""
         connection = BlockingConnection(sock, peer, self)
         with self.stats_lock:
             self.connections.add(connection)
+        self.admit(connection)
+        return connection
+
+    def admit(self, connection: BlockingConnection) -> None:
+        """Count `connection` as served, once it is sure to be (the thread serving it runs).
+
+        Called after it joined `connections`, the set a stop interrupts. A connection refused
+        for want of a thread is counted as refused only: the stop line's "connections" are
+        those served (as in the selectors and asyncio models).
+        """
+        with self.stats_lock:
             self.stats.connections_accepted += 1
             self.stats.connections_active += 1
-        notify(self.config, ConnectionOpened(peer))
+        notify(self.config, ConnectionOpened(connection.peer))
         if self.stopping:  # stop was requested between accept() and now
             connection.interrupt()
-        return connection
 
     def connection_finished(self, connection: BlockingConnection, reason: str) -> None:
         with self.stats_lock:

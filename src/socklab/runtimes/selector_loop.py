@@ -386,8 +386,14 @@ class SelectorServer(ServerHandle):
             self._selector.unregister(self._sock)
         self._sock.close()
         for conn in list(self._connections):
+            notice = b""
+            session = conn.session
+            if session is not None and not conn.closing:
+                # The session says whether this client gets a notice (it was mid-request).
+                session.server_stopping()
+                notice = session.data_to_send()
             conn.closing = True
-            self._update_interest(conn)
+            self._queue_output(conn, notice)
 
     def _close_everything(self) -> None:
         for conn in list(self._connections):

@@ -24,16 +24,9 @@ import socket
 import threading
 import time
 
-from socklab.protocol.refusals import BUSY_REPLY
 from socklab.runtimes.blocking import BlockingConnection, BlockingServer
 from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig, ThreadsExhausted
-from socklab.runtimes.connections import (
-    RateLimitedAlert,
-    frame_notice,
-    notify,
-    refuse_busy,
-    send_notice_nowait,
-)
+from socklab.runtimes.connections import RateLimitedAlert, notify, refuse_busy
 
 # After the shutdown grace, blocked threads are woken by shutting their sockets down; they need
 # only a moment to notice and end.
@@ -58,7 +51,7 @@ class ThreadedServer(BlockingServer):
             notify(self.config, ConnectionRefusedBusy(peer))
             return
         try:
-            connection = self.open_connection(sock, peer)
+            connection = BlockingConnection(sock, peer, self)
         except MemoryError:
             with self.stats_lock:
                 self.admission.release(peer[0])
@@ -71,19 +64,21 @@ class ThreadedServer(BlockingServer):
             daemon=True,
         )
         with self.stats_lock:
+            # Before the thread starts: the --max-clients bound and a stop see it at once.
+            self.connections.add(connection)
             self._threads[connection] = thread
         try:
             thread.start()
         except (RuntimeError, MemoryError) as exc:
             # "can't start new thread": no memory for its stack (ulimit -v) or the thread limit
             # (ulimit -u). Refuse this client like one over the bound, tell the operator, and
-            # keep serving the others.
+            # keep serving the others; it was never served, so it is not counted as a connection.
             with self.stats_lock:
+                self.connections.discard(connection)
                 self._threads.pop(connection, None)
-                self.stats.connections_refused_busy += 1
-            send_notice_nowait(connection.sock, frame_notice(self.config.framing, BUSY_REPLY))
-            connection.serve_nothing()
-            self._report_thread_failure(str(exc) or type(exc).__name__)
+                self.admission.release(peer[0])
+            connection.session.closed()
+            self._refuse_without_thread(sock, peer, str(exc) or type(exc).__name__)
 
     def _refuse_without_thread(
         self, sock: socket.socket, peer: tuple[str, int], detail: str
@@ -105,6 +100,7 @@ class ThreadedServer(BlockingServer):
 
     def _serve_and_forget(self, connection: BlockingConnection) -> None:
         try:
+            self.admit(connection)
             connection.serve()
         finally:
             with self.stats_lock:

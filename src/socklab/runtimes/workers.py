@@ -17,7 +17,8 @@ Strategy:
   4. The parent supervises. To stop, it sends SIGTERM to every worker, which stops like a single
      server (stop accepting, drain within the grace, exit 0) and sends back its counters; a
      worker still running after the grace is killed. A worker that ends on its own is an error:
-     the others are stopped and the parent reports it.
+     the others are stopped and the parent reports it. One that stopped on a stop signal it got
+     itself (Ctrl+C in a terminal reaches the whole process group) is a stop for all.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import dataclasses
 import multiprocessing
 import operator
 import os
+import select
 import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -63,6 +64,9 @@ class _Worker:
     process: Any  # multiprocessing's ForkProcess; typeshed has no public name for it
     channel: Connection
     finished: bool = False
+    # It stopped on a stop signal it received itself, as when Ctrl+C in a terminal reaches
+    # the whole process group, workers included: not a worker that ended unexpectedly.
+    stopped_by_signal: bool = False
 
 
 def _reserve_port(config: ServerConfig) -> socket.socket:
@@ -84,13 +88,17 @@ def _run_worker(model: str, config: ServerConfig, reserved: socket.socket, chann
     from socklab.runtimes import RUNTIMES
 
     reserved.close()
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop_requested.set()
-
+    # The stop signals as the CLI handles them (cli/stop_signals.py): the handler only records
+    # them, never raises nor takes a lock (a threading.Event's set() would deadlock if
+    # the signal came while this thread held the Event's lock in wait()); the wake-up
+    # descriptor ends the wait. Our own pair, not the parent's one inherited through fork().
+    received: list[int] = []
+    wake_receiver, wake_sender = socket.socketpair()
+    wake_receiver.setblocking(False)
+    wake_sender.setblocking(False)
+    signal.set_wakeup_fd(wake_sender.fileno(), warn_on_full_buffer=False)
     for signum in _STOP_SIGNALS:
-        signal.signal(signum, request_stop)
+        signal.signal(signum, lambda signum, frame: received.append(signum))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     try:
         handle = RUNTIMES[model].serve(config)
@@ -98,8 +106,10 @@ def _run_worker(model: str, config: ServerConfig, reserved: socket.socket, chann
         channel.send(("failed", str(error)))
         sys.exit(1)
     channel.send(("ready", getattr(handle, "loop_name", None)))
-    while not stop_requested.wait(SUPERVISE_WAIT_S) and handle.is_running:
-        pass
+    while not received and handle.is_running:
+        select.select([wake_receiver], [], [], SUPERVISE_WAIT_S)
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            wake_receiver.recv(64)
     status = 0
     try:
         handle.stop(config.shutdown_grace_s + WORKER_EXIT_MARGIN_S)
@@ -107,7 +117,15 @@ def _run_worker(model: str, config: ServerConfig, reserved: socket.socket, chann
     except SocklabError as error:
         channel.send(("failed", str(error)))
         status = 1
+    if received:
+        channel.send(("signalled", received[0]))
     channel.send(("stopped", dataclasses.astuple(handle.stats)))
+    # Stop signals are ignored from here on: finalization would reset a Python handler to
+    # SIG_DFL, and a terminal's second Ctrl+C (sent to the whole process group) or the
+    # parent's SIGTERM would then kill a worker that has finished.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(status)
 
 
@@ -220,7 +238,10 @@ class WorkerPool(ServerHandle):
         worker.process.join(WORKER_EXIT_MARGIN_S)
         self._read_reports(worker)
         worker.finished = True
-        if not self._stop_requested and self._failure_message is None:
+        if worker.stopped_by_signal:
+            # The signal went to the group: the others stop too (SIGTERM from us, if not yet).
+            self._stop_requested = True
+        elif not self._stop_requested and self._failure_message is None:
             self._failure_message = (
                 f"worker {worker.number} ended unexpectedly "
                 f"(exit status {worker.process.exitcode}); all workers were stopped"
@@ -232,7 +253,9 @@ class WorkerPool(ServerHandle):
         try:
             while not channel.closed and channel.poll():
                 kind, detail = channel.recv()
-                if kind == "stopped":
+                if kind == "signalled":
+                    worker.stopped_by_signal = True
+                elif kind == "stopped":
                     for field, value in zip(dataclasses.fields(ServerStats), detail, strict=True):
                         total = getattr(self.stats, field.name)
                         # Counters add up over the workers; a "largest" figure is the maximum.

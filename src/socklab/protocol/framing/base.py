@@ -51,6 +51,10 @@ class Framer(Protocol):
 
     name: str
     max_message_bytes: int
+    # Whether a message the peer did not ask for (an `E:` notice) can be told apart from the
+    # rest of the stream: true for lines and length prefixes, not for the naive raw framing,
+    # whose reader takes whatever one recv() returns as the reply.
+    delimits_messages: bool
 
     def receive_data(self, data: bytes) -> list[FrameEvent]: ...
 

@@ -15,6 +15,7 @@ HEADER_BYTES = 4
 
 class LengthPrefixFramer:
     name = "length"
+    delimits_messages = True
 
     def __init__(self, max_message_bytes: int) -> None:
         if not 1 <= max_message_bytes <= 0xFFFF_FFFF:

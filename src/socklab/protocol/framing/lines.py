@@ -25,6 +25,7 @@ _CR = ord("\r")
 class LineFramer:
     __slots__ = ("_failed", "_partial", "max_message_bytes")
     name = "line"
+    delimits_messages = True
 
     def __init__(self, max_message_bytes: int) -> None:
         if max_message_bytes < 1:

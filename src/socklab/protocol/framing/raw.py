@@ -33,6 +33,7 @@ COMMANDS_WITHOUT_TEXT = frozenset({b"C:"})
 
 class RawFramer:
     name = "raw"
+    delimits_messages = False
 
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
@@ -88,6 +89,7 @@ class RawReplyFramer:
     """The client's naive side: every chunk received is taken as one whole reply."""
 
     name = "raw"
+    delimits_messages = False
 
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
