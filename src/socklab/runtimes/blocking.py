@@ -38,7 +38,6 @@ import time
 from abc import abstractmethod
 from typing import NoReturn
 
-from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import ConnectionClosed, ConnectionOpened, ServerConfig
 from socklab.runtimes.connections import (
     RECEIVE_BYTES,
@@ -92,8 +91,11 @@ class BlockingConnection:
         self.server = server
         self._stats = server.stats
         config = server.config
-        self.session = ConverterSession(
-            config.framing, max_message_bytes=config.max_message_bytes, record_events=False
+        self.session = config.session_factory(
+            config.framing,
+            max_message_bytes=config.max_message_bytes,
+            greet=True,
+            record_events=False,
         )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
@@ -379,7 +381,7 @@ class BlockingServer(ServerHandle):
             self.connections.discard(connection)
             self.stats.connections_active -= 1
             self.stats.requests_served += connection.session.requests_served
-        notify(self.config, ConnectionClosed(connection.peer, reason))
+        notify(self.config, ConnectionClosed(connection.peer, reason, connection.session))
 
     def note_output_queue(self, size: int) -> None:
         """Replies waiting to be sent to one client (they are sent before reading more); called
