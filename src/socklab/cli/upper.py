@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import threading
 
-from socklab.apps.upper import UpperServer, run_upper_client
+from socklab.apps.converter import exposure_note
+from socklab.apps.upper import DEFAULT_HOST, UpperServer, run_upper_client
 from socklab.cli.arguments import port_number, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
+from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.upper import handle_upper_datagram
+from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +34,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _add_transport(server)
     server.add_argument(
         "--host",
-        default="",
-        help=_("address to listen on (default: all IPv4 interfaces, as on the slides)"),
+        default=DEFAULT_HOST,
+        help=_(
+            "address to listen on (default: %(default)s, this computer only; 0.0.0.0 for all interfaces, as on the slides)"
+        ),
     )
     server.add_argument(
         "--port", type=port_number, default=12000, help=_("port (default: %(default)s)")
+    )
+    server.add_argument(
+        "--model",
+        choices=sorted(RUNTIMES),
+        default=None,
+        help=_("TCP: how the server serves many clients (default: {model})").format(
+            model=DEFAULT_RUNTIME
+        ),
     )
     add_trace_options(server)
     server.set_defaults(handler=run_server)
@@ -58,13 +72,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    server = UpperServer(args.transport, args.host, args.port, env.say, tracer_from_args(args, env))
+    if args.model is not None and args.transport == "udp":
+        raise UsageError(
+            _("--model applies to --tcp: the UDP server answers each datagram as it comes")
+        )
+    server = UpperServer(
+        args.transport,
+        args.host,
+        args.port,
+        env.say,
+        tracer_from_args(args, env),
+        model=args.model or DEFAULT_RUNTIME,
+    )
     host, port = server.address
+    shown_host = f"[{host}]" if ":" in host else host
     env.say(
         _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
-            transport=args.transport.upper(), host=host or "0.0.0.0", port=port
+            transport=args.transport.upper(), host=shown_host, port=port
         )
     )
+    note = exposure_note(args.host)
+    if note is not None:
+        env.say(note)
     thread = threading.Thread(target=server.serve_forever, name="upper-server", daemon=True)
     thread.start()
     try:
@@ -85,6 +114,13 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if not line:
         env.warn(_("No sentence given: standard input was empty."))
         return ExitStatus.USAGE
+    sentence = line.rstrip("\r\n").encode("utf-8")
+    if args.transport == "udp" and sentence and handle_upper_datagram(sentence) == sentence:
+        env.warn(
+            _(
+                "Your sentence is upper case already: socklab's UDP server does not answer it, since the same datagram back could bounce between two servers forever."
+            )
+        )
     reply = run_upper_client(
         args.transport,
         args.host,
