@@ -285,9 +285,8 @@ def _describe_connection(peer: tuple[str, int], reason: str, session: object) ->
         )
     if reason == "error":
         return _("Connection with {peer} failed before it sent a sentence.").format(peer=shown_peer)
-    return _("Client {peer} closed the connection without sending a sentence.").format(
-        peer=shown_peer
-    )
+    # "closed" also when the server ended it: the asyncio model reports its deadlines so.
+    return _("Connection from {peer} ended without a sentence.").format(peer=shown_peer)
 
 
 def _describe_datagram(peer: tuple[str, int], message: bytes, reply: bytes | Silence) -> str:
