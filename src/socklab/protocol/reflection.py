@@ -31,7 +31,12 @@ import enum
 from collections.abc import Callable
 from typing import Final
 
-from socklab.protocol.converter import ERROR_PREFIX, handle_datagram, split_request_id
+from socklab.protocol.converter import (
+    ERROR_PREFIX,
+    REQUEST_ID_MARK,
+    handle_datagram,
+    split_request_id,
+)
 
 # RFC 6335 section 6: ports 0-1023 are System Ports, where the standard services live.
 LOWEST_ANSWERED_PORT: Final = 1024
@@ -49,19 +54,34 @@ class Silence(enum.Enum):
     ECHO = "the reply would equal the request"
 
 
+# Module globals: this runs once per datagram of every UDP server, and reading an Enum member
+# through its class costs a metaclass lookup.
+_EMPTY = Silence.EMPTY
+_SYSTEM_PORT = Silence.SYSTEM_PORT
+_ERROR = Silence.ERROR
+_NO_REPLY = Silence.NO_REPLY
+_ECHO = Silence.ECHO
+
+
 def answer_datagram(
     datagram: bytes, source_port: int, handle: DatagramHandler = handle_datagram
 ) -> bytes | Silence:
     """The reply to `datagram` from `source_port` as `handle` makes it, or why there is none."""
     if not datagram:
-        return Silence.EMPTY
+        return _EMPTY
     if source_port < LOWEST_ANSWERED_PORT:
-        return Silence.SYSTEM_PORT
-    if split_request_id(datagram)[1].startswith(ERROR_PREFIX):  # `#<id> E:...` is one too
-        return Silence.ERROR
+        return _SYSTEM_PORT
+    if (
+        datagram[:2] == ERROR_PREFIX
+        or (
+            datagram[:1] == REQUEST_ID_MARK  # `#<id> E:...` is an error reply too
+            and split_request_id(datagram)[1][:2] == ERROR_PREFIX
+        )
+    ):
+        return _ERROR
     reply = handle(datagram)
     if reply is None:
-        return Silence.NO_REPLY
+        return _NO_REPLY
     if reply == datagram:
-        return Silence.ECHO
+        return _ECHO
     return reply

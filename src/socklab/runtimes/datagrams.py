@@ -33,7 +33,7 @@ DATAGRAM_BUDGET = 256
 def reply_to_datagram(data: bytes, address: Any) -> bytes | None:
     """The reply to send to `address` (a `recvfrom()` address), or None: stay silent."""
     reply = decide_answer(data, address[1])
-    return reply if isinstance(reply, bytes) else None
+    return reply if reply.__class__ is bytes else None
 
 
 def answer_pending_datagrams(
