@@ -148,7 +148,8 @@ class _Connection(Deadlines, asyncio.Protocol):
         server.stats.connections_accepted += 1
         if config.observer is not None:
             server.notify(ConnectionOpened(self.peer))
-        transport.write(server.greeting)  # type: ignore[attr-defined]
+        if server.greeting:  # a session may have none (upper): then no empty send in a --trace
+            transport.write(server.greeting)  # type: ignore[attr-defined]
 
     def start_session(self) -> Session:
         config = self.server.config

@@ -175,7 +175,9 @@ class BlockingConnection:
         session = self.session
         receive = self.sock.recv
         watched = self._watched
-        self._send(session.data_to_send())
+        greeting = session.data_to_send()
+        if greeting:  # a session may have none (upper): then no empty send in a --trace
+            self._send(greeting)
         while not session.should_close:
             if self._ending is not None:
                 self._end()
