@@ -128,3 +128,15 @@ def test_udp_client_without_server_is_refused_not_a_timeout() -> None:
     result = run_socklab(["upper", "client", "--udp", "--port", str(port)], input_text="x\n")
     assert result.returncode == 3
     assert "refused: nothing is listening there" in result.stderr
+
+
+def test_udp_sentence_in_upper_case_is_not_answered_and_the_client_says_why(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    port = start_upper_server(start_socklab, "udp")
+    result = run_socklab(
+        ["upper", "client", "--udp", "--port", str(port), "--timeout", "1"], input_text="HELLO\n"
+    )
+    assert result.returncode == 3  # no reply: HELLO back could bounce between two servers
+    assert result.stderr.startswith("Your sentence is upper case already")
+    assert "Traceback" not in result.stderr
