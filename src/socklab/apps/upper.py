@@ -176,6 +176,9 @@ class UpperServer:
         self.report = report
         self._stop = threading.Event()
         self._handle: ServerHandle | None = None
+        # Why the runtime failed, for the caller to raise in its own thread (the CLI turns it
+        # into one line); a thread's exception would be a traceback.
+        self.failure: Exception | None = None
         if transport == "udp":
             self._limiter = PeerLineLimiter(report, _summarize_datagrams)
             config = ServerConfig(host=host, port=port, transport="udp", tracer=tracer)
@@ -199,11 +202,6 @@ class UpperServer:
         self._handle = serve(model, config)
         self.address = self._handle.address
 
-    @property
-    def model_name(self) -> str | None:
-        """The runtime serving TCP (with its event loop, for asyncio); None for UDP."""
-        return getattr(self._handle, "loop_name", None)
-
     def stop(self) -> None:
         self._stop.set()
 
@@ -219,10 +217,15 @@ class UpperServer:
         try:
             while not self._stop.wait(POLL_S):
                 self._limiter.tick()
-                if handle.wait(0):
-                    break  # the runtime stopped on its own (it failed: stop() raises why)
+                if handle.wait(0):  # raises why the runtime stopped on its own
+                    break
+        except Exception as exc:
+            self.failure = exc
         finally:
-            handle.stop()
+            try:
+                handle.stop()  # within the shutdown grace plus a margin (5 s)
+            except Exception as exc:
+                self.failure = self.failure or exc
             self._limiter.flush()
 
     def _observe(self, event: ServerEvent) -> None:

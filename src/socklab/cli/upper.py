@@ -16,6 +16,10 @@ from socklab.i18n import _
 from socklab.protocol.upper import handle_upper_datagram
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
+# How long Ctrl+C waits for the server's thread: TCP's stop takes up to the shutdown grace
+# (3 s) plus a margin (2 s) to close every connection.
+STOP_WAIT_S = 10.0
+
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
@@ -101,7 +105,9 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             thread.join(0.5)
     except KeyboardInterrupt:
         server.stop()
-        thread.join(5.0)
+        thread.join(STOP_WAIT_S)
+    if server.failure is not None:
+        raise server.failure  # one line with a next step, from the CLI's error handling
     env.say(_("Server stopped."))
     return ExitStatus.OK
 
