@@ -13,6 +13,8 @@ SERVER_LINES = [
     r"^Server: Starting\.\.\.$",
     r"^Server: Socket created\.$",
     r"^Server: Binding to 0\.0\.0\.0:{port}$",
+    # The sheet's 0.0.0.0 opens the server to the network: said as every socklab server says it.
+    r"^Note: listening on all interfaces, so other computers can connect\. Use --host 127\.0\.0\.1 to stay local\.$",
     r"^Server: Listening on port {port}$",
     r"^Server: Connection accepted from 127\.0\.0\.1:\d+$",
     r"^Server: Received: Hi server!$",
@@ -133,4 +135,5 @@ def test_message_longer_than_one_recv_is_cut_as_in_the_sheet(
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"x" * 1024 + b"\xff" * 10)
     server.wait()
-    assert f"Server: Received: {'x' * 1024}" in server.stdout_lines
+    # One recv(1024) took the first 1024 bytes; the line shows the first 200 and names the size.
+    assert f"Server: Received: {'x' * 200}… (1,024 bytes)" in server.stdout_lines

@@ -50,10 +50,12 @@ def test_udp_reply_never_longer_than_request(start_socklab: Callable[..., Sockla
     port = start_upper_server(start_socklab, "udp")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)
-        request = "ΐ".encode() * 10
+        # ΐ upper-cases to 3 times its bytes, so the server falls back to ASCII-only upper
+        # case; the x makes that reply differ from the request (an equal one is not sent).
+        request = "ΐ".encode() * 10 + b"x"
         sock.sendto(request, ("127.0.0.1", port))
         reply, _ = sock.recvfrom(4096)
-    assert len(reply) <= len(request)
+    assert reply == "ΐ".encode() * 10 + b"X"
 
 
 def test_udp_oversized_datagram_is_not_answered_as_if_whole(
@@ -126,3 +128,15 @@ def test_udp_client_without_server_is_refused_not_a_timeout() -> None:
     result = run_socklab(["upper", "client", "--udp", "--port", str(port)], input_text="x\n")
     assert result.returncode == 3
     assert "refused: nothing is listening there" in result.stderr
+
+
+def test_udp_sentence_in_upper_case_is_not_answered_and_the_client_says_why(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    port = start_upper_server(start_socklab, "udp")
+    result = run_socklab(
+        ["upper", "client", "--udp", "--port", str(port), "--timeout", "1"], input_text="HELLO\n"
+    )
+    assert result.returncode == 3  # no reply: HELLO back could bounce between two servers
+    assert result.stderr.startswith("Your sentence is upper case already")
+    assert "Traceback" not in result.stderr

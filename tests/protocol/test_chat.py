@@ -129,7 +129,8 @@ def test_message_text_over_the_limit_is_rejected() -> None:
 
 
 def test_printable_text_neutralises_terminal_escapes_and_newlines() -> None:
-    assert printable_text("a\x1b[2Jb\nc\u0085d\tüñ🙂") == "a\ufffd[2Jb\ufffdc\ufffdd\ufffdüñ🙂"
+    # Made visible by the project's one escaper (they were U+FFFD, which hid what was sent).
+    assert printable_text("a\x1b[2Jb\nc\u0085d\tüñ🙂") == "a\\x1b[2Jb\\nc\\u0085d\\tüñ🙂"
 
 
 # -- one session ------------------------------------------------------------------------------

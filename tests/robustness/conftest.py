@@ -42,6 +42,10 @@ BY_DESIGN: dict[tuple[str, str], str] = {
         "the iterative model greets one connection at a time: the 3 clients a host may hold "
         "cannot all be served at once"
     ),
+    ("upper_silent_clients", "iterative"): (
+        "the iterative model serves one client at a time: each silent client holds it until "
+        "its 10 s deadline, as the slides' server did"
+    ),
     ("shutdown", "iterative"): (
         "the iterative model serves one client at a time: at SIGTERM the other open clients "
         "have not been greeted, so their requests are never in flight"

@@ -48,8 +48,10 @@ def test_unsupported_platforms_get_one_line(
 
 
 def test_payload_escaping_and_hex_dump() -> None:
-    assert escape_bytes(b'U:a\n\r\t"\\\x00\xff') == 'U:a\\n\\r\\t\\"\\\\\\x00\\xff'
-    assert format_preview(b"x" * 50, limit=3) == '"xxx"…'
+    # The line view is unquoted: a quote needs no escape there; UTF-8 reads as typed.
+    assert escape_bytes(b'U:a\n\r\t"\\\x00\xff') == 'U:a\\n\\r\\t"\\\\\\x00\\xff'
+    assert escape_bytes("U:straße\x1b[2J".encode()) == "U:straße\\x1b[2J"
+    assert format_preview(b'x"' * 25, limit=3) == '"x\\"x…" (50 bytes)'
     assert hex_dump(b"U:abc\n" + bytes(range(12))) == [
         "    0000  55 3a 61 62 63 0a 00 01 02 03 04 05 06 07 08 09  U:abc...........",
         "    0010  0a 0b                                            ..",

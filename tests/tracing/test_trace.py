@@ -136,6 +136,7 @@ def test_hello_trace_shows_accept_and_the_new_socket(start_socklab) -> None:  # 
         "bind",
         "listen",
         "accept",
+        "settimeout",  # the deadline for the client's message (--receive-timeout)
         "recv",
         "close",
         "close",

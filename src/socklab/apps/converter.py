@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterable, Iterator
 
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
+from socklab.i18n import _
 
 DEFAULT_PORT = 50000
 DEFAULT_HOST = "127.0.0.1"  # like Redis: loopback unless told otherwise
@@ -23,6 +24,15 @@ def is_exposed(host: str) -> bool:
     with contextlib.suppress(OSError):
         return socket.inet_pton(socket.AF_INET6, host) != _IPV6_LOOPBACK
     return host != "localhost"
+
+
+def exposure_note(host: str) -> str | None:
+    """The one line every server prints when `host` lets other computers connect, else None."""
+    if not is_exposed(host):
+        return None
+    return _(
+        "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
+    )
 
 
 def exchange_stream(client: StreamConverterClient, requests: Iterable[str]) -> Iterator[str | None]:

@@ -2,8 +2,15 @@
 
 The sheet's programs print every step so a student sees bind, listen, accept and connect happen;
 these do the same, with the sheet's exact English lines, and add what the sheet leaves out: an
-interruptible wait (Ctrl+C works on every OS), no crash on bytes that are not UTF-8, and a hint
-with a next step after the sheet's error line.
+interruptible wait (Ctrl+C works on every OS), no crash on bytes that are not UTF-8, a hint
+with a next step after the sheet's error line, and what a server on a network needs:
+
+* it binds 0.0.0.0 as on the sheet (that is its lesson: "all available interfaces"), and says
+  that other computers can now connect, as every socklab server does;
+* the client's message is escaped before it is printed (a peer's `\x1b[2J` would clear the
+  screen) and a long one shortened, with its size;
+* `recv()` has a deadline: a client that connects and sends nothing would otherwise hold the
+  server forever, since it serves exactly one connection.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from socklab.apps.converter import exposure_note
 from socklab.errors import AddressInUseError, translate_oserror
 from socklab.i18n import _
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.runtimes.listening import describe_port_holder
 from socklab.tracing import Tracer, new_socket, poll_quietly
 
@@ -21,6 +30,11 @@ Report = Callable[[str], None]
 # The sheet receives with recv(1024): one call, so a longer message is cut at 1024 bytes.
 RECEIVE_BYTES = 1024
 ACCEPT_POLL_S = 0.5  # accept() waits in slices so Ctrl+C is seen on Windows too
+# How long the accepted client may take to send its message. The sheet's recv() waits forever;
+# 30 s is the converter's deadline for a begun message, ample for a student typing in `nc`.
+RECEIVE_TIMEOUT_S = 30.0
+# Bytes of the message printed; a longer one (up to the sheet's 1024) is cut and its size named.
+SHOWN_BYTES = 200
 
 
 def run_hello_server(
@@ -30,11 +44,12 @@ def run_hello_server(
     hint: Report,
     on_listening: Callable[[int], None] | None = None,
     tracer: Tracer | None = None,
+    receive_timeout_s: float = RECEIVE_TIMEOUT_S,
 ) -> bool:
     """Serve one connection as the sheet's server does; False when a socket error happened.
 
     `on_listening(port)` is called once the socket listens (the demo uses it to start a client);
-    `tracer` sees every socket call (--trace).
+    `tracer` sees every socket call (--trace); a client silent for `receive_timeout_s` is closed.
     """
     report(_("Server: Starting..."))
     try:
@@ -45,6 +60,9 @@ def run_hello_server(
                 # So the server can be restarted at once while the last connection is in TIME_WAIT.
                 server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             server_socket.bind((host, port))
+            note = exposure_note(host)
+            if note is not None:
+                report(note)
             server_socket.listen(1)
             actual_port = server_socket.getsockname()[1]
             report(_("Server: Listening on port {port}").format(port=actual_port))
@@ -57,9 +75,18 @@ def run_hello_server(
                         ip=client_address[0], port=client_address[1]
                     )
                 )
-                data_received = client_connection.recv(RECEIVE_BYTES)
-                message = data_received.decode("utf-8", errors="replace")
-                report(_("Server: Received: {message}").format(message=message))
+                client_connection.settimeout(receive_timeout_s)
+                try:
+                    data_received = client_connection.recv(RECEIVE_BYTES)
+                except TimeoutError:
+                    report(
+                        _("Server: No message within {seconds:g} s, closing.").format(
+                            seconds=receive_timeout_s
+                        )
+                    )
+                else:
+                    message = escape_for_terminal(data_received, max_bytes=SHOWN_BYTES)
+                    report(_("Server: Received: {message}").format(message=message))
             report(_("Server: Client connection closed."))
         report(_("Server: Server socket closed."))
         return True

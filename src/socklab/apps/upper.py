@@ -1,31 +1,61 @@
 """The uppercase services of the lecture slides (port 12000), over UDP and TCP.
 
-They follow the slides' programs step by step (the UDP server answers every datagram forever;
-the TCP server accepts, receives once, answers, closes, forever) and add what a real service
-needs: a datagram cut short by the buffer is reported, not answered as if whole; a TCP client
-that never sends cannot block the server forever; replies over UDP are never larger than the
-request; Ctrl+C stops the server on every OS.
+They follow the slides' programs (the UDP server answers datagrams forever; the TCP server
+receives one sentence per connection, answers, closes, forever) and add what a service on a
+network needs:
+
+* loopback by default (`--host 0.0.0.0` opens it, with a note), like the converter;
+* TCP is served by the converter's concurrency models (`UpperSession` under any runtime), so a
+  client that connects and says nothing holds its own connection only, not the next client;
+* over UDP a datagram cut short by the buffer is reported, not answered as if whole; replies are
+  never larger than the request; and no reply is sent where it could start a reflection loop
+  (`socklab.protocol.reflection`: `HELLO` answered with `HELLO` bounced forever);
+* every byte from a peer is escaped before it reaches the terminal, long ones shortened, and a
+  flood of datagrams or connections prints a few lines a second plus one summary line;
+* Ctrl+C stops the server on every OS.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from socklab.errors import translate_oserror
-from socklab.i18n import _
-from socklab.protocol.upper import upper_case
-from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.i18n import _, ngettext
+from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.reflection import Silence, answer_datagram
+from socklab.protocol.upper import SENTENCE_BYTES, UpperSession, handle_upper_datagram
+from socklab.runtimes import DEFAULT_RUNTIME, serve
+from socklab.runtimes.config import (
+    ConnectionClosed,
+    ConnectionRefusedBusy,
+    ServerConfig,
+    ServerEvent,
+)
+from socklab.runtimes.handle import ServerHandle
+from socklab.runtimes.listening import bound_address, open_datagram_socket
 from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 Report = Callable[[str], None]
 
+DEFAULT_HOST = "127.0.0.1"  # the converter's rule: loopback unless told otherwise
 UDP_RECEIVE_BYTES = 2048  # the slides' recvfrom(2048)
-TCP_RECEIVE_BYTES = 1024  # the slides' recv(1024)
 POLL_S = 0.5  # blocking calls wait in slices, so a stop request (or Ctrl+C on Windows) is seen
-CLIENT_TIMEOUT_S = 10.0  # the iterative TCP server gives one silent client this long
+# A TCP client gets this long to send its sentence (the slides' server waits forever). Only its
+# own connection waits: the others are served meanwhile.
+CLIENT_TIMEOUT_S = 10.0
+# Bytes of a request or reply shown in a log line; longer ones are cut and their size named.
+SHOWN_BYTES = 100
+
+# A flood must not become a flood of lines: at most this many lines about peers per second,
+# then one summary line per second (the chat's rate limits and syslog's "last message repeated
+# N times" do the same).
+PEER_LINES_PER_S = 10
+# Distinct peers remembered for a summary line: bounded, so a flood from every port of every
+# address cannot grow the set without end (the line then says "at least").
+MAX_COUNTED_PEERS = 10_000
 
 
 def _format_peer(address: tuple[str, int]) -> str:
@@ -34,40 +64,193 @@ def _format_peer(address: tuple[str, int]) -> str:
 
 
 def _show(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace").rstrip("\r\n")
+    return escape_for_terminal(data, max_bytes=SHOWN_BYTES, quoted=True)
+
+
+class PeerLineLimiter:
+    """Passes at most `lines_per_window` lines about peers per window, counts the rest, and
+    reports them in one line when the window is over. Thread-safe.
+
+    `offer(peer, make_line)` for each event; `tick()` now and then, so the summary of the last
+    window also comes when the flood has stopped. `clock` is injected for the tests.
+    """
+
+    def __init__(
+        self,
+        report: Report,
+        summarize: Callable[[int, int, bool], str],
+        *,
+        lines_per_window: int = PEER_LINES_PER_S,
+        window_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._report = report
+        self._summarize = summarize
+        self._lines_per_window = lines_per_window
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._window_end = 0.0
+        self._shown = 0
+        self._suppressed = 0
+        self._peers: set[tuple[str, int]] = set()
+        self._peers_overflowed = False
+
+    def offer(self, peer: tuple[str, int], make_line: Callable[[], str]) -> None:
+        with self._lock:
+            self._roll_window()
+            if self._shown < self._lines_per_window:
+                self._shown += 1
+                self._report(make_line())
+                return
+            self._suppressed += 1
+            if len(self._peers) < MAX_COUNTED_PEERS:
+                self._peers.add(peer)
+            elif peer not in self._peers:
+                self._peers_overflowed = True
+
+    def tick(self) -> None:
+        """Report the summary of a window that is over."""
+        with self._lock:
+            self._roll_window()
+
+    def flush(self) -> None:
+        """Report what was held back, window over or not (the server is stopping)."""
+        with self._lock:
+            self._roll_window(force=True)
+
+    def _roll_window(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if now < self._window_end and not force:
+            return
+        if self._suppressed:
+            self._report(
+                self._summarize(self._suppressed, len(self._peers), self._peers_overflowed)
+            )
+        self._window_end = now + self._window_s
+        self._shown = self._suppressed = 0
+        self._peers.clear()
+        self._peers_overflowed = False
+
+
+def _summarize_datagrams(count: int, peers: int, at_least: bool) -> str:
+    return _("… and {datagrams} from {peers}").format(
+        datagrams=ngettext("{count:,} more datagram", "{count:,} more datagrams", count).format(
+            count=count
+        ),
+        peers=_describe_peers(peers, at_least),
+    )
+
+
+def _summarize_connections(count: int, peers: int, at_least: bool) -> str:
+    return _("… and {connections} from {peers}").format(
+        connections=ngettext(
+            "{count:,} more connection", "{count:,} more connections", count
+        ).format(count=count),
+        peers=_describe_peers(peers, at_least),
+    )
+
+
+def _describe_peers(peers: int, at_least: bool) -> str:
+    if at_least:
+        return _("at least {count:,} peers").format(count=peers)
+    return ngettext("{count:,} peer", "{count:,} peers", peers).format(count=peers)
 
 
 class UpperServer:
-    """Either transport; `serve_forever()` until `stop()` (thread-safe) or Ctrl+C."""
+    """Either transport; `serve_forever()` until `stop()` (thread-safe) or Ctrl+C.
+
+    TCP runs on a runtime of the RUNTIMES registry (`model`), UDP on the slides' own loop.
+    """
 
     def __init__(
-        self, transport: str, host: str, port: int, report: Report, tracer: Tracer | None = None
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        report: Report,
+        tracer: Tracer | None = None,
+        model: str = DEFAULT_RUNTIME,
     ) -> None:
         self.transport = transport
         self.report = report
-        config = ServerConfig(host=host, port=port, transport=transport, backlog=1, tracer=tracer)
-        if transport == "udp":
-            self.sock = open_datagram_socket(config)
-        else:
-            self.sock = open_listening_socket(config)
-        poll_quietly(self.sock, POLL_S)
-        self.address = bound_address(self.sock)
         self._stop = threading.Event()
+        self._handle: ServerHandle | None = None
+        # Why the runtime failed, for the caller to raise in its own thread (the CLI turns it
+        # into one line); a thread's exception would be a traceback.
+        self.failure: Exception | None = None
+        if transport == "udp":
+            self._limiter = PeerLineLimiter(report, _summarize_datagrams)
+            config = ServerConfig(host=host, port=port, transport="udp", tracer=tracer)
+            self.sock = open_datagram_socket(config)
+            poll_quietly(self.sock, POLL_S)
+            self.address = bound_address(self.sock)
+            return
+        self._limiter = PeerLineLimiter(report, _summarize_connections)
+        config = ServerConfig(
+            host=host,
+            port=port,
+            transport="tcp",
+            framing="raw",  # the slides' bytes, no delimiter: the busy and timeout notices too
+            max_message_bytes=SENTENCE_BYTES,
+            idle_timeout_s=CLIENT_TIMEOUT_S,
+            message_timeout_s=CLIENT_TIMEOUT_S,
+            session_factory=UpperSession,
+            observer=self._observe,
+            tracer=tracer,
+        )
+        self._handle = serve(model, config)
+        self.address = self._handle.address
 
     def stop(self) -> None:
         self._stop.set()
 
     def serve_forever(self) -> None:
+        self.report(_("The server is ready to receive"))
+        if self._handle is not None:
+            self._serve_connections(self._handle)
+        else:
+            self._serve_datagrams()
+
+    # -- TCP: a runtime serves, this thread reports ------------------------------------------
+    def _serve_connections(self, handle: ServerHandle) -> None:
         try:
-            self.report(_("The server is ready to receive"))
-            serve_one = self._serve_datagram if self.transport == "udp" else self._serve_connection
+            while not self._stop.wait(POLL_S):
+                self._limiter.tick()
+                if handle.wait(0):  # raises why the runtime stopped on its own
+                    break
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            try:
+                handle.stop()  # within the shutdown grace plus a margin (5 s)
+            except Exception as exc:
+                self.failure = self.failure or exc
+            self._limiter.flush()
+
+    def _observe(self, event: ServerEvent) -> None:
+        match event:
+            case ConnectionClosed(peer, reason, session):
+                self._limiter.offer(peer, lambda: _describe_connection(peer, reason, session))
+            case ConnectionRefusedBusy(peer):
+                self._limiter.offer(
+                    peer, lambda: _("Refused {peer}: server busy").format(peer=_format_peer(peer))
+                )
+            case _:
+                pass  # opened: the line comes when it closes, with what it sent
+
+    # -- UDP: the slides' loop -----------------------------------------------------------------
+    def _serve_datagrams(self) -> None:
+        try:
             while not self._stop.is_set():
                 try:
-                    serve_one()
+                    self._serve_datagram()
                 except OSError as exc:  # one client's failure must not end the service
                     self.report(_("Socket error, still serving: {error}").format(error=exc))
+                self._limiter.tick()
         finally:
             self.sock.close()
+            self._limiter.flush()
 
     def _serve_datagram(self) -> None:
         try:
@@ -76,51 +259,55 @@ class UpperServer:
             return
         except ConnectionResetError:
             return  # Windows reports an earlier reply's ICMP "port unreachable" here
-        peer = _format_peer(client_address)
         if truncated:
-            self.report(
-                _(
+            self._limiter.offer(
+                client_address,
+                lambda: _(
                     "Datagram from {peer} was larger than {size} bytes and was cut off: not answered."
-                ).format(peer=peer, size=UDP_RECEIVE_BYTES)
+                ).format(peer=_format_peer(client_address), size=UDP_RECEIVE_BYTES),
             )
             return
-        modified_message = upper_case(message, max_reply_bytes=len(message))
-        self.sock.sendto(modified_message, client_address)
-        self.report(
-            _("From {peer}: '{request}' -> '{reply}'").format(
-                peer=peer, request=_show(message), reply=_show(modified_message)
-            )
+        reply = answer_datagram(message, client_address[1], handle_upper_datagram)
+        if isinstance(reply, bytes):
+            self.sock.sendto(reply, client_address)
+        self._limiter.offer(
+            client_address, lambda: _describe_datagram(client_address, message, reply)
         )
 
-    def _serve_connection(self) -> None:
-        try:
-            connection_socket, addr = self.sock.accept()
-        except TimeoutError:
-            return
-        peer = _format_peer((str(addr[0]), int(addr[1])))
-        with connection_socket:
-            connection_socket.settimeout(CLIENT_TIMEOUT_S)
-            try:
-                sentence = connection_socket.recv(TCP_RECEIVE_BYTES)
-                capitalized_sentence = upper_case(sentence)
-                connection_socket.sendall(capitalized_sentence)
-            except TimeoutError:
-                self.report(
-                    _("Client {peer} sent nothing for {seconds:g} s: closed.").format(
-                        peer=peer, seconds=CLIENT_TIMEOUT_S
-                    )
-                )
-                return
-            except OSError as exc:
-                self.report(
-                    _("Connection with {peer} failed: {error}").format(peer=peer, error=exc)
-                )
-                return
-        self.report(
-            _("From {peer}: '{request}' -> '{reply}'").format(
-                peer=peer, request=_show(sentence), reply=_show(capitalized_sentence)
-            )
+
+def _describe_connection(peer: tuple[str, int], reason: str, session: object) -> str:
+    shown_peer = _format_peer(peer)
+    if isinstance(session, UpperSession) and session.request is not None:
+        assert session.reply is not None
+        return _("From {peer}: {request} -> {reply}").format(
+            peer=shown_peer, request=_show(session.request), reply=_show(session.reply)
         )
+    if reason == "timeout":
+        return _("Client {peer} sent nothing for {seconds:g} s: closed.").format(
+            peer=shown_peer, seconds=CLIENT_TIMEOUT_S
+        )
+    if reason == "error":
+        return _("Connection with {peer} failed before it sent a sentence.").format(peer=shown_peer)
+    # "closed" also when the server ended it: the asyncio model reports its deadlines so.
+    return _("Connection from {peer} ended without a sentence.").format(peer=shown_peer)
+
+
+def _describe_datagram(peer: tuple[str, int], message: bytes, reply: bytes | Silence) -> str:
+    shown_peer = _format_peer(peer)
+    if isinstance(reply, bytes):
+        return _("From {peer}: {request} -> {reply}").format(
+            peer=shown_peer, request=_show(message), reply=_show(reply)
+        )
+    why = {
+        Silence.EMPTY: _("an empty datagram"),
+        Silence.SYSTEM_PORT: _("its source port is below 1024, where standard services answer"),
+        Silence.ECHO: _("it is upper case already, and the same datagram back could loop"),
+        Silence.ERROR: _("it is an error reply, and no error is answered"),
+        Silence.NO_REPLY: _("it has no reply"),
+    }[reply]
+    return _("From {peer}: {request} not answered: {why}.").format(
+        peer=shown_peer, request=_show(message), why=why
+    )
 
 
 def _receive_datagram(sock: socket.socket, size: int) -> tuple[bytes, bool, tuple[str, int]]:

@@ -30,6 +30,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, ngettext
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.tools.capture.ladder import (
     Fragment,
     LadderBuilder,
@@ -288,32 +289,14 @@ def format_endpoint(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _escape_byte(byte: int) -> str:
-    if byte == 0x0A:
-        return "\\n"
-    if byte == 0x0D:
-        return "\\r"
-    if byte == 0x09:
-        return "\\t"
-    if byte == 0x22 or byte == 0x5C:
-        return "\\" + chr(byte)
-    if 0x20 <= byte < 0x7F:
-        return chr(byte)
-    return f"\\x{byte:02x}"
-
-
-# One str.translate per payload instead of a Python step per byte: the line view keeps up.
-_ESCAPES = {byte: _escape_byte(byte) for byte in range(256)}
-
-
 def escape_bytes(data: bytes) -> str:
-    """Printable ASCII kept, everything else escaped (\\n, \\xNN): one line, unambiguous."""
-    return data.decode("latin-1").translate(_ESCAPES)
+    """One line of payload for the line view (the project's one escaper, unquoted)."""
+    return escape_for_terminal(data)
 
 
 def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
-    """Payload as a quoted one-line string, cut at `limit` bytes."""
-    return f'"{escape_bytes(data[:limit])}"' + ("…" if len(data) > limit else "")
+    """Payload as a quoted one-line string, cut at `limit` bytes with its size named."""
+    return escape_for_terminal(data, max_bytes=limit, quoted=True)
 
 
 def hex_dump(data: bytes, indent: str = "    ") -> list[str]:

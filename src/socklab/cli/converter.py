@@ -13,7 +13,7 @@ from socklab.apps.converter import (
     decode_reply,
     exchange_datagrams,
     exchange_stream,
-    is_exposed,
+    exposure_note,
 )
 from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
@@ -234,12 +234,9 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
             ).format(address=_format_address(host, port), framing=args.framing, model=model)
         )
-    if is_exposed(args.host):
-        env.say(
-            _(
-                "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
-            )
-        )
+    note = exposure_note(args.host)
+    if note is not None:
+        env.say(note)
     env.say(_("Press Ctrl+C to stop."))
 
 

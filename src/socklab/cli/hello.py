@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from socklab.apps.hello import run_hello_client, run_hello_server
+from socklab.apps.hello import RECEIVE_TIMEOUT_S, run_hello_client, run_hello_server
 from socklab.cli.arguments import port_number, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
@@ -25,6 +25,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     server.add_argument(
         "--port", type=port_number, default=9999, help=_("port to listen on (default: %(default)s)")
+    )
+    server.add_argument(
+        "--receive-timeout",
+        type=positive_seconds,
+        default=RECEIVE_TIMEOUT_S,
+        metavar="S",
+        help=_(
+            "seconds the client may take to send its message; then it is closed (default: %(default)s)"
+        ),
     )
     add_trace_options(server)
     server.set_defaults(handler=run_server)
@@ -51,7 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     ok = run_hello_server(
-        args.host, args.port, env.say, env.warn, tracer=tracer_from_args(args, env)
+        args.host,
+        args.port,
+        env.say,
+        env.warn,
+        tracer=tracer_from_args(args, env),
+        receive_timeout_s=args.receive_timeout,
     )
     return ExitStatus.OK if ok else ExitStatus.NETWORK
 

@@ -15,6 +15,7 @@ import argparse
 
 from socklab.cli.environment import Environment
 from socklab.i18n import _, ngettext
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.tracing import Call, TraceEvent, Tracer
 
 PREFIX = "[trace] "
@@ -201,23 +202,8 @@ def explanation(event: TraceEvent) -> str:
 
 
 def printable_text(data: bytes) -> str:
-    """The bytes as text, with line ends and control bytes escaped so every byte is visible."""
-    text = data.decode("utf-8", errors="backslashreplace")
-    escaped = []
-    for char in text:
-        if char == "\n":
-            escaped.append("\\n")
-        elif char == "\r":
-            escaped.append("\\r")
-        elif char == "\t":
-            escaped.append("\\t")
-        elif char == '"':
-            escaped.append('\\"')
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            escaped.append(f"\\x{ord(char):02x}")
-        else:
-            escaped.append(char)
-    return '"' + "".join(escaped) + '"'
+    """The bytes as quoted text, every byte visible (the project's one escaper)."""
+    return escape_for_terminal(data, quoted=True)
 
 
 def hexdump(data: bytes) -> list[str]:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import threading
 
-from socklab.apps.upper import UpperServer, run_upper_client
+from socklab.apps.converter import exposure_note
+from socklab.apps.upper import DEFAULT_HOST, UpperServer, run_upper_client
+from socklab.cli import stop_signals
 from socklab.cli.arguments import port_number, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
+from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.upper import handle_upper_datagram
+from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
+
+# How long Ctrl+C waits for the server's thread: TCP's stop takes up to the shutdown grace
+# (3 s) plus a margin (2 s) to close every connection.
+STOP_WAIT_S = 10.0
 
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +39,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _add_transport(server)
     server.add_argument(
         "--host",
-        default="",
-        help=_("address to listen on (default: all IPv4 interfaces, as on the slides)"),
+        default=DEFAULT_HOST,
+        help=_(
+            "address to listen on (default: %(default)s, this computer only; 0.0.0.0 for all interfaces, as on the slides)"
+        ),
     )
     server.add_argument(
         "--port", type=port_number, default=12000, help=_("port (default: %(default)s)")
     )
+    server.add_argument(
+        "--model",
+        choices=sorted(RUNTIMES),
+        default=None,
+        help=_("TCP: how the server serves many clients (default: {model})").format(
+            model=DEFAULT_RUNTIME
+        ),
+    )
     add_trace_options(server)
-    server.set_defaults(handler=run_server)
+    # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.stop_signals).
+    server.set_defaults(handler=run_server, graceful_stop=True)
 
     client = roles.add_parser("client", help=_("read a sentence, send it, print the reply"))
     _add_transport(client)
@@ -58,21 +78,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    server = UpperServer(args.transport, args.host, args.port, env.say, tracer_from_args(args, env))
+    if args.model is not None and args.transport == "udp":
+        raise UsageError(
+            _("--model applies to --tcp: the UDP server answers each datagram as it comes")
+        )
+    server = UpperServer(
+        args.transport,
+        args.host,
+        args.port,
+        env.say,
+        tracer_from_args(args, env),
+        model=args.model or DEFAULT_RUNTIME,
+    )
     host, port = server.address
+    shown_host = f"[{host}]" if ":" in host else host
     env.say(
         _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
-            transport=args.transport.upper(), host=host or "0.0.0.0", port=port
+            transport=args.transport.upper(), host=shown_host, port=port
         )
     )
+    note = exposure_note(args.host)
+    if note is not None:
+        env.say(note)
     thread = threading.Thread(target=server.serve_forever, name="upper-server", daemon=True)
     thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
-        server.stop()
-        thread.join(5.0)
+    # A stop signal is recorded, never raised (graceful_stop): the first one ends the wait at
+    # any moment, as for the converter server (cli.stop_signals).
+    while thread.is_alive() and not stop_signals.wait_for_stop(0.5):
+        pass
+    server.stop()
+    thread.join(STOP_WAIT_S)
+    if server.failure is not None:
+        raise server.failure  # one line with a next step, from the CLI's error handling
     env.say(_("Server stopped."))
     return ExitStatus.OK
 
@@ -85,6 +122,13 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if not line:
         env.warn(_("No sentence given: standard input was empty."))
         return ExitStatus.USAGE
+    sentence = line.rstrip("\r\n").encode("utf-8")
+    if args.transport == "udp" and sentence and handle_upper_datagram(sentence) == sentence:
+        env.warn(
+            _(
+                "Your sentence is upper case already: socklab's UDP server does not answer it, since the same datagram back could bounce between two servers forever."
+            )
+        )
     reply = run_upper_client(
         args.transport,
         args.host,

@@ -108,6 +108,10 @@ def describe_unknown_command(message: bytes) -> str:
 REQUEST_ID_MARK: Final = b"#"
 MAX_REQUEST_ID_DIGITS: Final = 20  # fits an unsigned 64-bit counter
 UDP_REPLY_TOO_LONG: Final = b"E:reply longer than request"
+UDP_REPLY_IS_A_REQUEST: Final = b"E:reply would be a request"
+# Replies starting like a request (in either case, as the upper server upper-cases them) are
+# not sent: `U:U:U:...` would otherwise bounce between two converters, one hop per `U:`.
+_REQUEST_LIKE = frozenset({b"U:", b"L:", b"u:", b"l:"})
 
 
 def handle_datagram(datagram: bytes) -> bytes | None:
@@ -116,15 +120,29 @@ def handle_datagram(datagram: bytes) -> bytes | None:
     `#<id> U:text` is answered `#<id> TEXT`: the id (1-20 decimal digits and one space) is
     echoed verbatim. A reply never has more bytes than the request: a conversion that grows
     (`U:ŉ` -> `ʼN`, 3 bytes for 2) is answered with a short error if that fits, else not at all,
-    and so is an error reply longer than its request. Empty datagrams and `C:` get no reply.
+    and so is an error reply longer than its request. Empty datagrams and `C:` get no reply,
+    and neither does an `E:` datagram: it is some server's error reply, and answering it with
+    an error of our own would bounce between two converters forever (RFC 1122 section 3.2.2:
+    no ICMP error message is sent about an ICMP error message). A converted text that starts
+    like a request (`U:U:x` -> `U:X`, `L:L:x` -> `l:x`) is answered with a short error instead:
+    sent back to a converter, or via an upper server, it would be answered again, one hop per
+    nested command. The other loop guards, for every UDP server, are in
+    `socklab.protocol.reflection`.
     """
     if not datagram:
         return None
     request_id, message = split_request_id(datagram)
+    if message.startswith(ERROR_PREFIX):
+        return None
     reply = handle_request(message)
     if isinstance(reply, CloseRequest):
         return None
-    payload = reply.payload if isinstance(reply, ErrorReply) else reply
+    if isinstance(reply, ErrorReply):
+        payload = reply.payload
+    elif split_request_id(reply)[1][:2] in _REQUEST_LIKE:
+        payload = UDP_REPLY_IS_A_REQUEST
+    else:
+        payload = reply
     answer = request_id + payload
     if len(answer) <= len(datagram):
         return answer

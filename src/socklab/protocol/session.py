@@ -1,4 +1,5 @@
-"""The per-connection state machine of the converter server, shared by every runtime.
+"""The per-connection state machine of the converter server, shared by every runtime, and the
+`Session` surface a runtime drives (the converter's is the default; `upper`'s is another).
 
 Call order (a runtime does only this):
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from socklab.errors import LocalProtocolError
 from socklab.protocol.converter import (
@@ -97,6 +99,52 @@ _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
     (SessionState.CLOSING, "closed"): SessionState.CLOSED,
     (SessionState.CLOSED, "closed"): SessionState.CLOSED,
 }
+
+
+class Session(Protocol):
+    """What a runtime calls on the session of one connection (the call order above).
+
+    A runtime may greet before it makes a session (`greet=False`, see `greeting_of`), and makes
+    the session when the first byte arrives, so a connection that never speaks costs none.
+    """
+
+    requests_served: int
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def exchange(self, data: bytes) -> bytes: ...
+
+    def receive_eof(self) -> None: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def closed(self) -> None: ...
+
+    def server_stopping(self) -> None: ...
+
+    @property
+    def should_close(self) -> bool: ...
+
+    @property
+    def expects_unread_input(self) -> bool: ...
+
+    @property
+    def has_partial_message(self) -> bool: ...
+
+
+class SessionFactory(Protocol):
+    """Makes the session of one connection; `ConverterSession` itself is one."""
+
+    def __call__(
+        self, framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> Session: ...
+
+
+def greeting_of(factory: SessionFactory, framing: str, max_message_bytes: int) -> bytes:
+    """The bytes a session of `factory` greets with (b"" for none): for a runtime that encodes
+    the greeting once per server and greets before it makes a session."""
+    session = factory(framing, max_message_bytes=max_message_bytes, greet=True, record_events=False)
+    return session.data_to_send()
 
 
 def encoded_greeting(framing: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:

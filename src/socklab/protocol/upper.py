@@ -1,4 +1,5 @@
-"""The uppercase service of the lecture slides (port 12000): one message in, upper-cased out.
+"""The uppercase service of the lecture slides (port 12000): one message in, upper-cased out;
+over TCP as a session that any runtime serves (`UpperSession`).
 
 The slides' Python 2 code upper-cases a byte string; socklab upper-cases UTF-8 text with full
 Unicode rules and leaves bytes that are not valid UTF-8 as they are (ASCII letters still
@@ -7,6 +8,7 @@ upper-cased), so no input can make the service fail.
 
 from __future__ import annotations
 
+from socklab.errors import LocalProtocolError
 from socklab.protocol.converter import convert_text
 
 
@@ -22,3 +24,99 @@ def upper_case(message: bytes, *, max_reply_bytes: int | None = None) -> bytes:
     if max_reply_bytes is not None and len(converted) > max_reply_bytes:
         return message.upper()
     return converted
+
+
+def handle_upper_datagram(datagram: bytes) -> bytes:
+    """The UDP server's reply: the datagram upper-cased, never longer than it (no amplification).
+
+    Whether it is sent at all is `socklab.protocol.reflection`'s decision: `HELLO` upper-cases to
+    itself, and answering it would bounce between two upper servers forever.
+    """
+    return upper_case(datagram, max_reply_bytes=len(datagram))
+
+
+# The slides' TCP server reads the sentence with one recv(1024).
+SENTENCE_BYTES = 1024
+
+
+class UpperSession:
+    """The slides' TCP uppercase server as a session: one sentence in, upper-cased out, close.
+
+    As on the slides, the sentence is what the first read returned (up to `max_message_bytes`,
+    by default the slides' 1024): the client sends its line without a terminator and waits for
+    the reply, so there is no end to wait for. The server sends no greeting.
+
+    Call order, as for every session (`socklab.protocol.session`):
+
+        OPEN    --receive_data(first bytes)--> CLOSING   (the reply waits in data_to_send())
+        OPEN    --receive_eof()--------------> CLOSING   (nothing was sent: nothing to answer)
+        CLOSING --receive_*()----------------> CLOSING   (ignored: the connection is closing)
+        any     --closed()-------------------> CLOSED    (receive_* after it is our bug)
+
+    `request` and `reply` keep the one exchange (bounded: one sentence and its reply) for the
+    server's log line. `framing`, `greet` and `record_events` are accepted so that any runtime
+    can make it (`SessionFactory`); the slides' protocol has no framing, greeting or events.
+    """
+
+    __slots__ = ("_out", "_state", "max_sentence_bytes", "reply", "request", "requests_served")
+
+    def __init__(
+        self,
+        framing: str = "raw",
+        *,
+        max_message_bytes: int = SENTENCE_BYTES,
+        greet: bool = True,
+        record_events: bool = True,
+    ) -> None:
+        self.max_sentence_bytes = min(max_message_bytes, SENTENCE_BYTES)
+        self.request: bytes | None = None
+        self.reply: bytes | None = None
+        self.requests_served = 0
+        self._out = b""
+        self._state = "open"
+
+    def receive_data(self, data: bytes) -> None:
+        self._check_not_closed("receive_data")
+        if self._state != "open" or not data:
+            return
+        self.request = data[: self.max_sentence_bytes]
+        self.reply = upper_case(self.request)
+        self.requests_served = 1
+        self._out = self.reply
+        self._state = "closing"
+
+    def exchange(self, data: bytes) -> bytes:
+        self.receive_data(data)
+        return self.data_to_send()
+
+    def receive_eof(self) -> None:
+        self._check_not_closed("receive_eof")
+        self._state = "closing"
+
+    def data_to_send(self) -> bytes:
+        out, self._out = self._out, b""
+        return out
+
+    def closed(self) -> None:
+        self._state = "closed"
+
+    def server_stopping(self) -> None:
+        """The slides' protocol has no notices: a stopping server just closes."""
+        if self._state == "open":
+            self._state = "closing"
+
+    @property
+    def should_close(self) -> bool:
+        return self._state == "closing"
+
+    @property
+    def expects_unread_input(self) -> bool:
+        return False  # the sentence is the first read, whatever its length: nothing is refused
+
+    @property
+    def has_partial_message(self) -> bool:
+        return False  # the first read is the whole sentence
+
+    def _check_not_closed(self, call: str) -> None:
+        if self._state == "closed":
+            raise LocalProtocolError(f"{call}() after the session was closed")

@@ -39,10 +39,9 @@ import sys
 from typing import Any
 
 from socklab.errors import UsageError
-from socklab.protocol.converter import handle_datagram
 from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
 from socklab.protocol.refusals import BUSY_REPLY
-from socklab.protocol.session import ConverterSession, encoded_greeting
+from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -62,6 +61,7 @@ from socklab.runtimes.connections import (
     resolve_client_limits,
     stop_timeout_s,
 )
+from socklab.runtimes.datagrams import answer_pending_datagrams, reply_to_datagram
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import (
@@ -134,7 +134,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         """`peer`: given when our own accept loop admitted the connection already."""
         self.server = server
         self.transport: Any = None
-        self.session: ConverterSession | None = None  # created by the first byte received
+        self.session: Session | None = None  # created by the first byte received
         self.accepted = False
         self.admitted = peer is not None
         self.peer: tuple[str, int] = peer if peer is not None else _UNKNOWN_PEER
@@ -184,11 +184,12 @@ class _Connection(Deadlines, asyncio.Protocol):
         server.stats.connections_accepted += 1
         if config.observer is not None:
             server.notify(ConnectionOpened(self.peer))
-        transport.write(server.greeting)  # type: ignore[attr-defined]
+        if server.greeting:  # a session may have none (upper): then no empty send in a --trace
+            transport.write(server.greeting)  # type: ignore[attr-defined]
 
-    def start_session(self) -> ConverterSession:
+    def start_session(self) -> Session:
         config = self.server.config
-        session = ConverterSession(
+        session = config.session_factory(
             config.framing,
             max_message_bytes=config.max_message_bytes,
             greet=False,
@@ -313,7 +314,7 @@ class _Connection(Deadlines, asyncio.Protocol):
             if session is not None:
                 server.stats.requests_served += session.requests_served
                 session.closed()
-            server.notify(ConnectionClosed(self.peer, "error" if exc else "closed"))
+            server.notify(ConnectionClosed(self.peer, "error" if exc else "closed", session))
 
     def output_blocked(self) -> bool:
         """For the sweep: replies wait and not a byte of them went out since the previous sweep.
@@ -349,7 +350,7 @@ class _Datagrams(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         stats = self.server.stats
         stats.datagrams_received += 1
-        reply = handle_datagram(data)
+        reply = reply_to_datagram(data, addr)
         if reply is None:
             stats.datagrams_dropped += 1
             return
@@ -359,56 +360,6 @@ class _Datagrams(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a client that went away: nothing to do for a datagram server.
         pass
-
-
-# Datagrams handled per readiness event before the loop gets control back, so timers and a stop
-# request are not starved by a flood (uvloop and asyncio bound their own read loops similarly).
-DRAIN_BATCH = 256
-# One more than the largest IPv4 UDP payload fits: a datagram is never truncated.
-DATAGRAM_RECEIVE_BYTES = 65536
-
-
-class _DatagramDrain:
-    """Serves a UDP socket from `add_reader`: every readiness event reads until EAGAIN."""
-
-    __slots__ = ("_sock", "_stats")
-
-    def __init__(self, server: AsyncioServer, sock: socket.socket) -> None:
-        self._sock = sock
-        self._stats = server.stats
-
-    def on_readable(self) -> None:
-        recvfrom = self._sock.recvfrom
-        sendto = self._sock.sendto
-        received = served = dropped = 0
-        try:
-            for _ in range(DRAIN_BATCH):
-                try:
-                    data, addr = recvfrom(DATAGRAM_RECEIVE_BYTES)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    # An ICMP error queued on the socket (port unreachable from a client that
-                    # went away) is reported by the next recvfrom: nothing to do for a server.
-                    continue
-                received += 1
-                reply = handle_datagram(data)
-                if reply is None:
-                    dropped += 1
-                    continue
-                try:
-                    sendto(reply, addr)
-                except OSError:
-                    # A full send buffer (EAGAIN) or a refused destination: UDP gives no
-                    # delivery promise, so the reply is dropped rather than queued without bound.
-                    dropped += 1
-                    continue
-                served += 1
-        finally:
-            stats = self._stats
-            stats.datagrams_received += received
-            stats.datagrams_dropped += dropped
-            stats.requests_served += served
 
 
 def _read_at_most(size: int) -> None:
@@ -452,7 +403,9 @@ class AsyncioServer(EventLoopHandle):
             raise
         super().__init__(bound_address(self._sock), self.loop)
         self.connections: set[_Connection] = set()
-        self.greeting = encoded_greeting(config.framing, config.max_message_bytes)
+        self.greeting = greeting_of(
+            config.session_factory, config.framing, config.max_message_bytes
+        )
         self.admission = Admission(config, limits)
         if config.transport != "udp":
             self.client_limits = limits
@@ -601,9 +554,8 @@ class AsyncioServer(EventLoopHandle):
         assert self._stop_event is not None
         loop = self.loop
         if self.config.tracer is None:
-            drain = _DatagramDrain(self, sock)
             try:
-                loop.add_reader(sock.fileno(), drain.on_readable)
+                loop.add_reader(sock.fileno(), answer_pending_datagrams, sock, self.stats)
             except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
                 pass
             else:

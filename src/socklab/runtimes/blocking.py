@@ -39,7 +39,6 @@ from abc import abstractmethod
 from typing import NoReturn
 
 from socklab.protocol.refusals import OUT_OF_MEMORY_REPLY
-from socklab.protocol.session import ConverterSession
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -104,8 +103,11 @@ class BlockingConnection:
         self.server = server
         self._stats = server.stats
         config = server.config
-        self.session = ConverterSession(
-            config.framing, max_message_bytes=config.max_message_bytes, record_events=False
+        self.session = config.session_factory(
+            config.framing,
+            max_message_bytes=config.max_message_bytes,
+            greet=True,
+            record_events=False,
         )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
@@ -188,7 +190,9 @@ class BlockingConnection:
         session = self.session
         receive = self.sock.recv
         watched = self._watched
-        self._send(session.data_to_send())
+        greeting = session.data_to_send()
+        if greeting:  # a session may have none (upper): then no empty send in a --trace
+            self._send(greeting)
         while not session.should_close:
             if self._ending is not None:
                 self._end()
@@ -436,7 +440,7 @@ class BlockingServer(ServerHandle):
             self.admission.release(connection.peer[0])
             self.stats.connections_active -= 1
             self.stats.requests_served += connection.session.requests_served
-        notify(self.config, ConnectionClosed(connection.peer, reason))
+        notify(self.config, ConnectionClosed(connection.peer, reason, connection.session))
 
     def note_output_queue(self, size: int) -> None:
         """Replies waiting to be sent to one client (they are sent before reading more); called

@@ -1,4 +1,5 @@
-"""What every runtime is told: the endpoint, the framing and the limits that keep it safe."""
+"""What every runtime is told: the endpoint, the framing, the session it serves and the limits
+that keep it safe."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.session import ConverterSession, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
 
@@ -18,6 +20,9 @@ class ConnectionOpened:
 class ConnectionClosed:
     peer: tuple[str, int]
     reason: str
+    # The connection's session in its final state (None: the peer never sent a byte), so an
+    # observer can report what was served (the `upper` server logs its one sentence).
+    session: Session | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,9 @@ class ServerConfig:
     # they choose (autotuning lets a loopback send buffer grow to 4 MiB).
     send_buffer_bytes: int | None = None
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
+    # Makes the session of each TCP connection: the protocol served (socketserver's
+    # RequestHandlerClass). UDP is the converter's (`socklab.protocol.reflection`).
+    session_factory: SessionFactory = field(default=ConverterSession, compare=False)
     observer: ServerObserver | None = field(default=None, compare=False)
     # Shortages the operator must hear about (out of descriptors, threads, memory), rate-limited.
     alert: ServerAlertSink | None = field(default=None, compare=False)

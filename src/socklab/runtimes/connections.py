@@ -31,7 +31,7 @@ from typing import Any
 from socklab.protocol.framing import make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.refusals import BUSY_REPLY
-from socklab.protocol.session import ConverterSession
+from socklab.protocol.session import Session
 from socklab.runtimes.config import DescriptorsExhausted, ServerAlert, ServerConfig, ServerEvent
 from socklab.runtimes.deadlines import Deadlines
 from socklab.runtimes.listening import configure_accepted_socket
@@ -115,7 +115,7 @@ class WritingDeadlines(Deadlines):
         self.sent_since_sweep = False
 
     def sweep_connection(
-        self, *, bytes_received: int, session: ConverterSession | None, output_pending: bool
+        self, *, bytes_received: int, session: Session | None, output_pending: bool
     ) -> bytes | None:
         """Advance one sweep; the `E:` notice to close with when a deadline passed, else None.
 

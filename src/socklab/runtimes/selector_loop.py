@@ -28,7 +28,7 @@ import selectors
 import socket
 import time
 
-from socklab.protocol.session import ConverterSession, encoded_greeting
+from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -93,7 +93,7 @@ class _Connection(WritingDeadlines):
         WritingDeadlines.__init__(self, config)
         self.sock = sock
         self.peer = peer
-        self.session: ConverterSession | None = None  # made by the first byte received
+        self.session: Session | None = None  # made by the first byte received
         self.output = bytearray()
         self.bytes_received = 0
         self.closing = False  # send what is buffered, then close; read nothing more
@@ -133,7 +133,9 @@ class SelectorServer(ServerHandle):
         self._stopping = False
         self._stop_deadline = float("inf")
         self._accept_paused_until = 0.0
-        self._greeting = encoded_greeting(config.framing, config.max_message_bytes)
+        self._greeting = greeting_of(
+            config.session_factory, config.framing, config.max_message_bytes
+        )
         self.start_thread(f"socklab-selectors-{self.address[1]}")
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -242,7 +244,7 @@ class SelectorServer(ServerHandle):
                 self._close(conn, "closed")
                 return
             config = self.config
-            session = conn.session = ConverterSession(
+            session = conn.session = config.session_factory(
                 config.framing,
                 max_message_bytes=config.max_message_bytes,
                 greet=False,
@@ -352,7 +354,7 @@ class SelectorServer(ServerHandle):
             session.closed()
             self.stats.requests_served += session.requests_served
         self.stats.connections_active -= 1
-        notify(self.config, ConnectionClosed(conn.peer, reason))
+        notify(self.config, ConnectionClosed(conn.peer, reason, session))
 
     # -- deadlines and stopping ---------------------------------------------------------------
     def _sweep(self, now: float) -> None:

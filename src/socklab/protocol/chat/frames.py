@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 
 PROTOCOL_VERSION = 1
@@ -43,9 +44,9 @@ def is_valid_name(name: str) -> bool:
 
 
 def printable_text(text: str) -> str:
-    """Control characters (escape sequences, newlines) replaced, so a buddy cannot paint on our
-    terminal or forge a second `[name] text` line."""
-    return "".join("\ufffd" if (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0) else ch for ch in text)
+    """Control characters (escape sequences, newlines) made visible, so a buddy cannot paint on
+    our terminal or forge a second `[name] text` line: the project's one escaper."""
+    return escape_for_terminal(text)
 
 
 def format_address(address: tuple[str, int]) -> str:

@@ -48,12 +48,12 @@ from socklab.protocol.converter import (
     UPPER,
     CloseRequest,
     ErrorReply,
-    handle_datagram,
     handle_request,
     split_request_id,
 )
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.reflection import answer_datagram
 from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
@@ -277,7 +277,10 @@ class ScriptedDatagramServer:
             problem = describe_request_problem(message) if datagram else _("an empty datagram")
             if problem:
                 log.malformed.append(problem)
-            reply = handle_datagram(datagram)
+            # The loop guards of every UDP server apply to this one too (no reply to an empty
+            # datagram, an `E:` one, or a source port below 1024).
+            answer = answer_datagram(datagram, peer[1])
+            reply = answer if isinstance(answer, bytes) else None
             is_conversion = reply is not None and isinstance(handle_request(message), bytes)
             if is_conversion and not self.record.error_injected:
                 self.record.error_injected = True

@@ -8,8 +8,9 @@ table, plain lines or JSON; nothing here prints.
 from __future__ import annotations
 
 import enum
-import unicodedata
 from dataclasses import dataclass
+
+from socklab.protocol.escaping import escape_for_terminal
 
 
 class Verdict(enum.Enum):
@@ -61,24 +62,7 @@ def show_bytes(data: bytes, *, limit: int = 120) -> str:
 
     Valid UTF-8 is shown as its characters (so `STRASSE` and `straße` read as typed); control
     characters, invalid bytes and quotes are escaped, so trailing newlines and stray bytes are
-    visible. Long data is cut after `limit` characters with the total size.
+    visible. Data longer than `limit` bytes is cut, with the total size (the project's one
+    escaper).
     """
-    pieces: list[str] = []
-    text = data.decode("utf-8", errors="surrogateescape")
-    for char in text:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-            pieces.append(f"\\x{code - 0xDC00:02x}")
-        elif char in _ESCAPES:
-            pieces.append(_ESCAPES[char])
-        elif unicodedata.category(char).startswith("C"):
-            pieces.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            pieces.append(char)
-    shown = "".join(pieces)
-    if len(shown) > limit:
-        return f'"{shown[:limit]}…" ({len(data):,} bytes)'
-    return f'"{shown}"'
-
-
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"'}
+    return escape_for_terminal(data, max_bytes=limit, quoted=True)

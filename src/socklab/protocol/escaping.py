@@ -1,0 +1,89 @@
+"""The one function that turns a peer's bytes into text safe for a terminal.
+
+Whatever a peer sends is printed somewhere: a server's log line, `--trace`, `capture`, `check`,
+a chat message. Printed raw, `\\x1b]0;PWNED\\x07\\x1b[2J` sets the window title and clears the
+screen, a CR or a newline forges a line of our own, and a 2 KiB request becomes one line that
+fills the screen. Terminals act on more than ESC: C1 controls such as U+009B (CSI) start the
+same sequences (ECMA-48 section 5.3), and format characters such as U+202E (right-to-left
+override) reorder what is shown (the "Trojan Source" paper, CVE-2021-42574).
+
+Strategy, so that what is shown is unambiguous and reads as typed:
+
+* valid UTF-8 is shown as its characters (`straße` stays `straße`);
+* C0 controls, DEL, C1 controls and every other character Python calls non-printable are shown
+  as escapes: `\\n`, `\\r`, `\\t`, `\\x1b` for C0 and DEL, `\\u009b` for C1 and the other code
+  points (so a C1 *character* never reads like an invalid *byte*);
+* a byte that is not UTF-8 is shown as `\\xNN`;
+* the backslash is shown as `\\\\`, so no peer can forge an escape; in quoted form the quote
+  is escaped too;
+* long data is cut at `max_bytes` (before escaping: a flood costs no more than the cut) and the
+  total size is named: `"AAAA…" (2,078 bytes)`.
+
+Pure: no I/O; the size note goes through the translation layer like every user-facing word.
+"""
+
+from __future__ import annotations
+
+from socklab.i18n import _
+
+# Code points escaped by one table lookup: C0, DEL, C1, the backslash, and the bytes that are
+# not UTF-8 (kept by the `surrogateescape` decoder as U+DC80..U+DCFF).
+_NAMED = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x5C: "\\\\"}
+_TABLE: dict[int, str] = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)},
+    **{code: f"\\u{code:04x}" for code in range(0x80, 0xA0)},
+    **{0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)},
+    **_NAMED,
+}
+_QUOTED_TABLE: dict[int, str] = {**_TABLE, 0x22: '\\"'}
+
+# UTF-8 continuation bytes are 0b10xxxxxx; a character is at most 4 bytes long.
+_CONTINUATION_MASK, _CONTINUATION = 0xC0, 0x80
+_MAX_CHARACTER_BYTES = 4
+
+
+def escape_for_terminal(
+    data: bytes | str, *, max_bytes: int | None = None, quoted: bool = False
+) -> str:
+    """`data` as one line safe to print: control and invisible characters escaped.
+
+    `max_bytes` cuts longer data (at a character boundary) and names its size; `quoted` wraps
+    the text in double quotes and escapes the quotes inside. A `str` (a chat message already
+    decoded) is escaped the same way, counted in its UTF-8 bytes.
+    """
+    # surrogatepass: a chat message parsed from JSON may hold lone surrogates ("\\ud800"); they
+    # come out as the bytes they encode to, shown as \\xNN.
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    size = len(raw)
+    cut = size if max_bytes is None or size <= max_bytes else _character_boundary(raw, max_bytes)
+    text = raw[:cut].decode("utf-8", "surrogateescape")
+    # One C-speed translate for the frequent cases; the rare rest character by character.
+    text = text.translate(_QUOTED_TABLE if quoted else _TABLE)
+    if not text.isprintable():
+        text = "".join(_escape_character(char) for char in text)
+    if cut < size:
+        text += "…"
+    if quoted:
+        text = f'"{text}"'
+    if cut < size:
+        text = _("{text} ({size:,} bytes)").format(text=text, size=size)
+    return text
+
+
+def _character_boundary(data: bytes, limit: int) -> int:
+    """`limit`, moved back so that it does not split a UTF-8 character (at most 3 bytes)."""
+    cut = limit
+    while (
+        cut > 0
+        and limit - cut < _MAX_CHARACTER_BYTES - 1
+        and data[cut] & _CONTINUATION_MASK == _CONTINUATION
+    ):
+        cut -= 1
+    return cut if cut > 0 else limit
+
+
+def _escape_character(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

@@ -1,0 +1,45 @@
+"""The one escaper: every byte from a peer reaches a terminal visible and inert."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from socklab.protocol.escaping import escape_for_terminal
+
+# What a hostile peer sends to paint on an operator's terminal: OSC (window title), CSI (clear
+# screen), a C1 CSI in UTF-8 and as a raw byte, a CR that rewrites the line, bidi override.
+HOSTILE = b"\x1b]0;PWNED\x07\x1b[2J\xc2\x9b2J\x9b\rforged\n\xe2\x80\xaeabc\x7f"
+
+
+def test_hostile_sequences_become_visible_escapes() -> None:
+    shown = escape_for_terminal(HOSTILE)
+    assert shown == ("\\x1b]0;PWNED\\x07\\x1b[2J\\u009b2J\\x9b\\rforged\\n\\u202eabc\\x7f")
+    assert shown.isprintable()
+
+
+def test_text_reads_as_typed_and_backslash_cannot_forge_an_escape() -> None:
+    assert escape_for_terminal("U:straße 🙂".encode()) == "U:straße 🙂"
+    assert escape_for_terminal(b"\\x1b") == "\\\\x1b"
+    assert escape_for_terminal(b'say "hi"') == 'say "hi"'
+    assert escape_for_terminal(b'say "hi"', quoted=True) == '"say \\"hi\\""'
+
+
+def test_long_data_is_cut_before_escaping_with_its_size() -> None:
+    assert escape_for_terminal(b"a" * 2078, max_bytes=4) == "aaaa… (2,078 bytes)"
+    assert escape_for_terminal(b"a" * 2078, max_bytes=4, quoted=True) == '"aaaa…" (2,078 bytes)'
+    # Never inside a UTF-8 character: ß is 2 bytes.
+    assert escape_for_terminal("ß".encode() * 10, max_bytes=5) == "ßß… (20 bytes)"
+    assert escape_for_terminal(b"abc", max_bytes=3) == "abc"
+
+
+def test_text_that_is_already_a_string_is_escaped_the_same_way() -> None:
+    assert escape_for_terminal("a\x1b[2Jb\u0085\ud800") == "a\\x1b[2Jb\\u0085\\xed\\xa0\\x80"
+
+
+@given(st.binary(max_size=300), st.booleans(), st.none() | st.integers(1, 64))
+def test_anything_comes_out_as_one_printable_line(
+    data: bytes, quoted: bool, max_bytes: int | None
+) -> None:
+    shown = escape_for_terminal(data, max_bytes=max_bytes, quoted=quoted)
+    assert shown.isprintable()
