@@ -11,6 +11,8 @@ from __future__ import annotations
 from socklab.protocol.framing.base import FrameEvent, FrameTooLong, TruncatedFrame
 
 HEADER_BYTES = 4
+# The largest length the header can announce.
+MAX_ANNOUNCED_BYTES = 0xFFFF_FFFF
 
 
 class LengthPrefixFramer:
@@ -64,4 +66,13 @@ class LengthPrefixFramer:
         return [TruncatedFrame(pending)]
 
     def encode(self, message: bytes) -> bytes:
+        """`message` after its 4-byte big-endian length."""
         return len(message).to_bytes(HEADER_BYTES, "big") + message
+
+    def check_message(self, message: bytes) -> None:
+        """Raise ValueError if `message` is too long for the 4-byte header to announce."""
+        if len(message) > MAX_ANNOUNCED_BYTES:
+            raise ValueError(
+                f"a message of {len(message):,} bytes exceeds the length framing's "
+                f"{MAX_ANNOUNCED_BYTES:,}-byte maximum"
+            )

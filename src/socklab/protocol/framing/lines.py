@@ -117,4 +117,16 @@ class LineFramer:
         return [last]
 
     def encode(self, message: bytes) -> bytes:
+        """`message` as one line: with its LF appended (the caller keeps LF out of it)."""
         return message + b"\n"
+
+    def check_message(self, message: bytes) -> None:
+        """Raise ValueError if `message` cannot be sent as one line: a LF inside it would end
+        the line early, and the peer would read two messages. Not on the converter's hot path:
+        its replies are case-mapped request lines, which hold no LF."""
+        position = message.find(b"\n")
+        if position >= 0:
+            raise ValueError(
+                f"a message with the line framing cannot contain a newline (byte {position:,} "
+                f"of {len(message):,}); use the length framing for arbitrary bytes"
+            )
