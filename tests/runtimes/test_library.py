@@ -122,6 +122,15 @@ def test_the_converter_is_one_session_among_others(model: str) -> None:
         assert client.request(b"U:abc") == b"ABC"
 
 
+def test_the_naive_raw_framing_works_while_each_message_arrives_alone() -> None:
+    with (
+        socklab.serve(shout, model="iterative", framing="raw") as server,
+        socklab.connect(*server.address, framing="raw") as client,
+    ):
+        assert client.request(b"hello") == b"HELLO"
+        assert client.request(b"world") == b"WORLD"
+
+
 def test_greeting_goes_first_and_each_client_gets_it() -> None:
     with socklab.serve(shout, model="selectors", greeting=b"welcome") as server:
         for _ in range(2):

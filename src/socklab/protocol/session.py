@@ -160,7 +160,9 @@ class SessionFactory(Protocol):
 
     A class whose constructor takes these arguments is a factory (socketserver's
     `RequestHandlerClass`): `framing` names a key of `FRAMINGS` (`make_framer` builds it);
-    `greet=False` means the runtime sends the greeting itself, so the session must not.
+    `greet=False` means the runtime sends the greeting itself, so the session must not. The
+    event-loop runtimes call the factory once more at start, with `greet=True`, to learn that
+    greeting (`greeting_of`): making a session must have no effect beyond the session.
     """
 
     def __call__(
