@@ -252,6 +252,10 @@ def test_exactly_one_protocol_is_given() -> None:
         socklab.serve()  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="exactly one"):
         socklab.serve(shout, session=socklab.ConverterSession)  # type: ignore[call-overload]
+    with pytest.raises(socklab.UsageError, match=r"^ConverterSession is a class: pass a session"):
+        socklab.serve(socklab.ConverterSession)  # type: ignore[arg-type]
+    with pytest.raises(socklab.UsageError, match=r"^reply must be a function, not bytes$"):
+        socklab.serve(b"reply")  # type: ignore[arg-type]
     with pytest.raises(socklab.UsageError, match=r"^a session serves TCP connections"):
         socklab.serve(session=socklab.ConverterSession, transport="udp")  # type: ignore[call-overload]
 

@@ -184,6 +184,11 @@ def serve(
         assert reply is not None
         if not callable(reply):
             raise UsageError(f"reply must be a function, not {type(reply).__name__}")
+        if isinstance(reply, type):
+            # A class called with each message would answer with an instance, never bytes.
+            raise UsageError(
+                f"{reply.__name__} is a class: pass a session class as session={reply.__name__}"
+            )
         session = reply_session_factory(
             reply, greeting=greeting, report_error=_report_reply_failure
         )
