@@ -108,36 +108,68 @@ class Session(Protocol):
     the session when the first byte arrives, so a connection that never speaks costs none.
     """
 
-    requests_served: int
+    requests_served: int  # messages handled so far (the runtime's statistics read it)
 
-    def receive_data(self, data: bytes) -> None: ...
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes received from the peer (any chunk: a part of a message, or several).
 
-    def exchange(self, data: bytes) -> bytes: ...
+        Never raises for the peer's faults: they become replies and the closing state. Raises
+        `LocalProtocolError` when called after `closed()`.
+        """
+        ...
 
-    def receive_eof(self) -> None: ...
+    def exchange(self, data: bytes) -> bytes:
+        """`receive_data(data)`, then `data_to_send()`, in one call (a runtime's hot path)."""
+        ...
 
-    def data_to_send(self) -> bytes: ...
+    def receive_eof(self) -> None:
+        """The peer will send nothing more: finish what the framing allows, then close."""
+        ...
 
-    def closed(self) -> None: ...
+    def data_to_send(self) -> bytes:
+        """All bytes the peer should receive now (possibly b""); taking them empties the queue."""
+        ...
 
-    def server_stopping(self) -> None: ...
+    def closed(self) -> None:
+        """The runtime closed the connection, after `should_close` or on its own account."""
+        ...
+
+    def server_stopping(self) -> None:
+        """The server is stopping: queue a notice if the peer is owed one, then close."""
+        ...
 
     @property
-    def should_close(self) -> bool: ...
+    def should_close(self) -> bool:
+        """The runtime should close the connection once `data_to_send()` has been sent."""
+        ...
 
     @property
-    def expects_unread_input(self) -> bool: ...
+    def expects_unread_input(self) -> bool:
+        """Closing while the peer may still be sending: the runtime drains a bounded amount
+        before closing, so that its kernel's RST does not destroy the last reply."""
+        ...
 
     @property
-    def has_partial_message(self) -> bool: ...
+    def has_partial_message(self) -> bool:
+        """A message has begun but not ended: the runtime's message deadline runs."""
+        ...
 
 
 class SessionFactory(Protocol):
-    """Makes the session of one connection; `ConverterSession` itself is one."""
+    """Makes the session of one connection; `ConverterSession` itself is one.
+
+    A class whose constructor takes these arguments is a factory (socketserver's
+    `RequestHandlerClass`): `framing` names a key of `FRAMINGS` (`make_framer` builds it);
+    `greet=False` means the runtime sends the greeting itself, so the session must not. The
+    event-loop runtimes call the factory once more at start, with `greet=True`, to learn that
+    greeting (`greeting_of`): making a session must have no effect beyond the session.
+    """
 
     def __call__(
         self, framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
-    ) -> Session: ...
+    ) -> Session:
+        """A new session for one connection."""
+        ...
 
 
 def greeting_of(factory: SessionFactory, framing: str, max_message_bytes: int) -> bytes:
@@ -278,6 +310,7 @@ class ConverterSession:
 
     @property
     def should_close(self) -> bool:
+        """The connection should close once `data_to_send()` has been sent."""
         return self.state is _CLOSING
 
     @property

@@ -61,7 +61,11 @@ from socklab.runtimes.connections import (
     resolve_client_limits,
     stop_timeout_s,
 )
-from socklab.runtimes.datagrams import answer_pending_datagrams, reply_to_datagram
+from socklab.runtimes.datagrams import (
+    DATAGRAM_BUDGET,
+    answer_pending_datagrams,
+    reply_to_datagram,
+)
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S, Deadlines
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import (
@@ -350,7 +354,7 @@ class _Datagrams(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         stats = self.server.stats
         stats.datagrams_received += 1
-        reply = reply_to_datagram(data, addr)
+        reply = reply_to_datagram(data, addr, self.server.config.datagram_handler)
         if reply is None:
             stats.datagrams_dropped += 1
             return
@@ -555,7 +559,14 @@ class AsyncioServer(EventLoopHandle):
         loop = self.loop
         if self.config.tracer is None:
             try:
-                loop.add_reader(sock.fileno(), answer_pending_datagrams, sock, self.stats)
+                loop.add_reader(
+                    sock.fileno(),
+                    answer_pending_datagrams,
+                    sock,
+                    self.stats,
+                    DATAGRAM_BUDGET,
+                    self.config.datagram_handler,
+                )
             except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
                 pass
             else:

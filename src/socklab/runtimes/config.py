@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from socklab.protocol.converter import handle_datagram
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.reflection import DatagramHandler
 from socklab.protocol.session import ConverterSession, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
@@ -117,8 +119,11 @@ class ServerConfig:
     send_buffer_bytes: int | None = None
     event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
     # Makes the session of each TCP connection: the protocol served (socketserver's
-    # RequestHandlerClass). UDP is the converter's (`socklab.protocol.reflection`).
+    # RequestHandlerClass).
     session_factory: SessionFactory = field(default=ConverterSession, compare=False)
+    # Makes the reply to each UDP datagram (None: no reply), the converter's by default; whether
+    # a reply is sent at all stays `socklab.protocol.reflection`'s decision, whatever the handler.
+    datagram_handler: DatagramHandler = field(default=handle_datagram, compare=False)
     observer: ServerObserver | None = field(default=None, compare=False)
     # Shortages the operator must hear about (out of descriptors, threads, memory), rate-limited.
     alert: ServerAlertSink | None = field(default=None, compare=False)

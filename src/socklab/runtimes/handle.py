@@ -34,7 +34,11 @@ class ServerStats:
 
 
 class ServerHandle(ABC):
-    """A running server. Use as `with serve(config) as handle: ...` or call stop()."""
+    """A running server. Use as `with serve(...) as handle: ...` or call stop().
+
+    `address` is the (host, port) it is bound to (the real port when 0 was asked for), `stats`
+    its counters; `stop()` stops it within a bound, `wait()` blocks until it has stopped.
+    """
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
@@ -48,6 +52,7 @@ class ServerHandle(ABC):
         self._failure: BaseException | None = None
 
     def start_thread(self, name: str) -> None:
+        """Run `run()` in a daemon thread called `name` (runtimes call it once, when bound)."""
         self._thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
         self._thread.start()
 
@@ -93,6 +98,7 @@ class ServerHandle(ABC):
 
     @property
     def is_running(self) -> bool:
+        """True until the server has stopped (asked to, or failed)."""
         return not self._stopped.is_set()
 
     def __enter__(self) -> ServerHandle:

@@ -42,6 +42,10 @@ __all__ = [
     "FrameEvent",
     "FrameTooLong",
     "Framer",
+    "FramerFactory",
+    "LengthPrefixFramer",
+    "LineFramer",
+    "RawFramer",
     "TruncatedFrame",
     "make_framer",
 ]

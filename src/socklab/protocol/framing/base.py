@@ -28,6 +28,7 @@ class FrameTooLong:
     exact: bool  # True when `size` is the announced length, False when it is only a lower bound
 
     def describe(self) -> str:
+        """One English line for an `E:` reply or a log, with the numbers."""
         if self.exact:
             return f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
         return f"message of over {self.limit:,} bytes exceeds the {self.limit:,}-byte limit"
@@ -40,6 +41,7 @@ class TruncatedFrame:
     pending: int
 
     def describe(self) -> str:
+        """One English line for a log, with the number of bytes that arrived."""
         return f"connection closed in the middle of a message ({self.pending:,} bytes received)"
 
 
@@ -56,11 +58,19 @@ class Framer(Protocol):
     # whose reader takes whatever one recv() returns as the reply.
     delimits_messages: bool
 
-    def receive_data(self, data: bytes) -> list[FrameEvent]: ...
+    def receive_data(self, data: bytes) -> list[FrameEvent]:
+        """The messages `data` completes, in order (empty: need more data), then a
+        `FrameTooLong` if the peer broke the limit; after that, input is ignored."""
+        ...
 
-    def receive_eof(self) -> list[FrameEvent]: ...
+    def receive_eof(self) -> list[FrameEvent]:
+        """At end of stream: a last message the framing allows without its end, or a
+        `TruncatedFrame`, or nothing."""
+        ...
 
-    def encode(self, message: bytes) -> bytes: ...
+    def encode(self, message: bytes) -> bytes:
+        """`message` framed for the wire."""
+        ...
 
     @property
     def has_partial_message(self) -> bool:
@@ -68,4 +78,6 @@ class Framer(Protocol):
         ...
 
     @property
-    def buffered_bytes(self) -> int: ...
+    def buffered_bytes(self) -> int:
+        """Bytes held for a message not yet complete (bounded by the limit plus one chunk)."""
+        ...

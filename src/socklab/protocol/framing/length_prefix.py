@@ -11,9 +11,14 @@ from __future__ import annotations
 from socklab.protocol.framing.base import FrameEvent, FrameTooLong, TruncatedFrame
 
 HEADER_BYTES = 4
+# The largest length the header can announce.
+MAX_ANNOUNCED_BYTES = 0xFFFF_FFFF
 
 
 class LengthPrefixFramer:
+    """Messages after a 4-byte big-endian length; any bytes may be in a message. A length over
+    `max_message_bytes` is a `FrameTooLong` at once, before any of the body is buffered."""
+
     name = "length"
     delimits_messages = True
 
@@ -26,13 +31,16 @@ class LengthPrefixFramer:
 
     @property
     def has_partial_message(self) -> bool:
+        """True while part of a header or body is buffered."""
         return bool(self._buffer)
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes of the message not yet complete, header included."""
         return len(self._buffer)
 
     def receive_data(self, data: bytes) -> list[FrameEvent]:
+        """The messages `data` completes, without their headers (see `Framer`)."""
         if self._failed or not data:
             return []
         buffer = self._buffer
@@ -57,6 +65,7 @@ class LengthPrefixFramer:
         return events
 
     def receive_eof(self) -> list[FrameEvent]:
+        """A `TruncatedFrame` if the stream ended inside a message, else nothing."""
         if self._failed or not self._buffer:
             return []
         pending = len(self._buffer)
@@ -64,4 +73,13 @@ class LengthPrefixFramer:
         return [TruncatedFrame(pending)]
 
     def encode(self, message: bytes) -> bytes:
+        """`message` after its 4-byte big-endian length."""
         return len(message).to_bytes(HEADER_BYTES, "big") + message
+
+    def check_message(self, message: bytes) -> None:
+        """Raise ValueError if `message` is too long for the 4-byte header to announce."""
+        if len(message) > MAX_ANNOUNCED_BYTES:
+            raise ValueError(
+                f"a message of {len(message):,} bytes exceeds the length framing's "
+                f"{MAX_ANNOUNCED_BYTES:,}-byte maximum"
+            )

@@ -23,6 +23,9 @@ _CR = ord("\r")
 
 
 class LineFramer:
+    """Messages end in LF (a peer's CRLF is accepted); a line over `max_message_bytes` is a
+    `FrameTooLong`, found before more than the limit plus one chunk is buffered."""
+
     __slots__ = ("_failed", "_partial", "max_message_bytes")
     name = "line"
     delimits_messages = True
@@ -36,10 +39,12 @@ class LineFramer:
 
     @property
     def has_partial_message(self) -> bool:
+        """True while part of a line is buffered."""
         return bool(self._partial)
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes of the line not yet complete."""
         return len(self._partial)
 
     def holds_one_bare_line(self, data: bytes) -> bool:
@@ -70,6 +75,7 @@ class LineFramer:
         return message
 
     def receive_data(self, data: bytes) -> list[FrameEvent]:
+        """The lines `data` completes, without their terminators (see `Framer`)."""
         if self._failed or not data:
             return []
         if self._partial:
@@ -110,6 +116,7 @@ class LineFramer:
         return []
 
     def receive_eof(self) -> list[FrameEvent]:
+        """An unterminated last line is still a message, as `file.readline()` returns it."""
         if self._failed or not self._partial:
             return []
         last = bytes(self._partial).removesuffix(b"\r")
@@ -117,4 +124,16 @@ class LineFramer:
         return [last]
 
     def encode(self, message: bytes) -> bytes:
+        """`message` as one line: with its LF appended (the caller keeps LF out of it)."""
         return message + b"\n"
+
+    def check_message(self, message: bytes) -> None:
+        """Raise ValueError if `message` cannot be sent as one line: a LF inside it would end
+        the line early, and the peer would read two messages. Not on the converter's hot path:
+        its replies are case-mapped request lines, which hold no LF."""
+        position = message.find(b"\n")
+        if position >= 0:
+            raise ValueError(
+                f"a message with the line framing cannot contain a newline (byte {position:,} "
+                f"of {len(message):,}); use the length framing for arbitrary bytes"
+            )

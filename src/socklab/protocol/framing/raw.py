@@ -32,6 +32,9 @@ COMMANDS_WITHOUT_TEXT = frozenset({b"C:"})
 
 
 class RawFramer:
+    """The lecture's naive server side: a 2-byte command, then the text that same recv()
+    returned (the module docstring lists how it breaks). It never reports an error."""
+
     name = "raw"
     delimits_messages = False
 
@@ -43,13 +46,16 @@ class RawFramer:
 
     @property
     def has_partial_message(self) -> bool:
+        """True while a command waits for its text, or bytes for the next command."""
         return self._command is not None or bool(self._buffer)
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes held for the next command."""
         return len(self._buffer)
 
     def receive_data(self, data: bytes) -> list[FrameEvent]:
+        """The requests found as the slide's server would find them, one chunk per recv()."""
         if not data:
             return []
         events: list[FrameEvent] = []
@@ -76,12 +82,14 @@ class RawFramer:
         return events
 
     def receive_eof(self) -> list[FrameEvent]:
+        """A `TruncatedFrame` if a command or its text was cut off, else nothing."""
         pending = len(self._buffer) + (len(self._command) if self._command else 0)
         self._buffer.clear()
         self._command = None
         return [TruncatedFrame(pending)] if pending else []
 
     def encode(self, message: bytes) -> bytes:
+        """`message` as it is: no delimiter, so the reader cannot find its end either."""
         return message
 
 
