@@ -43,6 +43,7 @@ from socklab.errors import UsageError, translate_oserror
 from socklab.i18n import _
 from socklab.protocol.converter import (
     CLOSE,
+    ERROR_PREFIX,
     GREETING,
     LOWER,
     UPPER,
@@ -58,7 +59,9 @@ from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
 DEFAULT_CLIENT_TIMEOUT_S = 10.0
-INJECTED_ERROR: bytes = b"E:error sent on purpose by socklab check; a client must survive it"
+INJECTED_ERROR: bytes = (
+    ERROR_PREFIX + b"error sent on purpose by socklab check; a client must survive it"
+)
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_CONNECTIONS = 16
 # A client typing requests sends a handful; a flood is judged after this many.
@@ -190,7 +193,8 @@ class ScriptedServer:
                     events = framer.receive_data(data)
                 else:
                     events = framer.receive_eof()
-                    if self.target.framing == "line" and any(isinstance(e, bytes) for e in events):
+                    # A message the end of stream completes had no terminator (a line's newline).
+                    if any(isinstance(e, bytes) for e in events):
                         log.malformed.append(_("the last request does not end with a newline"))
                 for event in events:
                     if isinstance(event, FrameTooLong | TruncatedFrame):
@@ -421,7 +425,7 @@ def _result(
 
 def _conversion_replies(record: ClientRecord) -> list[bytes]:
     replies = [reply for log in record.connections for reply in log.replies]
-    return [reply for reply in replies if not reply.startswith(b"E:")]
+    return [reply for reply in replies if not reply.startswith(ERROR_PREFIX)]
 
 
 def _replies_in_order(stdout: str, replies: list[bytes]) -> tuple[int, bytes | None]:
