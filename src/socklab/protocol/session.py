@@ -170,7 +170,11 @@ class SessionFactory(Protocol):
     """Makes the session of one connection; `ConverterSession` itself is one (socketserver's
     `RequestHandlerClass`). `greet=False`: the runtime sent the greeting already; with
     `record_events=False` the session keeps no event list (every runtime). Hashable (a class,
-    a function, a `functools.partial`): a server's notices are cached per factory."""
+    a function, a `functools.partial`): a server's notices are cached per factory.
+
+    A runtime may also make a session that serves no connection, to learn the bytes it would
+    send (`greeting_of`: greet=True, then `data_to_send()`; `notice_of`: greet=False, then
+    `abort()`): a session must not count itself as a connection before it is fed."""
 
     def __hash__(self) -> int: ...
 

@@ -136,8 +136,8 @@ class BlockingConnection:
             reason = closed.reason
         except MemoryError:
             # This client's request could not be answered; the others are served on. One `E:`
-            # line for the client (made before memory ran short: cached), one (rate-limited)
-            # line for the operator, no traceback.
+            # line for the client (cached after the first), one (rate-limited) line for the
+            # operator, no traceback.
             reason = CloseReason.OUT_OF_MEMORY
             send_notice_nowait(self.sock, notice_for_config(self.server.config, reason))
             self.server.memory_alert.count()
@@ -319,7 +319,6 @@ class BlockingServer(ServerHandle):
         self.limits = resolve_client_limits(config, default_max_clients)
         self.admission = Admission(config, self.limits)
         self.memory_alert = RateLimitedAlert(config, MemoryExhausted)
-        notice_for_config(config, CloseReason.OUT_OF_MEMORY)  # cached now, while memory lasts
         self._listener = open_listening_socket(config, blocking=True)
         try:
             self._spare = SpareDescriptor()

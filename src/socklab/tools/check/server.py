@@ -26,7 +26,7 @@ from socklab.protocol.framing import FRAMINGS, FramingName, framing_info, make_f
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.session import ConverterSession
 from socklab.tools.check.probe import DatagramProbe, Deadline, Ending, Received, StreamProbe
-from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
+from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
 
 STREAM_FRAMINGS: frozenset[str] = frozenset(FRAMINGS)
 DELIMITED_FRAMINGS: frozenset[str] = frozenset(
@@ -52,16 +52,6 @@ class ServerTarget:
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """What one check observed; the runner adds the check's id and title."""
-
-    expected: str
-    received: str
-    passed: bool
-    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
