@@ -370,7 +370,7 @@ class _Datagrams(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         stats = self.server.stats
         stats.datagrams_received += 1
-        reply = reply_to_datagram(data, addr)
+        reply = reply_to_datagram(data, addr, self.server.config.datagram_handler)
         if reply is None:
             stats.datagrams_dropped += 1
             return
@@ -575,7 +575,13 @@ class AsyncioServer(EventLoopHandle):
         loop = self.loop
         if self.config.tracer is None:
             try:
-                loop.add_reader(sock.fileno(), answer_pending_datagrams, sock, self.stats)
+                loop.add_reader(
+                    sock.fileno(),
+                    answer_pending_datagrams,
+                    sock,
+                    self.stats,
+                    self.config.datagram_handler,
+                )
             except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
                 pass
             else:

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from socklab.protocol.closing import CloseReason
+from socklab.protocol.converter import handle_datagram
 from socklab.protocol.framing import FramingName
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.reflection import DatagramHandler
 from socklab.protocol.session import ConverterSession, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
@@ -131,8 +133,11 @@ class ServerConfig:
     send_buffer_bytes: int | None = None
     event_loop: EventLoopName = "auto"  # the asyncio model's only
     # Makes the session of each TCP connection: the protocol served (socketserver's
-    # RequestHandlerClass). UDP is the converter's (`socklab.protocol.reflection`).
+    # RequestHandlerClass).
     session_factory: SessionFactory = field(default=ConverterSession, compare=False)
+    # Answers one UDP datagram (None: no reply); the loop guards of
+    # `socklab.protocol.reflection` apply to whatever it answers.
+    datagram_handler: DatagramHandler = field(default=handle_datagram, compare=False)
     observer: ServerObserver | None = field(default=None, compare=False)
     # Shortages the operator must hear about (out of descriptors, threads, memory), rate-limited.
     alert: ServerAlertSink | None = field(default=None, compare=False)

@@ -1,9 +1,10 @@
-"""Answering converter datagrams from a UDP socket: the one loop of every model that reads sockets.
+"""Answering datagrams from a UDP socket: the one loop of every model that reads sockets.
 
 UDP has no connection, so there is nothing to dispatch: a model only decides how it waits until
 the socket is readable. Then `answer_pending_datagrams` reads what is queued, up to a budget (so
 one flood cannot starve the rest of a loop), and answers each datagram as the core's
-`answer_datagram` decides (the converter's reply, or silence where a reply could start a
+`answer_datagram` decides with the server's handler (`ServerConfig.datagram_handler`, the
+converter's by default: the protocol's reply, or silence where a reply could start a
 reflection loop). A reply the socket buffer cannot take right now is dropped, as UDP may drop
 it anyway: the client's retransmission (with its `#<id>`) recovers.
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from socklab.protocol.converter import handle_datagram
+from socklab.protocol.reflection import DatagramHandler
 from socklab.protocol.reflection import answer_datagram as decide_answer
 from socklab.runtimes.handle import ServerStats
 
@@ -30,14 +33,19 @@ DATAGRAM_RECEIVE_BYTES = 65_536
 DATAGRAM_BUDGET = 256
 
 
-def reply_to_datagram(data: bytes, address: Any) -> bytes | None:
+def reply_to_datagram(
+    data: bytes, address: Any, handle: DatagramHandler = handle_datagram
+) -> bytes | None:
     """The reply to send to `address` (a `recvfrom()` address), or None: stay silent."""
-    reply = decide_answer(data, address[1])
+    reply = decide_answer(data, address[1], handle)
     return reply if reply.__class__ is bytes else None
 
 
 def answer_pending_datagrams(
-    sock: socket.socket, stats: ServerStats, budget: int = DATAGRAM_BUDGET
+    sock: socket.socket,
+    stats: ServerStats,
+    handle: DatagramHandler = handle_datagram,
+    budget: int = DATAGRAM_BUDGET,
 ) -> int:
     """Answer the datagrams queued on non-blocking `sock` (at most `budget`); how many were read."""
     recvfrom = sock.recvfrom
@@ -54,7 +62,7 @@ def answer_pending_datagrams(
                 # away; Windows reports it as a reset) comes with the next recvfrom: nothing to do.
                 continue
             received += 1
-            reply = reply_to_datagram(data, address)
+            reply = reply_to_datagram(data, address, handle)
             if reply is None:
                 dropped += 1
                 continue
@@ -74,10 +82,16 @@ def answer_pending_datagrams(
     return received
 
 
-def answer_datagram(sock: socket.socket, data: bytes, address: Any, stats: ServerStats) -> None:
+def answer_datagram(
+    sock: socket.socket,
+    data: bytes,
+    address: Any,
+    stats: ServerStats,
+    handle: DatagramHandler = handle_datagram,
+) -> None:
     """Answer one datagram read by a blocking `recvfrom()`."""
     stats.datagrams_received += 1
-    reply = reply_to_datagram(data, address)
+    reply = reply_to_datagram(data, address, handle)
     if reply is None:
         stats.datagrams_dropped += 1
         return

@@ -59,7 +59,7 @@ class IterativeDatagramServer(ServerHandle):
                     continue
                 except ConnectionResetError:
                     continue  # Windows: ICMP "port unreachable" for an earlier reply
-                answer_datagram(sock, data, address, self.stats)
+                answer_datagram(sock, data, address, self.stats, self.config.datagram_handler)
         finally:
             sock.close()
 

@@ -188,7 +188,7 @@ class SelectorServer(ServerHandle):
         """The listener or the wake-up socket is ready."""
         if data is _LISTENER:
             if self.config.transport == "udp":
-                answer_pending_datagrams(self._sock, self.stats)
+                answer_pending_datagrams(self._sock, self.stats, self.config.datagram_handler)
             else:
                 self._accept_ready()
         else:
