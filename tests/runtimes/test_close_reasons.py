@@ -22,6 +22,8 @@ from socklab.runtimes.config import ConnectionClosed, ServerConfig, ServerEvent
 from socklab.runtimes.handle import ServerHandle
 
 MODELS = sorted(name for name, info in RUNTIMES.items() if "tcp" in info.transports)
+# Test ids read as runtime-transport-framing (the framing does not change a reason).
+MODELS_AS_CASES = pytest.mark.parametrize("model", MODELS, ids=lambda model: f"{model}-tcp-line")
 # Two sweeps and a margin: a 1 s deadline fires between 1 and 2 s after it began.
 EVENT_WAIT_S = 6.0
 
@@ -79,7 +81,7 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return received
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_idle_timeout(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model, idle_timeout_s=1.0)
     with server.connect() as sock:
@@ -87,7 +89,7 @@ def test_idle_timeout(model: str, observed: Callable[..., Observed]) -> None:
         assert server.next_reason() is CloseReason.IDLE_TIMEOUT
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_message_timeout(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model, message_timeout_s=1.0)
     with server.connect() as sock:
@@ -96,7 +98,7 @@ def test_message_timeout(model: str, observed: Callable[..., Observed]) -> None:
         assert server.next_reason() is CloseReason.MESSAGE_TIMEOUT
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_server_stopping(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model)
     with server.connect() as sock:
@@ -107,7 +109,7 @@ def test_server_stopping(model: str, observed: Callable[..., Observed]) -> None:
         assert server.next_reason() is CloseReason.SERVER_STOPPING
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_peer_close(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model)
     with server.connect() as sock:
@@ -118,7 +120,7 @@ def test_peer_close(model: str, observed: Callable[..., Observed]) -> None:
     assert server.next_reason() is CloseReason.PEER_EOF
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_reset(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model)
     sock = server.connect()
@@ -127,7 +129,7 @@ def test_reset(model: str, observed: Callable[..., Observed]) -> None:
     assert server.next_reason() is CloseReason.RESET
 
 
-@pytest.mark.parametrize("model", MODELS)
+@MODELS_AS_CASES
 def test_client_request(model: str, observed: Callable[..., Observed]) -> None:
     server = observed(model)
     with server.connect() as sock:
@@ -136,7 +138,7 @@ def test_client_request(model: str, observed: Callable[..., Observed]) -> None:
     assert server.next_reason() is CloseReason.CLIENT_REQUESTED
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", MODELS, ids=lambda model: f"{model}-tcp-raw")
 def test_another_session_gets_its_own_notices(model: str) -> None:
     """A runtime knows no protocol: the upper session's notice is its own (unframed)."""
     reasons: queue.Queue[CloseReason] = queue.Queue()
