@@ -174,6 +174,7 @@ class Counter:
         self._out: list[bytes] = [self._framer.encode(b"counting")] if greet else []
         self._closing = False
         self.requests_served = 0
+        self.close_reason: socklab.CloseReason | None = None
 
     def receive_data(self, data: bytes) -> None:
         for event in self._framer.receive_data(data):
@@ -199,6 +200,10 @@ class Counter:
 
     def server_stopping(self) -> None:
         self._closing = True
+
+    def abort(self, reason: socklab.CloseReason) -> None:
+        self._closing = True
+        self.close_reason = reason
 
     @property
     def should_close(self) -> bool:

@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 # Each public name and the module that defines it (or re-exports it, for the core).
 _LAZY_EXPORTS: dict[str, str] = {
     # the sans-I/O core
+    "CloseReason": "socklab.protocol",
     "ConverterSession": "socklab.protocol",
     "FrameTooLong": "socklab.protocol",
     "Framer": "socklab.protocol",
@@ -69,6 +70,7 @@ __all__ = [
     "AddressNotAvailableError",
     "BrokenResourceError",
     "Client",
+    "CloseReason",
     "ClosedResourceError",
     "ConverterSession",
     "FrameTooLong",
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
         UsageError,
     )
     from socklab.protocol import (
+        CloseReason,
         ConverterSession,
         Framer,
         FrameTooLong,

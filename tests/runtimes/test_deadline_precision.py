@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from socklab.protocol.closing import CloseReason
 from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.deadlines import (
-    IDLE_TIMEOUT_REPLY,
-    MESSAGE_TIMEOUT_REPLY,
-    WRITE_TIMEOUT_REPLY,
-    Deadlines,
-)
+from socklab.runtimes.deadlines import Deadlines
+
+# The sweep names the deadline; the session makes the notice (protocol/closing.py).
+IDLE_TIMEOUT_REPLY = CloseReason.IDLE_TIMEOUT
+MESSAGE_TIMEOUT_REPLY = CloseReason.MESSAGE_TIMEOUT
+WRITE_TIMEOUT_REPLY = CloseReason.WRITE_TIMEOUT
 
 
 @pytest.mark.parametrize(
@@ -22,7 +23,7 @@ from socklab.runtimes.deadlines import (
     ],
 )
 def test_a_two_second_deadline_fires_at_the_third_sweep_that_sees_it(
-    condition: dict[str, bool], reply: bytes
+    condition: dict[str, bool], reply: CloseReason
 ) -> None:
     # The first sweep may come right after the condition began, so two sweeps are not yet
     # two seconds: firing there would cut a client that is within its limit.

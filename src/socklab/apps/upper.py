@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from socklab.errors import translate_oserror
 from socklab.i18n import _, ngettext
+from socklab.protocol.closing import TIMEOUTS, CloseReason
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.upper import SENTENCE_BYTES, UpperSession, handle_upper_datagram
@@ -275,20 +276,19 @@ class UpperServer:
         )
 
 
-def _describe_connection(peer: tuple[str, int], reason: str, session: object) -> str:
+def _describe_connection(peer: tuple[str, int], reason: CloseReason, session: object) -> str:
     shown_peer = _format_peer(peer)
     if isinstance(session, UpperSession) and session.request is not None:
         assert session.reply is not None
         return _("From {peer}: {request} -> {reply}").format(
             peer=shown_peer, request=_show(session.request), reply=_show(session.reply)
         )
-    if reason == "timeout":
+    if reason in TIMEOUTS:
         return _("Client {peer} sent nothing for {seconds:g} s: closed.").format(
             peer=shown_peer, seconds=CLIENT_TIMEOUT_S
         )
-    if reason == "error":
+    if reason is CloseReason.RESET:
         return _("Connection with {peer} failed before it sent a sentence.").format(peer=shown_peer)
-    # "closed" also when the server ended it: the asyncio model reports its deadlines so.
     return _("Connection from {peer} ended without a sentence.").format(peer=shown_peer)
 
 

@@ -23,6 +23,7 @@ from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.retransmission import (
@@ -255,7 +256,7 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             case ConnectionClosed(peer, reason):
                 env.say(
                     _("Connection from {peer} closed ({reason})").format(
-                        peer=_format_address(*peer), reason=reason
+                        peer=_format_address(*peer), reason=describe_close_reason(reason)
                     )
                 )
             case ConnectionRefusedBusy(peer):
@@ -317,6 +318,41 @@ def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
             per_host=limits.max_clients_per_host
         )
     return line + "."
+
+
+def describe_close_reason(reason: CloseReason) -> str:
+    """Why a connection closed, in a few words of the user's language (the `-v` line)."""
+    match reason:
+        case CloseReason.PEER_EOF:
+            return _("the client closed it")
+        case CloseReason.RESET:
+            return _("reset or broken")
+        case CloseReason.CLIENT_REQUESTED:
+            return _("the client asked to close")
+        case CloseReason.PROTOCOL_ERROR:
+            return _("protocol error")
+        case CloseReason.TOO_MANY_ERRORS:
+            return _("too many bad requests in a row")
+        case CloseReason.MESSAGE_TOO_LONG:
+            return _("message too long")
+        case CloseReason.TRUNCATED:
+            return _("ended inside a message")
+        case CloseReason.LOCAL:
+            return _("closed by the server")
+        case CloseReason.IDLE_TIMEOUT:
+            return _("idle timeout")
+        case CloseReason.MESSAGE_TIMEOUT:
+            return _("message timeout")
+        case CloseReason.WRITE_TIMEOUT:
+            return _("write timeout: the replies were not read")
+        case CloseReason.SERVER_STOPPING:
+            return _("server stopping")
+        case CloseReason.BUSY:
+            return _("server busy")
+        case CloseReason.OUT_OF_MEMORY:
+            return _("server out of memory")
+        case _:
+            assert_never(reason)
 
 
 def describe_alert(alert: ServerAlert) -> str:

@@ -25,9 +25,8 @@ from socklab.errors import (
     translate_oserror,
 )
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
-from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
-from socklab.protocol.framing.raw import RawReplyFramer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
 from socklab.protocol.retransmission import (
     DEFAULT_WINDOW,
@@ -41,9 +40,7 @@ RECEIVE_BYTES = 65536
 
 
 def _reply_framer(framing: str, max_message_bytes: int) -> Framer:
-    if framing == "raw":
-        return RawReplyFramer(max_message_bytes)
-    return make_framer(framing, max_message_bytes)
+    return framing_info(framing).reply_framer(max_message_bytes)
 
 
 class StreamConverterClient:

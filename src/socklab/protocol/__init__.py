@@ -9,6 +9,7 @@ framers and their events, the `Session` protocol every runtime drives, and the s
 ships. Everything else here is internal and may change.
 """
 
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.framing import (
     Framer,
     FrameTooLong,
@@ -22,6 +23,7 @@ from socklab.protocol.reply_session import ReplySession
 from socklab.protocol.session import ConverterSession, Session, SessionFactory
 
 __all__ = [
+    "CloseReason",
     "ConverterSession",
     "FrameTooLong",
     "Framer",

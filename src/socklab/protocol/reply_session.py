@@ -37,13 +37,13 @@ from collections.abc import Callable
 from typing import Final
 
 from socklab.errors import LocalProtocolError
+from socklab.protocol.closing import CloseReason, notice_for
 from socklab.protocol.converter import ERROR_PREFIX
-from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.framing import FrameTooLong, FramingName, TruncatedFrame, make_framer
 from socklab.protocol.framing.base import FrameEvent
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
 from socklab.protocol.session import (
     SERVER_STOPPING_REPLY,
-    CloseReason,
     RequestRejected,
     SessionClosing,
     SessionEvent,
@@ -178,6 +178,19 @@ class ReplySession:
             self._out.append(self._framer.encode(SERVER_STOPPING_REPLY))
         self._finish(CloseReason.SERVER_STOPPING)
 
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime ends the connection for `reason` (a deadline passed, a refusal): its
+        `E:` notice, where the framing can carry one, then CLOSING. Harmless once closing."""
+        if reason is CloseReason.SERVER_STOPPING:
+            self.server_stopping()
+            return
+        if self.state is not SessionState.OPEN:
+            return
+        notice = notice_for(reason)
+        if notice is not None and self._framer.delimits_messages:
+            self._out.append(self._framer.encode(notice))
+        self._finish(reason)
+
     def closed(self) -> None:
         """The runtime closed the connection (after `should_close`, or on its own account)."""
         self.state = SessionState.CLOSED
@@ -260,7 +273,7 @@ def reply_session_factory(
     """A `SessionFactory` making a `ReplySession` of `reply` for each connection."""
 
     def make_session(
-        framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
+        framing: FramingName, *, max_message_bytes: int, greet: bool, record_events: bool
     ) -> ReplySession:
         return ReplySession(
             reply,

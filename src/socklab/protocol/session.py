@@ -1,53 +1,68 @@
-"""The per-connection state machine of the converter server, shared by every runtime, and the
-`Session` surface a runtime drives (the converter's is the default; `upper`'s is another).
+"""The `Session` surface every runtime drives, and the converter's session, the default one
+(`upper`'s is another; a library user's protocol is a third).
+
+A runtime serves any session: it never knows which protocol it moves bytes for. It reads,
+feeds the session, writes what the session hands back, and closes when the session says so
+(socketserver's `RequestHandlerClass`, websockets' drivers over one sans-I/O `Protocol`).
 
 Call order (a runtime does only this):
 
-    session = ConverterSession(framing="line")
-    send(session.data_to_send())                  # the greeting
+    session = factory(framing, max_message_bytes=..., greet=True, record_events=False)
+    send(session.data_to_send())                  # the greeting (b"" for none)
     loop:
-        session.receive_data(chunk)  or  session.receive_eof()
+        session.receive_data(chunk)  or  session.receive_eof()    (or exchange(chunk))
         send(session.data_to_send())
         if session.should_close: close the socket once the bytes are sent
+    the runtime gives up on its own (a deadline, a stop):
+        session.abort(reason)  or  session.server_stopping()
+        send(session.data_to_send()) if the peer still reads, then close
+    session.closed()                              # always, once the socket is closed
+    report session.close_reason (None: the runtime's own reason)
 
 Peer faults never raise: they become an `E:` reply, a `SessionEvent` from `take_events()`, and
 the CLOSING state. Calling `receive_*` after CLOSED is our own bug and raises
-LocalProtocolError.
+LocalProtocolError. Every byte sent is made here, notices included: the runtime's deadlines and
+refusals name a `CloseReason` and the session turns it into bytes (`abort`, `notice_of`).
 
-States and transitions (the table `_TRANSITIONS` is the single source of truth):
+States and transitions of the converter's session (the table `_TRANSITIONS` is the single
+source of truth):
 
     OPEN    --request--------------> OPEN
     OPEN    --C: / over-long / EOF--> CLOSING   (replies before it are still sent)
     OPEN    --server_stopping()----> CLOSING   (`E:server stopping` first, mid-message)
+    OPEN    --abort(reason)--------> CLOSING   (the reason's `E:` notice first, if it has one)
     CLOSING --closed()-------------> CLOSED
-    OPEN    --closed()-------------> CLOSED     (the runtime gave up: reset, timeout, stop)
+    OPEN    --closed()-------------> CLOSED     (the runtime gave up: reset, stop)
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from socklab.errors import LocalProtocolError
+from socklab.protocol.closing import CloseReason, notice_for
 from socklab.protocol.converter import (
+    ERROR_PREFIX,
     GREETING,
     CloseRequest,
     ErrorReply,
     answer_ascii_in_place,
     handle_request,
 )
-from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.framing import FrameTooLong, FramingName, TruncatedFrame, make_framer
 from socklab.protocol.limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_ERRORS_IN_A_ROW,
 )
 
-TOO_MANY_ERRORS_REPLY = b"E:too many bad requests in a row; closing"
+TOO_MANY_ERRORS_REPLY = notice_for(CloseReason.TOO_MANY_ERRORS) or b""
 # To a client whose request was cut off by the server's stop, so that it reads why instead of a
-# bare end of stream (HTTP/2 sends GOAWAY, and SMTP's 421 says "service closing channel").
-SERVER_STOPPING_REPLY = b"E:server stopping"
+# bare end of stream.
+SERVER_STOPPING_REPLY = notice_for(CloseReason.SERVER_STOPPING) or b""
 
 
 class SessionState(enum.Enum):
@@ -60,16 +75,6 @@ class SessionState(enum.Enum):
 # through its class costs a metaclass lookup (~40 ns in CPython 3.11), a global does not.
 _OPEN = SessionState.OPEN
 _CLOSING = SessionState.CLOSING
-
-
-class CloseReason(enum.Enum):
-    CLIENT_REQUESTED = "client sent C:"
-    TOO_MANY_ERRORS = "too many bad requests in a row"
-    MESSAGE_TOO_LONG = "message too long"
-    PEER_EOF = "client closed its side"
-    TRUNCATED = "connection ended inside a message"
-    LOCAL = "closed by the server"
-    SERVER_STOPPING = "server stopping"
 
 
 _REASONS_WITH_UNREAD_INPUT = frozenset({CloseReason.MESSAGE_TOO_LONG, CloseReason.TOO_MANY_ERRORS})
@@ -102,51 +107,57 @@ _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
 
 
 class Session(Protocol):
-    """What a runtime calls on the session of one connection (the call order above).
+    """What a runtime calls on the session of one connection (the call order in the module
+    docstring); the runtime knows nothing else about the protocol it serves.
 
     A runtime may greet before it makes a session (`greet=False`, see `greeting_of`), and makes
     the session when the first byte arrives, so a connection that never speaks costs none.
+    `requests_served` feeds the server's statistics; `close_reason` is the session's own reason
+    once it is closing (None while open, or when the runtime ended the connection).
     """
 
-    requests_served: int  # messages handled so far (the runtime's statistics read it)
+    requests_served: int
+    close_reason: CloseReason | None
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes received from the peer (any chunk: a part of a message, or several).
-
-        Never raises for the peer's faults: they become replies and the closing state. Raises
-        `LocalProtocolError` when called after `closed()`.
-        """
+        """Feed bytes received from the peer (never empty); replies wait in `data_to_send()`."""
         ...
 
     def exchange(self, data: bytes) -> bytes:
-        """`receive_data(data)`, then `data_to_send()`, in one call (a runtime's hot path)."""
+        """`receive_data(data)` then `data_to_send()` in one call: a driver's hot path."""
         ...
 
     def receive_eof(self) -> None:
-        """The peer will send nothing more: finish what the framing allows, then close."""
+        """The peer will send nothing more."""
         ...
 
     def data_to_send(self) -> bytes:
-        """All bytes the peer should receive now (possibly b""); taking them empties the queue."""
+        """Every byte the peer should receive now (b"" for none), taken: a second call is b""."""
         ...
 
-    def closed(self) -> None:
-        """The runtime closed the connection, after `should_close` or on its own account."""
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime ends the connection for `reason` (a deadline passed, a refusal): close
+        after `data_to_send()`, which holds the reason's notice if the protocol has one."""
         ...
 
     def server_stopping(self) -> None:
-        """The server is stopping: queue a notice if the peer is owed one, then close."""
+        """The server stops: close after `data_to_send()` (a notice where the protocol wants
+        one, e.g. to a client in the middle of a request)."""
+        ...
+
+    def closed(self) -> None:
+        """The runtime closed the socket; `receive_*` after it is our bug and raises."""
         ...
 
     @property
     def should_close(self) -> bool:
-        """The runtime should close the connection once `data_to_send()` has been sent."""
+        """The runtime closes once `data_to_send()` is sent."""
         ...
 
     @property
     def expects_unread_input(self) -> bool:
-        """Closing while the peer may still be sending: the runtime drains a bounded amount
-        before closing, so that its kernel's RST does not destroy the last reply."""
+        """Closing while the peer may still be sending: the runtime lingers (drains a bounded
+        amount) so that the close does not reset the last reply away."""
         ...
 
     @property
@@ -156,37 +167,54 @@ class Session(Protocol):
 
 
 class SessionFactory(Protocol):
-    """Makes the session of one connection; `ConverterSession` itself is one.
+    """Makes the session of one connection; `ConverterSession` itself is one (socketserver's
+    `RequestHandlerClass`). `greet=False`: the runtime sent the greeting already; with
+    `record_events=False` the session keeps no event list (every runtime). Hashable (a class,
+    a function, a `functools.partial`): a server's notices are cached per factory.
 
-    A class whose constructor takes these arguments is a factory (socketserver's
-    `RequestHandlerClass`): `framing` names a key of `FRAMINGS` (`make_framer` builds it);
-    `greet=False` means the runtime sends the greeting itself, so the session must not. The
-    event-loop runtimes call the factory once more at start, with `greet=True`, to learn that
-    greeting (`greeting_of`): making a session must have no effect beyond the session.
-    """
+    A runtime may also make a session that serves no connection, to learn the bytes it would
+    send (`greeting_of`: greet=True, then `data_to_send()`; `notice_of`: greet=False, then
+    `abort()`): a session must not count itself as a connection before it is fed."""
+
+    def __hash__(self) -> int: ...
 
     def __call__(
-        self, framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
-    ) -> Session:
-        """A new session for one connection."""
-        ...
+        self, framing: FramingName, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> Session: ...
 
 
-def greeting_of(factory: SessionFactory, framing: str, max_message_bytes: int) -> bytes:
+def greeting_of(factory: SessionFactory, framing: FramingName, max_message_bytes: int) -> bytes:
     """The bytes a session of `factory` greets with (b"" for none): for a runtime that encodes
     the greeting once per server and greets before it makes a session."""
     session = factory(framing, max_message_bytes=max_message_bytes, greet=True, record_events=False)
     return session.data_to_send()
 
 
+@functools.lru_cache(maxsize=64)
+def notice_of(
+    factory: SessionFactory, framing: FramingName, max_message_bytes: int, reason: CloseReason
+) -> bytes:
+    """The bytes a session of `factory` sends when aborted for `reason` before it was made
+    (b"" for none): for a runtime refusing a client (busy, out of memory) or ending one that
+    never spoke. Cached: a refusal during a connection storm or a shortage of memory makes
+    no session."""
+    session = factory(
+        framing, max_message_bytes=max_message_bytes, greet=False, record_events=False
+    )
+    session.abort(reason)
+    notice = session.data_to_send()
+    session.closed()
+    return notice
+
+
 def encoded_greeting(framing: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    """The greeting as a session sends it: for a runtime that greets before creating a session
-    (`greet=False`), so a connection that never speaks needs no session at all."""
+    """The converter's greeting as its session sends it."""
     return make_framer(framing, max_message_bytes).encode(GREETING)
 
 
 class ConverterSession:
-    """One TCP connection of the converter server, independent of any I/O model."""
+    """One TCP connection of the converter server, independent of any I/O model: the default
+    `Session` (its call order and transitions in the module docstring)."""
 
     # Slots: a server holding 10,000 idle connections holds 10,000 sessions.
     __slots__ = (
@@ -205,7 +233,7 @@ class ConverterSession:
 
     def __init__(
         self,
-        framing: str = "line",
+        framing: FramingName = "line",
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         greet: bool = True,
@@ -287,6 +315,19 @@ class ConverterSession:
             self._out.append(self._encode(SERVER_STOPPING_REPLY))
         self._finish(CloseReason.SERVER_STOPPING)
 
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime ends the connection for `reason`: its `E:` notice (if it has one) is
+        framed into `data_to_send()`, then CLOSING. Harmless once closing or closed."""
+        if reason is CloseReason.SERVER_STOPPING:
+            self.server_stopping()
+            return
+        if self.state is not _OPEN:
+            return
+        notice = notice_for(reason)
+        if notice is not None:
+            self._out.append(self._encode(notice))
+        self._finish(reason)
+
     def closed(self) -> None:
         """The runtime closed the connection (after should_close, or on its own account)."""
         self._move("closed")
@@ -349,7 +390,7 @@ class ConverterSession:
                     self._finish(CloseReason.CLIENT_REQUESTED)
                     return
             elif isinstance(frame, FrameTooLong):
-                out.append(encode(b"E:" + frame.describe().encode()))
+                out.append(encode(ERROR_PREFIX + frame.describe().encode()))
                 self._finish(CloseReason.MESSAGE_TOO_LONG, frame.describe())
                 return
             else:

@@ -9,7 +9,9 @@ upper-cased), so no input can make the service fail.
 from __future__ import annotations
 
 from socklab.errors import LocalProtocolError
+from socklab.protocol.closing import CloseReason, notice_for
 from socklab.protocol.converter import convert_text
+from socklab.protocol.framing import FramingName
 
 
 def upper_case(message: bytes, *, max_reply_bytes: int | None = None) -> bytes:
@@ -50,6 +52,7 @@ class UpperSession:
 
         OPEN    --receive_data(first bytes)--> CLOSING   (the reply waits in data_to_send())
         OPEN    --receive_eof()--------------> CLOSING   (nothing was sent: nothing to answer)
+        OPEN    --abort(reason)--------------> CLOSING   (the reason's bare `E:` line first)
         CLOSING --receive_*()----------------> CLOSING   (ignored: the connection is closing)
         any     --closed()-------------------> CLOSED    (receive_* after it is our bug)
 
@@ -58,11 +61,19 @@ class UpperSession:
     can make it (`SessionFactory`); the slides' protocol has no framing, greeting or events.
     """
 
-    __slots__ = ("_out", "_state", "max_sentence_bytes", "reply", "request", "requests_served")
+    __slots__ = (
+        "_out",
+        "_state",
+        "close_reason",
+        "max_sentence_bytes",
+        "reply",
+        "request",
+        "requests_served",
+    )
 
     def __init__(
         self,
-        framing: str = "raw",
+        framing: FramingName = "raw",
         *,
         max_message_bytes: int = SENTENCE_BYTES,
         greet: bool = True,
@@ -72,6 +83,7 @@ class UpperSession:
         self.request: bytes | None = None
         self.reply: bytes | None = None
         self.requests_served = 0
+        self.close_reason: CloseReason | None = None
         self._out = b""
         self._state = "open"
 
@@ -83,7 +95,7 @@ class UpperSession:
         self.reply = upper_case(self.request)
         self.requests_served = 1
         self._out = self.reply
-        self._state = "closing"
+        self._close_for(CloseReason.LOCAL)
 
     def exchange(self, data: bytes) -> bytes:
         self.receive_data(data)
@@ -91,7 +103,8 @@ class UpperSession:
 
     def receive_eof(self) -> None:
         self._check_not_closed("receive_eof")
-        self._state = "closing"
+        if self._state == "open":
+            self._close_for(CloseReason.PEER_EOF)
 
     def data_to_send(self) -> bytes:
         out, self._out = self._out, b""
@@ -100,10 +113,19 @@ class UpperSession:
     def closed(self) -> None:
         self._state = "closed"
 
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime gives up (a deadline, a refusal): the reason's `E:` line, unframed as
+        everything on this service, then close. Harmless once closing or closed."""
+        if reason is CloseReason.SERVER_STOPPING:
+            self.server_stopping()
+        elif self._state == "open":
+            self._out = notice_for(reason) or b""
+            self._close_for(reason)
+
     def server_stopping(self) -> None:
-        """The slides' protocol has no notices: a stopping server just closes."""
+        """The slides' protocol has no notice for a stop: a stopping server just closes."""
         if self._state == "open":
-            self._state = "closing"
+            self._close_for(CloseReason.SERVER_STOPPING)
 
     @property
     def should_close(self) -> bool:
@@ -116,6 +138,10 @@ class UpperSession:
     @property
     def has_partial_message(self) -> bool:
         return False  # the first read is the whole sentence
+
+    def _close_for(self, reason: CloseReason) -> None:
+        self._state = "closing"
+        self.close_reason = reason
 
     def _check_not_closed(self, call: str) -> None:
         if self._state == "closed":

@@ -1,7 +1,8 @@
 """How one program waits for many sockets: the RUNTIMES registry.
 
 Every runtime has the same entry point, `serve(ServerConfig) -> ServerHandle`, and differs only
-in how it dispatches a connection to the shared `ConverterSession`. The CLI's `--model` choices
+in how it dispatches a connection to the session `config.session_factory` makes (any
+`socklab.protocol.session.Session`; the converter's by default). The CLI's `--model` choices
 and the parametrized conformance tests both read this registry, so a new runtime is served and
 tested by adding one entry.
 """
@@ -12,16 +13,18 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.config import ServerConfig, Transport
 from socklab.runtimes.connections import BLOCKING_MAX_CLIENTS, EVENT_LOOP_MAX_CLIENTS
 from socklab.runtimes.handle import ServerHandle, ServerStats
 
 
 @dataclass(frozen=True, slots=True)
 class RuntimeInfo:
+    """One concurrency model: its module and what it serves."""
+
     name: str
     module: str  # imported when the model serves: a server loads its own model's code only
-    transports: frozenset[str]
+    transports: frozenset[Transport]
     summary: str  # one English line; the CLI translates it
     # --max-clients when not given (capped by the open-file limit at start)
     default_max_clients: int = BLOCKING_MAX_CLIENTS
@@ -67,7 +70,7 @@ DEFAULT_RUNTIME = "asyncio"
 
 
 def serve(model: str, config: ServerConfig) -> ServerHandle:
-    """Start the converter server of `model` with `config`; the handle is already serving.
+    """Start a server of `model` with `config`; the handle is already serving.
 
     With `config.workers` > 1 the handle supervises that many processes sharing the port.
     """

@@ -39,13 +39,14 @@ import sys
 from typing import Any
 
 from socklab.errors import UsageError
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
-from socklab.protocol.refusals import BUSY_REPLY
 from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    EventLoopName,
     ServerConfig,
 )
 from socklab.runtimes.connections import (
@@ -54,7 +55,8 @@ from socklab.runtimes.connections import (
     Admission,
     Lingering,
     SpareDescriptor,
-    frame_notice,
+    closing_reason,
+    notice_for_config,
     peer_of,
     recover_from_accept_error,
     refuse_busy,
@@ -62,7 +64,6 @@ from socklab.runtimes.connections import (
     stop_timeout_s,
 )
 from socklab.runtimes.datagrams import (
-    DATAGRAM_BUDGET,
     answer_pending_datagrams,
     reply_to_datagram,
 )
@@ -95,7 +96,7 @@ _UNKNOWN_PEER = ("?", 0)
 ACCEPT_BATCH = 128
 
 
-def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+def new_event_loop(choice: EventLoopName) -> asyncio.AbstractEventLoop:
     """An event loop of the requested kind: "uvloop", "asyncio" or "auto" (uvloop if present)."""
     if choice not in ("auto", "uvloop", "asyncio"):
         raise UsageError(f"unknown event loop {choice!r}; choose auto, asyncio or uvloop")
@@ -124,6 +125,7 @@ class _Connection(Deadlines, asyncio.Protocol):
         "accepted",
         "admitted",
         "bytes_received",
+        "ending",
         "lingering",
         "peer",
         "pending_input",
@@ -149,6 +151,8 @@ class _Connection(Deadlines, asyncio.Protocol):
         self.pending_input = b""
         # Set once the sending side is shut down after a refusal: reads are drained, not served.
         self.lingering: Lingering | None = None
+        # Why the server ends it, when the server decided (a deadline, the stop).
+        self.ending: CloseReason | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -170,7 +174,7 @@ class _Connection(Deadlines, asyncio.Protocol):
                 server.admission.release(self.peer[0])
             server.stats.connections_refused_busy += 1
             server.notify(ConnectionRefusedBusy(self.peer))
-            transport.write(frame_notice(config.framing, BUSY_REPLY))  # type: ignore[attr-defined]
+            transport.write(notice_for_config(config, CloseReason.BUSY))  # type: ignore[attr-defined]
             transport.close()
             return
         if config.user_timeout_s is not None:
@@ -318,7 +322,13 @@ class _Connection(Deadlines, asyncio.Protocol):
             if session is not None:
                 server.stats.requests_served += session.requests_served
                 session.closed()
-            server.notify(ConnectionClosed(self.peer, "error" if exc else "closed", session))
+            if self.ending is not None:
+                reason = self.ending
+            elif exc is not None:
+                reason = CloseReason.RESET
+            else:
+                reason = closing_reason(session)
+            server.notify(ConnectionClosed(self.peer, reason, session))
 
     def output_blocked(self) -> bool:
         """For the sweep: replies wait and not a byte of them went out since the previous sweep.
@@ -334,10 +344,19 @@ class _Connection(Deadlines, asyncio.Protocol):
         self.queued_mark = queued
         return blocked
 
-    def abort(self, reason: bytes) -> None:
-        """Give up on this connection: one `E:` line if it fits in the buffer, then close."""
+    def abort(self, reason: CloseReason) -> None:
+        """Give up on this connection for `reason`: the session's notice if the peer still
+        reads (it fits in the buffer), then close."""
+        self.ending = reason
         if self.accepted and not self.writing_paused:
-            self.transport.write(frame_notice(self.server.config.framing, reason))
+            session = self.session
+            if session is None:
+                notice = notice_for_config(self.server.config, reason)
+            else:
+                session.abort(reason)
+                notice = session.data_to_send()
+            if notice:
+                self.transport.write(notice)
             self.transport.close()
         else:
             self.transport.abort()
@@ -564,7 +583,6 @@ class AsyncioServer(EventLoopHandle):
                     answer_pending_datagrams,
                     sock,
                     self.stats,
-                    DATAGRAM_BUDGET,
                     self.config.datagram_handler,
                 )
             except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
@@ -584,6 +602,8 @@ class AsyncioServer(EventLoopHandle):
         """Let in-flight replies go out (close() flushes), then abort what is still open."""
         for conn in list(self.connections):
             session = conn.session
+            if conn.ending is None and (session is None or not session.should_close):
+                conn.ending = CloseReason.SERVER_STOPPING
             if session is not None and not conn.writing_paused:
                 # The session says whether this client gets a notice (it was mid-request); a
                 # peer that does not read its replies would not read it either.

@@ -38,7 +38,7 @@ import time
 from abc import abstractmethod
 from typing import NoReturn
 
-from socklab.protocol.refusals import OUT_OF_MEMORY_REPLY
+from socklab.protocol.closing import TIMEOUTS, CloseReason
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -53,8 +53,9 @@ from socklab.runtimes.connections import (
     SpareDescriptor,
     WritingDeadlines,
     close_lingering_blocking,
+    closing_reason,
     configure_accepted_socket_safely,
-    frame_notice,
+    notice_for_config,
     notify,
     peer_of,
     recover_from_accept_error,
@@ -85,8 +86,8 @@ _DONT_WAIT = getattr(socket, "MSG_DONTWAIT", 0)
 class _Closed(Exception):
     """The connection ended on our side; `reason` is what the observer is told."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason.value)
         self.reason = reason
 
 
@@ -114,9 +115,9 @@ class BlockingConnection:
         self._lock = threading.Lock()
         self._closed = False
         # Set by another thread (the watchdog, a stop request) before it wakes this one: why
-        # the server ends the connection, and the notice to send first, if any.
-        self._ending: str | None = None
-        self._notice: bytes | None = None
+        # the server ends the connection, and whether the peer still reads a notice.
+        self._ending: CloseReason | None = None
+        self._notify = False
         # A reply waits for the peer to read: the watchdog runs the write deadline meanwhile.
         self._sending = False
         self._watched = server.watched
@@ -127,22 +128,22 @@ class BlockingConnection:
             poll_quietly(sock, SWEEP_INTERVAL_S)
 
     def serve(self) -> None:
-        reason = "closed"
+        reason: CloseReason
         try:
             self._converse()
+            reason = closing_reason(self.session)
         except _Closed as closed:
             reason = closed.reason
         except MemoryError:
             # This client's request could not be answered; the others are served on. One `E:`
-            # line for the client, one (rate-limited) line for the operator, no traceback.
-            reason = "out of memory"
-            send_notice_nowait(
-                self.sock, frame_notice(self.server.config.framing, OUT_OF_MEMORY_REPLY)
-            )
+            # line for the client (cached after the first), one (rate-limited) line for the
+            # operator, no traceback.
+            reason = CloseReason.OUT_OF_MEMORY
+            send_notice_nowait(self.sock, notice_for_config(self.server.config, reason))
             self.server.memory_alert.count()
         except OSError:
             # Reset by the peer or broken; or shut down by the watchdog or the stop's abort.
-            reason = self._ending or "error"
+            reason = self._ending or CloseReason.RESET
         finally:
             self._close()
             self.server.connection_finished(self, reason)
@@ -152,7 +153,7 @@ class BlockingConnection:
         with self._lock:
             if not self._closed:
                 if self._ending is None:
-                    self._ending = "server stopped"
+                    self._ending = CloseReason.SERVER_STOPPING
                 shutdown_quietly(self.sock, socket.SHUT_RD)
 
     def abort(self) -> None:
@@ -172,16 +173,15 @@ class BlockingConnection:
             if self._closed or self._ending is not None:
                 return False
             sending = self._sending
-            notice = self._deadlines.sweep_connection(
+            reason = self._deadlines.sweep_connection(
                 bytes_received=self._bytes_received, session=self.session, output_pending=sending
             )
-            if notice is None:
+            if reason is None:
                 return False
-            if not sending:
-                self._notice = (
-                    notice  # first: the connection's thread reads it once it sees _ending
-                )
-            self._ending = "timeout"
+            # First: the connection's thread reads it once it sees _ending. While a reply is
+            # stuck the peer would not read a notice either.
+            self._notify = not sending
+            self._ending = reason
             shutdown_quietly(self.sock, socket.SHUT_RDWR if sending else socket.SHUT_RD)
         return True
 
@@ -219,16 +219,16 @@ class BlockingConnection:
             close_lingering_blocking(self.sock)
 
     def _end(self) -> NoReturn:
-        """Close as another thread decided (`_ending`), with its notice if it left one."""
-        if self._ending == "server stopped":
-            # The session says whether this client gets a notice (it was mid-request).
-            self.session.server_stopping()
+        """Close as another thread decided (`_ending`), with the session's notice if any."""
+        reason = self._ending
+        assert reason is not None
+        if reason is CloseReason.SERVER_STOPPING or self._notify:
+            # The session makes the notice (a stop's only for a client in mid-request).
+            self.session.abort(reason)
             notice = self.session.data_to_send()
             if notice:
                 send_notice_nowait(self.sock, notice)
-        elif self._notice is not None:
-            send_notice_nowait(self.sock, frame_notice(self.server.config.framing, self._notice))
-        raise _Closed(self._ending or "closed")
+        raise _Closed(reason)
 
     def _send(self, data: bytes) -> None:
         """Send all of `data`, waiting while the peer does not read, within the write deadline."""
@@ -247,8 +247,8 @@ class BlockingConnection:
         if sent:
             self._deadlines.sent_since_sweep = True
         with self._lock:
-            if self._ending == "timeout":
-                raise _Closed("timeout")
+            if self._ending in TIMEOUTS:
+                raise _Closed(self._ending)
             self._sending = True
         poll_quietly(self.sock, SWEEP_INTERVAL_S)
         self._send_in_slices(memoryview(data)[sent:])
@@ -265,7 +265,7 @@ class BlockingConnection:
                 # Within the grace only: wait no longer than what is left of it.
                 left_s = server.stop_deadline - time.monotonic()
                 if left_s <= 0:
-                    raise _Closed("server stopped")
+                    raise _Closed(CloseReason.SERVER_STOPPING)
                 poll_quietly(self.sock, min(left_s, SWEEP_INTERVAL_S))
             try:
                 sent = self.sock.send(view)
@@ -285,16 +285,19 @@ class BlockingConnection:
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_INTERVAL_S
-        notice = self._deadlines.sweep_connection(
+        reason = self._deadlines.sweep_connection(
             bytes_received=self._bytes_received, session=self.session, output_pending=sending
         )
-        if notice is None:
+        if reason is None:
             return
         self.server.count_timeout()
         if not sending:
             # While a send is stuck the peer would not read the notice either.
-            send_notice_nowait(self.sock, frame_notice(self.server.config.framing, notice))
-        raise _Closed("timeout")
+            self.session.abort(reason)
+            notice = self.session.data_to_send()
+            if notice:
+                send_notice_nowait(self.sock, notice)
+        raise _Closed(reason)
 
     def _close(self) -> None:
         with self._lock:
@@ -434,7 +437,7 @@ class BlockingServer(ServerHandle):
         if self.stopping:  # stop was requested between accept() and now
             connection.interrupt()
 
-    def connection_finished(self, connection: BlockingConnection, reason: str) -> None:
+    def connection_finished(self, connection: BlockingConnection, reason: CloseReason) -> None:
         with self.stats_lock:
             self.connections.discard(connection)
             self.admission.release(connection.peer[0])

@@ -5,23 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import handle_datagram
+from socklab.protocol.framing import FramingName
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import DatagramHandler
 from socklab.protocol.session import ConverterSession, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
+Transport = Literal["tcp", "udp"]
+# The asyncio model's loop: "auto" takes uvloop where installed.
+EventLoopName = Literal["auto", "asyncio", "uvloop"]
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionOpened:
+    """A client was admitted and is served from now on."""
+
     peer: tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed:
+    """A served client's connection ended; `reason` is the same member in every model (the
+    session's own reason when it decided to close, else the runtime's)."""
+
     peer: tuple[str, int]
-    reason: str
+    reason: CloseReason
     # The connection's session in its final state (None: the peer never sent a byte), so an
     # observer can report what was served (the `upper` server logs its one sentence).
     session: Session | None = field(default=None, compare=False)
@@ -75,10 +87,12 @@ ServerAlertSink = Callable[[ServerAlert], None]
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """Everything a runtime is told: endpoint, framing, the session it serves, the limits."""
+
     host: str = "127.0.0.1"
     port: int = 50000
-    transport: str = "tcp"  # "tcp" or "udp"
-    framing: str = "line"
+    transport: Transport = "tcp"
+    framing: FramingName = "line"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     # Clients served at once; None: the model's default (runtimes/connections.py: 10,000 for
     # the event-loop models, Redis' maxclients; 1,024 for the blocking ones), always capped by
@@ -117,12 +131,12 @@ class ServerConfig:
     # SO_SNDBUF the same way; tests set it so that a slow reader makes sends wait at a size
     # they choose (autotuning lets a loopback send buffer grow to 4 MiB).
     send_buffer_bytes: int | None = None
-    event_loop: str = "auto"  # asyncio model: "auto", "asyncio" or "uvloop"
+    event_loop: EventLoopName = "auto"  # the asyncio model's only
     # Makes the session of each TCP connection: the protocol served (socketserver's
     # RequestHandlerClass).
     session_factory: SessionFactory = field(default=ConverterSession, compare=False)
-    # Makes the reply to each UDP datagram (None: no reply), the converter's by default; whether
-    # a reply is sent at all stays `socklab.protocol.reflection`'s decision, whatever the handler.
+    # Answers one UDP datagram (None: no reply); the loop guards of
+    # `socklab.protocol.reflection` apply to whatever it answers.
     datagram_handler: DatagramHandler = field(default=handle_datagram, compare=False)
     observer: ServerObserver | None = field(default=None, compare=False)
     # Shortages the operator must hear about (out of descriptors, threads, memory), rate-limited.

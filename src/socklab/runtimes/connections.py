@@ -3,8 +3,8 @@
 The session decides what bytes mean; this module holds the few things a driver does on its
 own account and that must look the same under every model:
 
-* the notices a server sends without being asked (`E:server busy`, the deadline notices),
-  framed with the connection's framing, so a length-prefix client can read them too;
+* sending the notice of a connection it ends for its own reasons (busy, a deadline), made by
+  the session (`notice_for_config`: this module never makes protocol bytes), without waiting;
 * refusing a connection over `--max-clients`: the busy notice, sent without waiting, then close;
 * tuning an accepted socket (TCP_NODELAY) and naming its peer;
 * telling the observer (the CLI's `--verbose`) what happened;
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import socket
 import sys
@@ -28,10 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from socklab.protocol.framing import make_framer
-from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
-from socklab.protocol.refusals import BUSY_REPLY
-from socklab.protocol.session import Session
+from socklab.protocol.closing import CloseReason
+from socklab.protocol.session import Session, notice_of
 from socklab.runtimes.config import DescriptorsExhausted, ServerAlert, ServerConfig, ServerEvent
 from socklab.runtimes.deadlines import Deadlines
 from socklab.runtimes.listening import configure_accepted_socket
@@ -116,8 +113,8 @@ class WritingDeadlines(Deadlines):
 
     def sweep_connection(
         self, *, bytes_received: int, session: Session | None, output_pending: bool
-    ) -> bytes | None:
-        """Advance one sweep; the `E:` notice to close with when a deadline passed, else None.
+    ) -> CloseReason | None:
+        """Advance one sweep; the timeout to close for when a deadline passed, else None.
 
         `session` is None while a connection has not sent a byte (no session was made yet).
         """
@@ -135,11 +132,17 @@ def stop_timeout_s(config: ServerConfig) -> float:
     return config.shutdown_grace_s + STOP_MARGIN_S
 
 
-@functools.lru_cache(maxsize=32)
-def frame_notice(framing: str, line: bytes) -> bytes:
-    """`line` (an `E:` notice, with or without its newline) framed as a message of `framing`."""
-    framer = make_framer(framing, DEFAULT_MAX_MESSAGE_BYTES)
-    return framer.encode(line.rstrip(b"\n"))
+def notice_for_config(config: ServerConfig, reason: CloseReason) -> bytes:
+    """What a session of `config` sends when ended for `reason` before it was made (cached)."""
+    return notice_of(config.session_factory, config.framing, config.max_message_bytes, reason)
+
+
+def closing_reason(session: Session | None) -> CloseReason:
+    """Why a connection closed that the session chose to close: its own reason (a session that
+    names none was done), or the peer's close when it never sent a byte (no session)."""
+    if session is None:
+        return CloseReason.PEER_EOF
+    return session.close_reason or CloseReason.LOCAL
 
 
 def send_notice_nowait(sock: socket.socket, notice: bytes) -> None:
@@ -151,7 +154,7 @@ def send_notice_nowait(sock: socket.socket, notice: bytes) -> None:
 
 def refuse_busy(sock: socket.socket, config: ServerConfig) -> None:
     """Answer a connection over the bound with the busy notice and close it: it never hangs."""
-    send_notice_nowait(sock, frame_notice(config.framing, BUSY_REPLY))
+    send_notice_nowait(sock, notice_for_config(config, CloseReason.BUSY))
     sock.close()
 
 

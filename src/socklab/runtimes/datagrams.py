@@ -3,10 +3,10 @@
 UDP has no connection, so there is nothing to dispatch: a model only decides how it waits until
 the socket is readable. Then `answer_pending_datagrams` reads what is queued, up to a budget (so
 one flood cannot starve the rest of a loop), and answers each datagram as the core's
-`answer_datagram` decides (the reply of `ServerConfig.datagram_handler`, the converter's unless
-a library user's, or silence where a reply could start a reflection loop). A reply the socket
-buffer cannot take right now is dropped, as UDP may drop it anyway: the client's retransmission
-(with its `#<id>`) recovers.
+`answer_datagram` decides with the server's handler (`ServerConfig.datagram_handler`, the
+converter's by default: the protocol's reply, or silence where a reply could start a
+reflection loop). A reply the socket buffer cannot take right now is dropped, as UDP may drop
+it anyway: the client's retransmission (with its `#<id>`) recovers.
 
 The iterative and threads models call `answer_datagram` per blocking `recvfrom()`; selectors
 and asyncio (its `add_reader` path) drain a non-blocking socket; asyncio's DatagramProtocol
@@ -36,7 +36,7 @@ DATAGRAM_BUDGET = 256
 def reply_to_datagram(
     data: bytes, address: Any, handle: DatagramHandler = handle_datagram
 ) -> bytes | None:
-    """The reply `handle` makes to send to `address` (a `recvfrom()` address), or None: stay silent."""
+    """The reply to send to `address` (a `recvfrom()` address), or None: stay silent."""
     reply = decide_answer(data, address[1], handle)
     return reply if reply.__class__ is bytes else None
 
@@ -44,8 +44,8 @@ def reply_to_datagram(
 def answer_pending_datagrams(
     sock: socket.socket,
     stats: ServerStats,
-    budget: int = DATAGRAM_BUDGET,
     handle: DatagramHandler = handle_datagram,
+    budget: int = DATAGRAM_BUDGET,
 ) -> int:
     """Answer the datagrams queued on non-blocking `sock` (at most `budget`); how many were read."""
     recvfrom = sock.recvfrom
@@ -89,7 +89,7 @@ def answer_datagram(
     stats: ServerStats,
     handle: DatagramHandler = handle_datagram,
 ) -> None:
-    """Answer one datagram read by a blocking `recvfrom()`, with the reply `handle` makes."""
+    """Answer one datagram read by a blocking `recvfrom()`."""
     stats.datagrams_received += 1
     reply = reply_to_datagram(data, address, handle)
     if reply is None:

@@ -14,19 +14,24 @@ Three deadlines (ServerConfig explains their defaults):
   message  a message begun but unfinished for message_timeout_s (a total deadline, so a
            slowloris trickling bytes cannot extend it)
   write    output stuck because the peer does not read, for write_timeout_s
+
+A passed deadline is reported as its `CloseReason`; the session makes the notice to send
+(`Session.abort`), so the runtime never writes protocol bytes of its own.
 """
 
 from __future__ import annotations
 
 import functools
 
+from socklab.protocol.closing import CloseReason
 from socklab.runtimes.config import ServerConfig
 
 SWEEP_INTERVAL_S = 1.0
 
-IDLE_TIMEOUT_REPLY = b"E:idle timeout: closing an inactive connection\n"
-MESSAGE_TIMEOUT_REPLY = b"E:message timeout: the message did not arrive in time\n"
-WRITE_TIMEOUT_REPLY = b"E:write timeout: the replies were not read\n"
+# Module globals: the sweep returns them without a lookup through the Enum class.
+_IDLE_TIMEOUT = CloseReason.IDLE_TIMEOUT
+_MESSAGE_TIMEOUT = CloseReason.MESSAGE_TIMEOUT
+_WRITE_TIMEOUT = CloseReason.WRITE_TIMEOUT
 
 
 @functools.lru_cache(maxsize=64)
@@ -37,6 +42,8 @@ def sweeps_for(seconds: float) -> int:
 
 
 class Deadlines:
+    """The three deadline counters of one connection, advanced by `sweep()` once per interval."""
+
     __slots__ = (
         "_idle",
         "_idle_limit",
@@ -56,24 +63,24 @@ class Deadlines:
 
     def sweep(
         self, *, bytes_received: int, partial_message: bool, output_blocked: bool
-    ) -> bytes | None:
-        """Advance one sweep; the `E:` line to close with when a deadline passed, else None."""
+    ) -> CloseReason | None:
+        """Advance one sweep; the timeout to close for when a deadline passed, else None."""
         if output_blocked:
             self._write += 1
             if self._write > self._write_limit:
-                return WRITE_TIMEOUT_REPLY
+                return _WRITE_TIMEOUT
         else:
             self._write = 0
         if partial_message:
             self._message += 1
             if self._message > self._message_limit:
-                return MESSAGE_TIMEOUT_REPLY
+                return _MESSAGE_TIMEOUT
         else:
             self._message = 0
         if bytes_received == self._seen:
             self._idle += 1
             if self._idle > self._idle_limit:
-                return IDLE_TIMEOUT_REPLY
+                return _IDLE_TIMEOUT
         else:
             self._seen = bytes_received
             self._idle = 0

@@ -50,7 +50,6 @@ class IterativeDatagramServer(ServerHandle):
 
     def run(self) -> None:
         sock = self._sock
-        handle = self.config.datagram_handler
         poll_quietly(sock, ACCEPT_WAIT_S)  # wake up now and then to see a stop request
         try:
             while not self._stop_requested:
@@ -60,7 +59,7 @@ class IterativeDatagramServer(ServerHandle):
                     continue
                 except ConnectionResetError:
                     continue  # Windows: ICMP "port unreachable" for an earlier reply
-                answer_datagram(sock, data, address, self.stats, handle)
+                answer_datagram(sock, data, address, self.stats, self.config.datagram_handler)
         finally:
             sock.close()
 

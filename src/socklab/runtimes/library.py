@@ -11,7 +11,7 @@ protocol: this module only checks the options, builds a `ServerConfig` and picks
 from __future__ import annotations
 
 import logging
-from typing import Final, Literal, TypedDict, Unpack, overload
+from typing import Final, Literal, TypedDict, Unpack, cast, overload
 
 from socklab.errors import UsageError
 from socklab.protocol.converter import handle_datagram as handle_converter_datagram
@@ -25,7 +25,7 @@ from socklab.protocol.reply_session import (
 from socklab.protocol.session import SessionFactory
 from socklab.runtimes import RUNTIMES
 from socklab.runtimes import serve as serve_config
-from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.config import ServerConfig, Transport
 from socklab.runtimes.handle import ServerHandle
 
 _logger = logging.getLogger("socklab")
@@ -203,7 +203,7 @@ def serve(
     config = ServerConfig(
         host=host,
         port=port,
-        transport=transport,
+        transport=cast(Transport, transport),  # checked against _TRANSPORTS above
         framing=framing,
         session_factory=session,
         datagram_handler=handle_datagram or handle_converter_datagram,

@@ -28,6 +28,7 @@ import selectors
 import socket
 import time
 
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
@@ -42,8 +43,9 @@ from socklab.runtimes.connections import (
     Lingering,
     SpareDescriptor,
     WritingDeadlines,
+    closing_reason,
     configure_accepted_socket_safely,
-    frame_notice,
+    notice_for_config,
     notify,
     peer_of,
     recover_from_accept_error,
@@ -81,6 +83,7 @@ class _Connection(WritingDeadlines):
     __slots__ = (
         "bytes_received",
         "closing",
+        "ending",
         "interest",
         "lingering",
         "output",
@@ -97,6 +100,9 @@ class _Connection(WritingDeadlines):
         self.output = bytearray()
         self.bytes_received = 0
         self.closing = False  # send what is buffered, then close; read nothing more
+        # Why the server ends it, when the server decided (a deadline, the stop); else the
+        # session's reason (or the peer's) applies.
+        self.ending: CloseReason | None = None
         self.interest = 0
         # Set once the sending side is shut down after a refusal: reads are drained, not served.
         self.lingering: Lingering | None = None
@@ -182,9 +188,7 @@ class SelectorServer(ServerHandle):
         """The listener or the wake-up socket is ready."""
         if data is _LISTENER:
             if self.config.transport == "udp":
-                answer_pending_datagrams(
-                    self._sock, self.stats, handle=self.config.datagram_handler
-                )
+                answer_pending_datagrams(self._sock, self.stats, self.config.datagram_handler)
             else:
                 self._accept_ready()
         else:
@@ -233,17 +237,17 @@ class SelectorServer(ServerHandle):
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._close(conn, "error")
+            self._close(conn, CloseReason.RESET)
             return
         if conn.lingering is not None:
             if not conn.lingering.drained(len(data)):
-                self._close(conn, "closed")
+                self._close(conn, self._reason(conn))
             return
         session = conn.session
         if session is None:
             if not data:
                 # It never sent a byte: nothing to answer, no session to make just to close it.
-                self._close(conn, "closed")
+                self._close(conn, CloseReason.PEER_EOF)
                 return
             config = self.config
             session = conn.session = config.session_factory(
@@ -268,7 +272,7 @@ class SelectorServer(ServerHandle):
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self._close(conn, "error")
+            self._close(conn, CloseReason.RESET)
             return
         if sent:
             conn.sent_since_sweep = True
@@ -283,7 +287,7 @@ class SelectorServer(ServerHandle):
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
-                self._close(conn, "error")
+                self._close(conn, CloseReason.RESET)
                 return
             if sent:
                 conn.sent_since_sweep = True
@@ -308,7 +312,7 @@ class SelectorServer(ServerHandle):
             if conn.lingering is None and session is not None and session.expects_unread_input:
                 self._linger(conn)
             else:
-                self._close(conn, "closed")
+                self._close(conn, self._reason(conn))
             return
         # Read only while the replies to one more read still fit under the bound.
         pause_above = max(0, self.config.max_buffered_output_bytes - REPLY_GROWTH * RECEIVE_BYTES)
@@ -333,7 +337,7 @@ class SelectorServer(ServerHandle):
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self._close(conn, "closed")
+            self._close(conn, self._reason(conn))
             return
         conn.lingering = Lingering(time.monotonic())
         if not conn.interest:
@@ -342,7 +346,12 @@ class SelectorServer(ServerHandle):
             self._selector.modify(conn.sock, _READ, conn)
         conn.interest = _READ
 
-    def _close(self, conn: _Connection, reason: str) -> None:
+    @staticmethod
+    def _reason(conn: _Connection) -> CloseReason:
+        """Why `conn` closes normally: the server's reason if it ended it, else the session's."""
+        return conn.ending or closing_reason(conn.session)
+
+    def _close(self, conn: _Connection, reason: CloseReason) -> None:
         if conn not in self._connections:
             return
         self._connections.discard(conn)
@@ -366,21 +375,28 @@ class SelectorServer(ServerHandle):
         for conn in list(self._connections):
             if conn.lingering is not None:
                 if now >= conn.lingering.deadline:
-                    self._close(conn, "closed")
+                    self._close(conn, self._reason(conn))
                 continue
-            notice = conn.sweep_connection(
+            session = conn.session
+            reason = conn.sweep_connection(
                 bytes_received=conn.bytes_received,
-                session=conn.session,
+                session=session,
                 output_pending=bool(conn.output),
             )
-            if notice is None:
+            if reason is None:
                 continue
             self.stats.connections_timed_out += 1
             if conn.output or conn.closing:
-                self._close(conn, "timeout")  # the peer does not read: a notice would not help
+                self._close(conn, reason)  # the peer does not read: a notice would not help
             else:
                 conn.closing = True
-                self._queue_output(conn, frame_notice(self.config.framing, notice))
+                conn.ending = reason
+                if session is None:
+                    notice = notice_for_config(self.config, reason)
+                else:
+                    session.abort(reason)
+                    notice = session.data_to_send()
+                self._queue_output(conn, notice)
 
     def _begin_stop(self) -> None:
         """Stop accepting; every connection sends what it has, then closes, within the grace."""
@@ -392,16 +408,18 @@ class SelectorServer(ServerHandle):
         for conn in list(self._connections):
             notice = b""
             session = conn.session
-            if session is not None and not conn.closing:
-                # The session says whether this client gets a notice (it was mid-request).
-                session.server_stopping()
-                notice = session.data_to_send()
+            if not conn.closing:
+                conn.ending = CloseReason.SERVER_STOPPING
+                if session is not None:
+                    # The session says whether this client gets a notice (mid-request).
+                    session.server_stopping()
+                    notice = session.data_to_send()
             conn.closing = True
             self._queue_output(conn, notice)
 
     def _close_everything(self) -> None:
         for conn in list(self._connections):
-            self._close(conn, "server stopped")
+            self._close(conn, conn.ending or CloseReason.SERVER_STOPPING)
         with contextlib.suppress(OSError):
             self._sock.close()
         if self._spare is not None:

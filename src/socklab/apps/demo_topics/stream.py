@@ -16,6 +16,7 @@ import time
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, show_bytes, step
 from socklab.i18n import _
+from socklab.protocol.framing import FramingName
 from socklab.runtimes import DEFAULT_RUNTIME, serve
 from socklab.runtimes.config import ServerConfig
 from socklab.tracing import Call, TraceEvent
@@ -67,7 +68,7 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _run_framing(say: Say, framing: str) -> tuple[bytes, bytes]:
+def _run_framing(say: Say, framing: FramingName) -> tuple[bytes, bytes]:
     """(replies when sent apart, replies when merged) from a converter with `framing`."""
     calls = ServerCalls()
     config = ServerConfig(port=0, framing=framing, tracer=calls)

@@ -3,10 +3,13 @@
 Strategy: a scripted converter server listens on a free loopback port in this process, the
 client COMMAND runs as a child process with `{host}` and `{port}` in its arguments replaced
 (and SOCKLAB_CHECK_HOST / SOCKLAB_CHECK_PORT in its environment), its stdin fed with the input
-lines. The server answers with socklab's own core (`handle_request`, the framers), except that
-the first conversion request is answered with an `E:` reply on purpose, to see the client
-survive one. Everything is recorded (each message, how each connection ended, the child's
-output and exit status) and judged afterwards, so the checks are plain functions of the record.
+lines. Over TCP the scripted server is a session (`ScriptedSession`) served by the threads
+model, like any other protocol: the runtime brings the accept loop, the deadlines and the
+close reasons, the session answers with socklab's own core (`handle_request`, the framers),
+except that the first conversion request is answered with an `E:` reply on purpose, to see the
+client survive one. Everything is recorded (each message, how each connection ended, the
+child's output and exit status) and judged afterwards: each check is one record
+(`ClientCheck`) whose judge is a plain function of the record of the run.
 
 What "conforming" means for a client (docs/CHECK.md):
   connects          it connects to the given host and port;
@@ -28,21 +31,22 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
-import selectors
 import shlex
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, assert_never
 
 from socklab.errors import UsageError, translate_oserror
 from socklab.i18n import _
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
     CLOSE,
+    ERROR_PREFIX,
     GREETING,
     LOWER,
     UPPER,
@@ -51,14 +55,19 @@ from socklab.protocol.converter import (
     handle_request,
     split_request_id,
 )
-from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
+from socklab.protocol.framing import FrameEvent, FramingName, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import answer_datagram
-from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
+from socklab.protocol.session import Session
+from socklab.runtimes import serve
+from socklab.runtimes.config import ConnectionClosed, ServerConfig, ServerEvent, Transport
+from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
 DEFAULT_CLIENT_TIMEOUT_S = 10.0
-INJECTED_ERROR: bytes = b"E:error sent on purpose by socklab check; a client must survive it"
+INJECTED_ERROR: bytes = (
+    ERROR_PREFIX + b"error sent on purpose by socklab check; a client must survive it"
+)
 MAX_OUTPUT_BYTES = 1024 * 1024
 MAX_CONNECTIONS = 16
 # A client typing requests sends a handful; a flood is judged after this many.
@@ -73,8 +82,8 @@ TRACEBACK_MARK = "Traceback (most recent call last)"
 @dataclass(frozen=True, slots=True)
 class ClientTarget:
     command: tuple[str, ...]
-    framing: str = "line"
-    transport: str = "tcp"  # "tcp" or "udp"
+    framing: FramingName = "line"
+    transport: Transport = "tcp"
     timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S
     input_lines: tuple[str, ...] = DEFAULT_INPUT
     host: str = "127.0.0.1"
@@ -115,46 +124,203 @@ class ClientRecord:
 # --- the scripted server -----------------------------------------------------------------------
 
 
+class ScriptedSession:
+    """One connection of the client under test, as a `Session` the threads model serves.
+
+    It answers with socklab's own core (`handle_request`, the framer), the first conversion of
+    the whole run with the injected `E:` reply, and records everything in its `ConnectionLog`.
+    A frame the client got wrong ends the connection (recorded as malformed); so do `C:`, the
+    client's end of stream and a flood of requests. Call order: as every session
+    (`socklab.protocol.session`); `closed()` may come at any time, the log keeps the end seen.
+    """
+
+    __slots__ = ("_framer", "_out", "_server", "close_reason", "log", "requests_served")
+
+    def __init__(self, server: ScriptedServer, log: ConnectionLog, *, greet: bool) -> None:
+        target = server.target
+        self._server = server
+        self._framer = make_framer(target.framing, target.max_message_bytes)
+        self._out: list[bytes] = [self._framer.encode(GREETING)] if greet else []
+        self.log = log
+        self.requests_served = 0
+        self.close_reason: CloseReason | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        if self.close_reason is None:
+            self._process(self._framer.receive_data(data), at_eof=False)
+
+    def exchange(self, data: bytes) -> bytes:
+        self.receive_data(data)
+        return self.data_to_send()
+
+    def receive_eof(self) -> None:
+        if self.close_reason is not None:
+            return
+        events = self._framer.receive_eof()
+        # A message the end of stream completes had no terminator (a line's newline).
+        if any(isinstance(event, bytes) for event in events):
+            self.log.malformed.append(_("the last request does not end with a newline"))
+        self._process(events, at_eof=True)
+        self._end(ConnectionEnd.EOF, CloseReason.PEER_EOF)
+
+    def data_to_send(self) -> bytes:
+        out, self._out = b"".join(self._out), []
+        return out
+
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime gives up (a deadline, the checker stops): close, no notice; the log
+        keeps the connection as still open, since the client did not end it."""
+        if self.close_reason is None:
+            self.close_reason = reason
+
+    def server_stopping(self) -> None:
+        self.abort(CloseReason.SERVER_STOPPING)
+
+    def closed(self) -> None:
+        if self.close_reason is None:
+            self.close_reason = CloseReason.LOCAL
+
+    @property
+    def should_close(self) -> bool:
+        return self.close_reason is not None
+
+    @property
+    def expects_unread_input(self) -> bool:
+        return False  # as the scripted server always did: close at once, whatever is unread
+
+    @property
+    def has_partial_message(self) -> bool:
+        return self.close_reason is None and self._framer.has_partial_message
+
+    def _process(self, events: list[FrameEvent], *, at_eof: bool) -> None:
+        log = self.log
+        for event in events:
+            if self.close_reason is not None:
+                return
+            if not isinstance(event, bytes):
+                log.malformed.append(event.describe())
+                self._end(
+                    ConnectionEnd.EOF if at_eof else ConnectionEnd.RESET, CloseReason.PROTOCOL_ERROR
+                )
+                return
+            if len(log.requests) >= MAX_REQUESTS_PER_CONNECTION:
+                log.malformed.append(
+                    _("more than {count:,} requests on one connection").format(
+                        count=MAX_REQUESTS_PER_CONNECTION
+                    )
+                )
+                self._end(ConnectionEnd.RESET, CloseReason.PROTOCOL_ERROR)
+                return
+            log.requests.append(event)
+            problem = describe_request_problem(event)
+            if problem:
+                log.malformed.append(problem)
+            reply = self._server.reply_to(event)
+            if reply is None:
+                self._end(ConnectionEnd.CLOSE_REQUEST, CloseReason.CLIENT_REQUESTED)
+                return
+            log.replies.append(reply)
+            self.requests_served += 1
+            self._out.append(self._framer.encode(reply))
+
+    def _end(self, end: ConnectionEnd, reason: CloseReason) -> None:
+        if self.close_reason is None:
+            self.log.end = end
+            self.close_reason = reason
+
+
+class _Refused:
+    """The session of a connection over MAX_CONNECTIONS: closed at once, unrecorded."""
+
+    requests_served = 0
+    close_reason: CloseReason | None = CloseReason.BUSY
+    should_close = True
+    expects_unread_input = False
+    has_partial_message = False
+
+    def receive_data(self, data: bytes) -> None:
+        pass
+
+    def exchange(self, data: bytes) -> bytes:
+        return b""
+
+    def receive_eof(self) -> None:
+        pass
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    def abort(self, reason: CloseReason) -> None:
+        pass
+
+    def server_stopping(self) -> None:
+        pass
+
+    def closed(self) -> None:
+        pass
+
+
 class ScriptedServer:
-    """Serves the converter on a free loopback port, one thread per connection, and records."""
+    """The converter scripted for the check, served by the threads model on a free loopback
+    port (`ServerConfig.session_factory`: this object); each connection's log goes into the
+    record in the order of connecting."""
 
     def __init__(self, target: ClientTarget, record: ClientRecord) -> None:
         self.target = target
         self.record = record
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        try:
-            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-            self._listener = socket.socket(family, socket.SOCK_STREAM)
-            self._listener.bind((target.host, 0))
-            self._listener.listen(MAX_CONNECTIONS)
-        except OSError as exc:
-            raise translate_oserror(exc, host=target.host, port=0) from exc
-        self._listener.settimeout(POLL_S)
-        self.port = int(self._listener.getsockname()[1])
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
+        self._finished = threading.Condition(self._lock)
+        self._open = 0
+        # The runtime's deadlines never come first: the client is killed at its timeout, which
+        # closes its connections, and the checker stops the server after that.
+        patience_s = target.timeout_s + 2 * SERVER_DRAIN_S
+        config = ServerConfig(
+            host=target.host,
+            port=0,
+            framing=target.framing,
+            max_message_bytes=target.max_message_bytes,
+            idle_timeout_s=patience_s,
+            message_timeout_s=patience_s,
+            write_timeout_s=target.timeout_s,
+            shutdown_grace_s=POLL_S,
+            session_factory=self,
+            observer=self._observe,
+        )
+        self._handle = serve("threads", config)
+        self.port = self._handle.address[1]
 
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, peer = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+    def __call__(
+        self, framing: FramingName, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> Session:
+        """A new connection's session (the runtime's session factory)."""
+        if not greet:
+            # The threads model greets every connection through its session; a session made
+            # without the greeting is a runtime asking for a notice's bytes: no connection.
+            return ScriptedSession(self, ConnectionLog(peer=""), greet=False)
+        with self._lock:
             if len(self.record.connections) >= MAX_CONNECTIONS:
-                conn.close()
-                continue
-            log = ConnectionLog(peer=f"{peer[0]}:{peer[1]}")
-            with self._lock:
-                self.record.connections.append(log)
-            thread = threading.Thread(target=self._serve, args=(conn, log), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+                return _Refused()
+            self._open += 1
+            # The peer is known once the runtime tells the observer; until then, none.
+            log = ConnectionLog(peer="")
+            self.record.connections.append(log)
+        return ScriptedSession(self, log, greet=greet)
 
-    def _reply_to(self, message: bytes) -> bytes | None:
+    def _observe(self, event: ServerEvent) -> None:
+        match event:
+            case ConnectionClosed(peer, reason, session) if isinstance(session, ScriptedSession):
+                log = session.log
+                if not log.peer:
+                    log.peer = f"{peer[0]}:{peer[1]}"
+                if log.end is ConnectionEnd.OPEN and reason is CloseReason.RESET:
+                    log.end = ConnectionEnd.RESET
+                with self._finished:
+                    self._open -= 1
+                    self._finished.notify_all()
+            case _:
+                pass
+
+    def reply_to(self, message: bytes) -> bytes | None:
         """The reply to one request; None for C:. The first conversion gets the injected E:."""
         reply = handle_request(message)
         if isinstance(reply, CloseRequest):
@@ -166,75 +332,17 @@ class ScriptedServer:
                     return INJECTED_ERROR
         return reply.payload if isinstance(reply, ErrorReply) else reply
 
-    def _serve(self, conn: socket.socket, log: ConnectionLog) -> None:
-        framer = make_framer(self.target.framing, self.target.max_message_bytes)
-        with conn, selectors.DefaultSelector() as selector:
-            try:
-                conn.sendall(framer.encode(GREETING))
-            except OSError:
-                log.end = ConnectionEnd.RESET
-                return
-            conn.setblocking(False)
-            selector.register(conn, selectors.EVENT_READ)
-            while not self._stop.is_set():
-                if not selector.select(POLL_S):
-                    continue
-                try:
-                    data = conn.recv(65536)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    log.end = ConnectionEnd.RESET
-                    return
-                if data:
-                    events = framer.receive_data(data)
-                else:
-                    events = framer.receive_eof()
-                    if self.target.framing == "line" and any(isinstance(e, bytes) for e in events):
-                        log.malformed.append(_("the last request does not end with a newline"))
-                for event in events:
-                    if isinstance(event, FrameTooLong | TruncatedFrame):
-                        log.malformed.append(event.describe())
-                        log.end = ConnectionEnd.EOF if not data else ConnectionEnd.RESET
-                        return
-                    if len(log.requests) >= MAX_REQUESTS_PER_CONNECTION:
-                        log.malformed.append(
-                            _("more than {count:,} requests on one connection").format(
-                                count=MAX_REQUESTS_PER_CONNECTION
-                            )
-                        )
-                        log.end = ConnectionEnd.RESET
-                        return
-                    log.requests.append(event)
-                    problem = describe_request_problem(event)
-                    if problem:
-                        log.malformed.append(problem)
-                    reply = self._reply_to(event)
-                    if reply is None:
-                        log.end = ConnectionEnd.CLOSE_REQUEST
-                        return
-                    log.replies.append(reply)
-                    try:
-                        conn.setblocking(True)
-                        conn.settimeout(self.target.timeout_s)
-                        conn.sendall(framer.encode(reply))
-                        conn.setblocking(False)
-                    except OSError:
-                        log.end = ConnectionEnd.RESET
-                        return
-                if not data:
-                    log.end = ConnectionEnd.EOF
-                    return
-
     def stop(self) -> None:
+        """Let the connections the client left end by themselves (its exit closed them), then
+        stop the server: what is still open after SERVER_DRAIN_S is recorded as left open."""
         deadline = time.monotonic() + SERVER_DRAIN_S
-        for thread in list(self._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._stop.set()
-        self._acceptor.join(SERVER_DRAIN_S)
-        for thread in list(self._threads):
-            thread.join(SERVER_DRAIN_S)
-        self._listener.close()
+        with self._finished:
+            while self._open > 0:
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    break
+                self._finished.wait(left_s)
+        self._handle.stop()
 
 
 class ScriptedDatagramServer:
@@ -406,22 +514,23 @@ def run_client(target: ClientTarget, record: ClientRecord, port: int) -> None:
 # --- judging -----------------------------------------------------------------------------------
 
 
-def _result(
-    check_id: str, title: str, expected: str, received: str, passed: bool, note: str = ""
-) -> CheckResult:
-    return CheckResult(
-        check_id,
-        title,
-        expected,
-        received,
-        Verdict.PASS if passed else Verdict.FAIL,
-        "" if passed else note,
-    )
+@dataclass(frozen=True, slots=True)
+class ClientCheck:
+    """One check of the client: data, as the server checks are (`tools/check/server.py`).
+
+    `judge` is a plain function of the record of the run; `transports` are those the check
+    applies to (a UDP client has no greeting to read and no connection to close).
+    """
+
+    check_id: str
+    title: str
+    transports: frozenset[Transport]
+    judge: Callable[[ClientTarget, ClientRecord], Finding]
 
 
 def _conversion_replies(record: ClientRecord) -> list[bytes]:
     replies = [reply for log in record.connections for reply in log.replies]
-    return [reply for reply in replies if not reply.startswith(b"E:")]
+    return [reply for reply in replies if not reply.startswith(ERROR_PREFIX)]
 
 
 def _replies_in_order(stdout: str, replies: list[bytes]) -> tuple[int, bytes | None]:
@@ -447,14 +556,9 @@ def _last_stderr_line(record: ClientRecord) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
-    results: list[CheckResult] = []
+def judge_connects(target: ClientTarget, record: ClientRecord) -> Finding:
     connections = record.connections
-    requests = [request for log in connections for request in log.requests]
-
     udp = target.transport == "udp"
-
-    # connects
     peers = ", ".join(log.peer for log in connections)
     if connections:
         if udp:
@@ -473,20 +577,34 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         expected = _("datagrams to {host}:{port}").format(host=target.host, port=record.port)
     else:
         expected = _("a TCP connection to {host}:{port}").format(host=target.host, port=record.port)
-    results.append(
-        _result(
-            "connects",
-            _("connects to the server"),
-            expected,
-            received,
-            bool(connections),
-            _(
-                "Use the host and port given ({host} and {port} in the command, or SOCKLAB_CHECK_HOST/PORT)."
-            ),
-        )
+    return Finding(
+        expected,
+        received,
+        bool(connections),
+        _(
+            "Use the host and port given ({host} and {port} in the command, or SOCKLAB_CHECK_HOST/PORT)."
+        ),
     )
 
-    # requests well-formed
+
+def _framing_rule(target: ClientTarget) -> str:
+    """How the requests must be framed, in words."""
+    if target.transport == "udp":
+        return _("one per datagram")
+    match target.framing:
+        case "line":
+            return _("each ending in a newline")
+        case "length":
+            return _("each after its 4-byte length")
+        case "raw":
+            return _("each in one send")
+        case _:
+            assert_never(target.framing)
+
+
+def judge_requests(target: ClientTarget, record: ClientRecord) -> Finding:
+    connections = record.connections
+    requests = [request for log in connections for request in log.requests]
     problems = [problem for log in connections for problem in log.malformed]
     shown_requests = ", ".join(show_bytes(request, limit=40) for request in requests[:8])
     if len(requests) > 8:
@@ -497,50 +615,42 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         received = "; ".join(problems[:4])
     else:
         received = shown_requests
-    framing_rule = {
-        "line": _("each ending in a newline"),
-        "length": _("each after its 4-byte length"),
-        "raw": _("each in one send"),
-        "datagram": _("one per datagram"),
-    }["datagram" if udp else target.framing]
-    results.append(
-        _result(
-            "requests",
-            _("sends well-formed requests"),
-            _("U:<text>, L:<text> or C:, UTF-8, {rule}").format(rule=framing_rule),
-            received,
-            bool(requests) and not problems,
-            _(
-                "Every request is a command (U:, L: or C:) with UTF-8 text, framed as the server expects."
-            ),
-        )
+    return Finding(
+        _("U:<text>, L:<text> or C:, UTF-8, {rule}").format(rule=_framing_rule(target)),
+        received,
+        bool(requests) and not problems,
+        _(
+            "Every request is a command (U:, L: or C:) with UTF-8 text, framed as the server expects."
+        ),
     )
 
-    # greeting read / replies shown
+
+def judge_greeting_read(target: ClientTarget, record: ClientRecord) -> Finding:
     replies = _conversion_replies(record)
     shown_count, missing = _replies_in_order(record.stdout, replies)
-    greeting_text = GREETING.decode()
     one_behind = (
         missing is not None
-        and greeting_text in record.stdout
+        and GREETING.decode() in record.stdout
         and shown_count == len(replies) - 1
         and bool(replies)
     )
-    if not udp:
-        results.append(
-            _result(
-                "greeting-read",
-                _("reads the greeting before the first reply"),
-                _("the greeting read first, each reply matched to its request"),
-                _("no connection")
-                if not connections
-                else _("one reply behind: the greeting was taken as the first reply")
-                if one_behind
-                else _("the replies are not shifted by the greeting"),
-                bool(connections) and not one_behind,
-                _("Receive the greeting right after connecting, before sending the first request."),
-            )
-        )
+    if not record.connections:
+        received = _("no connection")
+    elif one_behind:
+        received = _("one reply behind: the greeting was taken as the first reply")
+    else:
+        received = _("the replies are not shifted by the greeting")
+    return Finding(
+        _("the greeting read first, each reply matched to its request"),
+        received,
+        bool(record.connections) and not one_behind,
+        _("Receive the greeting right after connecting, before sending the first request."),
+    )
+
+
+def judge_replies_shown(target: ClientTarget, record: ClientRecord) -> Finding:
+    replies = _conversion_replies(record)
+    shown_count, missing = _replies_in_order(record.stdout, replies)
     if not replies:
         received = _("no conversion reply was sent: the client sent fewer than two U:/L: requests")
         replies_ok = False
@@ -552,20 +662,17 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
     else:
         received = _("all {total} shown").format(total=len(replies))
         replies_ok = True
-    results.append(
-        _result(
-            "replies-shown",
-            _("shows each reply"),
-            _("every conversion reply on standard output, in order"),
-            received,
-            replies_ok,
-            _(
-                "Print each reply the server sends; send at least two conversion requests (the first is answered with 'E:' on purpose)."
-            ),
-        )
+    return Finding(
+        _("every conversion reply on standard output, in order"),
+        received,
+        replies_ok,
+        _(
+            "Print each reply the server sends; send at least two conversion requests (the first is answered with 'E:' on purpose)."
+        ),
     )
 
-    # error reply survived
+
+def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
     crashed = TRACEBACK_MARK in record.stderr
     survived = (
         record.error_injected and not crashed and not record.timed_out and record.exit_status == 0
@@ -576,42 +683,17 @@ def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
         received = _("crashed: {line}").format(line=_last_stderr_line(record))
     else:
         received = _describe_exit(record, target.timeout_s)
-    results.append(
-        _result(
-            "error-reply",
-            _("survives an 'E:' reply"),
-            _("no crash after {reply}, exit status 0").format(
-                reply=show_bytes(INJECTED_ERROR, limit=30)
-            ),
-            received,
-            survived,
-            _("An 'E:' reply is a normal answer: show it and carry on."),
-        )
+    return Finding(
+        _("no crash after {reply}, exit status 0").format(
+            reply=show_bytes(INJECTED_ERROR, limit=30)
+        ),
+        received,
+        survived,
+        _("An 'E:' reply is a normal answer: show it and carry on."),
     )
 
-    # closes cleanly (UDP has no connection to close)
-    if not udp:
-        results.append(judge_closing(record))
 
-    # exits
-    exited = not record.timed_out and record.exit_status == 0
-    received = _describe_exit(record, target.timeout_s)
-    if not exited and _last_stderr_line(record):
-        received += f": {_last_stderr_line(record)}"
-    results.append(
-        _result(
-            "exits",
-            _("exits by itself, with status 0"),
-            _("exit status 0 within {seconds:g} s").format(seconds=target.timeout_s),
-            received,
-            exited,
-            _("When its input ends, the client should send C: or close, and exit with status 0."),
-        )
-    )
-    return results
-
-
-def judge_closing(record: ClientRecord) -> CheckResult:
+def judge_closing(target: ClientTarget, record: ClientRecord) -> Finding:
     connections = record.connections
     ends = [log.end for log in connections]
     clean = (
@@ -625,9 +707,7 @@ def judge_closing(record: ClientRecord) -> CheckResult:
             received += _(" (the client was killed)")
     else:
         received = _("no connection")
-    return _result(
-        "closes-cleanly",
-        _("closes the connection cleanly"),
+    return Finding(
         _("'C:' or a normal close (no reset)"),
         received,
         clean,
@@ -645,6 +725,59 @@ def _connection_end_text(end: ConnectionEnd) -> str:
             return _("reset (RST)")
         case ConnectionEnd.OPEN:
             return _("left open")
+
+
+def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
+    exited = not record.timed_out and record.exit_status == 0
+    received = _describe_exit(record, target.timeout_s)
+    if not exited and _last_stderr_line(record):
+        received += f": {_last_stderr_line(record)}"
+    return Finding(
+        _("exit status 0 within {seconds:g} s").format(seconds=target.timeout_s),
+        received,
+        exited,
+        _("When its input ends, the client should send C: or close, and exit with status 0."),
+    )
+
+
+def client_checks() -> list[ClientCheck]:
+    """Every client check, in the order they are reported (built per run: titles translated)."""
+    both: frozenset[Transport] = frozenset({"tcp", "udp"})
+    tcp: frozenset[Transport] = frozenset({"tcp"})
+    return [
+        ClientCheck("connects", _("connects to the server"), both, judge_connects),
+        ClientCheck("requests", _("sends well-formed requests"), both, judge_requests),
+        ClientCheck(
+            "greeting-read",
+            _("reads the greeting before the first reply"),
+            tcp,
+            judge_greeting_read,
+        ),
+        ClientCheck("replies-shown", _("shows each reply"), both, judge_replies_shown),
+        ClientCheck("error-reply", _("survives an 'E:' reply"), both, judge_error_reply),
+        ClientCheck("closes-cleanly", _("closes the connection cleanly"), tcp, judge_closing),
+        ClientCheck("exits", _("exits by itself, with status 0"), both, judge_exits),
+    ]
+
+
+def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
+    """The result of every check that applies to `target`'s transport, in order."""
+    results = []
+    for check in client_checks():
+        if target.transport not in check.transports:
+            continue
+        finding = check.judge(target, record)
+        results.append(
+            CheckResult(
+                check.check_id,
+                check.title,
+                finding.expected,
+                finding.received,
+                Verdict.PASS if finding.passed else Verdict.FAIL,
+                "" if finding.passed else finding.note,
+            )
+        )
+    return results
 
 
 def check_converter_client(target: ClientTarget) -> CheckReport:

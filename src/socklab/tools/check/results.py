@@ -19,6 +19,16 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """What one check observed; the runner adds the check's id, title and verdict."""
+
+    expected: str
+    received: str
+    passed: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """One check: `expected` and `received` are readable; `note` says what the deviation means."""
 

@@ -4,7 +4,9 @@ Strategy: socklab's own protocol core is the oracle. Every expected byte string 
 feeding the very bytes a check sends, piece by piece, to a `ConverterSession` with the framing
 under test (or to `handle_datagram` over UDP); nothing here converts text itself. So `--framing
 raw` expects what the slides' naive server answers (no delimiters, merged requests swallowed),
-and `line`/`length` expect real framing.
+and `line`/`length` expect real framing. What a check needs to know about a framing (whether
+its messages have ends, the size of its header) comes from the framing registry, never from
+its name: a new framing is checked by adding it there.
 
 Each check is data (`ServerCheck`: id, title, framings it applies to, the function that runs
 it) and runs on its own connections under its own deadline (`--timeout`), so one broken answer
@@ -19,15 +21,17 @@ from dataclasses import dataclass
 
 from socklab.errors import NetworkError, RefusedError, UsageError
 from socklab.i18n import _
-from socklab.protocol.converter import GREETING, handle_datagram
-from socklab.protocol.framing import make_framer
+from socklab.protocol.converter import ERROR_PREFIX, GREETING, handle_datagram
+from socklab.protocol.framing import FRAMINGS, FramingName, framing_info, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.session import ConverterSession
 from socklab.tools.check.probe import DatagramProbe, Deadline, Ending, Received, StreamProbe
-from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
+from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
 
-STREAM_FRAMINGS = frozenset({"line", "length", "raw"})
-DELIMITED_FRAMINGS = frozenset({"line", "length"})
+STREAM_FRAMINGS: frozenset[str] = frozenset(FRAMINGS)
+DELIMITED_FRAMINGS: frozenset[str] = frozenset(
+    name for name, info in FRAMINGS.items() if info.delimits_messages
+)
 # Enough to tell "serves clients at once" from "one after the other" without loading the server.
 DEFAULT_CONCURRENT_CLIENTS = 3
 DEFAULT_TIMEOUT_S = 3.0
@@ -39,7 +43,7 @@ class ServerTarget:
 
     host: str
     port: int
-    framing: str = "line"
+    framing: FramingName = "line"
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     concurrent_clients: int = DEFAULT_CONCURRENT_CLIENTS
@@ -51,20 +55,10 @@ class ServerTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """What one check observed; the runner adds the check's id and title."""
-
-    expected: str
-    received: str
-    passed: bool
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class ServerCheck:
     check_id: str
     title: str
-    framings: frozenset[str]
+    framings: frozenset[str]  # FramingName, or "datagram" for UDP
     run: Callable[[ServerTarget], Finding]
 
 
@@ -86,30 +80,21 @@ def encode(target: ServerTarget, message: bytes) -> bytes:
 
 
 def count_messages(framing: str, data: bytes) -> int:
-    """Complete messages in `data` under `framing` (raw: any bytes count as one)."""
-    if framing == "raw":
-        return 1 if data else 0
-    framer = make_framer(framing, max(len(data), 1))
-    return sum(1 for event in framer.receive_data(data) if isinstance(event, bytes))
+    """Complete messages in `data` under `framing` (undelimited: any bytes count as one)."""
+    return framing_info(framing).count_messages(data)
 
 
 def first_message(framing: str, data: bytes) -> bytes:
-    if framing == "raw":
-        return data
-    framer = make_framer(framing, max(len(data), 1))
-    events = [*framer.receive_data(data), *framer.receive_eof()]
-    for event in events:
-        if isinstance(event, bytes):
-            return event
-    return data
+    return framing_info(framing).first_message(data)
 
 
 def replies_complete(target: ServerTarget, expected: bytes) -> Callable[[bytes], bool]:
-    """When to stop reading: as many messages as expected (raw: as many bytes)."""
-    if target.framing == "raw":
+    """When to stop reading: as many messages as expected (undelimited: as many bytes)."""
+    info = framing_info(target.framing)
+    if not info.delimits_messages:
         return lambda data: len(data) >= len(expected)
-    wanted = count_messages(target.framing, expected)
-    return lambda data: count_messages(target.framing, data) >= wanted
+    wanted = info.count_messages(expected)
+    return lambda data: info.count_messages(data) >= wanted
 
 
 def one_message(target: ServerTarget) -> Callable[[bytes], bool]:
@@ -157,20 +142,30 @@ def closed_before_request(received: Received, expected: str) -> Finding:
 def check_greeting(target: ServerTarget) -> Finding:
     expected = encode(target, GREETING)
     deadline = Deadline(target.timeout_s)
+    info = framing_info(target.framing)
     with StreamProbe(target.host, target.port, deadline) as probe:
-        if target.framing == "raw":
-            received = probe.receive_bytes(len(expected))
-        elif target.framing == "line":
-            received = probe.receive_until(lambda data: b"\n" in data)
-        else:
+        if info.delimits_messages:
             received = probe.receive_until(one_message(target))
+        else:
+            received = probe.receive_bytes(len(expected))
     passed = received.ending is Ending.COMPLETE and received.data == expected
     note = ""
-    if not passed and received.data == GREETING and target.framing == "line":
-        note = _("The greeting must end with a newline (line framing).")
-    elif not passed and received.data == GREETING and target.framing == "length":
-        note = _("The greeting must start with its 4-byte length (length framing).")
+    if not passed and received.data == GREETING and info.delimits_messages:
+        note = unframed_greeting_note(target.framing)
     return Finding(show_bytes(expected), received.describe(), passed, note)
+
+
+def unframed_greeting_note(framing: FramingName) -> str:
+    """The advice for a greeting sent without its framing."""
+    match framing:
+        case "line":
+            return _("The greeting must end with a newline (line framing).")
+        case "length":
+            return _("The greeting must start with its 4-byte length (length framing).")
+        case _:
+            return _("The greeting must be framed like every message ({framing} framing).").format(
+                framing=framing
+            )
 
 
 def conversion_check(pieces: list[bytes], note: str = "") -> Callable[[ServerTarget], Finding]:
@@ -200,9 +195,10 @@ def framed_conversion(message: bytes, note: str = "") -> Callable[[ServerTarget]
 
 def check_split_request(target: ServerTarget) -> Finding:
     framed = encode(target, b"L:UPPER")
-    if target.framing == "length":
-        # Split the 4-byte header too: a length reader must wait for all of it.
-        pieces = [framed[:2], framed[2:6], framed[6:]]
+    header_bytes = framing_info(target.framing).header_bytes
+    if header_bytes:
+        # Split the header too: a reader must wait for all of it.
+        pieces = [framed[:2], framed[2 : header_bytes + 2], framed[header_bytes + 2 :]]
     else:
         pieces = [framed[:2], framed[2:]]  # the slides' `L:` then `UPPER\n`
     return conversion_check(
@@ -238,7 +234,7 @@ def error_then_usable(request: bytes, note: str) -> Callable[[ServerTarget], Fin
             probe.send(encode(target, request))
             error_reply = probe.receive_until(one_message(target))
             message = first_message(target.framing, error_reply.data)
-            if error_reply.ending is not Ending.COMPLETE or not message.startswith(b"E:"):
+            if error_reply.ending is not Ending.COMPLETE or not message.startswith(ERROR_PREFIX):
                 return Finding(expected, error_reply.describe(), False, note)
             probe.send(follow_up)
             received = probe.receive_until(replies_complete(target, expected_follow_up))
@@ -258,13 +254,12 @@ def error_then_usable(request: bytes, note: str) -> Callable[[ServerTarget], Fin
 
 def check_over_long(target: ServerTarget) -> Finding:
     limit = target.max_message_bytes
-    if target.framing == "length":
-        # Only the header: a length reader refuses it before any of the body arrives.
-        data = (limit + 1).to_bytes(4, "big")
-    else:
-        # One byte over the limit and no newline yet: a bounded reader notices now, while one
-        # that buffers until a newline would keep growing.
-        data = b"U:" + b"a" * (limit - 1)
+    header_bytes = framing_info(target.framing).header_bytes
+    # A message one byte over the limit, cut short: with a header, the header only (a reader
+    # refuses it before any of the body arrives); else one byte over the limit and no end yet
+    # (a bounded reader notices now, one that buffers until a newline would keep growing).
+    over_long = make_framer(target.framing, limit + 1).encode(b"U:" + b"a" * (limit - 1))
+    data = over_long[: header_bytes or limit + 1]
     expected = _(
         "a reply starting 'E:' (the server may then close) for a message of {size:,} bytes"
     ).format(size=limit + 1)
@@ -276,7 +271,7 @@ def check_over_long(target: ServerTarget) -> Finding:
         probe.send(data)
         received = probe.receive_until(one_message(target))
     message = first_message(target.framing, received.data)
-    passed = received.ending is Ending.COMPLETE and message.startswith(b"E:")
+    passed = received.ending is Ending.COMPLETE and message.startswith(ERROR_PREFIX)
     note = _(
         "A message longer than {limit:,} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
     ).format(limit=limit)
@@ -293,9 +288,8 @@ def check_close(target: ServerTarget) -> Finding:
         probe.send(encode(target, b"C:"))
         received = probe.receive_eof()
     closed = received.ending in (Ending.COMPLETE, Ending.RESET)
-    messages = count_messages(target.framing, received.data)
-    if target.framing == "line" and received.data and not received.data.endswith(b"\n"):
-        messages += 1
+    # A parting message without its end counts too: the stream ended after it.
+    messages = framing_info(target.framing).count_messages(received.data, at_eof=True)
     passed = closed and messages <= 1
     if received.ending is Ending.COMPLETE:
         shown = (

@@ -38,7 +38,7 @@ from typing import Any
 
 from socklab.errors import UsageError, translate_oserror
 from socklab.runtimes.asyncio_loop import new_event_loop
-from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.config import EventLoopName, ServerConfig, Transport
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
 from socklab.tools.impair.policy import (
@@ -113,7 +113,7 @@ class ImpairConfig:
     fault applies in full to each impaired direction.
     """
 
-    transport: str
+    transport: Transport
     listen: tuple[str, int]
     target: tuple[str, int]
     faults: FaultSettings = NO_FAULTS
@@ -122,7 +122,7 @@ class ImpairConfig:
     stats_every_s: float | None = None
     on_stats: Callable[[ImpairStats], None] | None = field(default=None, compare=False)
     on_event: Callable[[RelayEvent], None] | None = field(default=None, compare=False)
-    event_loop: str = "auto"  # "auto" (uvloop where installed), "asyncio" or "uvloop"
+    event_loop: EventLoopName = "auto"  # "auto": uvloop where installed
 
     def faults_toward(self, way: str) -> FaultSettings:
         """The faults of direction `way` ("up": client to target, "down": target to client)."""
