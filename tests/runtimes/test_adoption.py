@@ -261,3 +261,60 @@ def test_a_model_that_cannot_adopt_says_so(model: str, remote: socket.socket) ->
 
 def test_a_live_session_type_check() -> None:
     assert isinstance(RelaySession(Hub(), b"x"), LiveSession)
+
+
+class Amplifier(RelaySession):
+    """Answers every line with 1 KiB: a peer that never reads must not make it answer forever."""
+
+    def receive_data(self, data: bytes) -> None:
+        self.buffer += data
+        lines = self.buffer.count(b"\n")
+        self.buffer = self.buffer.rpartition(b"\n")[2]
+        with self.hub.lock:
+            self.requests_served += lines
+            self.out.append(b"x" * 1023 * lines + b"\n")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("model", ADOPTING)
+def test_a_peer_that_never_reads_stops_being_read(model: str) -> None:
+    hub = Hub()
+
+    def make_amplifier(
+        framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> Amplifier:
+        return Amplifier(hub, b"amplifier")
+
+    make_amplifier.makes_live_sessions = True  # type: ignore[attr-defined]
+    config = ServerConfig(
+        port=0,
+        shutdown_grace_s=0.5,
+        session_factory=make_amplifier,
+        send_buffer_bytes=4096,
+        receive_buffer_bytes=4096,
+    )
+    with serve(model, config) as handle:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.connect(handle.address)
+        client.setblocking(False)
+        line = b"y" * 99 + b"\n"
+        sent = 0
+        last_progress = time.monotonic()
+        # Send without reading until the server stops taking lines for a second.
+        while time.monotonic() - last_progress < 1.0:
+            try:
+                sent += client.send(line * 100)
+                last_progress = time.monotonic()
+            except BlockingIOError:
+                time.sleep(0.01)
+            assert sent < 50_000_000, "the server kept reading from a peer that never reads"
+        wait_for(lambda: len(hub.sessions) == 1, "one session")
+        session = hub.sessions[0]
+        with hub.lock:
+            served = session.requests_served
+        client.close()
+    # What it read is bounded by what its buffers hold, not by how long the peer keeps sending:
+    # a few reads of at most 64 KiB (650 lines) each, before its answers filled every buffer.
+    assert served < 5_000, f"{served} lines answered for a peer that reads nothing"

@@ -12,7 +12,9 @@ as the reader and starts a writer beside it:
 `wake()` only sets an Event: it never blocks, whoever rings it. Every byte goes out through the
 writer with the connection's usual send (`BlockingConnection._send`), so the server's watchdog
 runs the write deadline for it as for any reply; the idle and message deadlines watch the
-reader. Closing lingers as the chat's protocol needs: after our FIN the reader drains what the
+reader. Backpressure as in the one-thread loop: while the writer is in a send, the reader reads
+nothing, so a peer that does not read cannot make us produce (answers to its input) without
+bound. Closing lingers as the chat's protocol needs: after our FIN the reader drains what the
 peer still sends until its FIN (or `LINGER_S`), so our last bytes are not reset away.
 """
 
@@ -43,6 +45,8 @@ class LiveBlockingConnection(BlockingConnection):
         self._reader_done = threading.Event()
         self._writer: threading.Thread | None = None
         self._writer_failure: str | None = None
+        self._not_sending = threading.Event()
+        self._not_sending.set()
 
     def wake(self) -> None:
         """The session's doorbell: thread-safe, never blocks."""
@@ -77,6 +81,7 @@ class LiveBlockingConnection(BlockingConnection):
         while True:
             if self._ending is not None:
                 self._end()
+            self._not_sending.wait()  # backpressure: the peer reads our bytes before we read more
             try:
                 data = receive(RECEIVE_BYTES)
             except TimeoutError:
@@ -107,7 +112,11 @@ class LiveBlockingConnection(BlockingConnection):
                     out = session.data_to_send()
                     if not out:
                         break
-                    self._send(out)
+                    self._not_sending.clear()
+                    try:
+                        self._send(out)
+                    finally:
+                        self._not_sending.set()
                 if self._ending is not None:
                     return  # the reader ends the connection
                 if session.should_close or self._reader_done.is_set():
