@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from socklab.errors import UsageError
@@ -318,3 +319,29 @@ def test_a_peer_that_never_reads_stops_being_read(model: str) -> None:
     # What it read is bounded by what its buffers hold, not by how long the peer keeps sending:
     # a few reads of at most 64 KiB (650 lines) each, before its answers filled every buffer.
     assert served < 5_000, f"{served} lines answered for a peer that reads nothing"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("model", ADOPTING)
+def test_stop_closes_dialled_connections_and_leaves_no_thread(
+    model: str, remote: socket.socket
+) -> None:
+    start(model, Hub()).stop()  # one-time costs first (uvloop keeps a pipe for the process)
+    threads_before = set(threading.enumerate())
+    descriptors_before = psutil.Process().num_fds()
+    hub = Hub()
+    handle = start(model, hub)
+    dialled = connect_blocking(remote.getsockname(), timeout_s=WAIT_S, may_resolve=False)
+    handle.adopt(dialled, RelaySession(hub, b"dialled"))
+    far, _ = remote.accept()
+    far.settimeout(WAIT_S)
+    with far, socket.create_connection(handle.address, timeout=WAIT_S) as client:
+        assert read_line(far) == b"hello from dialled\n"
+        assert read_line(client) == b"hello from accepted\n"
+        handle.stop()
+        assert far.recv(100) == b""
+        assert client.recv(100) == b""
+    assert sorted(s.greeting for s in hub.closed) == [b"accepted", b"dialled"]
+    assert not hub.sessions
+    wait_for(lambda: set(threading.enumerate()) <= threads_before, "a thread outlived stop()")
+    assert psutil.Process().num_fds() == descriptors_before
