@@ -87,13 +87,14 @@ class ChatConnection:
     peer for a dialled one (then handed to `adopt()`). Every verb takes the peer's lock.
     """
 
-    __slots__ = ("_peer", "_wake", "cid", "close_requested", "requests_served")
+    __slots__ = ("_peer", "_wake", "cid", "close_requested", "requests_served", "stopped")
 
     def __init__(self, peer: ChatPeer, cid: int | None) -> None:
         self._peer = peer
         self.cid = cid  # None until an accepted socket is known to the node
         self._wake: Wake | None = None
         self.close_requested = False
+        self.stopped = False  # the runtime is stopping (the peer's stop())
         self.requests_served = 0
 
     # -- LiveSession ------------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class ChatConnection:
         self._peer.connection_closed(self)
 
     def server_stopping(self) -> None:
-        self.close_requested = True
+        self.stopped = self.close_requested = True
 
     @property
     def should_close(self) -> bool:
@@ -283,7 +284,10 @@ class ChatPeer:
             session.cid = None
             if self._sessions.get(cid) is session:
                 del self._sessions[cid]
-                self.node.connection_closed(cid, time.monotonic())
+                # Unless stopped: closed without an end of stream first, so reset, broken, or
+                # timed out by the runtime (a reason the runtime does not pass to sessions yet).
+                detail = "stopped" if session.stopped else "the connection broke"
+                self.node.connection_closed(cid, time.monotonic(), detail)
             else:  # a dialled socket the runtime never served (it was stopping)
                 self.node.connect_failed(cid, "stopped", time.monotonic())
             self._pump_locked()
