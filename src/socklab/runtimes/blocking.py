@@ -111,11 +111,15 @@ class BlockingConnection:
         self.server = server
         self._stats = server.stats
         config = server.config
-        self.session = session or config.session_factory(
-            config.framing,
-            max_message_bytes=config.max_message_bytes,
-            greet=True,
-            record_events=False,
+        self.session = (
+            session
+            if session is not None
+            else config.session_factory(
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=True,
+                record_events=False,
+            )
         )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0

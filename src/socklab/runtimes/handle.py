@@ -79,8 +79,10 @@ class ServerHandle(ABC):
     def adopt(self, sock: socket.socket, session: LiveSession) -> None:
         """Serve `session` on `sock`, a connection this program opened (a dialled one), beside the
         accepted ones: the same loop, backpressure and deadlines. Thread-safe; the handle owns
-        `sock` from now on (closed at once if the server is stopping). Models that cannot serve
-        a connection they did not accept raise UsageError (see `runtimes/adoption.py`)."""
+        `sock` from now on (if the server is stopping: closed at once, and the session told
+        `closed()`). `runtimes/dialing.py` opens such sockets. Models that cannot serve a
+        connection they did not accept (`RuntimeInfo.adopts_connections` is False) raise
+        UsageError."""
         from socklab.errors import UsageError
 
         sock.close()
