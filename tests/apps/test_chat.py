@@ -20,7 +20,7 @@ import pytest
 
 from tests.socklab_process import SocklabProcess, child_environment, free_port, socklab_command
 
-MODELS = ["threads", "selectors"]
+MODELS = ["threads", "selectors", "asyncio"]
 WAIT_S = 15.0
 
 

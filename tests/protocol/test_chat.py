@@ -153,6 +153,22 @@ def test_session_whole_and_byte_by_byte_decode_the_same() -> None:
     assert _feed([stream[i : i + 1] for i in range(len(stream))]) == whole
 
 
+def test_session_says_when_it_has_bytes_and_when_a_frame_is_half_received() -> None:
+    # A runtime wakes a connection only when it has bytes, and runs the message deadline
+    # while a frame is half received.
+    session = PeerSession(outbound=True, now=0.0)
+    assert not session.has_data_to_send
+    session.send(SAMPLE_FRAMES[0], 0.0)
+    assert session.has_data_to_send
+    session.data_to_send()
+    assert not session.has_data_to_send
+    hello = framed(SAMPLE_FRAMES[1])
+    session.receive_data(hello[:5], 1.0)
+    assert session.has_partial_frame
+    session.receive_data(hello[5:], 1.0)
+    assert not session.has_partial_frame
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=len(_session_stream())), max_size=30))
 def test_any_chunking_decodes_the_same(cuts: list[int]) -> None:
@@ -595,3 +611,13 @@ def test_introductions_are_bounded() -> None:
         alice.receive_data(bob_cid, framed(Peers("bob", 1.0, entries)), net.now)
     dials = [a for a in alice.take_actions() if isinstance(a, Dial)]
     assert len(dials) <= 64
+
+
+def test_node_says_which_connections_have_bytes_to_send() -> None:
+    node = ChatNode("alice", "n1", ("127.0.0.1", 1), now=0.0)
+    cid = node.connection_accepted(("127.0.0.1", 40000), 0.0)
+    assert node.has_data_to_send(cid)  # its hello
+    assert node.data_to_send(cid)
+    assert not node.has_data_to_send(cid)
+    assert not node.has_partial_frame(cid)
+    assert not node.has_data_to_send(cid + 1)  # unknown: nothing, no error

@@ -34,7 +34,7 @@ import pytest
 from tests.socklab_process import SocklabProcess, child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ["threads", "selectors"]
+MODELS = ["threads", "selectors", "asyncio"]
 SCALES = {"ci": 20.0, "full": 60.0}
 WAIT_S = 20.0
 VICTIM, HOSTILE = "10.98.0.2", "10.98.0.1"

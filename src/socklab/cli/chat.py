@@ -107,7 +107,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=sorted(MODELS),
         default=DEFAULT_MODEL,
-        help=_("threads: one thread per socket; selectors: one loop (default: %(default)s)"),
+        help=_(
+            "the runtime serving the sockets: threads, one thread per socket and direction; "
+            "selectors or asyncio, one loop (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--stay",

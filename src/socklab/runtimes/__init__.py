@@ -28,6 +28,9 @@ class RuntimeInfo:
     summary: str  # one English line; the CLI translates it
     # --max-clients when not given (capped by the open-file limit at start)
     default_max_clients: int = BLOCKING_MAX_CLIENTS
+    # The handle serves a connection this program dialled too (`ServerHandle.adopt()`): what a
+    # peer in a mesh (the chat) needs.
+    adopts_connections: bool = False
 
     @property
     def serve(self) -> Callable[[ServerConfig], ServerHandle]:
@@ -44,6 +47,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         frozenset({"tcp", "udp"}),
         "one thread, an event loop (uvloop where installed), a Protocol per connection",
         EVENT_LOOP_MAX_CLIENTS,
+        adopts_connections=True,
     ),
     "iterative": RuntimeInfo(
         "iterative",
@@ -57,12 +61,14 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         frozenset({"tcp", "udp"}),
         "one thread, non-blocking sockets and selectors.DefaultSelector",
         EVENT_LOOP_MAX_CLIENTS,
+        adopts_connections=True,
     ),
     "threads": RuntimeInfo(
         "threads",
         "threaded",
         frozenset({"tcp"}),
         "a thread per connection, up to --max-clients",
+        adopts_connections=True,
     ),
 }
 

@@ -25,6 +25,12 @@ iteration: draining measured over 4x the stdlib DatagramProtocol and at parity w
 the project's benchmark (docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor),
 and a traced server, get the DatagramProtocol path.
 
+Live sessions (`protocol/live_session.py`, the chat's) are made in `connection_made` and told
+their doorbell: `wake()` schedules `flush_live()` on the loop (`call_soon_threadsafe` from another
+thread, at most one pending call per connection), which writes what the session has to say under
+the same write-buffer limits. `adopt()` hands the loop a socket this program dialled; it becomes
+a transport like an accepted socket (`connect_accepted_socket`), without a --max-clients slot.
+
 uvloop is used when installed (Linux, macOS) unless `event_loop="asyncio"`; Windows gets the
 standard loop (ProactorEventLoop), which supports the same Protocol API.
 """
@@ -36,11 +42,13 @@ import asyncio.selector_events
 import contextlib
 import socket
 import sys
+import threading
 from typing import Any
 
 from socklab.errors import UsageError
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.limits import MAX_UDP_PAYLOAD_BYTES
+from socklab.protocol.live_session import LiveSession, makes_live_sessions
 from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
@@ -125,20 +133,32 @@ class _Connection(Deadlines, asyncio.Protocol):
         "accepted",
         "admitted",
         "bytes_received",
+        "dialled",
         "ending",
         "lingering",
+        "live",
         "peer",
         "pending_input",
         "queued_mark",
         "server",
         "session",
         "transport",
+        "wake_pending",
         "writing_paused",
     )
 
-    def __init__(self, server: AsyncioServer, peer: tuple[str, int] | None = None) -> None:
-        """`peer`: given when our own accept loop admitted the connection already."""
+    def __init__(
+        self,
+        server: AsyncioServer,
+        peer: tuple[str, int] | None = None,
+        dialled: LiveSession | None = None,
+    ) -> None:
+        """`peer`: given when our own accept loop admitted the connection already (or adopted
+        it: then `dialled` is its session)."""
         self.server = server
+        self.dialled = dialled is not None
+        self.live: LiveSession | None = dialled
+        self.wake_pending = False
         self.transport: Any = None
         self.session: Session | None = None  # created by the first byte received
         self.accepted = False
@@ -170,6 +190,10 @@ class _Connection(Deadlines, asyncio.Protocol):
                 len(server.connections), self.peer[0]
             )
         if not admitted:
+            if self.live is not None:  # dialled, and the server is stopping
+                transport.close()
+                self.live.closed()
+                return
             if self.admitted:
                 server.admission.release(self.peer[0])
             server.stats.connections_refused_busy += 1
@@ -192,8 +216,45 @@ class _Connection(Deadlines, asyncio.Protocol):
         server.stats.connections_accepted += 1
         if config.observer is not None:
             server.notify(ConnectionOpened(self.peer))
-        if server.greeting:  # a session may have none (upper): then no empty send in a --trace
+        if server.live or self.live is not None:
+            self.start_live()
+        elif server.greeting:  # a session may have none (upper): then no empty send in a --trace
             transport.write(server.greeting)  # type: ignore[attr-defined]
+
+    def start_live(self) -> None:
+        """Make (or take) the live session, tell it its connection, send what it says first."""
+        session = self.live
+        if session is None:
+            made = self.start_session()
+            assert isinstance(made, LiveSession)
+            session = self.live = made
+        self.session = session
+        session.connection_made(self.peer, self.wake)
+        self.flush_live()
+
+    def wake(self) -> None:
+        """The doorbell handed to a live session: thread-safe, never blocks."""
+        if self.wake_pending:
+            return  # a flush is scheduled and will take these bytes too
+        self.wake_pending = True
+        loop = self.server.loop
+        with contextlib.suppress(RuntimeError):  # the loop closed: the connection is gone
+            if threading.get_ident() == self.server.loop_thread_id:
+                loop.call_soon(self.flush_live)
+            else:
+                loop.call_soon_threadsafe(self.flush_live)
+
+    def flush_live(self) -> None:
+        self.wake_pending = False
+        session = self.live
+        transport = self.transport
+        if session is None or self.lingering is not None or transport.is_closing():
+            return
+        out = session.data_to_send()
+        if out:
+            transport.write(out)
+        if session.should_close:
+            self.close_after_replies()
 
     def start_session(self) -> Session:
         config = self.server.config
@@ -317,7 +378,8 @@ class _Connection(Deadlines, asyncio.Protocol):
         server = self.server
         if self in server.connections:
             server.connections.discard(self)
-            server.admission.release(self.peer[0])
+            if not self.dialled:
+                server.admission.release(self.peer[0])
             session = self.session
             if session is not None:
                 server.stats.requests_served += session.requests_served
@@ -426,14 +488,20 @@ class AsyncioServer(EventLoopHandle):
             raise
         super().__init__(bound_address(self._sock), self.loop)
         self.connections: set[_Connection] = set()
-        self.greeting = greeting_of(
-            config.session_factory, config.framing, config.max_message_bytes
+        self.live = makes_live_sessions(config.session_factory)
+        self.greeting = (
+            b""
+            if self.live
+            else greeting_of(config.session_factory, config.framing, config.max_message_bytes)
         )
+        self.loop_thread_id: int | None = None
         self.admission = Admission(config, limits)
         if config.transport != "udp":
             self.client_limits = limits
             self.alerts.append(self.admission.descriptor_alert)
-        self.needs_peer = config.observer is not None or limits.max_clients_per_host is not None
+        self.needs_peer = (
+            config.observer is not None or limits.max_clients_per_host is not None or self.live
+        )
         # Accepted by our accept loop, handed to the loop, connection_made not yet called.
         self.adopting = 0
         self._adoptions: set[asyncio.Task[None]] = set()
@@ -453,8 +521,31 @@ class AsyncioServer(EventLoopHandle):
         # The default bound follows --shutdown-grace, so a longer grace is not cut short.
         super().stop(stop_timeout_s(self.config) if timeout_s is None else timeout_s)
 
+    def adopt(self, sock: socket.socket, session: LiveSession) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._adopt_dialled, sock, session)
+        except RuntimeError:  # the loop has closed
+            sock.close()
+            session.closed()
+
+    def _adopt_dialled(self, sock: socket.socket, session: LiveSession) -> None:
+        try:
+            if self.stopping:
+                raise OSError("the server is stopping")
+            sock.setblocking(False)
+            peer = peer_of(sock.getpeername())
+        except OSError:
+            sock.close()
+            session.closed()
+            return
+        self.adopting += 1
+        task = self.loop.create_task(self._adopt(sock, peer, session))
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
+
     async def _serve(self) -> None:
         loop = self.loop
+        self.loop_thread_id = threading.get_ident()
         stop_event = self._arm_stop_event()
         sock, protocols = self._socket_and_protocols()
         if self.config.transport == "udp":
@@ -536,9 +627,11 @@ class AsyncioServer(EventLoopHandle):
         if not self.stopping and listener.fileno() >= 0:
             self.loop.add_reader(listener.fileno(), self._accept_ready, listener)
 
-    async def _adopt(self, sock: socket.socket, peer: tuple[str, int]) -> None:
-        """Make a transport of an accepted socket; its protocol's connection_made follows."""
-        protocol = _Connection(self, peer)
+    async def _adopt(
+        self, sock: socket.socket, peer: tuple[str, int], dialled: LiveSession | None = None
+    ) -> None:
+        """Make a transport of an accepted (or dialled) socket; connection_made follows."""
+        protocol = _Connection(self, peer, dialled)
         factory: Any = lambda: protocol  # noqa: E731
         tracer = self.config.tracer
         if tracer is not None:
@@ -552,7 +645,10 @@ class AsyncioServer(EventLoopHandle):
             sock.close()
             if protocol.transport is None:
                 self.adopting -= 1
-                self.admission.release(peer[0])
+                if dialled is None:
+                    self.admission.release(peer[0])
+                else:
+                    dialled.closed()
 
     def _socket_and_protocols(self) -> tuple[socket.socket, Any]:
         """The socket and protocol factory for the loop; with --trace, wrapped to report calls.

@@ -39,6 +39,8 @@ from abc import abstractmethod
 from typing import NoReturn
 
 from socklab.protocol.closing import TIMEOUTS, CloseReason
+from socklab.protocol.live_session import as_live, makes_live_sessions
+from socklab.protocol.session import Session
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
@@ -98,22 +100,33 @@ class BlockingConnection:
     and `sweep_from_watchdog()` from any thread.
     """
 
-    def __init__(self, sock: socket.socket, peer: tuple[str, int], server: BlockingServer) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: tuple[str, int],
+        server: BlockingServer,
+        session: Session | None = None,
+    ) -> None:
         self.sock = sock
         self.peer = peer
         self.server = server
         self._stats = server.stats
         config = server.config
-        self.session = config.session_factory(
-            config.framing,
-            max_message_bytes=config.max_message_bytes,
-            greet=True,
-            record_events=False,
+        self.session = (
+            session
+            if session is not None
+            else config.session_factory(
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=True,
+                record_events=False,
+            )
         )
         self._deadlines = WritingDeadlines(config)
         self._bytes_received = 0
         self._lock = threading.Lock()
         self._closed = False
+        self.adopted = False  # a dialled socket (handle.adopt()): it holds no admission slot
         # Set by another thread (the watchdog, a stop request) before it wakes this one: why
         # the server ends the connection, and whether the peer still reads a notice.
         self._ending: CloseReason | None = None
@@ -415,9 +428,29 @@ class BlockingServer(ServerHandle):
         for connection in connections:
             connection.interrupt()
 
+    def make_connection(
+        self, sock: socket.socket, peer: tuple[str, int], session: Session | None = None
+    ) -> BlockingConnection:
+        """The connection object serving `sock`: a live session gets a writer thread too
+        (`runtimes/live_blocking.py`); `session` is given for an adopted socket."""
+        if session is None and makes_live_sessions(self.config.session_factory):
+            config = self.config
+            session = config.session_factory(
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=True,
+                record_events=False,
+            )
+        live = as_live(session) if session is not None else None
+        if live is not None:
+            from socklab.runtimes.live_blocking import LiveBlockingConnection
+
+            return LiveBlockingConnection(sock, peer, self, live)
+        return BlockingConnection(sock, peer, self, session)
+
     def open_connection(self, sock: socket.socket, peer: tuple[str, int]) -> BlockingConnection:
         """A connection about to be served in this thread, counted and told to the observer."""
-        connection = BlockingConnection(sock, peer, self)
+        connection = self.make_connection(sock, peer)
         with self.stats_lock:
             self.connections.add(connection)
         self.admit(connection)
@@ -440,7 +473,8 @@ class BlockingServer(ServerHandle):
     def connection_finished(self, connection: BlockingConnection, reason: CloseReason) -> None:
         with self.stats_lock:
             self.connections.discard(connection)
-            self.admission.release(connection.peer[0])
+            if not connection.adopted:
+                self.admission.release(connection.peer[0])
             self.stats.connections_active -= 1
             self.stats.requests_served += connection.session.requests_served
         notify(self.config, ConnectionClosed(connection.peer, reason, connection.session))

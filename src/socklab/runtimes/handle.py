@@ -14,6 +14,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import socket
+
+    from socklab.protocol.live_session import LiveSession
     from socklab.runtimes.connections import ClientLimits, RateLimitedAlert
 
 
@@ -77,6 +80,18 @@ class ServerHandle(ABC):
     @abstractmethod
     def request_stop(self) -> None:
         """Ask run() to stop accepting, drain in-flight replies and close everything. Thread-safe."""
+
+    def adopt(self, sock: socket.socket, session: LiveSession) -> None:
+        """Serve `session` on `sock`, a connection this program opened (a dialled one), beside the
+        accepted ones: the same loop, backpressure and deadlines. Thread-safe; the handle owns
+        `sock` from now on (if the server is stopping: closed at once, and the session told
+        `closed()`). `runtimes/dialing.py` opens such sockets. Models that cannot serve a
+        connection they did not accept (`RuntimeInfo.adopts_connections` is False) raise
+        UsageError."""
+        from socklab.errors import UsageError
+
+        sock.close()
+        raise UsageError(f"{type(self).__name__} cannot serve a connection it did not accept")
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the server stopped (True) or the timeout passed (False)."""

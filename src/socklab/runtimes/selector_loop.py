@@ -19,6 +19,15 @@ to one more read (up to 64 KiB, replies up to 3 times that) might not fit under
 `max_buffered_output_bytes`, the connection is no longer selected for reading, so it cannot make
 us produce more, until the buffer has drained to half that level. If nothing at all could be sent
 for `write_timeout_s`, the connection is closed.
+
+Live sessions (`protocol/live_session.py`, the chat's): made when the connection opens, and told
+their doorbell. `wake()` from any thread queues the connection on `_woken` (a deque: appends are
+atomic) and, from another thread, writes the wake-up byte; after each turn the loop takes what
+each woken session has to send, under the same backpressure. `adopt()` hands the loop a socket
+this program connected (a dial): queued the same way, then served like an accepted one, except
+that it takes no --max-clients slot (the program chose to open it).
+
+    wake-up readable -> a stop was requested, a session was woken, or a socket adopted
 """
 
 from __future__ import annotations
@@ -26,9 +35,12 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import threading
 import time
+from collections import deque
 
 from socklab.protocol.closing import CloseReason
+from socklab.protocol.live_session import LiveSession, makes_live_sessions
 from socklab.protocol.session import Session, greeting_of
 from socklab.runtimes.config import (
     ConnectionClosed,
@@ -81,6 +93,7 @@ class _Connection(WritingDeadlines):
     """What the selector key's `data` holds for one client; it is its own deadline counter."""
 
     __slots__ = (
+        "adopted",
         "bytes_received",
         "closing",
         "ending",
@@ -106,6 +119,7 @@ class _Connection(WritingDeadlines):
         self.interest = 0
         # Set once the sending side is shut down after a refusal: reads are drained, not served.
         self.lingering: Lingering | None = None
+        self.adopted = False  # a dialled socket: it holds no admission slot
 
 
 class SelectorServer(ServerHandle):
@@ -139,9 +153,17 @@ class SelectorServer(ServerHandle):
         self._stopping = False
         self._stop_deadline = float("inf")
         self._accept_paused_until = 0.0
-        self._greeting = greeting_of(
-            config.session_factory, config.framing, config.max_message_bytes
+        self._live = makes_live_sessions(config.session_factory)
+        self._greeting = (
+            b""
+            if self._live
+            else greeting_of(config.session_factory, config.framing, config.max_message_bytes)
         )
+        self._woken: deque[_Connection] = deque()
+        self._adopted: deque[tuple[socket.socket, LiveSession]] = deque()
+        self._adopt_lock = threading.Lock()
+        self._adopting = True  # False once the loop has ended: adopt() closes at once
+        self._loop_thread_id: int | None = None
         self.start_thread(f"socklab-selectors-{self.address[1]}")
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -149,12 +171,32 @@ class SelectorServer(ServerHandle):
 
     def request_stop(self) -> None:
         self._stop_requested = True
-        with contextlib.suppress(OSError):  # the loop already ended and closed the pair
+        self._ring()
+
+    def _ring(self) -> None:
+        """Make select() return (the self-pipe trick); a full pipe already has a byte waiting."""
+        with contextlib.suppress(OSError):  # full, or the loop already ended and closed the pair
             self._wakeup_sender.send(b"\0")
+
+    def adopt(self, sock: socket.socket, session: LiveSession) -> None:
+        with self._adopt_lock:
+            if self._adopting and not self._stop_requested:
+                self._adopted.append((sock, session))
+                self._ring()
+                return
+        sock.close()
+        session.closed()
+
+    def _wake_for(self, conn: _Connection) -> None:
+        """The doorbell handed to a live session: thread-safe, never blocks."""
+        self._woken.append(conn)
+        if threading.get_ident() != self._loop_thread_id:
+            self._ring()
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> None:
         selector = self._selector
+        self._loop_thread_id = threading.get_ident()
         try:
             selector.register(self._wakeup_receiver, selectors.EVENT_READ, _WAKEUP)
             selector.register(self._sock, selectors.EVENT_READ, _LISTENER)
@@ -166,7 +208,9 @@ class SelectorServer(ServerHandle):
                 if self._stopping and (not self._connections or now >= self._stop_deadline):
                     break
                 until = min(next_sweep, self._stop_deadline)
-                for key, mask in selector.select(max(0.0, until - now)):
+                # Sessions woken by the loop itself (a close, the sweep) must not wait a turn.
+                wait_s = 0.0 if self._woken or self._adopted else max(0.0, until - now)
+                for key, mask in selector.select(wait_s):
                     data = key.data
                     if data.__class__ is _Connection:  # the usual case, inline
                         if mask & _WRITE:
@@ -177,6 +221,10 @@ class SelectorServer(ServerHandle):
                             self._read_ready(data)
                     else:
                         self._handle_other(data)
+                if self._adopted:
+                    self._serve_adopted()
+                while self._woken:
+                    self._flush_live(self._woken.popleft())
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_INTERVAL_S
@@ -229,7 +277,51 @@ class SelectorServer(ServerHandle):
             self.stats.connections_accepted += 1
             self.stats.connections_active += 1
             notify(config, ConnectionOpened(peer))
-            self._queue_output(conn, self._greeting)
+            if self._live:
+                session = config.session_factory(
+                    config.framing,
+                    max_message_bytes=config.max_message_bytes,
+                    greet=True,
+                    record_events=False,
+                )
+                assert isinstance(session, LiveSession)
+                self._start_live(conn, session)
+            else:
+                self._queue_output(conn, self._greeting)
+
+    # -- live sessions and adopted sockets ------------------------------------------------------
+    def _serve_adopted(self) -> None:
+        while self._adopted:
+            sock, session = self._adopted.popleft()
+            try:
+                sock.setblocking(False)
+                peer = peer_of(sock.getpeername())
+            except OSError:  # reset before we got to it
+                sock.close()
+                session.closed()
+                continue
+            configure_accepted_socket_safely(sock, self.config)
+            conn = _Connection(sock, peer, self.config)
+            conn.adopted = True
+            self._connections.add(conn)
+            self.stats.connections_active += 1
+            notify(self.config, ConnectionOpened(peer))
+            self._start_live(conn, session)
+
+    def _start_live(self, conn: _Connection, session: LiveSession) -> None:
+        conn.session = session
+        session.connection_made(conn.peer, lambda: self._wake_for(conn))
+        self._flush_live(conn)
+
+    def _flush_live(self, conn: _Connection) -> None:
+        """Send what a woken live session has to say; close when it says so."""
+        session = conn.session
+        if conn not in self._connections or conn.closing or session is None:
+            return
+        out = session.data_to_send()
+        if session.should_close:
+            conn.closing = True
+        self._queue_output(conn, out)
 
     def _read_ready(self, conn: _Connection) -> None:
         try:
@@ -355,7 +447,8 @@ class SelectorServer(ServerHandle):
         if conn not in self._connections:
             return
         self._connections.discard(conn)
-        self._admission.release(conn.peer[0])
+        if not conn.adopted:
+            self._admission.release(conn.peer[0])
         if conn.interest:
             self._selector.unregister(conn.sock)
             conn.interest = 0
@@ -418,6 +511,12 @@ class SelectorServer(ServerHandle):
             self._queue_output(conn, notice)
 
     def _close_everything(self) -> None:
+        with self._adopt_lock:
+            self._adopting = False
+        for sock, session in self._adopted:
+            sock.close()
+            session.closed()
+        self._adopted.clear()
         for conn in list(self._connections):
             self._close(conn, conn.ending or CloseReason.SERVER_STOPPING)
         with contextlib.suppress(OSError):

@@ -24,9 +24,16 @@ import socket
 import threading
 import time
 
+from socklab.protocol.live_session import LiveSession
 from socklab.runtimes.blocking import BlockingConnection, BlockingServer
 from socklab.runtimes.config import ConnectionRefusedBusy, ServerConfig, ThreadsExhausted
-from socklab.runtimes.connections import RateLimitedAlert, notify, refuse_busy
+from socklab.runtimes.connections import (
+    RateLimitedAlert,
+    configure_accepted_socket_safely,
+    notify,
+    peer_of,
+    refuse_busy,
+)
 
 # After the shutdown grace, blocked threads are woken by shutting their sockets down; they need
 # only a moment to notice and end.
@@ -51,12 +58,31 @@ class ThreadedServer(BlockingServer):
             notify(self.config, ConnectionRefusedBusy(peer))
             return
         try:
-            connection = BlockingConnection(sock, peer, self)
+            connection = self.make_connection(sock, peer)
         except MemoryError:
             with self.stats_lock:
                 self.admission.release(peer[0])
             self._refuse_without_thread(sock, peer, "out of memory")
             return
+        self._start_serving(connection, sock, peer)
+
+    def adopt(self, sock: socket.socket, session: LiveSession) -> None:
+        """Serve a dialled socket in a thread of its own, like an accepted one; it takes no
+        --max-clients slot (the program chose to open it). Thread-safe."""
+        with self.stats_lock:
+            refused = self.stopping
+        if refused:
+            sock.close()
+            session.closed()
+            return
+        connection = self.make_connection(sock, peer_of(_peer_address(sock)), session)
+        connection.adopted = True
+        configure_accepted_socket_safely(sock, self.config)
+        self._start_serving(connection, sock, connection.peer)
+
+    def _start_serving(
+        self, connection: BlockingConnection, sock: socket.socket, peer: tuple[str, int]
+    ) -> None:
         thread = threading.Thread(
             target=self._serve_and_forget,
             args=(connection,),
@@ -76,7 +102,8 @@ class ThreadedServer(BlockingServer):
             with self.stats_lock:
                 self.connections.discard(connection)
                 self._threads.pop(connection, None)
-                self.admission.release(peer[0])
+                if not connection.adopted:
+                    self.admission.release(peer[0])
             connection.session.closed()
             self._refuse_without_thread(sock, peer, str(exc) or type(exc).__name__)
 
@@ -117,6 +144,13 @@ class ThreadedServer(BlockingServer):
     def _pending_threads(self) -> list[tuple[BlockingConnection, threading.Thread]]:
         with self.stats_lock:
             return list(self._threads.items())
+
+
+def _peer_address(sock: socket.socket) -> object:
+    try:
+        return sock.getpeername()
+    except OSError:  # reset already: the first recv() says so
+        return ("", 0)
 
 
 def serve(config: ServerConfig) -> ThreadedServer:

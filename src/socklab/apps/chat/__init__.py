@@ -1,25 +1,26 @@
-"""The lecture's P2P chat: every peer listens and connects; threads or selectors underneath.
+"""The lecture's P2P chat: every peer listens and connects, served by a shared runtime.
 
-`MODELS` maps the `--model` names to the drivers; both run the same sans-I/O core
-(`socklab.protocol.chat`) and differ only in how they wait for sockets.
+`MODELS` are the `--model` names: runtimes of `socklab.runtimes.RUNTIMES` that can serve a
+connection they did not accept (`ServerHandle.adopt()`). Every model runs the same sans-I/O
+core (`socklab.protocol.chat`) through `apps/chat/peer.py`; they differ only in how they wait
+for sockets.
 """
 
 from __future__ import annotations
 
 from socklab.apps.chat.peer import ChatConfig, ChatObserver, ChatPeer
-from socklab.apps.chat.selector_loop import SelectorChatPeer
-from socklab.apps.chat.threaded import ThreadedChatPeer
+from socklab.runtimes import RUNTIMES
 
-MODELS: dict[str, type[ChatPeer]] = {
-    "threads": ThreadedChatPeer,
-    "selectors": SelectorChatPeer,
-}
+# Every model of the registry that serves dialled connections too.
+MODELS: tuple[str, ...] = tuple(
+    sorted(name for name, info in RUNTIMES.items() if info.adopts_connections)
+)
 DEFAULT_MODEL = "threads"
 
 
 def start_chat_peer(model: str, config: ChatConfig, observer: ChatObserver) -> ChatPeer:
     """Bind, listen and start serving (raises socklab errors, e.g. AddressInUseError)."""
-    peer = MODELS[model](config, observer)
+    peer = ChatPeer(model, config, observer)
     peer.start()
     return peer
 

@@ -1,14 +1,25 @@
-"""What both chat drivers share: the listening socket, the node behind a lock, the user's verbs.
+"""The chat peer, served by a shared runtime: the node behind a lock, one session per socket.
 
-A `ChatPeer` wraps one `ChatNode` (protocol/chat/node.py). Every call into the node happens under
-one lock, from whichever thread has something to say (a reader thread, the selector loop, the
-user's input); after each call `_pump_locked` carries out what the node asked for: dial, queue
-bytes, close, show events. The drivers (`threaded.py`, `selector_loop.py`) differ only in how
-they wait for sockets, which is the lecture's point: a thread per socket, or one selector.
+The pure `ChatNode` (protocol/chat/node.py) decides everything: whom to dial, what each socket
+carries, when one closes. This module only connects it to a runtime (`runtimes.RUNTIMES`):
+
+- every socket, accepted or dialled, is served by the runtime with a `ChatConnection`, a
+  `LiveSession` whose four verbs call into the node under the peer's one lock;
+- the node's `Dial` actions become `dial_in_background()` threads whose sockets are handed to
+  the runtime with `handle.adopt()`;
+- a timer thread runs the node's deadlines (keepalive, handshake, reconnect, leaving).
+
+Cross-connection sends: anything that changes the node (bytes received on one socket, the user
+typing, a tick) may give *other* sockets something to send (a relayed introduction, a broadcast
+message, a bye). After every call into the node, under the lock, `_pump_locked` rings the
+doorbell (`wake()`) of each connection the node has bytes for, or wants closed. `wake()` is
+the runtime's, thread-safe and non-blocking; the runtime then takes the bytes with
+`data_to_send()` in its own thread and sends them under its own backpressure and write deadline.
+The bytes wait in the node's per-socket session until then, never in a second buffer.
 
 Call order for the user of a peer:
 
-    peer = start_chat_peer(model, config, observer)   # bound and listening, serving in threads
+    peer = start_chat_peer(model, config, observer)   # bound and listening, served by the runtime
     peer.send_text(...) | peer.rename(...) | peer.buddies() ...
     peer.leave(grace_s); peer.wait(timeout_s)          # orderly: acknowledgements, then bye
     peer.stop()                                        # always: closes whatever is left
@@ -19,12 +30,10 @@ things (print, queue), never call back into the peer.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import socket
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,20 +47,12 @@ from socklab.protocol.chat import (
     Dial,
     SendResult,
 )
-from socklab.runtimes.config import ServerConfig
-from socklab.runtimes.listening import bound_address, open_listening_socket
-
-ChatObserver = Callable[[ChatEvent], None]
-
-RECEIVE_BYTES = 64 * 1024
-# Bytes queued for a buddy that does not read before we give up on it: 64 frames of the
-# largest size, far more than any human types (asyncio's high-water mark is 64 KiB).
-MAX_OUTBOX_BYTES = 4 * 1024 * 1024
-# After our last bytes and a FIN, wait this long for the buddy's FIN before closing: closing
-# with unread data makes the kernel send RST, which can destroy the bye we just sent.
-LINGER_S = 2.0
-# A blocking send that makes no progress for this long means the buddy stopped reading.
-WRITE_TIMEOUT_S = 10.0
+from socklab.protocol.chat.frames import MAX_FRAME_BYTES
+from socklab.protocol.closing import CloseReason
+from socklab.protocol.framing import FramingName
+from socklab.protocol.live_session import Wake
+from socklab.runtimes import RUNTIMES, ServerConfig, ServerHandle, connections
+from socklab.runtimes.dialing import dial_in_background
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,71 +65,139 @@ class ChatConfig:
     connect_timeout_s: float = 5.0
 
 
-@dataclass(slots=True)
-class PeerConnection:
-    """A driver's view of one socket; the node knows it by `cid`."""
+ChatObserver = Callable[[ChatEvent], None]
 
-    cid: int
-    sock: socket.socket
-    outbox: bytearray = field(default_factory=bytearray)
-    close_requested: bool = False
-    write_done: bool = False  # our FIN is sent (after close_requested and an empty outbox)
-    eof: bool = False
-    linger_until: float | None = None
-    closed: bool = False
+# The runtime's deadlines, for chat sockets. Idle: the node's keepalive (a ping every 5 s, gone
+# after 15 s of silence) ends a quiet buddy long before; this only catches what it cannot.
+IDLE_TIMEOUT_S = 60.0
+# A buddy that does not read its messages for this long is disconnected (and reconnected).
+WRITE_TIMEOUT_S = 10.0
+# After our last bytes and a FIN, the runtime waits this long for the buddy's FIN before
+# closing (a lingering close): closing with unread data makes the kernel send RST, which can
+# destroy the bye we just sent.
+LINGER_S = connections.LINGER_S
+# stop(): what is queued gets this long to go out.
+SHUTDOWN_GRACE_S = 1.0
+# The timer thread wakes at least this often, so a stop is noticed.
+MAX_TIMER_WAIT_S = 0.5
 
 
-def dial_target(action: Dial) -> tuple[int, int, int, tuple[object, ...]]:
-    """Family, type, protocol and socket address for a Dial; raises OSError (socket.gaierror).
+class ChatConnection:
+    """The `LiveSession` of one chat socket: a connection id of the node, and nothing else.
 
-    An address learned from a buddy goes to getaddrinfo() with AI_NUMERICHOST, so even if a
-    host name slipped through, it is refused here instead of becoming a DNS query the buddy
-    chose; only an address the user typed (`may_resolve`) is looked up.
+    Made by the runtime for an accepted socket (the factory `ChatPeer.make_session`), or by the
+    peer for a dialled one (then handed to `adopt()`). Every verb takes the peer's lock.
     """
-    flags = 0 if action.may_resolve else socket.AI_NUMERICHOST
-    infos = socket.getaddrinfo(*action.address, type=socket.SOCK_STREAM, flags=flags)
-    family, kind, proto, _canonical, sockaddr = infos[0]
-    return family, kind, proto, tuple(sockaddr)
+
+    __slots__ = (
+        "_peer",
+        "_wake",
+        "cid",
+        "close_reason",
+        "close_requested",
+        "requests_served",
+        "stopped",
+    )
+
+    def __init__(self, peer: ChatPeer, cid: int | None) -> None:
+        self._peer = peer
+        self.cid = cid  # None until an accepted socket is known to the node
+        self._wake: Wake | None = None
+        self.close_requested = False
+        self.stopped = False  # the runtime is stopping (the peer's stop())
+        self.requests_served = 0
+        self.close_reason: CloseReason | None = None  # set when the runtime ends it (abort)
+
+    # -- LiveSession ------------------------------------------------------------------------------
+    def connection_made(self, peer: tuple[str, int], wake: Wake) -> None:
+        self._wake = wake
+        self._peer.connection_made(self, peer)
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake()
+
+    def receive_data(self, data: bytes) -> None:
+        self._peer.received(self, data)
+
+    def exchange(self, data: bytes) -> bytes:
+        self.receive_data(data)
+        return self.data_to_send()
+
+    def receive_eof(self) -> None:
+        self._peer.received(self, b"")
+
+    def data_to_send(self) -> bytes:
+        return self._peer.data_for(self)
+
+    def closed(self) -> None:
+        self._peer.connection_closed(self)
+
+    def server_stopping(self) -> None:
+        self.stopped = self.close_requested = True
+
+    def abort(self, reason: CloseReason) -> None:
+        """The runtime ends the connection (a deadline passed): the chat frames no notice for
+        it; the node hears of the close in `closed()`, as for any lost buddy."""
+        self.close_requested = True
+        self.close_reason = reason
+
+    @property
+    def should_close(self) -> bool:
+        return self.close_requested
+
+    @property
+    def expects_unread_input(self) -> bool:
+        # Always a lingering close: the buddy answers our bye with its own, or still sends.
+        return self.close_requested
+
+    @property
+    def has_partial_message(self) -> bool:
+        return self._peer.has_partial_frame(self)
 
 
-def peer_address_of(sock: socket.socket) -> tuple[str, int] | None:
-    """The connected socket's remote IP and port (the fact the node judges introductions by)."""
-    try:
-        remote = sock.getpeername()
-    except OSError:
-        return None
-    return str(remote[0]), int(remote[1])
+class ChatPeer:
+    """One running chat peer: thread-safe verbs for the user, a shared runtime underneath."""
 
-
-class ChatPeer(ABC):
-    """One running chat peer; thread-safe verbs for the user, a driver underneath."""
-
-    model = "?"
-
-    def __init__(self, config: ChatConfig, observer: ChatObserver) -> None:
+    def __init__(self, model: str, config: ChatConfig, observer: ChatObserver) -> None:
+        self.model = model
         self.config = config
         self._observer = observer
         self._lock = threading.RLock()
         self._finished = threading.Event()
         self._stopping = threading.Event()
-        self._listener = open_listening_socket(
-            ServerConfig(host=config.listen_host, port=config.listen_port, backlog=64)
-        )
-        self.address = bound_address(self._listener)
-        now = time.monotonic()
-        self.node = ChatNode(
-            config.name,
-            secrets.token_hex(8),
-            self.address,
-            now=now,
-            wall_clock_offset_s=time.time() - now,
-            settings=config.settings,
-        )
-        self._connections: dict[int, PeerConnection] = {}
+        self._sessions: dict[int, ChatConnection] = {}
+        # The runtime starts serving at once; its first connection waits for the node under
+        # the lock, which is made once the runtime knows its address.
+        with self._lock:
+            self._handle: ServerHandle = RUNTIMES[model].serve(
+                ServerConfig(
+                    host=config.listen_host,
+                    port=config.listen_port,
+                    framing="length",
+                    max_message_bytes=MAX_FRAME_BYTES,
+                    backlog=64,
+                    idle_timeout_s=IDLE_TIMEOUT_S,
+                    write_timeout_s=WRITE_TIMEOUT_S,
+                    shutdown_grace_s=SHUTDOWN_GRACE_S,
+                    session_factory=self._make_session,
+                )
+            )
+            self.address = self._handle.address
+            now = time.monotonic()
+            self.node = ChatNode(
+                config.name,
+                secrets.token_hex(8),
+                self.address,
+                now=now,
+                wall_clock_offset_s=time.time() - now,
+                settings=config.settings,
+            )
+        self._timer = threading.Thread(target=self._run_timers, name="chat-timers", daemon=True)
 
     # -- the user's verbs (any thread) -------------------------------------------------------
     def start(self) -> None:
-        self._start_driver()
+        self._timer.start()
         with self._lock:
             for address in self.config.peers:
                 self.node.add_peer(address, time.monotonic())
@@ -177,131 +246,124 @@ class ChatPeer(ABC):
     def stop(self) -> None:
         """Close everything now (after leave() and wait(), nothing is left to close)."""
         self._stopping.set()
+        self._handle.stop()
+        if self._timer.is_alive() and self._timer is not threading.current_thread():
+            self._timer.join(2 * MAX_TIMER_WAIT_S)
+
+    # -- for the sessions (the runtime's threads) -------------------------------------------
+    def _make_session(
+        self, framing: FramingName, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> ChatConnection:
+        return ChatConnection(self, None)
+
+    _make_session.makes_live_sessions = True  # type: ignore[attr-defined]
+
+    def connection_made(self, session: ChatConnection, address: tuple[str, int]) -> None:
         with self._lock:
-            for conn in list(self._connections.values()):
-                self._close_locked(conn, "stopped")
+            now = time.monotonic()
+            if session.cid is None:
+                session.cid = self.node.connection_accepted(address, now)
+            elif not self.node.connection_made(session.cid, now, address):
+                session.close_requested = True
+                self._sessions.pop(session.cid, None)
+                session.cid = None
+            if session.cid is not None:
+                self._sessions[session.cid] = session
             self._pump_locked()
-        self._stop_driver()
-        self._listener.close()
+            session.wake()
 
-    # -- for the drivers (hold the lock) -----------------------------------------------------
-    @abstractmethod
-    def _start_driver(self) -> None: ...
+    def received(self, session: ChatConnection, data: bytes) -> None:
+        with self._lock:
+            cid = session.cid
+            if cid is None or self._sessions.get(cid) is not session:
+                return
+            if data:
+                self.node.receive_data(cid, data, time.monotonic())
+            else:
+                self.node.receive_eof(cid, time.monotonic())
+            self._pump_locked()
 
-    @abstractmethod
-    def _stop_driver(self) -> None: ...
+    def data_for(self, session: ChatConnection) -> bytes:
+        with self._lock:
+            if session.cid is None:
+                return b""
+            return self.node.data_to_send(session.cid)
 
-    @abstractmethod
+    def has_partial_frame(self, session: ChatConnection) -> bool:
+        with self._lock:
+            return session.cid is not None and self.node.has_partial_frame(session.cid)
+
+    def connection_closed(self, session: ChatConnection) -> None:
+        with self._lock:
+            cid = session.cid
+            if cid is None:
+                return
+            session.cid = None
+            if self._sessions.get(cid) is session:
+                del self._sessions[cid]
+                # Unless stopped: closed without an end of stream first, so reset, broken, or
+                # timed out by the runtime (a reason the runtime does not pass to sessions yet).
+                detail = "stopped" if session.stopped else "the connection broke"
+                self.node.connection_closed(cid, time.monotonic(), detail)
+            else:  # a dialled socket the runtime never served (it was stopping)
+                self.node.connect_failed(cid, "stopped", time.monotonic())
+            self._pump_locked()
+
+    # -- dialling -----------------------------------------------------------------------------
     def _start_dial(self, action: Dial) -> None:
-        """Begin connecting; later call `_dial_succeeded` or `_dial_failed` under the lock."""
+        def connected(sock: socket.socket) -> None:
+            # Served from now on by the runtime; the node hears of it in connection_made().
+            self._handle.adopt(sock, ChatConnection(self, action.cid))
 
-    @abstractmethod
-    def _output_changed(self) -> None:
-        """Outboxes or close requests changed: wake whoever writes."""
+        def failed(exc: OSError) -> None:
+            error = translate_oserror(exc, host=action.address[0], port=action.address[1])
+            with self._lock:
+                self.node.connect_failed(action.cid, str(error), time.monotonic())
+                self._pump_locked()
 
-    @abstractmethod
-    def _forget_socket(self, sock: socket.socket) -> None:
-        """The socket is about to be closed: drop any registration the driver holds for it."""
+        dial_in_background(
+            action.address,
+            timeout_s=self.config.connect_timeout_s,
+            may_resolve=action.may_resolve,
+            connected=connected,
+            failed=failed,
+            name=f"chat-dial-{action.cid}",
+        )
 
-    def _register(self, conn: PeerConnection) -> None:
-        self._connections[conn.cid] = conn
-
-    def _accepted_locked(self, sock: socket.socket, address: tuple[str, int]) -> PeerConnection:
-        cid = self.node.connection_accepted((str(address[0]), int(address[1])), time.monotonic())
-        conn = PeerConnection(cid, sock)
-        self._register(conn)
-        return conn
-
-    def _dial_succeeded_locked(self, cid: int, sock: socket.socket) -> PeerConnection | None:
-        if not self.node.connection_made(cid, time.monotonic(), peer_address_of(sock)):
-            sock.close()
-            return None
-        conn = PeerConnection(cid, sock)
-        self._register(conn)
-        return conn
-
-    def _dial_failed_locked(self, cid: int, exc: OSError, address: tuple[str, int]) -> None:
-        error = translate_oserror(exc, host=address[0], port=address[1])
-        self.node.connect_failed(cid, str(error), time.monotonic())
-
-    def _received_locked(self, conn: PeerConnection, data: bytes) -> None:
-        if conn.closed or conn.cid not in self._connections:
-            return
-        now = time.monotonic()
-        if data:
-            self.node.receive_data(conn.cid, data, now)
-            return
-        conn.eof = True
-        self.node.receive_eof(conn.cid, now)
-        if conn.write_done:
-            self._close_locked(conn)
-
-    def _sent_everything_locked(self, conn: PeerConnection) -> None:
-        """The outbox is empty and a close was requested: send FIN, linger for the buddy's."""
-        if conn.closed or conn.write_done:
-            return
-        conn.write_done = True
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self._close_locked(conn)
-            return
-        if conn.eof:
-            self._close_locked(conn)
-        else:
-            conn.linger_until = time.monotonic() + LINGER_S
-
-    def _close_locked(self, conn: PeerConnection, detail: str = "") -> None:
-        if conn.closed:
-            return
-        conn.closed = True
-        self._connections.pop(conn.cid, None)
-        self._forget_socket(conn.sock)
-        # shutdown() wakes a thread blocked in recv(); it fails on a socket already reset.
-        with contextlib.suppress(OSError):
-            conn.sock.shutdown(socket.SHUT_RDWR)
-        conn.sock.close()
-        self.node.connection_closed(conn.cid, time.monotonic(), detail)
-
-    def _tick_locked(self) -> float:
-        """Run timers; returns seconds until the next one (bounded, so stop is noticed)."""
-        now = time.monotonic()
-        self.node.tick(now)
-        for conn in list(self._connections.values()):
-            if conn.linger_until is not None and now >= conn.linger_until:
-                self._close_locked(conn)
-        self._pump_locked()
-        deadline = self.node.next_deadline()
-        lingering = [c.linger_until for c in self._connections.values() if c.linger_until]
-        if lingering:
-            deadline = min([deadline, *lingering]) if deadline is not None else min(lingering)
-        wait_s = 0.5 if deadline is None else deadline - time.monotonic()
-        return min(max(wait_s, 0.01), 0.5)
+    # -- timers and the pump ----------------------------------------------------------------------
+    def _run_timers(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                now = time.monotonic()
+                self.node.tick(now)
+                self._pump_locked()
+                deadline = self.node.next_deadline()
+            wait_s = MAX_TIMER_WAIT_S if deadline is None else deadline - time.monotonic()
+            self._stopping.wait(min(max(wait_s, 0.01), MAX_TIMER_WAIT_S))
 
     def _pump_locked(self) -> None:
-        """Carry out the node's actions, move its bytes to outboxes, show its events."""
-        for _round in range(8):  # closing a socket can produce new events; a few rounds settle it
+        """Carry out the node's actions, wake the sockets it has bytes for, show its events."""
+        for _round in range(8):  # a close can produce new events; a few rounds settle it
             actions = self.node.take_actions()
             for action in actions:
                 if isinstance(action, Dial):
-                    self._start_dial(action)
+                    if not self._stopping.is_set():
+                        self._start_dial(action)
+                    else:
+                        self.node.connect_failed(action.cid, "stopped", time.monotonic())
                 else:
                     assert isinstance(action, CloseConnection)
-                    conn = self._connections.get(action.cid)
-                    if conn is not None:
-                        conn.close_requested = True
-            for conn in list(self._connections.values()):
-                data = self.node.data_to_send(conn.cid)
-                if data and not conn.write_done:
-                    conn.outbox += data
-                if len(conn.outbox) > MAX_OUTBOX_BYTES:
-                    conn.outbox.clear()
-                    self._close_locked(conn, "the buddy does not read its messages")
+                    session = self._sessions.get(action.cid)
+                    if session is not None and not session.close_requested:
+                        session.close_requested = True
+                        session.wake()
             events = self.node.take_events()
             for event in events:
                 self._observer(event)
             if not actions and not events:
                 break
-        self._output_changed()
+        for cid, session in self._sessions.items():
+            if self.node.has_data_to_send(cid):
+                session.wake()
         if self.node.finished:
             self._finished.set()

@@ -321,6 +321,16 @@ class ChatNode:
         conn = self._connections.get(cid)
         return conn.session.data_to_send() if conn is not None else b""
 
+    def has_data_to_send(self, cid: int) -> bool:
+        """Whether `data_to_send(cid)` would return bytes (a runtime wakes only those)."""
+        conn = self._connections.get(cid)
+        return conn is not None and conn.session.has_data_to_send
+
+    def has_partial_frame(self, cid: int) -> bool:
+        """Whether a frame from `cid` has begun but not ended."""
+        conn = self._connections.get(cid)
+        return conn is not None and conn.connected and conn.session.has_partial_frame
+
     def take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions

@@ -114,6 +114,16 @@ class PeerSession:
     def is_established(self) -> bool:
         return self.state is SessionState.ESTABLISHED
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Frames are queued for `data_to_send()`."""
+        return bool(self._out)
+
+    @property
+    def has_partial_frame(self) -> bool:
+        """A frame has begun to arrive but not ended (a runtime's message deadline runs)."""
+        return self.state is not SessionState.CLOSED and self._framer.has_partial_message
+
     def send(self, frame: Frame, now: float) -> None:
         """Queue a frame; frames after the session started closing are dropped (it is going)."""
         if self.state is SessionState.CLOSED:
