@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from socklab.errors import UsageError
+from socklab.protocol.closing import CloseReason
 from socklab.protocol.live_session import LiveSession, Wake
 from socklab.runtimes import RUNTIMES, ServerHandle, serve
 from socklab.runtimes.config import ServerConfig
@@ -61,6 +62,7 @@ class RelaySession:
         self.close_requested = False
         self.requests_served = 0
         self.peer: tuple[str, int] | None = None
+        self.close_reason: CloseReason | None = None
         self._wake: Wake | None = None
 
     def connection_made(self, peer: tuple[str, int], wake: Wake) -> None:
@@ -92,6 +94,11 @@ class RelaySession:
     def receive_eof(self) -> None:
         with self.hub.lock:
             self.close_requested = True
+
+    def abort(self, reason: CloseReason) -> None:
+        with self.hub.lock:
+            self.close_requested = True
+            self.close_reason = reason
 
     def data_to_send(self) -> bytes:
         self.hub.threads.add(threading.get_ident())
