@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from socklab.errors import translate_oserror
 from socklab.i18n import _, ngettext
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.reflection import Silence, answer_datagram
@@ -36,6 +35,7 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 Report = Callable[[str], None]
@@ -338,7 +338,7 @@ def run_upper_client(
 ) -> str:
     """Send one sentence as the slides' client does and return the server's reply as text."""
     data = sentence.encode("utf-8")
-    try:
+    with translated_oserrors(host=host, port=port):
         if transport == "udp":
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
@@ -357,5 +357,3 @@ def run_upper_client(
             while chunk := client_socket.recv(4096):
                 chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc

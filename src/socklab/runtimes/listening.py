@@ -1,14 +1,15 @@
 """Opening server sockets, shared by every runtime: resolve, bind, listen, translate errors.
 
-`OSError` is translated here, once, into socklab errors with the address and cause attached.
+`OSError` is translated into socklab errors with the address and cause attached (`oserrors`).
 """
 
 from __future__ import annotations
 
 import socket
 
-from socklab.errors import AddressInUseError, UsageError, translate_oserror
+from socklab.errors import AddressInUseError, UsageError
 from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.oserrors import translate_oserror, translated_oserrors
 from socklab.tracing import new_socket
 
 
@@ -16,12 +17,10 @@ def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tup
     """(family, sockaddr) for binding; "" means every IPv4 interface, as in the slides."""
     if not 0 <= port <= 65535:
         raise UsageError(f"port {port} is out of range 0-65535")
-    try:
+    with translated_oserrors(host=host, port=port):
         infos = socket.getaddrinfo(
             host or None, port, socket.AF_UNSPEC, sock_type, 0, socket.AI_PASSIVE
         )
-    except socket.gaierror as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc
     # Prefer IPv4 for "" / None (the slides' bind(('', port)) is IPv4); otherwise the first answer.
     if not host:
         infos.sort(key=lambda info: info[0] != socket.AF_INET)

@@ -28,7 +28,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from socklab.errors import translate_oserror
 from socklab.protocol.chat import (
     BuddyInfo,
     ChatEvent,
@@ -40,6 +39,7 @@ from socklab.protocol.chat import (
 )
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.listening import bound_address, open_listening_socket
+from socklab.runtimes.oserrors import translate_oserror
 
 ChatObserver = Callable[[ChatEvent], None]
 

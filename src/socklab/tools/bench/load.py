@@ -26,8 +26,9 @@ import socket
 import time
 from dataclasses import dataclass
 
-from socklab.errors import UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.protocol.converter import UPPER, handle_datagram, parse_reply_datagram
+from socklab.runtimes.oserrors import translate_oserror, translated_oserrors
 from socklab.tools.bench.histogram import LatencyHistogram
 from socklab.tools.bench.results import ErrorCounts
 from socklab.tools.bench.workload import (
@@ -156,10 +157,8 @@ class _Poller:
 
 
 def resolve_target(host: str, port: int, sock_type: int) -> tuple[int, tuple[str, int]]:
-    try:
+    with translated_oserrors(host=host, port=port):
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, sock_type)
-    except socket.gaierror as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc
     family, _, _, _, address = infos[0]
     return family, (str(address[0]), int(address[1]))
 
@@ -544,11 +543,12 @@ class _DatagramLoad:
             for _ in range(self.plan.connections):
                 sock = socket.socket(self.family, socket.SOCK_DGRAM)
                 sock.setblocking(False)
-                try:
-                    sock.connect(self.address)
-                except OSError as exc:
-                    sock.close()
-                    raise translate_oserror(exc, host=self.plan.host, port=self.plan.port) from exc
+                with translated_oserrors(host=self.plan.host, port=self.plan.port):
+                    try:
+                        sock.connect(self.address)
+                    except OSError:
+                        sock.close()
+                        raise
                 slots[sock.fileno()] = _Slot(sock)
                 poller.register(sock.fileno(), _READ)
             control.wait_for_go()

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from socklab.errors import UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.converter import (
     CLOSE,
@@ -54,6 +54,7 @@ from socklab.protocol.converter import (
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import answer_datagram
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tools.check.results import CheckReport, CheckResult, Verdict, show_bytes
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
@@ -124,13 +125,11 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        try:
+        with translated_oserrors(host=target.host, port=0):
             family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
             self._listener = socket.socket(family, socket.SOCK_STREAM)
             self._listener.bind((target.host, 0))
             self._listener.listen(MAX_CONNECTIONS)
-        except OSError as exc:
-            raise translate_oserror(exc, host=target.host, port=0) from exc
         self._listener.settimeout(POLL_S)
         self.port = int(self._listener.getsockname()[1])
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
@@ -245,12 +244,10 @@ class ScriptedDatagramServer:
         self.record = record
         self._stop = threading.Event()
         self._peers: dict[object, ConnectionLog] = {}
-        try:
+        with translated_oserrors(host=target.host, port=0):
             family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
             self._sock = socket.socket(family, socket.SOCK_DGRAM)
             self._sock.bind((target.host, 0))
-        except OSError as exc:
-            raise translate_oserror(exc, host=target.host, port=0) from exc
         self._sock.settimeout(POLL_S)
         self.port = int(self._sock.getsockname()[1])
         self._thread = threading.Thread(target=self._serve, daemon=True)
