@@ -7,7 +7,7 @@
     │   └── RemoteProtocolError    the peer sent something the protocol forbids
     └── NetworkError               an OSError, translated once at the boundary (runtimes.oserrors)
         ├── RefusedError           nobody listens at the address
-        ├── AddressInUseError          the port is taken (knows who holds it, if visible)
+        ├── AddressInUseError          the port is taken (carries the port and transport)
         ├── AddressNotAvailableError   bind() to an address that is not this computer's
         ├── PermissionDeniedError      privileged port, raw socket without rights, ...
         ├── HostNotFoundError          name resolution failed
@@ -67,10 +67,11 @@ class AddressInUseError(NetworkError):
         *,
         host: str | None = None,
         port: int | None = None,
-        holder: str | None = None,
+        transport: str | None = None,
     ):
         super().__init__(message, host=host, port=port)
-        self.holder = holder  # "PID 1234 (python3)" when the holder is visible to us
+        # "tcp" or "udp" where a server bound the port: the CLI then names the program holding it.
+        self.transport = transport
 
 
 class AddressNotAvailableError(NetworkError):

@@ -55,7 +55,11 @@ _WINERROR_CLASSES: dict[int, type[NetworkError]] = {
 
 
 def translate_oserror(
-    exc: OSError, *, host: str | None = None, port: int | None = None
+    exc: OSError,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    transport: str | None = None,
 ) -> NetworkError:
     """The socklab error that explains `exc` (not raised: the caller decides, `from exc`).
 
@@ -73,21 +77,26 @@ def translate_oserror(
             exc.errno or -1, NetworkError
         )
     detail = exc.strerror or str(exc) or type(exc).__name__
+    if cls is AddressInUseError:
+        return AddressInUseError(detail, host=host, port=port, transport=transport)
     return cls(detail, host=host, port=port)
 
 
 class translated_oserrors:  # lower case, like contextlib.suppress: it reads as a `with` clause
     """`with translated_oserrors(host=h, port=p): sock.connect(...)` raises socklab errors.
 
-    Other exceptions pass through untouched. A class rather than a
+    `transport` ("tcp"/"udp") is given around a server's bind(), so that the CLI can look up
+    which program holds a taken port. Other exceptions pass through untouched. A class rather than a
     `@contextmanager` generator: it wraps every send and receive of the clients, and a plain
     `__exit__` costs a fraction of a generator's setup.
     """
 
-    __slots__ = ("host", "port")
+    __slots__ = ("host", "port", "transport")
 
-    def __init__(self, *, host: str | None = None, port: int | None = None) -> None:
-        self.host, self.port = host, port
+    def __init__(
+        self, *, host: str | None = None, port: int | None = None, transport: str | None = None
+    ) -> None:
+        self.host, self.port, self.transport = host, port, transport
 
     def __enter__(self) -> None:
         return None
@@ -99,4 +108,6 @@ class translated_oserrors:  # lower case, like contextlib.suppress: it reads as 
         tb: TracebackType | None,
     ) -> None:
         if isinstance(exc, OSError):
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+            raise translate_oserror(
+                exc, host=self.host, port=self.port, transport=self.transport
+            ) from exc

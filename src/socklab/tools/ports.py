@@ -380,6 +380,16 @@ def describe_holder(row: SocketRow) -> str | None:
     return f"PID {row.pid} ({row.process or '?'})"
 
 
+def describe_port_holder(port: int, transport: str) -> str | None:
+    """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
+    try:
+        table = read_socket_table()
+    except OSError:
+        return None
+    holder = find_port_holder(table.rows, port, "udp" if transport == "udp" else "tcp")
+    return describe_holder(holder) if holder is not None else None
+
+
 # --- demultiplexing: which socket receives a packet ----------------------------------------------
 
 
