@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from socklab.i18n import _, ngettext
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.upper import SENTENCE_BYTES, UpperSession, handle_upper_datagram
@@ -56,11 +57,6 @@ PEER_LINES_PER_S = 10
 # Distinct peers remembered for a summary line: bounded, so a flood from every port of every
 # address cannot grow the set without end (the line then says "at least").
 MAX_COUNTED_PEERS = 10_000
-
-
-def _format_peer(address: tuple[str, int]) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
 
 
 def _show(data: bytes) -> str:
@@ -234,7 +230,8 @@ class UpperServer:
                 self._limiter.offer(peer, lambda: _describe_connection(peer, reason, session))
             case ConnectionRefusedBusy(peer):
                 self._limiter.offer(
-                    peer, lambda: _("Refused {peer}: server busy").format(peer=_format_peer(peer))
+                    peer,
+                    lambda: _("Refused {peer}: server busy").format(peer=format_endpoint(*peer)),
                 )
             case _:
                 pass  # opened: the line comes when it closes, with what it sent
@@ -264,7 +261,7 @@ class UpperServer:
                 client_address,
                 lambda: _(
                     "Datagram from {peer} was larger than {size} bytes and was cut off: not answered."
-                ).format(peer=_format_peer(client_address), size=UDP_RECEIVE_BYTES),
+                ).format(peer=format_endpoint(*client_address), size=UDP_RECEIVE_BYTES),
             )
             return
         reply = answer_datagram(message, client_address[1], handle_upper_datagram)
@@ -276,7 +273,7 @@ class UpperServer:
 
 
 def _describe_connection(peer: tuple[str, int], reason: str, session: object) -> str:
-    shown_peer = _format_peer(peer)
+    shown_peer = format_endpoint(*peer)
     if isinstance(session, UpperSession) and session.request is not None:
         assert session.reply is not None
         return _("From {peer}: {request} -> {reply}").format(
@@ -293,7 +290,7 @@ def _describe_connection(peer: tuple[str, int], reason: str, session: object) ->
 
 
 def _describe_datagram(peer: tuple[str, int], message: bytes, reply: bytes | Silence) -> str:
-    shown_peer = _format_peer(peer)
+    shown_peer = format_endpoint(*peer)
     if isinstance(reply, bytes):
         return _("From {peer}: {request} -> {reply}").format(
             peer=shown_peer, request=_show(message), reply=_show(reply)

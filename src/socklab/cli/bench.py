@@ -16,6 +16,7 @@ from socklab.cli.arguments import host_port, non_negative_int, positive_int, pos
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.framing import FRAMINGS
 from socklab.runtimes import DEFAULT_RUNTIME
 from socklab.tools.bench.workload import SCENARIOS, Workload
@@ -239,7 +240,9 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     table = Table(title=_("socklab bench"), show_header=False)
     table.add_column("metric")  # header hidden
     table.add_column("value", justify="right")
-    table.add_row(_("target"), f"{host}:{port}" + (f" ({result.model})" if result.model else ""))
+    table.add_row(
+        _("target"), format_endpoint(host, port) + (f" ({result.model})" if result.model else "")
+    )
     if workload.transport == "udp":
         shape = _("UDP, {n} outstanding, {size} B").format(
             n=workload.connections, size=workload.size

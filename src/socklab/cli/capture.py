@@ -30,6 +30,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, ngettext
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.tools.capture.ladder import (
     Fragment,
@@ -284,11 +285,6 @@ class _Printer:
             raise self._error
 
 
-def format_endpoint(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def escape_bytes(data: bytes) -> str:
     """One line of payload for the line view (the project's one escaper, unquoted)."""
     return escape_for_terminal(data)
@@ -352,7 +348,7 @@ class _LineView(_View):
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
-            f"{format_endpoint(packet.source)} → {format_endpoint(packet.destination)}",
+            f"{format_endpoint(*packet.source)} → {format_endpoint(*packet.destination)}",
         ]
         if packet.flags is not None:
             parts.append(f"[{describe_flags(packet.flags)}] seq={packet.seq} ack={packet.ack}")
@@ -431,11 +427,11 @@ class _LadderView(_View):
             say(
                 title.format(
                     number=step.connection,
-                    client=format_endpoint(step.client),
-                    server=format_endpoint(step.server),
+                    client=format_endpoint(*step.client),
+                    server=format_endpoint(*step.server),
                 )
             )
-            left, right = format_endpoint(step.client), format_endpoint(step.server)
+            left, right = format_endpoint(*step.client), format_endpoint(*step.server)
             say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
         elapsed = step.time - self._start.get(key, step.time)
         label = " ".join(
@@ -459,7 +455,7 @@ class _LadderView(_View):
         delivered = describe_owner(owner)
         if delivered and named not in self._owners_named:
             self._owners_named.add(named)
-            say(f"{'':>14}{format_endpoint(step.receiver)}: {delivered}")
+            say(f"{'':>14}{format_endpoint(*step.receiver)}: {delivered}")
         if self.printer.hex_dump and packet.payload:
             for dump_line in hex_dump(packet.payload, indent=" " * 16):
                 say(dump_line)
@@ -491,15 +487,15 @@ class _FollowView(_View):
             say(
                 _("TCP stream {number}: {client} ⇄ {server}").format(
                     number=connection.number,
-                    client=format_endpoint(connection.client),
-                    server=format_endpoint(connection.server),
+                    client=format_endpoint(*connection.client),
+                    server=format_endpoint(*connection.server),
                 )
             )
         if segment.delivered:
             marker = ">" if segment.from_client else "<"
             say(
-                f"#{connection.number} {marker} {format_endpoint(packet.source)} → "
-                f"{format_endpoint(packet.destination)} "
+                f"#{connection.number} {marker} {format_endpoint(*packet.source)} → "
+                f"{format_endpoint(*packet.destination)} "
                 + ngettext("({count} byte)", "({count} bytes)", len(segment.delivered)).format(
                     count=len(segment.delivered)
                 )
@@ -513,13 +509,13 @@ class _FollowView(_View):
         if segment.fin:
             say(
                 _("#{number} {sender} closed its direction (FIN)").format(
-                    number=connection.number, sender=format_endpoint(packet.source)
+                    number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
         if packet.has(TcpFlags.RST):
             say(
                 _("#{number} reset by {sender} (RST)").format(
-                    number=connection.number, sender=format_endpoint(packet.source)
+                    number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
 

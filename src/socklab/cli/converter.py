@@ -23,6 +23,7 @@ from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.retransmission import (
@@ -209,10 +210,6 @@ def _add_endpoint(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Environment) -> None:
     """The "listening on" line (tests and scripts parse it) and how to stop."""
     host, port = handle.address
@@ -225,14 +222,14 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
     if args.transport == "udp":
         env.say(
             _("Converter server listening on {address} (UDP, model {model})").format(
-                address=_format_address(host, port), model=model
+                address=format_endpoint(host, port), model=model
             )
         )
     else:
         env.say(
             _(
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=_format_address(host, port), framing=args.framing, model=model)
+            ).format(address=format_endpoint(host, port), framing=args.framing, model=model)
         )
     note = exposure_note(args.host)
     if note is not None:
@@ -251,15 +248,15 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def observe(event: ServerEvent) -> None:
         match event:
             case ConnectionOpened(peer):
-                env.say(_("Connection from {peer}").format(peer=_format_address(*peer)))
+                env.say(_("Connection from {peer}").format(peer=format_endpoint(*peer)))
             case ConnectionClosed(peer, reason):
                 env.say(
                     _("Connection from {peer} closed ({reason})").format(
-                        peer=_format_address(*peer), reason=reason
+                        peer=format_endpoint(*peer), reason=reason
                     )
                 )
             case ConnectionRefusedBusy(peer):
-                env.say(_("Refused {peer}: server busy").format(peer=_format_address(*peer)))
+                env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -448,7 +445,7 @@ def _report_unanswered(
             "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         ).format(
             request=decode_reply(message[:60]),
-            address=_format_address(client.host, client.port),
+            address=format_endpoint(client.host, client.port),
             attempts=attempts,
             timeout=f"{client.timeout_s:g}",
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from socklab import errors
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.ports import describe_port_holder
 
 
 def _where(error: errors.NetworkError) -> str:
     if error.host is not None and error.port is not None:
-        host = f"[{error.host}]" if ":" in error.host else error.host
-        return f"{host}:{error.port}"
+        return format_endpoint(error.host, error.port)
     if error.host is not None:
         return error.host
     return _("the peer")

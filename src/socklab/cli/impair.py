@@ -17,6 +17,7 @@ from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.impair import (
     FaultSettings,
     ImpairConfig,
@@ -247,7 +248,7 @@ def build_settings(args: argparse.Namespace) -> FaultSettings:
         raise UsageError(
             _(
                 "--listen and --target are the same address {address}: the relay would send to itself."
-            ).format(address=_address(*args.target))
+            ).format(address=format_endpoint(*args.target))
         )
     return FaultSettings(
         loss=args.loss,
@@ -265,10 +266,6 @@ def build_settings(args: argparse.Namespace) -> FaultSettings:
 
 def _number(value: float) -> str:
     return f"{value:g}"
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def describe_faults(faults: FaultSettings) -> str:
@@ -357,7 +354,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def on_event(event: TargetUnreachable) -> None:
         env.warn(
             _("Cannot reach the target {target}: {detail}").format(
-                target=_address(*event.target), detail=event.detail
+                target=format_endpoint(*event.target), detail=event.detail
             )
         )
 
@@ -378,8 +375,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def announce() -> None:
         env.say(
             _("impair listening on {listen} -> {target} ({transport}, seed {seed})").format(
-                listen=_address(*relay.address),
-                target=_address(*args.target),
+                listen=format_endpoint(*relay.address),
+                target=format_endpoint(*args.target),
                 transport=args.transport.upper(),
                 seed=seed,
             )

@@ -15,6 +15,7 @@ import argparse
 
 from socklab.cli.environment import Environment
 from socklab.i18n import _, ngettext
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.tracing import Call, TraceEvent, Tracer
 
@@ -57,8 +58,7 @@ def make_tracer(env: Environment, *, explain: bool) -> Tracer:
 def format_address(address: tuple[str, int] | None) -> str:
     if address is None:
         return "?"
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_endpoint(address[0], address[1])
 
 
 def _count(nbytes: int) -> str:

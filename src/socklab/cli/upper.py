@@ -14,6 +14,7 @@ from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_host
 from socklab.protocol.upper import handle_upper_datagram
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
@@ -91,10 +92,9 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         model=args.model or DEFAULT_RUNTIME,
     )
     host, port = server.address
-    shown_host = f"[{host}]" if ":" in host else host
     env.say(
         _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
-            transport=args.transport.upper(), host=shown_host, port=port
+            transport=args.transport.upper(), host=format_host(host), port=port
         )
     )
     note = exposure_note(args.host)
