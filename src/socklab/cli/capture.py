@@ -31,7 +31,7 @@ from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
-from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 from socklab.tools.capture.ladder import (
     Fragment,
     LadderBuilder,
@@ -54,6 +54,7 @@ from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
 LADDER_WIDTH = 46  # characters between the two columns of the ladder
+HEX_INDENT = "    "  # a hex dump under its packet line
 # The first socket-table read can take seconds on a machine with many thousands of sockets;
 # the capture starts anyway and annotates once the table is in.
 OWNERS_READY_S = 10.0
@@ -295,17 +296,6 @@ def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
     return escape_for_terminal(data, max_bytes=limit, quoted=True)
 
 
-def hex_dump(data: bytes, indent: str = "    ") -> list[str]:
-    """tcpdump -X style: offset, 16 bytes in hex, the same bytes as ASCII."""
-    lines = []
-    for offset in range(0, len(data), 16):
-        chunk = data[offset : offset + 16]
-        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
-        text = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
-        lines.append(f"{indent}{offset:04x}  {hex_part:<47}  {text}")
-    return lines
-
-
 def describe_owner(owner: SocketRow | None) -> str:
     if owner is None or owner.pid is None:
         return ""
@@ -360,7 +350,7 @@ class _LineView(_View):
             parts.append(f"· {delivered}")
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
-            for line in hex_dump(packet.payload):
+            for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
                 self.printer.say(line)
 
 
@@ -457,7 +447,7 @@ class _LadderView(_View):
             self._owners_named.add(named)
             say(f"{'':>14}{format_endpoint(*step.receiver)}: {delivered}")
         if self.printer.hex_dump and packet.payload:
-            for dump_line in hex_dump(packet.payload, indent=" " * 16):
+            for dump_line in hexdump_lines(packet.payload, indent=" " * 16, bars=False):
                 say(dump_line)
 
 
@@ -501,7 +491,7 @@ class _FollowView(_View):
                 )
             )
             if self.printer.hex_dump:
-                for line in hex_dump(segment.delivered):
+                for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):
                     say(line)
             else:
                 for text_line in _stream_lines(segment.delivered):
