@@ -348,14 +348,11 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        stats = self.server.stats
-        stats.datagrams_received += 1
         reply = reply_to_datagram(data, addr)
         if reply is None:
-            stats.datagrams_dropped += 1
             return
         self.transport.sendto(reply, addr)
-        stats.requests_served += 1
+        self.server.stats.requests_served += 1
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a client that went away: nothing to do for a datagram server.

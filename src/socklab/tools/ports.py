@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -570,10 +570,3 @@ class SocketWatch:
         self._started = True
         rows = sorted(result.values(), key=lambda watched: sort_key(watched.row))
         return tuple(rows), tuple(changes)
-
-
-def count_by_status(rows: Sequence[WatchedRow]) -> dict[RowStatus, int]:
-    counts = dict.fromkeys(RowStatus, 0)
-    for watched in rows:
-        counts[watched.status] += 1
-    return counts
