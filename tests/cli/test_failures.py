@@ -239,7 +239,7 @@ def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.Monkey
         asked.append((port, transport))
         return "PID 7 (nc)"
 
-    monkeypatch.setattr(failures, "describe_port_holder", holder_of)
+    monkeypatch.setattr("socklab.tools.ports.describe_port_holder", holder_of)
     line, status = failures.describe_error(AddressInUseError("in use", port=9, transport="udp"))
     assert (line, status) == (
         "Port 9 is already in use by PID 7 (nc). Stop that program or choose another port with --port.",

@@ -6,7 +6,6 @@ from socklab import errors
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
 from socklab.protocol.endpoints import format_endpoint
-from socklab.tools.ports import describe_port_holder
 
 
 def _where(error: errors.NetworkError) -> str:
@@ -24,7 +23,10 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
         return _("Error: {detail}").format(detail=detail), ExitStatus.USAGE
     if isinstance(error, errors.AddressInUseError):
         port = error.port
-        # Only a server's bind names its transport; the socket table is read for it alone.
+        # Only a server's bind names its transport; the socket table is read for it alone, and
+        # imported here, so that a server does not keep that tool in memory for its whole life.
+        from socklab.tools.ports import describe_port_holder
+
         holder = (
             describe_port_holder(port, error.transport)
             if port is not None and error.transport is not None
