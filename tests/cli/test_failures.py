@@ -232,6 +232,9 @@ def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.Monkey
     """The error carries port and transport; the CLI, not the runtime, looks up the holder."""
     from socklab.cli import failures
     from socklab.errors import AddressInUseError
+    from socklab.i18n import set_language
+
+    set_language("en")  # an in-process test before this one may have left German behind
 
     asked: list[tuple[int, str]] = []
 
