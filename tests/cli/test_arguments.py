@@ -85,3 +85,23 @@ def test_the_factory_names_its_type_for_argparse() -> None:
     assert parser.parse_args(["--n", "4"]).n == 4
     with pytest.raises(argparse.ArgumentError, match=r"^argument --n: 3 is odd$"):
         parser.parse_args(["--n", "3"])
+
+
+def test_the_transport_is_one_attribute_in_every_command() -> None:
+    """--udp (and --tcp) set `args.transport` everywhere: one name for scripts and handlers."""
+    from socklab.cli.main import build_parser
+
+    commands = [
+        ["converter", "server", "--udp"],
+        ["converter", "client", "--udp"],
+        ["upper", "server", "--udp"],
+        ["upper", "client", "--udp"],
+        ["impair", "--udp", "--listen", "1", "--target", "2"],
+        ["bench", "--udp"],
+        ["check", "converter-server", "127.0.0.1:1", "--udp"],
+        ["check", "converter-client", "--udp", "true"],
+    ]
+    for argv in commands:
+        args = build_parser(argv).parse_args(argv)
+        assert args.transport == "udp", argv
+        assert not hasattr(args, "udp"), argv

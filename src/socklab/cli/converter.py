@@ -15,7 +15,16 @@ from socklab.apps.converter import (
     exchange_stream,
     exposure_note,
 )
-from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
+from socklab.cli.arguments import (
+    add_framing,
+    add_host_port,
+    add_loop,
+    add_model,
+    add_udp_flag,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
@@ -24,7 +33,6 @@ from socklab.clients.converter_client import DatagramConverterClient, StreamConv
 from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
-from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.retransmission import (
     DEFAULT_WINDOW,
@@ -62,18 +70,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     server = roles.add_parser("server", help=_("serve U:/L:/C: requests"))
     _add_endpoint(server)
-    server.add_argument(
-        "--model",
-        choices=sorted(RUNTIMES),
+    add_model(
+        server,
+        choices=RUNTIMES,
         default=DEFAULT_RUNTIME,
         help=_("how one program serves many sockets (default: %(default)s)"),
     )
-    server.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help=_("event loop of the asyncio model (default: uvloop where installed)"),
-    )
+    add_loop(server, help=_("event loop of the asyncio model (default: uvloop where installed)"))
     server.add_argument(
         "--workers",
         type=positive_int,
@@ -190,24 +193,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_endpoint(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--udp",
-        dest="transport",
-        action="store_const",
-        const="udp",
-        default="tcp",
-        help=_("use UDP datagrams instead of TCP"),
+    add_udp_flag(parser, help=_("use UDP datagrams instead of TCP"))
+    add_host_port(
+        parser,
+        host_default=DEFAULT_HOST,
+        port_default=DEFAULT_PORT,
+        host_help=_("address (default: %(default)s)"),
+        port_help=_("port (default: %(default)s)"),
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=_("address (default: %(default)s)"))
-    parser.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT, help=_("port (default: %(default)s)")
-    )
-    parser.add_argument(
-        "--framing",
-        choices=sorted(FRAMINGS),
-        default="line",
-        help=_("how TCP messages are delimited (default: %(default)s)"),
-    )
+    add_framing(parser, help=_("how TCP messages are delimited (default: %(default)s)"))
 
 
 def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Environment) -> None:

@@ -12,6 +12,8 @@ import math
 import random
 
 from socklab.cli.arguments import (
+    add_loop,
+    add_transport_choice,
     bounded_number,
     host_port,
     non_negative_int,
@@ -94,13 +96,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "UDP: --loss, --duplicate, --reorder (like netem). TCP: --slice, --limit-bytes, "
         "--reset-after (like Toxiproxy). Both: --delay, --jitter, --rate. No root needed."
     )
-    transport = parser.add_mutually_exclusive_group(required=True)
-    transport.add_argument(
-        "--tcp", dest="transport", action="store_const", const="tcp", help=_("relay TCP")
-    )
-    transport.add_argument(
-        "--udp", dest="transport", action="store_const", const="udp", help=_("relay UDP")
-    )
+    add_transport_choice(parser, tcp_help=_("relay TCP"), udp_help=_("relay UDP"))
     parser.add_argument(
         "--listen",
         type=host_port,
@@ -193,12 +189,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="both",
         help=_("impair client->target (up), target->client (down) or both (default: both)"),
     )
-    parser.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help=_("event loop of the relay (default: uvloop where installed)"),
-    )
+    add_loop(parser, help=_("event loop of the relay (default: uvloop where installed)"))
     parser.add_argument(
         "--stats-every",
         type=positive_seconds,
