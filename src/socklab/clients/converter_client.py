@@ -56,6 +56,9 @@ class StreamConverterClient:
         tracer: Tracer | None = None,
     ) -> None:
         self.host, self.port = host, port
+        # One translator for every call: it keeps no state between uses, and making one per
+        # send and receive would cost more than the `with` itself.
+        self._oserrors = translated_oserrors(host=host, port=port)
         self._framer = _reply_framer(framing, max_message_bytes)
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
@@ -72,7 +75,7 @@ class StreamConverterClient:
         self.send_bytes(self._framer.encode(message))
 
     def send_bytes(self, data: bytes) -> None:
-        with translated_oserrors(host=self.host, port=self.port):
+        with self._oserrors:
             self._sock.sendall(data)
 
     def request(self, message: bytes) -> bytes | None:
@@ -94,7 +97,7 @@ class StreamConverterClient:
         while not self._messages:
             if self._eof:
                 return None
-            with translated_oserrors(host=self.host, port=self.port):
+            with self._oserrors:
                 data = self._sock.recv(RECEIVE_BYTES)
             events = self._framer.receive_data(data) if data else self._framer.receive_eof()
             if not data:
@@ -127,6 +130,7 @@ class DatagramConverterClient:
         self, host: str, port: int, *, timeout_s: float = 5.0, tracer: Tracer | None = None
     ) -> None:
         self.host, self.port = host, port
+        self._oserrors = translated_oserrors(host=host, port=port)  # one for every call
         self.timeout_s = timeout_s
         self.stats: RetransmissionStats | None = None  # set by exchange_reliably
         with translated_oserrors(host=host, port=port):
@@ -139,11 +143,11 @@ class DatagramConverterClient:
         self._sock.settimeout(timeout_s)
 
     def send_datagram(self, message: bytes, request_id: int | None = None) -> None:
-        with translated_oserrors(host=self.host, port=self.port):
+        with self._oserrors:
             self._sock.send(build_datagram(message, request_id))
 
     def receive_datagram(self) -> bytes:
-        with translated_oserrors(host=self.host, port=self.port):
+        with self._oserrors:
             return self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
 
     def request(self, message: bytes) -> bytes:
@@ -183,14 +187,14 @@ class DatagramConverterClient:
             self._receive_until(requester, deadline)
 
     def _send_raw(self, datagram: bytes) -> None:
-        with translated_oserrors(host=self.host, port=self.port):
+        with self._oserrors:
             self._sock.send(datagram)
 
     def _receive_until(self, requester: RetransmittingRequester, deadline: float) -> None:
         """Wait for replies until `deadline` (monotonic), feeding each to the requester."""
         wait_s = max(0.0, deadline - time.monotonic())
         try:
-            with translated_oserrors(host=self.host, port=self.port):
+            with self._oserrors:
                 # Waits until the next retransmission are ours, not the program's: a trace
                 # (--trace) shows the sends and receives, not every timer.
                 poll_quietly(self._sock, wait_s)

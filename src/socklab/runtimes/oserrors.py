@@ -88,7 +88,8 @@ class translated_oserrors:  # lower case, like contextlib.suppress: it reads as 
     `transport` ("tcp"/"udp") is given around a server's bind(), so that the CLI can look up
     which program holds a taken port. Other exceptions pass through untouched. A class rather than a
     `@contextmanager` generator: it wraps every send and receive of the clients, and a plain
-    `__exit__` costs a fraction of a generator's setup.
+    `__exit__` costs a fraction of a generator's setup. An instance keeps no state between uses,
+    so a client makes one and enters it around each call.
     """
 
     __slots__ = ("host", "port", "transport")
