@@ -40,3 +40,11 @@ def test_other_exceptions_pass_untouched() -> None:
         raise ValueError("not a socket error")
     with translated_oserrors(host="h", port=1):
         pass  # nothing raised: nothing happens
+
+
+def test_one_translator_serves_many_calls() -> None:
+    translator = translated_oserrors(host="h", port=2, transport="udp")
+    for _ in range(2):
+        with pytest.raises(errors.AddressInUseError) as caught, translator:
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        assert (caught.value.port, caught.value.transport) == (2, "udp")
