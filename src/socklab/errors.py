@@ -5,9 +5,9 @@
     ├── ProtocolError              someone broke the converter/chat rules
     │   ├── LocalProtocolError     our own code misused an API (a bug: raise loudly)
     │   └── RemoteProtocolError    the peer sent something the protocol forbids
-    └── NetworkError               an OSError, translated once at the boundary
+    └── NetworkError               an OSError, translated once at the boundary (runtimes.oserrors)
         ├── RefusedError           nobody listens at the address
-        ├── AddressInUseError          the port is taken (knows who holds it, if visible)
+        ├── AddressInUseError          the port is taken (carries the port and transport)
         ├── AddressNotAvailableError   bind() to an address that is not this computer's
         ├── PermissionDeniedError      privileged port, raw socket without rights, ...
         ├── HostNotFoundError          name resolution failed
@@ -18,13 +18,11 @@
             └── BrokenResourceError    broken by the peer or the network (reset, pipe)
 
 Each error carries the numbers a message needs (host, port, limits); the CLI turns each class
-into one translated line with a next step and an exit status, in one place.
+into one translated line with a next step and an exit status, in one place. This module imports
+nothing, so the sans-I/O core can raise these without loading `socket`.
 """
 
 from __future__ import annotations
-
-import errno
-import socket
 
 
 class SocklabError(Exception):
@@ -69,10 +67,11 @@ class AddressInUseError(NetworkError):
         *,
         host: str | None = None,
         port: int | None = None,
-        holder: str | None = None,
+        transport: str | None = None,
     ):
         super().__init__(message, host=host, port=port)
-        self.holder = holder  # "PID 1234 (python3)" when the holder is visible to us
+        # "tcp" or "udp" where a server bound the port: the CLI then names the program holding it.
+        self.transport = transport
 
 
 class AddressNotAvailableError(NetworkError):
@@ -105,49 +104,3 @@ class ClosedResourceError(ResourceError):
 
 class BrokenResourceError(ResourceError):
     """The peer or the network broke the connection (reset, broken pipe, aborted)."""
-
-
-_ERRNO_CLASSES: dict[int, type[NetworkError]] = {
-    errno.ECONNREFUSED: RefusedError,
-    errno.EADDRINUSE: AddressInUseError,
-    errno.EADDRNOTAVAIL: AddressNotAvailableError,
-    errno.EACCES: PermissionDeniedError,
-    errno.EPERM: PermissionDeniedError,
-    errno.ETIMEDOUT: NetworkTimeoutError,
-    errno.EHOSTUNREACH: UnreachableError,
-    errno.ENETUNREACH: UnreachableError,
-    errno.ECONNRESET: BrokenResourceError,
-    errno.EPIPE: BrokenResourceError,
-    errno.ECONNABORTED: BrokenResourceError,
-    errno.EBADF: ClosedResourceError,
-}
-# Windows reports WSA* codes in winerror; map them too so the classes agree on every platform.
-_WINERROR_CLASSES: dict[int, type[NetworkError]] = {
-    10061: RefusedError,  # WSAECONNREFUSED
-    10048: AddressInUseError,  # WSAEADDRINUSE
-    10049: AddressNotAvailableError,  # WSAEADDRNOTAVAIL
-    10013: PermissionDeniedError,  # WSAEACCES
-    10060: NetworkTimeoutError,  # WSAETIMEDOUT
-    10065: UnreachableError,  # WSAEHOSTUNREACH
-    10051: UnreachableError,  # WSAENETUNREACH
-    10054: BrokenResourceError,  # WSAECONNRESET
-    10053: BrokenResourceError,  # WSAECONNABORTED
-}
-
-
-def translate_oserror(
-    exc: OSError, *, host: str | None = None, port: int | None = None
-) -> NetworkError:
-    """Map an OSError to the socklab class that explains it; callers `raise ... from exc`."""
-    cls: type[NetworkError]
-    if isinstance(exc, socket.gaierror):
-        cls = HostNotFoundError
-    elif isinstance(exc, TimeoutError | socket.timeout):
-        cls = NetworkTimeoutError
-    else:
-        winerror = getattr(exc, "winerror", None)
-        cls = (_WINERROR_CLASSES.get(winerror) if winerror else None) or _ERRNO_CLASSES.get(
-            exc.errno or -1, NetworkError
-        )
-    detail = exc.strerror or str(exc) or type(exc).__name__
-    return cls(detail, host=host, port=port)

@@ -226,3 +226,29 @@ def test_privileged_port_as_unprivileged_user(lang: str, expected: str) -> None:
     )
     assert result.returncode == PERMISSION, result.stderr
     assert one_line(result.stderr) == expected.format(port=port)
+
+
+def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error carries port and transport; the CLI, not the runtime, looks up the holder."""
+    from socklab.cli import failures
+    from socklab.errors import AddressInUseError
+    from socklab.i18n import set_language
+
+    set_language("en")  # an in-process test before this one may have left German behind
+
+    asked: list[tuple[int, str]] = []
+
+    def holder_of(port: int, transport: str) -> str:
+        asked.append((port, transport))
+        return "PID 7 (nc)"
+
+    monkeypatch.setattr("socklab.tools.ports.describe_port_holder", holder_of)
+    line, status = failures.describe_error(AddressInUseError("in use", port=9, transport="udp"))
+    assert (line, status) == (
+        "Port 9 is already in use by PID 7 (nc). Stop that program or choose another port with --port.",
+        ADDRESS_IN_USE,
+    )
+    assert asked == [(9, "udp")]
+    line, _status = failures.describe_error(AddressInUseError("in use", port=9))
+    assert line.startswith("Port 9 is already in use by another program.")
+    assert asked == [(9, "udp")]  # no transport, no look-up

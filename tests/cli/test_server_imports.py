@@ -52,3 +52,4 @@ def test_a_server_leaves_the_heavy_helpers_out() -> None:
     modules = imported_by_server("asyncio")
     assert modules.isdisjoint(HEAVY), modules & HEAVY
     assert "socklab.tools.capture" not in modules
+    assert "socklab.tools.ports" not in modules  # read only when a port is taken

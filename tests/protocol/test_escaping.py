@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 
 # What a hostile peer sends to paint on an operator's terminal: OSC (window title), CSI (clear
 # screen), a C1 CSI in UTF-8 and as a raw byte, a CR that rewrites the line, bidi override.
@@ -43,3 +43,11 @@ def test_anything_comes_out_as_one_printable_line(
 ) -> None:
     shown = escape_for_terminal(data, max_bytes=max_bytes, quoted=quoted)
     assert shown.isprintable()
+
+
+def test_hexdump_lines_as_hexdump_c_prints_them() -> None:
+    assert hexdump_lines(b"L:U\n\x1b[2J" + bytes(range(0x7E, 0x86)) + b"x") == [
+        "0000  4c 3a 55 0a 1b 5b 32 4a 7e 7f 80 81 82 83 84 85  |L:U..[2J~.......|",
+        "0010  78                                               |x|",
+    ]
+    assert hexdump_lines(b"") == []

@@ -13,10 +13,6 @@ from socklab.tools.capture.packets import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
     TcpFlags,
-    build_ethernet,
-    build_ipv4_tcp,
-    build_ipv4_udp,
-    build_ipv6_tcp,
     decode_frame,
     describe_flags,
 )
@@ -30,6 +26,12 @@ from socklab.tools.capture.pcap import (
 )
 from socklab.tools.capture.runner import display_should_skip
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program, run_bpf
+from tests.tools.packet_builders import (
+    build_ethernet,
+    build_ipv4_tcp,
+    build_ipv4_udp,
+    build_ipv6_tcp,
+)
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 50000)

@@ -9,11 +9,12 @@ import re
 import pytest
 from rich.console import Console
 
-from socklab.cli.capture import escape_bytes, format_preview, hex_dump
+from socklab.cli.capture import HEX_INDENT, escape_bytes, format_preview
 from socklab.cli.environment import Environment
 from socklab.cli.main import main
 from socklab.cli.ports import _socket_table, plain_table_lines, print_socket_table, watch_view
 from socklab.cli.status import ExitStatus
+from socklab.protocol.escaping import hexdump_lines
 from socklab.tools.ports import RowStatus, SocketRow, SocketTable, WatchedRow
 
 
@@ -52,7 +53,7 @@ def test_payload_escaping_and_hex_dump() -> None:
     assert escape_bytes(b'U:a\n\r\t"\\\x00\xff') == 'U:a\\n\\r\\t"\\\\\\x00\\xff'
     assert escape_bytes("U:straße\x1b[2J".encode()) == "U:straße\\x1b[2J"
     assert format_preview(b'x"' * 25, limit=3) == '"x\\"x…" (50 bytes)'
-    assert hex_dump(b"U:abc\n" + bytes(range(12))) == [
+    assert hexdump_lines(b"U:abc\n" + bytes(range(12)), indent=HEX_INDENT, bars=False) == [
         "    0000  55 3a 61 62 63 0a 00 01 02 03 04 05 06 07 08 09  U:abc...........",
         "    0010  0a 0b                                            ..",
     ]

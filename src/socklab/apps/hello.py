@@ -19,10 +19,11 @@ import socket
 from collections.abc import Callable
 
 from socklab.apps.converter import exposure_note
-from socklab.errors import AddressInUseError, translate_oserror
+from socklab.errors import AddressInUseError
 from socklab.i18n import _
 from socklab.protocol.escaping import escape_for_terminal
-from socklab.runtimes.listening import describe_port_holder
+from socklab.runtimes.oserrors import translate_oserror
+from socklab.tools.ports import describe_port_holder
 from socklab.tracing import Tracer, new_socket, poll_quietly
 
 Report = Callable[[str], None]

@@ -22,9 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from socklab.errors import translate_oserror
 from socklab.i18n import _, ngettext
 from socklab.protocol.closing import TIMEOUTS, CloseReason
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.upper import SENTENCE_BYTES, UpperSession, handle_upper_datagram
@@ -37,6 +37,7 @@ from socklab.runtimes.config import (
 )
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 Report = Callable[[str], None]
@@ -57,11 +58,6 @@ PEER_LINES_PER_S = 10
 # Distinct peers remembered for a summary line: bounded, so a flood from every port of every
 # address cannot grow the set without end (the line then says "at least").
 MAX_COUNTED_PEERS = 10_000
-
-
-def _format_peer(address: tuple[str, int]) -> str:
-    host = f"[{address[0]}]" if ":" in address[0] else address[0]
-    return f"{host}:{address[1]}"
 
 
 def _show(data: bytes) -> str:
@@ -235,7 +231,8 @@ class UpperServer:
                 self._limiter.offer(peer, lambda: _describe_connection(peer, reason, session))
             case ConnectionRefusedBusy(peer):
                 self._limiter.offer(
-                    peer, lambda: _("Refused {peer}: server busy").format(peer=_format_peer(peer))
+                    peer,
+                    lambda: _("Refused {peer}: server busy").format(peer=format_endpoint(*peer)),
                 )
             case _:
                 pass  # opened: the line comes when it closes, with what it sent
@@ -265,7 +262,7 @@ class UpperServer:
                 client_address,
                 lambda: _(
                     "Datagram from {peer} was larger than {size} bytes and was cut off: not answered."
-                ).format(peer=_format_peer(client_address), size=UDP_RECEIVE_BYTES),
+                ).format(peer=format_endpoint(*client_address), size=UDP_RECEIVE_BYTES),
             )
             return
         reply = answer_datagram(message, client_address[1], handle_upper_datagram)
@@ -277,7 +274,7 @@ class UpperServer:
 
 
 def _describe_connection(peer: tuple[str, int], reason: CloseReason, session: object) -> str:
-    shown_peer = _format_peer(peer)
+    shown_peer = format_endpoint(*peer)
     if isinstance(session, UpperSession) and session.request is not None:
         assert session.reply is not None
         return _("From {peer}: {request} -> {reply}").format(
@@ -293,7 +290,7 @@ def _describe_connection(peer: tuple[str, int], reason: CloseReason, session: ob
 
 
 def _describe_datagram(peer: tuple[str, int], message: bytes, reply: bytes | Silence) -> str:
-    shown_peer = _format_peer(peer)
+    shown_peer = format_endpoint(*peer)
     if isinstance(reply, bytes):
         return _("From {peer}: {request} -> {reply}").format(
             peer=shown_peer, request=_show(message), reply=_show(reply)
@@ -338,7 +335,7 @@ def run_upper_client(
 ) -> str:
     """Send one sentence as the slides' client does and return the server's reply as text."""
     data = sentence.encode("utf-8")
-    try:
+    with translated_oserrors(host=host, port=port):
         if transport == "udp":
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
@@ -357,5 +354,3 @@ def run_upper_client(
             while chunk := client_socket.recv(4096):
                 chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc

@@ -12,11 +12,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from socklab.cli.arguments import host_port, non_negative_int, positive_int, positive_seconds
+from socklab.cli.arguments import (
+    add_framing,
+    add_loop,
+    add_model,
+    add_udp_flag,
+    host_port,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
-from socklab.protocol.framing import FRAMINGS
+from socklab.protocol.endpoints import format_endpoint
 from socklab.runtimes import DEFAULT_RUNTIME
 from socklab.tools.bench.workload import SCENARIOS, Workload
 
@@ -43,8 +52,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=_("measure the converter server running there"),
     )
-    where.add_argument(
-        "--model",
+    add_model(
+        where,
+        choices=None,
+        default=None,
         help=_(
             "start 'socklab converter server --model M' on loopback and measure it (default: {model})"
         ).format(model=DEFAULT_RUNTIME),
@@ -54,26 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=_("run every model (and uvloop vs the standard loop) under the same scenarios"),
     )
-    parser.add_argument(
-        "--framing",
-        choices=sorted(FRAMINGS),
-        default="line",
-        help=_("TCP message framing (default: %(default)s)"),
-    )
-    parser.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help=_("event loop of a started asyncio server (default: %(default)s)"),
-    )
-    parser.add_argument(
-        "--udp",
-        dest="transport",
-        action="store_const",
-        const="udp",
-        default="tcp",
-        help=_("send UDP datagrams, N outstanding at once"),
-    )
+    add_framing(parser, help=_("TCP message framing (default: %(default)s)"))
+    add_loop(parser, help=_("event loop of a started asyncio server (default: %(default)s)"))
+    add_udp_flag(parser, help=_("send UDP datagrams, N outstanding at once"))
     parser.add_argument(
         "--connections",
         type=positive_int,
@@ -239,7 +233,9 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     table = Table(title=_("socklab bench"), show_header=False)
     table.add_column("metric")  # header hidden
     table.add_column("value", justify="right")
-    table.add_row(_("target"), f"{host}:{port}" + (f" ({result.model})" if result.model else ""))
+    table.add_row(
+        _("target"), format_endpoint(host, port) + (f" ({result.model})" if result.model else "")
+    )
     if workload.transport == "udp":
         shape = _("UDP, {n} outstanding, {size} B").format(
             n=workload.connections, size=workload.size

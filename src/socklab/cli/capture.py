@@ -30,7 +30,8 @@ from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, ngettext
-from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 from socklab.tools.capture.ladder import (
     Fragment,
     LadderBuilder,
@@ -53,6 +54,7 @@ from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
 LADDER_WIDTH = 46  # characters between the two columns of the ladder
+HEX_INDENT = "    "  # a hex dump under its packet line
 # The first socket-table read can take seconds on a machine with many thousands of sockets;
 # the capture starts anyway and annotates once the table is in.
 OWNERS_READY_S = 10.0
@@ -284,11 +286,6 @@ class _Printer:
             raise self._error
 
 
-def format_endpoint(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def escape_bytes(data: bytes) -> str:
     """One line of payload for the line view (the project's one escaper, unquoted)."""
     return escape_for_terminal(data)
@@ -297,17 +294,6 @@ def escape_bytes(data: bytes) -> str:
 def format_preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
     """Payload as a quoted one-line string, cut at `limit` bytes with its size named."""
     return escape_for_terminal(data, max_bytes=limit, quoted=True)
-
-
-def hex_dump(data: bytes, indent: str = "    ") -> list[str]:
-    """tcpdump -X style: offset, 16 bytes in hex, the same bytes as ASCII."""
-    lines = []
-    for offset in range(0, len(data), 16):
-        chunk = data[offset : offset + 16]
-        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
-        text = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
-        lines.append(f"{indent}{offset:04x}  {hex_part:<47}  {text}")
-    return lines
 
 
 def describe_owner(owner: SocketRow | None) -> str:
@@ -352,7 +338,7 @@ class _LineView(_View):
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
-            f"{format_endpoint(packet.source)} → {format_endpoint(packet.destination)}",
+            f"{format_endpoint(*packet.source)} → {format_endpoint(*packet.destination)}",
         ]
         if packet.flags is not None:
             parts.append(f"[{describe_flags(packet.flags)}] seq={packet.seq} ack={packet.ack}")
@@ -364,7 +350,7 @@ class _LineView(_View):
             parts.append(f"· {delivered}")
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
-            for line in hex_dump(packet.payload):
+            for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
                 self.printer.say(line)
 
 
@@ -431,11 +417,11 @@ class _LadderView(_View):
             say(
                 title.format(
                     number=step.connection,
-                    client=format_endpoint(step.client),
-                    server=format_endpoint(step.server),
+                    client=format_endpoint(*step.client),
+                    server=format_endpoint(*step.server),
                 )
             )
-            left, right = format_endpoint(step.client), format_endpoint(step.server)
+            left, right = format_endpoint(*step.client), format_endpoint(*step.server)
             say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
         elapsed = step.time - self._start.get(key, step.time)
         label = " ".join(
@@ -459,9 +445,9 @@ class _LadderView(_View):
         delivered = describe_owner(owner)
         if delivered and named not in self._owners_named:
             self._owners_named.add(named)
-            say(f"{'':>14}{format_endpoint(step.receiver)}: {delivered}")
+            say(f"{'':>14}{format_endpoint(*step.receiver)}: {delivered}")
         if self.printer.hex_dump and packet.payload:
-            for dump_line in hex_dump(packet.payload, indent=" " * 16):
+            for dump_line in hexdump_lines(packet.payload, indent=" " * 16, bars=False):
                 say(dump_line)
 
 
@@ -491,21 +477,21 @@ class _FollowView(_View):
             say(
                 _("TCP stream {number}: {client} ⇄ {server}").format(
                     number=connection.number,
-                    client=format_endpoint(connection.client),
-                    server=format_endpoint(connection.server),
+                    client=format_endpoint(*connection.client),
+                    server=format_endpoint(*connection.server),
                 )
             )
         if segment.delivered:
             marker = ">" if segment.from_client else "<"
             say(
-                f"#{connection.number} {marker} {format_endpoint(packet.source)} → "
-                f"{format_endpoint(packet.destination)} "
+                f"#{connection.number} {marker} {format_endpoint(*packet.source)} → "
+                f"{format_endpoint(*packet.destination)} "
                 + ngettext("({count} byte)", "({count} bytes)", len(segment.delivered)).format(
                     count=len(segment.delivered)
                 )
             )
             if self.printer.hex_dump:
-                for line in hex_dump(segment.delivered):
+                for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):
                     say(line)
             else:
                 for text_line in _stream_lines(segment.delivered):
@@ -513,13 +499,13 @@ class _FollowView(_View):
         if segment.fin:
             say(
                 _("#{number} {sender} closed its direction (FIN)").format(
-                    number=connection.number, sender=format_endpoint(packet.source)
+                    number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
         if packet.has(TcpFlags.RST):
             say(
                 _("#{number} reset by {sender} (RST)").format(
-                    number=connection.number, sender=format_endpoint(packet.source)
+                    number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
 

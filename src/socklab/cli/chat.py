@@ -31,7 +31,11 @@ from socklab.apps.chat.commands import (
     parse_input,
 )
 from socklab.apps.chat.peer import LINGER_S
-from socklab.cli.arguments import host_port, positive_seconds
+from socklab.cli.arguments import (
+    add_model,
+    host_port,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
@@ -103,9 +107,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help=_("a buddy to connect to (repeatable); its buddies are introduced"),
     )
-    parser.add_argument(
-        "--model",
-        choices=sorted(MODELS),
+    add_model(
+        parser,
+        choices=MODELS,
         default=DEFAULT_MODEL,
         help=_(
             "the runtime serving the sockets: threads, one thread per socket and direction; "

@@ -11,11 +11,16 @@ import argparse
 import json
 from typing import Any
 
-from socklab.cli.arguments import host_port, positive_int, positive_seconds
+from socklab.cli.arguments import (
+    add_framing,
+    add_udp_flag,
+    host_port,
+    positive_int,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
-from socklab.protocol.framing import FRAMINGS
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.tools.check.client import (
     DEFAULT_CLIENT_TIMEOUT_S,
@@ -45,13 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "address", type=host_port, metavar="HOST:PORT", help=_("where the server listens")
     )
-    server.add_argument("--udp", action="store_true", help=_("check the UDP server instead of TCP"))
-    server.add_argument(
-        "--framing",
-        choices=sorted(FRAMINGS),
-        default="line",
-        help=_("the framing the server should speak (default: %(default)s)"),
-    )
+    add_udp_flag(server, help=_("check the UDP server instead of TCP"))
+    add_framing(server, help=_("the framing the server should speak (default: %(default)s)"))
     server.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -88,13 +88,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
             "environment as SOCKLAB_CHECK_HOST and SOCKLAB_CHECK_PORT)."
         ),
     )
-    client.add_argument("--udp", action="store_true", help=_("check a UDP client instead of TCP"))
-    client.add_argument(
-        "--framing",
-        choices=sorted(FRAMINGS),
-        default="line",
-        help=_("the framing the client should speak (default: %(default)s)"),
-    )
+    add_udp_flag(client, help=_("check a UDP client instead of TCP"))
+    add_framing(client, help=_("the framing the client should speak (default: %(default)s)"))
     client.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -142,7 +137,9 @@ def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
         max_message_bytes=args.max_message_bytes,
         concurrent_clients=args.clients,
     )
-    report = check_converter_server(target, udp=args.udp, only=frozenset(args.only or ()))
+    report = check_converter_server(
+        target, udp=args.transport == "udp", only=frozenset(args.only or ())
+    )
     return render(report, args.json, env)
 
 
@@ -156,7 +153,7 @@ def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     target = ClientTarget(
         command=tuple(command),
         framing=args.framing,
-        transport="udp" if args.udp else "tcp",
+        transport=args.transport,
         timeout_s=args.timeout,
         input_lines=tuple(args.input) if args.input is not None else DEFAULT_INPUT,
     )

@@ -15,7 +15,16 @@ from socklab.apps.converter import (
     exchange_stream,
     exposure_note,
 )
-from socklab.cli.arguments import non_negative_int, port_number, positive_int, positive_seconds
+from socklab.cli.arguments import (
+    add_framing,
+    add_host_port,
+    add_loop,
+    add_model,
+    add_udp_flag,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
@@ -24,7 +33,7 @@ from socklab.clients.converter_client import DatagramConverterClient, StreamConv
 from socklab.errors import RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.protocol.closing import CloseReason
-from socklab.protocol.framing import FRAMINGS
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.retransmission import (
     DEFAULT_WINDOW,
@@ -62,18 +71,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     server = roles.add_parser("server", help=_("serve U:/L:/C: requests"))
     _add_endpoint(server)
-    server.add_argument(
-        "--model",
-        choices=sorted(RUNTIMES),
+    add_model(
+        server,
+        choices=RUNTIMES,
         default=DEFAULT_RUNTIME,
         help=_("how one program serves many sockets (default: %(default)s)"),
     )
-    server.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help=_("event loop of the asyncio model (default: uvloop where installed)"),
-    )
+    add_loop(server, help=_("event loop of the asyncio model (default: uvloop where installed)"))
     server.add_argument(
         "--workers",
         type=positive_int,
@@ -190,28 +194,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_endpoint(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--udp",
-        dest="transport",
-        action="store_const",
-        const="udp",
-        default="tcp",
-        help=_("use UDP datagrams instead of TCP"),
+    add_udp_flag(parser, help=_("use UDP datagrams instead of TCP"))
+    add_host_port(
+        parser,
+        host_default=DEFAULT_HOST,
+        port_default=DEFAULT_PORT,
+        host_help=_("address (default: %(default)s)"),
+        port_help=_("port (default: %(default)s)"),
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help=_("address (default: %(default)s)"))
-    parser.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT, help=_("port (default: %(default)s)")
-    )
-    parser.add_argument(
-        "--framing",
-        choices=sorted(FRAMINGS),
-        default="line",
-        help=_("how TCP messages are delimited (default: %(default)s)"),
-    )
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    add_framing(parser, help=_("how TCP messages are delimited (default: %(default)s)"))
 
 
 def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Environment) -> None:
@@ -226,14 +217,14 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
     if args.transport == "udp":
         env.say(
             _("Converter server listening on {address} (UDP, model {model})").format(
-                address=_format_address(host, port), model=model
+                address=format_endpoint(host, port), model=model
             )
         )
     else:
         env.say(
             _(
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=_format_address(host, port), framing=args.framing, model=model)
+            ).format(address=format_endpoint(host, port), framing=args.framing, model=model)
         )
     note = exposure_note(args.host)
     if note is not None:
@@ -252,15 +243,15 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def observe(event: ServerEvent) -> None:
         match event:
             case ConnectionOpened(peer):
-                env.say(_("Connection from {peer}").format(peer=_format_address(*peer)))
+                env.say(_("Connection from {peer}").format(peer=format_endpoint(*peer)))
             case ConnectionClosed(peer, reason):
                 env.say(
                     _("Connection from {peer} closed ({reason})").format(
-                        peer=_format_address(*peer), reason=describe_close_reason(reason)
+                        peer=format_endpoint(*peer), reason=describe_close_reason(reason)
                     )
                 )
             case ConnectionRefusedBusy(peer):
-                env.say(_("Refused {peer}: server busy").format(peer=_format_address(*peer)))
+                env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -484,7 +475,7 @@ def _report_unanswered(
             "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         ).format(
             request=decode_reply(message[:60]),
-            address=_format_address(client.host, client.port),
+            address=format_endpoint(client.host, client.port),
             attempts=attempts,
             timeout=f"{client.timeout_s:g}",
         )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from socklab import errors
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 
 
 def _where(error: errors.NetworkError) -> str:
     if error.host is not None and error.port is not None:
-        host = f"[{error.host}]" if ":" in error.host else error.host
-        return f"{host}:{error.port}"
+        return format_endpoint(error.host, error.port)
     if error.host is not None:
         return error.host
     return _("the peer")
@@ -23,10 +23,19 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
         return _("Error: {detail}").format(detail=detail), ExitStatus.USAGE
     if isinstance(error, errors.AddressInUseError):
         port = error.port
-        if error.holder:
+        # Only a server's bind names its transport; the socket table is read for it alone, and
+        # imported here, so that a server does not keep that tool in memory for its whole life.
+        from socklab.tools.ports import describe_port_holder
+
+        holder = (
+            describe_port_holder(port, error.transport)
+            if port is not None and error.transport is not None
+            else None
+        )
+        if holder:
             line = _(
                 "Port {port} is already in use by {holder}. Stop that program or choose another port with --port."
-            ).format(port=port, holder=error.holder)
+            ).format(port=port, holder=holder)
         else:
             line = _(
                 "Port {port} is already in use by another program. Find it with 'socklab ports --port {port}', or choose another port with --port."

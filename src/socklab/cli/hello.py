@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from socklab.apps.hello import RECEIVE_TIMEOUT_S, run_hello_client, run_hello_server
-from socklab.cli.arguments import port_number, positive_seconds
+from socklab.cli.arguments import (
+    add_host_port,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
@@ -18,13 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server = roles.add_parser(
         "server", help=_("listen, accept one client, print its message, exit")
     )
-    server.add_argument(
-        "--host",
-        default="0.0.0.0",
-        help=_("address to listen on (default: %(default)s, all interfaces)"),
-    )
-    server.add_argument(
-        "--port", type=port_number, default=9999, help=_("port to listen on (default: %(default)s)")
+    add_host_port(
+        server,
+        host_default="0.0.0.0",
+        port_default=9999,
+        host_help=_("address to listen on (default: %(default)s, all interfaces)"),
+        port_help=_("port to listen on (default: %(default)s)"),
     )
     server.add_argument(
         "--receive-timeout",
@@ -39,12 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("connect, send one message, close"))
-    client.add_argument(
-        "--host", default="127.0.0.1", help=_("server address (default: %(default)s)")
-    )
-    client.add_argument(
-        "--port", type=port_number, default=9999, help=_("server port (default: %(default)s)")
-    )
+    add_host_port(client, host_default="127.0.0.1", port_default=9999)
     client.add_argument(
         "--message", default="Hi server!", help=_("what to send (default: %(default)s)")
     )

@@ -11,12 +11,22 @@ import argparse
 import math
 import random
 
-from socklab.cli.arguments import host_port, non_negative_int, positive_int, positive_seconds
+from socklab.cli.arguments import (
+    add_loop,
+    add_transport_choice,
+    bounded_number,
+    host_port,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+    whole_number,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.impair import (
     FaultSettings,
     ImpairConfig,
@@ -30,59 +40,54 @@ TCP_ONLY = ("slice", "slice_delay", "limit_bytes", "reset_after")
 RATE_SUFFIXES = {"k": 1000, "m": 1000_000, "g": 1000_000_000}
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            _("'{text}' is not a probability (a number from 0 to 1)").format(text=text)
-        ) from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(
-            _("probability {text} is outside 0 to 1 (0.3 means 30 %)").format(text=text)
-        )
-    return value
+probability = bounded_number(
+    float,
+    lambda value: 0.0 <= value <= 1.0,  # also refuses nan
+    not_a_number=lambda text: _("'{text}' is not a probability (a number from 0 to 1)").format(
+        text=text
+    ),
+    out_of_range=lambda text, _value: _(
+        "probability {text} is outside 0 to 1 (0.3 means 30 %)"
+    ).format(text=text),
+    name="probability",
+)
+milliseconds = bounded_number(
+    float,
+    lambda value: value >= 0 and math.isfinite(value),
+    not_a_number=lambda text: _("'{text}' is not a number of milliseconds").format(text=text),
+    out_of_range=lambda text, _value: _("{text} ms must be 0 or more, and finite").format(
+        text=text
+    ),
+    name="milliseconds",
+)
 
 
-def milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            _("'{text}' is not a number of milliseconds").format(text=text)
-        ) from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(
-            _("{text} ms must be 0 or more, and finite").format(text=text)
-        )
-    return value
-
-
-def bytes_per_second(text: str) -> int:
+def _rate(text: str) -> int:
     """Bytes per second; k, M and G multiply by 1000, 10^6, 10^9 (100k = 100,000 B/s)."""
     digits, factor = text, 1
     if text and text[-1].lower() in RATE_SUFFIXES:
         digits, factor = text[:-1], RATE_SUFFIXES[text[-1].lower()]
-    try:
-        value = int(digits, 10) * factor
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            _("'{text}' is not a rate in bytes per second (like 100000 or 100k)").format(text=text)
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            _("rate {text} must be at least 1 byte per second").format(text=text)
-        )
-    return value
+    return int(digits, 10) * factor
 
 
-def seed_number(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            _("'{text}' is not a whole number").format(text=text)
-        ) from None
+bytes_per_second = bounded_number(
+    _rate,
+    lambda value: value >= 1,
+    not_a_number=lambda text: _(
+        "'{text}' is not a rate in bytes per second (like 100000 or 100k)"
+    ).format(text=text),
+    out_of_range=lambda text, _value: _("rate {text} must be at least 1 byte per second").format(
+        text=text
+    ),
+    name="bytes_per_second",
+)
+seed_number = bounded_number(
+    whole_number,
+    lambda _value: True,  # any seed, negative ones too
+    not_a_number=lambda text: _("'{text}' is not a whole number").format(text=text),
+    out_of_range=lambda _text, _value: "",
+    name="seed_number",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +96,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "UDP: --loss, --duplicate, --reorder (like netem). TCP: --slice, --limit-bytes, "
         "--reset-after (like Toxiproxy). Both: --delay, --jitter, --rate. No root needed."
     )
-    transport = parser.add_mutually_exclusive_group(required=True)
-    transport.add_argument(
-        "--tcp", dest="transport", action="store_const", const="tcp", help=_("relay TCP")
-    )
-    transport.add_argument(
-        "--udp", dest="transport", action="store_const", const="udp", help=_("relay UDP")
-    )
+    add_transport_choice(parser, tcp_help=_("relay TCP"), udp_help=_("relay UDP"))
     parser.add_argument(
         "--listen",
         type=host_port,
@@ -190,12 +189,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="both",
         help=_("impair client->target (up), target->client (down) or both (default: both)"),
     )
-    parser.add_argument(
-        "--loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help=_("event loop of the relay (default: uvloop where installed)"),
-    )
+    add_loop(parser, help=_("event loop of the relay (default: uvloop where installed)"))
     parser.add_argument(
         "--stats-every",
         type=positive_seconds,
@@ -247,7 +241,7 @@ def build_settings(args: argparse.Namespace) -> FaultSettings:
         raise UsageError(
             _(
                 "--listen and --target are the same address {address}: the relay would send to itself."
-            ).format(address=_address(*args.target))
+            ).format(address=format_endpoint(*args.target))
         )
     return FaultSettings(
         loss=args.loss,
@@ -265,10 +259,6 @@ def build_settings(args: argparse.Namespace) -> FaultSettings:
 
 def _number(value: float) -> str:
     return f"{value:g}"
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def describe_faults(faults: FaultSettings) -> str:
@@ -357,7 +347,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def on_event(event: TargetUnreachable) -> None:
         env.warn(
             _("Cannot reach the target {target}: {detail}").format(
-                target=_address(*event.target), detail=event.detail
+                target=format_endpoint(*event.target), detail=event.detail
             )
         )
 
@@ -378,8 +368,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     def announce() -> None:
         env.say(
             _("impair listening on {listen} -> {target} ({transport}, seed {seed})").format(
-                listen=_address(*relay.address),
-                target=_address(*args.target),
+                listen=format_endpoint(*relay.address),
+                target=format_endpoint(*args.target),
                 transport=args.transport.upper(),
                 seed=seed,
             )

@@ -25,6 +25,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _, ngettext
+from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.ports import (
     TIME_WAIT,
     Hidden,
@@ -162,10 +163,10 @@ def describe_hidden(hidden: Hidden) -> str:
     ).format(count=hidden.count)
 
 
-def format_endpoint(address: str | None, port: int | None) -> str:
+def format_row_endpoint(address: str | None, port: int | None) -> str:
     if address is None or port is None:
         return "*"
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return format_endpoint(address, port)
 
 
 def format_owner(row: SocketRow) -> str:
@@ -198,8 +199,8 @@ def _headers() -> list[str]:
 def _cells(row: SocketRow) -> list[str]:
     return [
         f"{row.proto}{'6' if row.family == 'ipv6' else ''}",
-        format_endpoint(row.local_address, row.local_port),
-        format_endpoint(row.remote_address, row.remote_port),
+        format_row_endpoint(row.local_address, row.local_port),
+        format_row_endpoint(row.remote_address, row.remote_port),
         row.state or ("UNCONN" if row.remote_port is None else "CONNECTED"),
         format_owner(row),
     ]
@@ -339,7 +340,7 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
         for row in waiting:
             by_address[row.local_address] = by_address.get(row.local_address, 0) + 1
         for address, count in by_address.items():
-            local = format_endpoint(address, group.local_port)
+            local = format_row_endpoint(address, group.local_port)
             closed = ngettext(
                 "{count} closed connection", "{count} closed connections", count
             ).format(count=count)
@@ -377,8 +378,8 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
 
 def _explain_row(env: Environment, row: SocketRow) -> None:
     state = row.state or ("UNCONN" if row.remote_port is None else "CONNECTED")
-    local = format_endpoint(row.local_address, row.local_port)
-    remote = format_endpoint(row.remote_address, row.remote_port)
+    local = format_row_endpoint(row.local_address, row.local_port)
+    remote = format_row_endpoint(row.remote_address, row.remote_port)
     link = f"{local} ⇄ {remote}" if row.remote_port is not None else local
     env.say(f"  {state:<12} {link:<50} {format_owner(row)}")
 
@@ -401,8 +402,8 @@ def _describe_change(change: SocketChange) -> str:
     if change.previous is not None and change.previous.state != row.state:
         state = f"{change.previous.state or '-'} → {state}"
     return (
-        f"{stamp} {what:<8} {row.proto:<3} {format_endpoint(row.local_address, row.local_port)}"
-        f" {format_endpoint(row.remote_address, row.remote_port)} {state} {format_owner(row)}"
+        f"{stamp} {what:<8} {row.proto:<3} {format_row_endpoint(row.local_address, row.local_port)}"
+        f" {format_row_endpoint(row.remote_address, row.remote_port)} {state} {format_owner(row)}"
     )
 
 

@@ -15,12 +15,12 @@ import argparse
 
 from socklab.cli.environment import Environment
 from socklab.i18n import _, ngettext
-from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 from socklab.tracing import Call, TraceEvent, Tracer
 
 PREFIX = "[trace] "
 INDENT = " " * len(PREFIX)
-HEX_BYTES_PER_LINE = 16
 SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO})
 RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG})
 
@@ -57,8 +57,7 @@ def make_tracer(env: Environment, *, explain: bool) -> Tracer:
 def format_address(address: tuple[str, int] | None) -> str:
     if address is None:
         return "?"
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_endpoint(address[0], address[1])
 
 
 def _count(nbytes: int) -> str:
@@ -206,23 +205,12 @@ def printable_text(data: bytes) -> str:
     return escape_for_terminal(data, quoted=True)
 
 
-def hexdump(data: bytes) -> list[str]:
-    """`0000  4c 3a 55 ...  |L:U...|` lines, 16 bytes each, as `hexdump -C` prints them."""
-    lines = []
-    for offset in range(0, len(data), HEX_BYTES_PER_LINE):
-        chunk = data[offset : offset + HEX_BYTES_PER_LINE]
-        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
-        text_part = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
-        lines.append(f"{offset:04x}  {hex_part:<{HEX_BYTES_PER_LINE * 3 - 1}}  |{text_part}|")
-    return lines
-
-
 def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
     """The lines for one event: headline, bytes (framed for receive calls), explanation."""
     lines = [f"{PREFIX}fd {event.fd}  {headline(event)}"]
     moved = event.error is None and not event.timed_out and event.nbytes
     if moved and (event.call in SENDING or event.call in RECEIVING):
-        body = [printable_text(event.data), *hexdump(event.data)]
+        body = [printable_text(event.data), *hexdump_lines(event.data)]
         assert event.nbytes is not None
         if event.nbytes > len(event.data):
             body.append(

@@ -8,12 +8,18 @@ import threading
 from socklab.apps.converter import exposure_note
 from socklab.apps.upper import DEFAULT_HOST, UpperServer, run_upper_client
 from socklab.cli import stop_signals
-from socklab.cli.arguments import port_number, positive_seconds
+from socklab.cli.arguments import (
+    add_host_port,
+    add_model,
+    add_transport_choice,
+    positive_seconds,
+)
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.errors import UsageError
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_host
 from socklab.protocol.upper import handle_upper_datagram
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
@@ -23,12 +29,11 @@ STOP_WAIT_S = 10.0
 
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--udp", dest="transport", action="store_const", const="udp", help=_("use UDP datagrams")
-    )
-    group.add_argument(
-        "--tcp", dest="transport", action="store_const", const="tcp", help=_("use a TCP connection")
+    add_transport_choice(
+        parser,
+        tcp_help=_("use a TCP connection"),
+        udp_help=_("use UDP datagrams"),
+        udp_first=True,
     )
 
 
@@ -37,19 +42,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     server = roles.add_parser("server", help=_("answer every message upper-cased, forever"))
     _add_transport(server)
-    server.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=_(
+    add_host_port(
+        server,
+        host_default=DEFAULT_HOST,
+        port_default=12000,
+        host_help=_(
             "address to listen on (default: %(default)s, this computer only; 0.0.0.0 for all interfaces, as on the slides)"
         ),
+        port_help=_("port (default: %(default)s)"),
     )
-    server.add_argument(
-        "--port", type=port_number, default=12000, help=_("port (default: %(default)s)")
-    )
-    server.add_argument(
-        "--model",
-        choices=sorted(RUNTIMES),
+    add_model(
+        server,
+        choices=RUNTIMES,
         default=None,
         help=_("TCP: how the server serves many clients (default: {model})").format(
             model=DEFAULT_RUNTIME
@@ -61,12 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     client = roles.add_parser("client", help=_("read a sentence, send it, print the reply"))
     _add_transport(client)
-    client.add_argument(
-        "--host", default="127.0.0.1", help=_("server address (default: %(default)s)")
-    )
-    client.add_argument(
-        "--port", type=port_number, default=12000, help=_("server port (default: %(default)s)")
-    )
+    add_host_port(client, host_default="127.0.0.1", port_default=12000)
     client.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -91,10 +90,9 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         model=args.model or DEFAULT_RUNTIME,
     )
     host, port = server.address
-    shown_host = f"[{host}]" if ":" in host else host
     env.say(
         _("Uppercase server ({transport}) on {host}:{port}. Press Ctrl+C to stop.").format(
-            transport=args.transport.upper(), host=shown_host, port=port
+            transport=args.transport.upper(), host=format_host(host), port=port
         )
     )
     note = exposure_note(args.host)

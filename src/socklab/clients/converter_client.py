@@ -2,7 +2,7 @@
 
 The TCP client decodes the server's messages with the same framer the server uses (for `raw`,
 the naive reader that takes each recv() as one reply), so client and server agree by
-construction. OSError is translated to socklab errors here, at the boundary.
+construction. OSError is translated to socklab errors around every socket call, at the boundary.
 
 The UDP client speaks the slides' plain datagrams (`request`), or, for a network that loses,
 duplicates or reorders datagrams, request ids with retransmission (`exchange_reliably`): the
@@ -18,12 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 
-from socklab.errors import (
-    BrokenResourceError,
-    RemoteProtocolError,
-    UsageError,
-    translate_oserror,
-)
+from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
@@ -34,6 +29,7 @@ from socklab.protocol.retransmission import (
     RetransmissionStats,
     RetransmittingRequester,
 )
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tracing import Tracer, connect_stream, new_socket, poll_quietly
 
 RECEIVE_BYTES = 65536
@@ -57,13 +53,14 @@ class StreamConverterClient:
         tracer: Tracer | None = None,
     ) -> None:
         self.host, self.port = host, port
+        # One translator for every call: it keeps no state between uses, and making one per
+        # send and receive would cost more than the `with` itself.
+        self._oserrors = translated_oserrors(host=host, port=port)
         self._framer = _reply_framer(framing, max_message_bytes)
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
-        try:
+        with translated_oserrors(host=host, port=port):
             self._sock = connect_stream(host, port, timeout_s=timeout_s, tracer=tracer)
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
         self.greeting = self.receive_message()
 
     @property
@@ -75,10 +72,8 @@ class StreamConverterClient:
         self.send_bytes(self._framer.encode(message))
 
     def send_bytes(self, data: bytes) -> None:
-        try:
+        with self._oserrors:
             self._sock.sendall(data)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def request(self, message: bytes) -> bytes | None:
         """Send one request, return its reply; None when the server closed instead (after C:)."""
@@ -99,10 +94,8 @@ class StreamConverterClient:
         while not self._messages:
             if self._eof:
                 return None
-            try:
+            with self._oserrors:
                 data = self._sock.recv(RECEIVE_BYTES)
-            except OSError as exc:
-                raise translate_oserror(exc, host=self.host, port=self.port) from exc
             events = self._framer.receive_data(data) if data else self._framer.receive_eof()
             if not data:
                 self._eof = True
@@ -134,30 +127,25 @@ class DatagramConverterClient:
         self, host: str, port: int, *, timeout_s: float = 5.0, tracer: Tracer | None = None
     ) -> None:
         self.host, self.port = host, port
+        self._oserrors = translated_oserrors(host=host, port=port)  # one for every call
         self.timeout_s = timeout_s
         self.stats: RetransmissionStats | None = None  # set by exchange_reliably
-        try:
+        with translated_oserrors(host=host, port=port):
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
             self._sock = new_socket(family, socket.SOCK_DGRAM, tracer)
             # connect() filters replies to this server and surfaces ICMP "port unreachable"
             # as ConnectionRefusedError on the next recv, instead of a silent timeout.
             self._sock.connect(address)
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
         self._sock.settimeout(timeout_s)
 
     def send_datagram(self, message: bytes, request_id: int | None = None) -> None:
-        try:
+        with self._oserrors:
             self._sock.send(build_datagram(message, request_id))
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def receive_datagram(self) -> bytes:
-        try:
+        with self._oserrors:
             return self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def request(self, message: bytes) -> bytes:
         self.send_datagram(message)
@@ -196,33 +184,30 @@ class DatagramConverterClient:
             self._receive_until(requester, deadline)
 
     def _send_raw(self, datagram: bytes) -> None:
-        try:
+        with self._oserrors:
             self._sock.send(datagram)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def _receive_until(self, requester: RetransmittingRequester, deadline: float) -> None:
         """Wait for replies until `deadline` (monotonic), feeding each to the requester."""
         wait_s = max(0.0, deadline - time.monotonic())
         try:
-            # Waits until the next retransmission are ours, not the program's: a trace
-            # (--trace) shows the sends and receives, not every timer.
-            poll_quietly(self._sock, wait_s)
-            try:
-                data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
-            except (TimeoutError, BlockingIOError):  # a zero wait makes the socket non-blocking
-                return
-            requester.receive_datagram(data, time.monotonic())
-            # Take whatever else has arrived already without waiting again.
-            self._sock.setblocking(False)
-            while True:
+            with self._oserrors:
+                # Waits until the next retransmission are ours, not the program's: a trace
+                # (--trace) shows the sends and receives, not every timer.
+                poll_quietly(self._sock, wait_s)
                 try:
                     data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
-                except BlockingIOError:
+                except (TimeoutError, BlockingIOError):  # a zero wait makes it non-blocking
                     return
                 requester.receive_datagram(data, time.monotonic())
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
+                # Take whatever else has arrived already without waiting again.
+                self._sock.setblocking(False)
+                while True:
+                    try:
+                        data = self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
+                    except BlockingIOError:
+                        return
+                    requester.receive_datagram(data, time.monotonic())
         finally:
             poll_quietly(self._sock, self.timeout_s)
 

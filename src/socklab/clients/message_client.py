@@ -16,16 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
 
-from socklab.errors import (
-    BrokenResourceError,
-    RemoteProtocolError,
-    UsageError,
-    translate_oserror,
-)
-from socklab.protocol.framing import FRAMINGS, FrameTooLong, TruncatedFrame, make_framer
+from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
+from socklab.protocol.framing import FRAMINGS, FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
-from socklab.protocol.framing.raw import RawReplyFramer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tracing import connect_stream
 
 RECEIVE_BYTES = 65_536
@@ -41,6 +36,8 @@ class Client(ABC):
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
+        # OSError becomes the socklab error that explains it, around every socket call.
+        self._oserrors = translated_oserrors(host=host, port=port)
 
     @abstractmethod
     def send(self, message: bytes) -> None:
@@ -80,20 +77,15 @@ class StreamClient(Client):
 
     def __init__(self, host: str, port: int, *, framing: str, timeout_s: float | None) -> None:
         super().__init__(host, port)
-        self._framer: Framer = (
-            RawReplyFramer(DEFAULT_MAX_MESSAGE_BYTES)
-            if framing == "raw"
-            else make_framer(framing, DEFAULT_MAX_MESSAGE_BYTES)
-        )
+        # The registry knows how a client reads each framing (raw: every recv() is one reply).
+        self._framer: Framer = framing_info(framing).reply_framer(DEFAULT_MAX_MESSAGE_BYTES)
         self._check_message: Callable[[bytes], None] | None = getattr(
             self._framer, "check_message", None
         )
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
-        try:
+        with self._oserrors:
             self._sock = connect_stream(host, port, timeout_s=timeout_s)
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
 
     def send(self, message: bytes) -> None:
         """Send `message` framed as one message; UsageError if the framing cannot carry it."""
@@ -102,10 +94,8 @@ class StreamClient(Client):
                 self._check_message(message)
             except ValueError as exc:
                 raise UsageError(str(exc)) from exc
-        try:
+        with self._oserrors:
             self._sock.sendall(self._framer.encode(message))
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def receive(self) -> bytes:
         """The next whole message; BrokenResourceError once the server has closed."""
@@ -114,10 +104,8 @@ class StreamClient(Client):
                 raise BrokenResourceError(
                     "the server closed the connection", host=self.host, port=self.port
                 )
-            try:
+            with self._oserrors:
                 data = self._sock.recv(RECEIVE_BYTES)
-            except OSError as exc:
-                raise translate_oserror(exc, host=self.host, port=self.port) from exc
             if data:
                 events = self._framer.receive_data(data)
             else:
@@ -144,7 +132,7 @@ class DatagramClient(Client):
 
     def __init__(self, host: str, port: int, *, timeout_s: float | None) -> None:
         super().__init__(host, port)
-        try:
+        with self._oserrors:
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
             self._sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -156,8 +144,6 @@ class DatagramClient(Client):
             except BaseException:
                 self._sock.close()
                 raise
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
 
     def send(self, message: bytes) -> None:
         """Send `message` as one datagram; UsageError if it does not fit in one."""
@@ -166,17 +152,13 @@ class DatagramClient(Client):
                 f"a message of {len(message):,} bytes does not fit in one UDP datagram "
                 f"({MAX_UDP_PAYLOAD_BYTES:,} bytes at most)"
             )
-        try:
+        with self._oserrors:
             self._sock.send(message)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def receive(self) -> bytes:
         """The next datagram from the server; NetworkTimeoutError if none came in time."""
-        try:
+        with self._oserrors:
             return self._sock.recv(MAX_UDP_PAYLOAD_BYTES + 1)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def close(self) -> None:
         """Close the socket (harmless when already closed)."""

@@ -87,3 +87,25 @@ def _escape_character(char: str) -> str:
         return char
     code = ord(char)
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+# `hexdump -C` and `tcpdump -X` both show 16 bytes a line: two groups of eight fit 80 columns.
+HEXDUMP_BYTES_PER_LINE = 16
+
+
+def hexdump_lines(data: bytes, *, indent: str = "", bars: bool = True) -> list[str]:
+    """The other safe view of a peer's bytes: offset, 16 bytes in hex, the same bytes as text.
+
+    `0000  4c 3a 55 0a  |L:U.|` as `hexdump -C` prints it (`--trace`), or with `bars=False`
+    `0000  4c 3a 55 0a  L:U.` as `tcpdump -X` does (`capture --hex`). Only printable ASCII is
+    shown as itself, every other byte as `.`, so nothing a peer sends reaches the terminal raw.
+    """
+    width = HEXDUMP_BYTES_PER_LINE * 3 - 1
+    lines = []
+    for offset in range(0, len(data), HEXDUMP_BYTES_PER_LINE):
+        chunk = data[offset : offset + HEXDUMP_BYTES_PER_LINE]
+        hex_part = " ".join(f"{byte:02x}" for byte in chunk)
+        text = "".join(chr(byte) if 0x20 <= byte < 0x7F else "." for byte in chunk)
+        shown = f"|{text}|" if bars else text
+        lines.append(f"{indent}{offset:04x}  {hex_part:<{width}}  {shown}")
+    return lines

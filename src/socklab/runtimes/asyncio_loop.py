@@ -21,8 +21,7 @@ is its own deadline counter) only.
 
 UDP reads the socket until it is empty on each readiness event (`add_reader` + `recvfrom` until
 EAGAIN) instead of using DatagramProtocol, whose transport reads one datagram per event-loop
-iteration: draining measured over 4x the stdlib DatagramProtocol and at parity with uvloop's on
-the project's benchmark (docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor),
+iteration (the figures: docs/PERFORMANCE.md). Loops without `add_reader` (Windows' Proactor),
 and a traced server, get the DatagramProtocol path.
 
 Live sessions (`protocol/live_session.py`, the chat's) are made in `connection_made` and told
@@ -433,14 +432,11 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        stats = self.server.stats
-        stats.datagrams_received += 1
         reply = reply_to_datagram(data, addr, self.server.config.datagram_handler)
         if reply is None:
-            stats.datagrams_dropped += 1
             return
         self.transport.sendto(reply, addr)
-        stats.requests_served += 1
+        self.server.stats.requests_served += 1
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a client that went away: nothing to do for a datagram server.
@@ -450,12 +446,10 @@ class _Datagrams(asyncio.DatagramProtocol):
 def _read_at_most(size: int) -> None:
     """Make the standard loop's TCP transports read `size` bytes at a time, not 256 KiB.
 
-    recv(n) allocates n bytes before it knows how many arrive, and glibc serves 128 KiB and
-    more with mmap() (M_MMAP_THRESHOLD): every 256 KiB read cost an mmap, an mremap and an
-    munmap until the threshold happened to rise, so the standard-loop server made 39k or 128k
-    requests/s from one start to the next (strace showed the calls). The other models read
-    64 KiB. `max_size` is a class attribute of asyncio's selector transport (CPython 3.11 to
-    3.13), read on every read; where it is missing this does nothing.
+    recv(n) allocates n bytes before it knows how many arrive, and a 256 KiB buffer costs
+    system calls of its own (why and how much: docs/PERFORMANCE.md, "Where the time goes"); the
+    other models read 64 KiB. `max_size` is a class attribute of asyncio's selector transport
+    (CPython 3.11 to 3.13), read on every read; where it is missing this does nothing.
     """
     transport_class = getattr(asyncio.selector_events, "_SelectorSocketTransport", None)
     if transport_class is not None and getattr(transport_class, "max_size", 0) > size:

@@ -29,8 +29,6 @@ class ServerStats:
     connections_refused_busy: int = 0
     connections_timed_out: int = 0
     requests_served: int = 0
-    datagrams_received: int = 0
-    datagrams_dropped: int = 0
     # Bytes of replies queued in the server for one client at the worst moment (backpressure
     # keeps it under ServerConfig.max_buffered_output_bytes); the robustness suite reads it.
     largest_output_queue_bytes: int = 0

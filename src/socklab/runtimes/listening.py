@@ -1,14 +1,15 @@
 """Opening server sockets, shared by every runtime: resolve, bind, listen, translate errors.
 
-`OSError` is translated here, once, into socklab errors with the address and cause attached.
+`OSError` is translated into socklab errors with the address and cause attached (`oserrors`).
 """
 
 from __future__ import annotations
 
 import socket
 
-from socklab.errors import AddressInUseError, UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.runtimes.config import ServerConfig
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tracing import new_socket
 
 
@@ -16,12 +17,10 @@ def resolve_bind_address(host: str, port: int, sock_type: int) -> tuple[int, tup
     """(family, sockaddr) for binding; "" means every IPv4 interface, as in the slides."""
     if not 0 <= port <= 65535:
         raise UsageError(f"port {port} is out of range 0-65535")
-    try:
+    with translated_oserrors(host=host, port=port):
         infos = socket.getaddrinfo(
             host or None, port, socket.AF_UNSPEC, sock_type, 0, socket.AI_PASSIVE
         )
-    except socket.gaierror as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc
     # Prefer IPv4 for "" / None (the slides' bind(('', port)) is IPv4); otherwise the first answer.
     if not host:
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
@@ -96,26 +95,9 @@ def _prepare_server_socket(sock: socket.socket, config: ServerConfig) -> None:
 
 
 def _bind(sock: socket.socket, address: tuple[str, int], config: ServerConfig) -> None:
-    try:
+    # The transport travels with an AddressInUseError: the CLI names the port's holder from it.
+    with translated_oserrors(host=address[0], port=address[1], transport=config.transport):
         sock.bind(address)
-    except OSError as exc:
-        error = translate_oserror(exc, host=address[0], port=address[1])
-        if isinstance(error, AddressInUseError):
-            error.holder = describe_port_holder(address[1], config.transport)
-        raise error from exc
-
-
-def describe_port_holder(port: int, transport: str) -> str | None:
-    """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
-    # Imported here: the socket table is a tool above the runtimes, needed only on this error.
-    from socklab.tools.ports import describe_holder, find_port_holder, read_socket_table
-
-    try:
-        table = read_socket_table()
-    except OSError:
-        return None
-    holder = find_port_holder(table.rows, port, "udp" if transport == "udp" else "tcp")
-    return describe_holder(holder) if holder is not None else None
 
 
 def bound_address(sock: socket.socket) -> tuple[str, int]:

@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -380,6 +380,16 @@ def describe_holder(row: SocketRow) -> str | None:
     return f"PID {row.pid} ({row.process or '?'})"
 
 
+def describe_port_holder(port: int, transport: str) -> str | None:
+    """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
+    try:
+        table = read_socket_table()
+    except OSError:
+        return None
+    holder = find_port_holder(table.rows, port, "udp" if transport == "udp" else "tcp")
+    return describe_holder(holder) if holder is not None else None
+
+
 # --- demultiplexing: which socket receives a packet ----------------------------------------------
 
 
@@ -560,10 +570,3 @@ class SocketWatch:
         self._started = True
         rows = sorted(result.values(), key=lambda watched: sort_key(watched.row))
         return tuple(rows), tuple(changes)
-
-
-def count_by_status(rows: Sequence[WatchedRow]) -> dict[RowStatus, int]:
-    counts = dict.fromkeys(RowStatus, 0)
-    for watched in rows:
-        counts[watched.status] += 1
-    return counts

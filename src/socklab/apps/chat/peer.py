@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from socklab.errors import translate_oserror
 from socklab.protocol.chat import (
     BuddyInfo,
     ChatEvent,
@@ -53,6 +52,7 @@ from socklab.protocol.framing import FramingName
 from socklab.protocol.live_session import Wake
 from socklab.runtimes import RUNTIMES, ServerConfig, ServerHandle, connections
 from socklab.runtimes.dialing import dial_in_background
+from socklab.runtimes.oserrors import translate_oserror
 
 
 @dataclass(frozen=True, slots=True)

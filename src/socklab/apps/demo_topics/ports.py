@@ -16,6 +16,7 @@ from typing import Any
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class SocketRow:
 
 def _format(address: object) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
+        return format_endpoint(str(address[0]), int(address[1]))
     return "-"
 
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -50,8 +51,8 @@ def printable_text(text: str) -> str:
 
 
 def format_address(address: tuple[str, int]) -> str:
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """A listen address as a frame writes it, the inverse of `parse_address`."""
+    return format_endpoint(address[0], address[1])
 
 
 def parse_address(text: str) -> tuple[str, int] | None:

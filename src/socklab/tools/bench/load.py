@@ -26,8 +26,9 @@ import socket
 import time
 from dataclasses import dataclass
 
-from socklab.errors import UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.protocol.converter import UPPER, handle_datagram, parse_reply_datagram
+from socklab.runtimes.oserrors import translate_oserror, translated_oserrors
 from socklab.tools.bench.histogram import LatencyHistogram
 from socklab.tools.bench.results import ErrorCounts
 from socklab.tools.bench.workload import (
@@ -156,10 +157,8 @@ class _Poller:
 
 
 def resolve_target(host: str, port: int, sock_type: int) -> tuple[int, tuple[str, int]]:
-    try:
+    with translated_oserrors(host=host, port=port):
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, sock_type)
-    except socket.gaierror as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc
     family, _, _, _, address = infos[0]
     return family, (str(address[0]), int(address[1]))
 
@@ -174,6 +173,59 @@ def run_load(plan: LoadPlan, control: LoadControl) -> LoadReport:
 # --- TCP -----------------------------------------------------------------------------------------
 
 _CONNECTING, _GREETING, _READY, _WAITING, _RETRY = range(5)
+
+
+class _Phases:
+    """Warm-up, then measurement, until the end of the run: the clock both generators share.
+
+    Call order: made once the first requests are out (it reports the warm-up) -> `advance(now,
+    requests)` at every turn of the loop, until it returns False -> `finish()`, which describes
+    the measurement alone (the warm-up's requests and CPU time are not in it).
+    """
+
+    __slots__ = (
+        "control",
+        "cpu_start",
+        "end",
+        "measure_start",
+        "next_progress",
+        "phase",
+        "warm_end",
+    )
+
+    def __init__(self, control: LoadControl, workload: Workload, start: int) -> None:
+        self.control = control
+        self.warm_end = start + int(workload.warmup_s * 1e9)
+        self.end = self.warm_end + int(workload.duration_s * 1e9)
+        self.phase = PHASE_WARMUP
+        control.progress(self.phase, 0)
+        self.measure_start = start
+        self.cpu_start = time.process_time()
+        self.next_progress = start
+
+    @property
+    def measuring(self) -> bool:
+        return self.phase == PHASE_MEASURE
+
+    def advance(self, now: int, requests: int) -> bool:
+        """False once the run is over; otherwise switch phase and report progress when due."""
+        if now >= self.end:
+            return False
+        if self.phase == PHASE_WARMUP and now >= self.warm_end:
+            self.phase = PHASE_MEASURE
+            self.measure_start = now
+            self.cpu_start = time.process_time()
+        if now >= self.next_progress:
+            self.control.progress(self.phase, requests)
+            self.next_progress = now + int(PROGRESS_INTERVAL_S * 1e9)
+        return True
+
+    def finish(self) -> tuple[int, float, float]:
+        """(the end, on the perf_counter_ns clock; seconds measured; CPU cores used meanwhile)."""
+        finished = time.perf_counter_ns()
+        cpu_used = time.process_time() - self.cpu_start
+        elapsed = (finished - self.measure_start) / 1e9
+        return finished, elapsed, cpu_used / elapsed if elapsed > 0 else 0.0
 
 
 class _Stream:
@@ -405,45 +457,25 @@ class _StreamLoad:
             ) from self.first_refusal
 
     def drive(self) -> LoadReport:
-        workload = self.plan.workload
-        control = self.control
         start = time.perf_counter_ns()
-        warm_end = start + int(workload.warmup_s * 1e9)
-        end = warm_end + int(workload.duration_s * 1e9)
         self.running = True
         for stream in self.streams:
             if stream.active and stream.state == _READY:
                 self.start_round(stream, start)
-        phase = PHASE_WARMUP
-        control.progress(phase, 0)
-        measure_start = start
-        cpu_start = time.process_time()
-        next_progress = start
+        phases = _Phases(self.control, self.plan.workload, start)
         next_retry_scan = start
-        while True:
-            now = time.perf_counter_ns()
-            if now >= end:
-                break
-            if phase == PHASE_WARMUP and now >= warm_end:
-                phase = PHASE_MEASURE
-                self.measuring = True
-                measure_start = now
-                cpu_start = time.process_time()
-            if now >= next_progress:
-                control.progress(phase, self.requests)
-                next_progress = now + int(PROGRESS_INTERVAL_S * 1e9)
+        while phases.advance(now := time.perf_counter_ns(), self.requests):
+            self.measuring = phases.measuring
             if now >= next_retry_scan:
                 self.open_due(now)
                 next_retry_scan = now + int(RECONNECT_DELAY_S * 1e9 / 2)
-            self.pump(min(POLL_TIMEOUT_S, (end - now) / 1e9))
-        finished = time.perf_counter_ns()
-        cpu_used = time.process_time() - cpu_start
-        elapsed = (finished - measure_start) / 1e9
+            self.pump(min(POLL_TIMEOUT_S, (phases.end - now) / 1e9))
+        finished, elapsed, cpu_cores = phases.finish()
         stale = finished - int(UNANSWERED_AFTER_S * 1e9)
         unanswered = sum(
             1 for s in self.streams if s.state == _WAITING and s.sent_ns < stale and s.active
         )
-        control.progress(PHASE_DONE, self.requests)
+        self.control.progress(PHASE_DONE, self.requests)
         return LoadReport(
             requests=self.requests,
             elapsed_s=elapsed,
@@ -456,7 +488,7 @@ class _StreamLoad:
                 unanswered=unanswered,
             ),
             idle_connected=sum(1 for s in self.streams if not s.active and s.state == _READY),
-            cpu_cores=cpu_used / elapsed if elapsed > 0 else 0.0,
+            cpu_cores=cpu_cores,
         )
 
 
@@ -544,37 +576,23 @@ class _DatagramLoad:
             for _ in range(self.plan.connections):
                 sock = socket.socket(self.family, socket.SOCK_DGRAM)
                 sock.setblocking(False)
-                try:
-                    sock.connect(self.address)
-                except OSError as exc:
-                    sock.close()
-                    raise translate_oserror(exc, host=self.plan.host, port=self.plan.port) from exc
+                with translated_oserrors(host=self.plan.host, port=self.plan.port):
+                    try:
+                        sock.connect(self.address)
+                    except OSError:
+                        sock.close()
+                        raise
                 slots[sock.fileno()] = _Slot(sock)
                 poller.register(sock.fileno(), _READ)
             control.wait_for_go()
             start = time.perf_counter_ns()
-            warm_end = start + int(workload.warmup_s * 1e9)
-            end = warm_end + int(workload.duration_s * 1e9)
             timeout_ns = int(UDP_REPLY_TIMEOUT_S * 1e9)
             for slot in slots.values():
                 self.send_new(slot, start)
-            phase = PHASE_WARMUP
-            control.progress(phase, 0)
-            measure_start = start
-            cpu_start = time.process_time()
-            next_progress = next_scan = start
-            while True:
-                now = time.perf_counter_ns()
-                if now >= end:
-                    break
-                if phase == PHASE_WARMUP and now >= warm_end:
-                    phase = PHASE_MEASURE
-                    self.measuring = True
-                    measure_start = now
-                    cpu_start = time.process_time()
-                if now >= next_progress:
-                    control.progress(phase, self.requests)
-                    next_progress = now + int(PROGRESS_INTERVAL_S * 1e9)
+            phases = _Phases(control, workload, start)
+            next_scan = start
+            while phases.advance(now := time.perf_counter_ns(), self.requests):
+                self.measuring = phases.measuring
                 if now >= next_scan:
                     for slot in slots.values():
                         if now - slot.sent_ns > timeout_ns:
@@ -584,9 +602,7 @@ class _DatagramLoad:
                     next_scan = now + timeout_ns // 20
                 for fd, _events in poller.poll(0.01):
                     self.on_readable(slots[fd])
-            finished = time.perf_counter_ns()
-            cpu_used = time.process_time() - cpu_start
-            elapsed = (finished - measure_start) / 1e9
+            _finished, elapsed, cpu_cores = phases.finish()
             control.progress(PHASE_DONE, self.requests)
             if self.requests == 0 and self.refused:
                 raise translate_oserror(
@@ -605,7 +621,7 @@ class _DatagramLoad:
                     late=self.late,
                 ),
                 idle_connected=0,
-                cpu_cores=cpu_used / elapsed if elapsed > 0 else 0.0,
+                cpu_cores=cpu_cores,
             )
         finally:
             for slot in slots.values():

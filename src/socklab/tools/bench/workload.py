@@ -14,8 +14,6 @@ from socklab.errors import UsageError
 from socklab.protocol.converter import (
     GREETING,
     UPPER,
-    build_datagram,
-    handle_datagram,
     handle_request,
 )
 from socklab.protocol.framing import make_framer
@@ -99,14 +97,6 @@ def stream_exchange(workload: Workload) -> StreamExchange:
         reply=framer.encode(reply) * workload.pipeline,
         pipeline=workload.pipeline,
     )
-
-
-def datagram_exchange(size: int, request_id: int) -> tuple[bytes, bytes]:
-    """(request, expected reply) of one UDP round; the id tells a late reply from the current."""
-    request = build_datagram(UPPER + payload(size), request_id)
-    reply = handle_datagram(request)
-    assert reply is not None
-    return request, reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ import struct
 import time
 from typing import Final, NamedTuple
 
-from socklab.errors import PermissionDeniedError, UsageError, translate_oserror
+from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tools.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from socklab.tools.capture.selection import run_bpf
 
@@ -108,14 +109,15 @@ class PacketSocketSource:
         # Ring frames stamped up to this time may predate the kernel filter: checked here.
         self._check_until: float | None = None
         self._program: list[tuple[int, int, int, int]] = []
-        try:
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        except PermissionError as exc:
-            raise PermissionDeniedError(
-                _("capturing packets needs root or the CAP_NET_RAW capability")
-            ) from exc
-        except OSError as exc:
-            raise translate_oserror(exc) from exc
+        with translated_oserrors():
+            try:
+                self._sock = socket.socket(
+                    socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
+                )
+            except PermissionError as exc:
+                raise PermissionDeniedError(
+                    _("capturing packets needs root or the CAP_NET_RAW capability")
+                ) from exc
         try:
             if use_ring:
                 self._ring = _Ring.maybe_open(self._sock, buffer_bytes)
@@ -145,17 +147,18 @@ class PacketSocketSource:
         return int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)) // 2
 
     def _bind(self, interface: str) -> None:
-        try:
-            self._sock.bind((interface, ETH_P_ALL))
-        except OSError as exc:
-            if exc.errno in (errno.ENODEV, errno.ENXIO):
-                names = ", ".join(name for _index, name in socket.if_nameindex())
-                raise UsageError(
-                    _("there is no network interface '{name}' (interfaces: {names})").format(
-                        name=interface, names=names
-                    )
-                ) from exc
-            raise translate_oserror(exc) from exc
+        with translated_oserrors():
+            try:
+                self._sock.bind((interface, ETH_P_ALL))
+            except OSError as exc:
+                if exc.errno in (errno.ENODEV, errno.ENXIO):
+                    names = ", ".join(name for _index, name in socket.if_nameindex())
+                    raise UsageError(
+                        _("there is no network interface '{name}' (interfaces: {names})").format(
+                            name=interface, names=names
+                        )
+                    ) from exc
+                raise
 
     def _link_type(self) -> int:
         hardware_type = int(self._sock.getsockname()[3])

@@ -13,7 +13,6 @@ host order), IPv4 (RFC 791), IPv6 (RFC 8200), TCP (RFC 9293 3.1), UDP (RFC 768).
 from __future__ import annotations
 
 import enum
-import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from typing import Final
 LINKTYPE_NULL: Final = 0  # BSD loopback: 4-byte AF_ value in the capturing host's byte order
 LINKTYPE_ETHERNET: Final = 1  # also Linux `lo`, which carries zeroed Ethernet headers
 LINKTYPE_RAW: Final = 101  # a bare IPv4 or IPv6 packet (tun devices, Windows raw sockets)
-LINK_TYPES: Final = frozenset({LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW})
 
 ETHERTYPE_IPV4: Final = 0x0800
 ETHERTYPE_IPV6: Final = 0x86DD
@@ -290,68 +288,3 @@ def _decode_transport(
             payload_length=payload_length,
         )
     return None
-
-
-# --- building packets (tests, documentation examples) ---------------------------------------------
-
-
-def build_ipv4_tcp(
-    src: tuple[str, int],
-    dst: tuple[str, int],
-    *,
-    flags: TcpFlags,
-    seq: int = 0,
-    ack: int = 0,
-    payload: bytes = b"",
-    window: int = 65535,
-) -> bytes:
-    """An IPv4+TCP packet with zero checksums: enough for decoders and pcap viewers."""
-    tcp = _TCP.pack(src[1], dst[1], seq, ack, 5 << 4, int(flags), window, 0, 0) + payload
-    return _ipv4_header(src[0], dst[0], IPPROTO_TCP, len(tcp)) + tcp
-
-
-def build_ipv4_udp(src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> bytes:
-    udp = _UDP.pack(src[1], dst[1], _UDP.size + len(payload), 0) + payload
-    return _ipv4_header(src[0], dst[0], IPPROTO_UDP, len(udp)) + udp
-
-
-def build_ipv6_tcp(
-    src: tuple[str, int],
-    dst: tuple[str, int],
-    *,
-    flags: TcpFlags,
-    seq: int = 0,
-    ack: int = 0,
-    payload: bytes = b"",
-) -> bytes:
-    tcp = _TCP.pack(src[1], dst[1], seq, ack, 5 << 4, int(flags), 65535, 0, 0) + payload
-    header = _IPV6.pack(
-        6 << 28,
-        len(tcp),
-        IPPROTO_TCP,
-        64,
-        ipaddress.IPv6Address(src[0]).packed,
-        ipaddress.IPv6Address(dst[0]).packed,
-    )
-    return header + tcp
-
-
-def _ipv4_header(src: str, dst: str, protocol: int, payload_length: int) -> bytes:
-    return _IPV4.pack(
-        0x45,
-        0,
-        _IPV4.size + payload_length,
-        0,
-        0x4000,  # don't fragment
-        64,
-        protocol,
-        0,
-        ipaddress.IPv4Address(src).packed,
-        ipaddress.IPv4Address(dst).packed,
-    )
-
-
-def build_ethernet(ip_packet: bytes) -> bytes:
-    """A Linux `lo` frame: zeroed MAC addresses, then the EtherType of the IP version."""
-    ethertype = ETHERTYPE_IPV6 if ip_packet[0] >> 4 == 6 else ETHERTYPE_IPV4
-    return _ETHERNET.pack(b"\0" * 6, b"\0" * 6, ethertype) + ip_packet

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, assert_never
 
-from socklab.errors import UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
@@ -61,6 +61,7 @@ from socklab.protocol.reflection import answer_datagram
 from socklab.protocol.session import Session
 from socklab.runtimes import serve
 from socklab.runtimes.config import ConnectionClosed, ServerConfig, ServerEvent, Transport
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
@@ -353,12 +354,10 @@ class ScriptedDatagramServer:
         self.record = record
         self._stop = threading.Event()
         self._peers: dict[object, ConnectionLog] = {}
-        try:
+        with translated_oserrors(host=target.host, port=0):
             family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
             self._sock = socket.socket(family, socket.SOCK_DGRAM)
             self._sock.bind((target.host, 0))
-        except OSError as exc:
-            raise translate_oserror(exc, host=target.host, port=0) from exc
         self._sock.settimeout(POLL_S)
         self.port = int(self._sock.getsockname()[1])
         self._thread = threading.Thread(target=self._serve, daemon=True)

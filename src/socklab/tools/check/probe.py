@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from socklab.errors import NetworkTimeoutError, translate_oserror
+from socklab.errors import NetworkTimeoutError
 from socklab.i18n import _
+from socklab.runtimes.oserrors import translate_oserror, translated_oserrors
 from socklab.tools.check.results import show_bytes
 
 RECEIVE_BYTES = 65536
@@ -98,21 +99,17 @@ class StreamProbe:
         self.deadline = deadline
         self._buffer = bytearray()
         self.eof = False
-        try:
+        with translated_oserrors(host=host, port=port):
             self._sock = socket.create_connection(
                 (host, port), timeout=max(deadline.remaining(), 0.001)
             )
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send(self, data: bytes) -> None:
         """Send all of `data` before the deadline (a server that never reads times us out)."""
         self._sock.settimeout(max(self.deadline.remaining(), 0.001))
-        try:
+        with translated_oserrors(host=self.host, port=self.port):
             self._sock.sendall(data)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def send_pieces(self, pieces: list[bytes]) -> None:
         """Send each piece separately, pausing between them so they arrive in separate reads."""
@@ -205,25 +202,21 @@ class DatagramProbe:
     def __init__(self, host: str, port: int, deadline: Deadline) -> None:
         self.host, self.port = host, port
         self.deadline = deadline
-        try:
+        with translated_oserrors(host=host, port=port):
             infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM)
             family, _type, _proto, _name, address = infos[0]
             self._sock = socket.socket(family, socket.SOCK_DGRAM)
             # connect(): only the server's datagrams are accepted, and an ICMP "port
             # unreachable" shows as ConnectionRefusedError instead of a silent timeout.
             self._sock.connect(address)
-        except OSError as exc:
-            raise translate_oserror(exc, host=host, port=port) from exc
 
     @property
     def local_port(self) -> int:
         return int(self._sock.getsockname()[1])
 
     def send(self, datagram: bytes) -> None:
-        try:
+        with translated_oserrors(host=self.host, port=self.port):
             self._sock.send(datagram)
-        except OSError as exc:
-            raise translate_oserror(exc, host=self.host, port=self.port) from exc
 
     def receive(self) -> bytes | None:
         """The next datagram, or None when none came before the deadline."""
@@ -232,14 +225,10 @@ class DatagramProbe:
             return None
         self._sock.settimeout(remaining)
         try:
-            return self._sock.recv(RECEIVE_BYTES)
-        except TimeoutError:
+            with translated_oserrors(host=self.host, port=self.port):
+                return self._sock.recv(RECEIVE_BYTES)
+        except NetworkTimeoutError:
             return None
-        except OSError as exc:
-            error = translate_oserror(exc, host=self.host, port=self.port)
-            if isinstance(error, NetworkTimeoutError):
-                return None
-            raise error from exc
 
     def close(self) -> None:
         self._sock.close()

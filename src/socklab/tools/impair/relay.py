@@ -36,11 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from socklab.errors import UsageError, translate_oserror
+from socklab.errors import UsageError
 from socklab.runtimes.asyncio_loop import new_event_loop
 from socklab.runtimes.config import EventLoopName, ServerConfig, Transport
 from socklab.runtimes.event_loop_handle import EventLoopHandle
 from socklab.runtimes.listening import bound_address, open_datagram_socket, open_listening_socket
+from socklab.runtimes.oserrors import translated_oserrors
 from socklab.tools.impair.policy import (
     NO_FAULTS,
     DatagramImpairment,
@@ -669,10 +670,8 @@ def _enlarge_receive_buffer(sock: Any) -> None:
 def _resolve_target(config: ImpairConfig) -> tuple[str, int]:
     host, port = config.target
     kind = socket.SOCK_DGRAM if config.transport == "udp" else socket.SOCK_STREAM
-    try:
+    with translated_oserrors(host=host, port=port):
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, kind)
-    except OSError as exc:
-        raise translate_oserror(exc, host=host, port=port) from exc
     address = infos[0][4]
     return str(address[0]), int(address[1])
 
