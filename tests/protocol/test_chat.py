@@ -621,3 +621,47 @@ def test_node_says_which_connections_have_bytes_to_send() -> None:
     assert not node.has_data_to_send(cid)
     assert not node.has_partial_frame(cid)
     assert not node.has_data_to_send(cid + 1)  # unknown: nothing, no error
+
+
+def test_a_session_whose_peer_does_not_read_ends_instead_of_queueing_without_bound() -> None:
+    session = PeerSession(outbound=False, now=0.0, max_queued_bytes=2_000)
+    frame = Ping("alice", 0.0, 1)
+    frame_bytes = len(LengthPrefixFramer(65_536).encode(encode_frame(frame)))
+    for _ in range(2_000 // frame_bytes):
+        session.send(frame, 0.0)
+    assert session.take_overflow() is None and not session.should_close  # up to the bound
+    session.send(frame, 0.0)  # one over
+    ended = session.take_overflow()
+    assert ended is not None and ended.kind is EndKind.SLOW_READER
+    assert re.fullmatch(r"over 2,000 bytes waited for it to read", ended.detail)
+    # Everything waiting was dropped, the session is closing, and it says so once.
+    assert session.should_close
+    assert session.data_to_send() == b""
+    assert session.take_overflow() is None
+    session.send(frame, 0.0)  # a closing session takes nothing more
+    assert session.data_to_send() == b""
+
+
+def test_a_session_that_is_read_never_overflows() -> None:
+    session = PeerSession(outbound=False, now=0.0, max_queued_bytes=2_000)
+    for _ in range(1_000):
+        session.send(Ping("alice", 0.0, 1), 0.0)
+        assert session.data_to_send()
+    assert session.take_overflow() is None
+    assert not session.should_close
+
+
+def test_a_buddy_that_does_not_read_is_disconnected_not_buffered_for() -> None:
+    net = SimulatedNetwork()
+    alice = net.add("alice", "n1")
+    net.add("bob", "n2", ["alice"])
+    net.pump()
+    assert _online(alice) == {"bob"}
+    (cid,) = alice.connection_ids()
+    alice._connections[cid].session.max_queued_bytes = 4_000  # bob's socket: 4 KB, then gone
+    # Bob reads nothing: alice's messages for him pile up in her node, not the network.
+    for index in range(100):
+        alice.send_text(f"message {index} " + "x" * 100, net.now)
+    actions = alice.take_actions()
+    assert CloseConnection(cid) in actions
+    assert alice.data_to_send(cid) == b""  # what waited was dropped

@@ -352,3 +352,71 @@ def test_stop_closes_dialled_connections_and_leaves_no_thread(
     assert not hub.sessions
     wait_for(lambda: set(threading.enumerate()) <= threads_before, "a thread outlived stop()")
     assert psutil.Process().num_fds() == descriptors_before
+
+
+class Talker(RelaySession):
+    """Says 64 KiB at a time, 10 MiB in all, whether the peer reads or not (as a chat peer
+    relays its buddies' messages to a buddy that stopped reading)."""
+
+    def talk(self) -> None:
+        for _ in range(160):
+            with self.hub.lock:
+                self.out.append(b"z" * 65_536)
+            self.ring()
+            time.sleep(0.005)  # paced: the runtime gets to take each chunk, if it will
+
+    def waiting_bytes(self) -> int:
+        with self.hub.lock:
+            return sum(len(chunk) for chunk in self.out)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("model", ["asyncio", "selectors"])
+def test_an_event_loop_takes_no_more_from_a_live_session_than_its_output_bound(
+    model: str,
+) -> None:
+    # The threads model's writer blocks in send(), so it takes nothing more either; the event
+    # loops must stop taking by themselves, or a peer that never reads would have them buffer
+    # everything the session says (the session is where the protocol bounds it).
+    hub = Hub()
+
+    def make_talker(
+        framing: str, *, max_message_bytes: int, greet: bool, record_events: bool
+    ) -> Talker:
+        return Talker(hub, b"talker")
+
+    make_talker.makes_live_sessions = True  # type: ignore[attr-defined]
+    config = ServerConfig(
+        port=0,
+        shutdown_grace_s=0.5,
+        session_factory=make_talker,
+        send_buffer_bytes=4096,
+        max_buffered_output_bytes=64 * 1024,
+    )
+    with serve(model, config) as handle:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(handle.address)
+        wait_for(lambda: len(hub.sessions) == 1, "one session")
+        talker = hub.sessions[0]
+        assert isinstance(talker, Talker)
+        talker.talk()
+        # Wait until the runtime stops taking (nothing moves for half a second).
+        last, since = talker.waiting_bytes(), time.monotonic()
+        deadline = time.monotonic() + 20
+        while time.monotonic() - since < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now_waiting = talker.waiting_bytes()
+            if now_waiting != last:
+                last, since = now_waiting, time.monotonic()
+        taken = 160 * 65_536 - talker.waiting_bytes()
+        # The output bound, one chunk taken past it and the socket buffers: far below 10 MiB.
+        assert taken < 2 * 1024 * 1024, f"{taken:,} bytes taken for a peer that reads nothing"
+        # Reading drains the rest: nothing was lost, the runtime takes it as the peer reads.
+        client.settimeout(10)
+        received = 0
+        while received < 160 * 65_536 + len(b"hello from talker\n"):
+            chunk = client.recv(1 << 20)
+            assert chunk, "the server closed before sending everything"
+            received += len(chunk)
+        client.close()

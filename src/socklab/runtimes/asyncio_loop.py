@@ -249,6 +249,10 @@ class _Connection(Deadlines, asyncio.Protocol):
         transport = self.transport
         if session is None or self.lingering is not None or transport.is_closing():
             return
+        if self.writing_paused:
+            # Backpressure: the peer does not read what we wrote. The bytes stay in the session,
+            # which bounds them; resume_writing() takes them once the buffer drains.
+            return
         out = session.data_to_send()
         if out:
             transport.write(out)
@@ -370,6 +374,8 @@ class _Connection(Deadlines, asyncio.Protocol):
         pending, self.pending_input = self.pending_input, b""
         if pending:
             self._feed(pending)
+        if self.live is not None:
+            self.flush_live()  # what the live session held back while the peer lagged
         if not self.writing_paused and not self.transport.is_closing():
             self.transport.resume_reading()
 

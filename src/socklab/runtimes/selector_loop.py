@@ -318,6 +318,11 @@ class SelectorServer(ServerHandle):
         session = conn.session
         if conn not in self._connections or conn.closing or session is None:
             return
+        if len(conn.output) > self.config.max_buffered_output_bytes:
+            # Backpressure: the peer does not read what we queued. The bytes stay in the
+            # session, which bounds them (DESIGN: a peer that never reads cannot make us
+            # buffer without bound); `_write_ready` takes them once the queue drains.
+            return
         out = session.data_to_send()
         if session.should_close:
             conn.closing = True
@@ -369,6 +374,9 @@ class SelectorServer(ServerHandle):
         if sent:
             conn.sent_since_sweep = True
             del conn.output[:sent]
+            if not conn.output and (self._live or conn.adopted) and not conn.closing:
+                self._flush_live(conn)  # what a live session held back while the peer lagged
+                return
         self._update_interest(conn)
 
     def _queue_output(self, conn: _Connection, data: bytes) -> None:

@@ -332,6 +332,12 @@ class ChatNode:
         return conn is not None and conn.connected and conn.session.has_partial_frame
 
     def take_actions(self) -> list[Action]:
+        """What the driver must do now. Also the node's safe point for sessions a send gave
+        up on (a buddy that does not read): they end here, not inside the loops that sent."""
+        for conn in list(self._connections.values()):
+            overflow = conn.session.take_overflow()
+            if overflow is not None:
+                self._session_ended(conn, overflow)
         actions, self._actions = self._actions, []
         return actions
 

@@ -55,11 +55,18 @@ _SESSION_TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
 }
 
 
+# Frames queued for one buddy that does not read them, before we give up on that connection:
+# 64 frames of the largest size, far more than people type (asyncio's stream high-water mark is
+# 64 KiB). The runtime stops taking bytes while the peer lags, so this is where they wait.
+MAX_QUEUED_BYTES = 64 * MAX_FRAME_BYTES
+
+
 class EndKind(enum.Enum):
     EOF = "connection closed"
     VIOLATION = "protocol violation"
     TIMEOUT = "no sign of life"
     BYE = "said bye"
+    SLOW_READER = "does not read"  # more than MAX_QUEUED_BYTES waited for it
     LOCAL = "closed by us"  # detail: "duplicate", "leaving", "itself", "forgotten", ...
 
 
@@ -94,8 +101,14 @@ class PeerSession:
         now: float,
         timers: SessionTimers = SessionTimers(),
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
     ) -> None:
         self.outbound = outbound
+        self.max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
+        # Set when the peer let more than `max_queued_bytes` wait: the node ends the session
+        # at its next safe point (`take_overflow`), not inside the send that found it.
+        self._overflow: SessionEnded | None = None
         self.timers = timers
         self.state = SessionState.AWAITING_HELLO
         self.hello: Hello | None = None
@@ -130,12 +143,32 @@ class PeerSession:
             raise LocalProtocolError("send() on a closed chat session")
         if self.state is SessionState.CLOSING and not isinstance(frame, Bye):
             return
-        self._out.append(self._framer.encode(encode_frame(frame)))
+        encoded = self._framer.encode(encode_frame(frame))
+        if self._queued_bytes + len(encoded) > self.max_queued_bytes:
+            if self.state is SessionState.CLOSING:
+                return  # already given up on (or leaving): nothing more is queued
+            # The buddy stopped reading: drop what waits and end the session (a lost buddy,
+            # reconnected by the node's rules), instead of holding ever more for it.
+            self._out.clear()
+            self._queued_bytes = 0
+            self._overflow = self._end(
+                EndKind.SLOW_READER,
+                f"over {self.max_queued_bytes:,} bytes waited for it to read",
+            )
+            return
+        self._out.append(encoded)
+        self._queued_bytes += len(encoded)
         self._last_sent = now
+
+    def take_overflow(self) -> SessionEnded | None:
+        """The end a send found (the peer does not read), once; None otherwise."""
+        overflow, self._overflow = self._overflow, None
+        return overflow
 
     def data_to_send(self) -> bytes:
         data = b"".join(self._out)
         self._out.clear()
+        self._queued_bytes = 0
         return data
 
     def receive_data(self, data: bytes, now: float) -> list[SessionEvent]:
