@@ -75,7 +75,7 @@ def _reserve_port(config: ServerConfig) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, sock_type)
     sock = socket.socket(family, sock_type)
     try:
-        _prepare_server_socket(sock, config)
+        _prepare_server_socket(sock, config, stream=sock_type == socket.SOCK_STREAM)
         _bind(sock, address, config)
     except BaseException:
         sock.close()
