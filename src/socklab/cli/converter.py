@@ -189,7 +189,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=_(
-            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, within {seconds:g} s)"
+            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds:g} s have passed)"
         ).format(seconds=DEFAULT_CLIENT_TIMEOUT_S),
     )
     client.add_argument(
