@@ -196,3 +196,56 @@ def test_every_request_answered_once_in_order_through_a_bad_network() -> None:
     stats = requester.stats
     assert stats.retries > 0 and stats.losses_seen > 0 and stats.duplicate_replies > 0
     assert stats.answered == 300
+
+
+def test_attempt_timeout_waits_that_long_for_every_send_as_dig_and_snmpget() -> None:
+    # --timeout 0.2 --retries 20: 21 sends, 0.2 s apart, given up after 4.2 s (not after 0.2 s).
+    requester = RetransmittingRequester(timeout_s=0.2, retries=20, attempt_timeout_s=0.2)
+    requester.submit(b"U:a")
+    sends: list[float] = []
+    now = 0.0
+    while True:
+        sends.extend(now for _ in requester.datagrams_to_send(now))
+        if requester.has_results:
+            break
+        deadline = requester.next_deadline()
+        assert deadline is not None
+        now = deadline
+    assert sends == pytest.approx([0.2 * n for n in range(21)])
+    assert now == pytest.approx(4.2)
+    (result,) = requester.take_results()
+    assert result == Unanswered(b"U:a", 21)
+    assert isinstance(result, Unanswered) and result.waited_s == pytest.approx(4.2)
+
+
+def test_adaptive_timer_never_gives_up_with_retries_unused() -> None:
+    # --retries 30 without --timeout: every retransmission is sent, even after timeout_s.
+    requester = RetransmittingRequester(timeout_s=5, retries=30)
+    requester.submit(b"U:a")
+    sends = 0
+    now = 0.0
+    while True:
+        sends += len(requester.datagrams_to_send(now))
+        if requester.has_results:
+            break
+        deadline = requester.next_deadline()
+        assert deadline is not None
+        now = deadline
+    assert sends == 31
+    assert now > 5
+
+
+def test_attempt_timeout_is_fixed_whatever_the_round_trip() -> None:
+    requester = RetransmittingRequester(timeout_s=5, retries=3, attempt_timeout_s=0.5)
+    requester.submit(b"U:x")
+    (first,) = requester.datagrams_to_send(0.0)
+    requester.receive_datagram(serve([first])[0], 0.001)  # a 1 ms round trip
+    requester.take_results()
+    requester.submit(b"U:y")
+    requester.datagrams_to_send(1.0)
+    assert requester.next_deadline() == pytest.approx(1.5)  # no RTO from the 1 ms sample
+
+
+def test_attempt_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="attempt_timeout_s > 0"):
+        RetransmittingRequester(timeout_s=5, retries=1, attempt_timeout_s=0)

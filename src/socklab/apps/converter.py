@@ -1,12 +1,10 @@
-"""The converter program: its server wired to a runtime, its client wired to stdin/arguments."""
+"""The converter program's defaults, the note every exposed server prints, and reply decoding."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterable, Iterator
 
-from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.i18n import _
 
 DEFAULT_PORT = 50000
@@ -33,29 +31,6 @@ def exposure_note(host: str) -> str | None:
     return _(
         "Note: listening on all interfaces, so other computers can connect. Use --host 127.0.0.1 to stay local."
     )
-
-
-def exchange_stream(client: StreamConverterClient, requests: Iterable[str]) -> Iterator[str | None]:
-    """Send each request and yield its reply as text; None when the server closed (after C:)."""
-    for request in requests:
-        reply = client.request(request.encode("utf-8"))
-        if reply is None:
-            yield None
-            return
-        yield decode_reply(reply)
-
-
-def exchange_datagrams(
-    client: DatagramConverterClient, requests: Iterable[str]
-) -> Iterator[str | None]:
-    """Send each request as a datagram and yield its reply; `C:` gets none (UDP has no connection)."""
-    for request in requests:
-        data = request.encode("utf-8")
-        if data[:2] == b"C:" or not data:
-            client.send_datagram(data)
-            yield None
-            continue
-        yield decode_reply(client.request(data))
 
 
 def decode_reply(reply: bytes) -> str:

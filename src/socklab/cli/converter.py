@@ -11,10 +11,9 @@ from socklab.apps.converter import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     decode_reply,
-    exchange_datagrams,
-    exchange_stream,
     exposure_note,
 )
+from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams
 from socklab.cli.arguments import (
     add_framing,
     add_host_port,
@@ -30,11 +29,23 @@ from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
-from socklab.errors import RemoteProtocolError, UsageError
+from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.protocol.closing import CloseReason
+from socklab.protocol.converter import (
+    CLOSE,
+    ERROR_PREFIX,
+    LOWER,
+    UPPER,
+    CloseRequest,
+    ErrorReply,
+    handle_request,
+    split_request_id,
+)
 from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.retransmission import (
     DEFAULT_WINDOW,
     Answered,
@@ -47,6 +58,7 @@ from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    DatagramUnanswered,
     DescriptorsExhausted,
     MemoryExhausted,
     ServerAlert,
@@ -64,6 +76,8 @@ from socklab.tracing import Tracer
 
 # One source for the defaults: the flags show what ServerConfig does.
 SERVER_DEFAULTS = ServerConfig()
+# The client's wait for a reply when --timeout is not given.
+DEFAULT_CLIENT_TIMEOUT_S = 5.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -161,13 +175,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.serving).
     server.set_defaults(handler=run_server, graceful_stop=True)
 
-    client = roles.add_parser("client", help=_("send requests and print the replies"))
+    client = roles.add_parser(
+        "client",
+        help=_("send requests and print the replies"),
+        epilog=_(
+            "Standard output holds one line per reply, whether the requests come as arguments or through a pipe; a person typing at a terminal sees the server's greeting first. Exit status: 0 every request answered; 1 a request got an 'E:' reply; 2 bad options, or (--udp) a request that is no converter command; 3 no connection, no answer in time, or the server closed the connection early or refused to serve (busy); 4 the server broke the protocol."
+        ),
+    )
     _add_endpoint(client)
     client.add_argument(
         "--timeout",
         type=positive_seconds,
-        default=5.0,
-        help=_("seconds to wait for each reply (default: %(default)s)"),
+        default=None,
+        metavar="S",
+        help=_(
+            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds:g} s have passed)"
+        ).format(seconds=DEFAULT_CLIENT_TIMEOUT_S),
     )
     client.add_argument(
         "--retries",
@@ -182,6 +205,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--stats",
         action="store_true",
         help=_("UDP: print the retries and losses seen at the end (on standard error)"),
+    )
+    client.add_argument(
+        "--send-anyway",
+        action="store_true",
+        help=_(
+            "UDP: send requests that are no converter command (the server drops its error reply)"
+        ),
     )
     client.add_argument(
         "requests",
@@ -240,6 +270,9 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
 
+    # Over UDP, -v names each datagram left unanswered and why, a few lines a second at most.
+    unanswered_lines = PeerLineLimiter(env.say, summarize_datagrams)
+
     def observe(event: ServerEvent) -> None:
         match event:
             case ConnectionOpened(peer):
@@ -252,6 +285,10 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 )
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
+            case DatagramUnanswered(peer, request, why):
+                unanswered_lines.offer(
+                    peer, lambda: describe_unanswered_datagram(peer, request, why)
+                )
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -279,7 +316,10 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     handle = serve(args.model, config)
     if args.verbose and handle.client_limits is not None:
         env.say(describe_client_limits(handle.client_limits, workers=args.workers))
-    wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
+    try:
+        wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
+    finally:
+        unanswered_lines.flush()
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(
@@ -293,6 +333,40 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
     return ExitStatus.OK
+
+
+def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Silence) -> str:
+    """The -v line for a datagram the UDP server did not answer, with the reason."""
+    match why:
+        case Silence.NO_REPLY:
+            _id, message = split_request_id(request)
+            reply = handle_request(message)
+            if isinstance(reply, CloseRequest):
+                reason = _("C: has no reply over UDP, where there is no connection to close")
+            else:
+                payload = reply.payload if isinstance(reply, ErrorReply) else reply
+                reason = _(
+                    "its reply {reply} ({reply_bytes:,} bytes) would be longer than the request ({request_bytes:,} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                ).format(
+                    reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
+                    reply_bytes=len(_id) + len(payload),
+                    request_bytes=len(request),
+                )
+        case Silence.EMPTY:
+            reason = _("an empty datagram")
+        case Silence.SYSTEM_PORT:
+            reason = _("its source port is below 1024, where standard services answer")
+        case Silence.ERROR:
+            reason = _("it is an error reply, and no error is answered")
+        case Silence.ECHO:
+            reason = _("the reply would equal the request")
+        case _:
+            assert_never(why)
+    return _("From {peer}: {request} not answered: {why}.").format(
+        peer=format_endpoint(*peer),
+        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
+        why=reason,
+    )
 
 
 def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
@@ -389,28 +463,93 @@ def _stdin_requests(env: Environment) -> Iterator[str]:
             yield line
 
 
+# Replies and the greeting shown on the terminal are cut here in the one-line messages.
+_SHOWN_BYTES = 60
+# The slides' UDP server reads recvfrom(2048): a longer datagram is cut off there (socklab's
+# `upper` server says so with -v) and, on a server that notices, not answered.
+_SLIDES_DATAGRAM_BYTES = 2048
+_COMMANDS = (UPPER, LOWER, CLOSE)
+
+
+def _show(data: bytes) -> str:
+    return escape_for_terminal(data, max_bytes=_SHOWN_BYTES)
+
+
+def describe_unknown_command(request: bytes) -> str | None:
+    """Why the converter would refuse `request` as a command, with a hint; None if it knows it."""
+    command = request[:2]
+    if command in _COMMANDS:
+        return None
+    if command.upper() in _COMMANDS:
+        return _(
+            "'{command}' is not a converter command: did you mean '{suggestion}'? (--send-anyway sends it as it is)"
+        ).format(command=_show(command), suggestion=command.upper().decode())
+    return _(
+        "'{request}' is not a converter request: a request starts with U:, L: or C:. (--send-anyway sends it as it is)"
+    ).format(request=_show(request))
+
+
 def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    interactive = not args.requests
-    tracer = tracer_from_args(args, env)
-    requests = args.requests or _stdin_requests(env)
-    if args.transport == "udp":
-        return _run_datagram_client(args, env, requests, interactive=interactive, tracer=tracer)
-    if args.retries is not None or args.stats:
+    if args.port == 0:
         raise UsageError(
-            _("{flag} is for --udp: TCP retransmits lost data by itself.").format(
-                flag="--retries" if args.retries is not None else "--stats"
+            _(
+                "port 0 cannot be dialled: a server given port 0 gets a free port from the system, and its 'listening on' line names it. Use that port."
             )
         )
+    interactive = not args.requests
+    tracer = tracer_from_args(args, env)
+    requests: Iterable[str] = args.requests or _stdin_requests(env)
+    if args.transport == "udp":
+        if args.requests and not args.send_anyway:
+            for request in args.requests:
+                refusal = describe_unknown_command(request.encode("utf-8"))
+                if refusal is not None:
+                    raise UsageError(refusal)
+        return _run_datagram_client(args, env, requests, interactive=interactive, tracer=tracer)
+    if args.retries is not None or args.stats or args.send_anyway:
+        flag = "--retries" if args.retries is not None else "--stats" if args.stats else None
+        if flag is None:
+            raise UsageError(_("--send-anyway is for --udp: a TCP server answers every request."))
+        raise UsageError(
+            _("{flag} is for --udp: TCP retransmits lost data by itself.").format(flag=flag)
+        )
     with StreamConverterClient(
-        args.host, args.port, framing=args.framing, timeout_s=args.timeout, tracer=tracer
+        args.host,
+        args.port,
+        framing=args.framing,
+        timeout_s=args.timeout or DEFAULT_CLIENT_TIMEOUT_S,
+        tracer=tracer,
     ) as client:
-        if interactive:
-            env.say(client.greeting.decode("utf-8", errors="replace"))
-        for reply in exchange_stream(client, requests):
+        address = format_endpoint(client.host, client.port)
+        if client.greeting.startswith(ERROR_PREFIX):
+            # Instead of a greeting, a refusal ("E:server busy, try again later"): shown as it came.
+            env.warn(
+                _("{address} refused to serve this client: {line}").format(
+                    address=address, line=_show(client.greeting)
+                )
+            )
+            return ExitStatus.NETWORK
+        # stdout holds the replies, one line per request, whether the requests come as
+        # arguments or through a pipe; a person typing at a terminal sees the greeting first.
+        if interactive and env.stdin_isatty:
+            env.say(decode_reply(client.greeting))
+        refused = 0
+        for request in requests:
+            message = request.encode("utf-8")
+            reply = client.request(message)
             if reply is None:
-                break
-            env.say(reply)
-    return ExitStatus.OK
+                if message[:2] == CLOSE:
+                    break
+                env.warn(
+                    _(
+                        "The server at {address} closed the connection before answering '{request}'."
+                    ).format(address=address, request=_show(message))
+                )
+                return ExitStatus.NETWORK
+            if reply.startswith(ERROR_PREFIX):
+                refused += 1
+            env.say(decode_reply(reply))
+    return ExitStatus.ERROR if refused else ExitStatus.OK
 
 
 def _run_datagram_client(
@@ -421,17 +560,41 @@ def _run_datagram_client(
     interactive: bool,
     tracer: Tracer | None,
 ) -> ExitStatus:
+    skipped = 0
+
+    def checked(requests: Iterable[str]) -> Iterator[bytes]:
+        # Typed lines are checked one by one: a typo is refused and the session goes on.
+        nonlocal skipped
+        for request in requests:
+            message = request.encode("utf-8")
+            refusal = None if args.send_anyway else describe_unknown_command(message)
+            if refusal is not None:
+                env.warn(_("Error: {detail}").format(detail=refusal))
+                skipped += 1
+                continue
+            yield message
+
     with DatagramConverterClient(
-        args.host, args.port, timeout_s=args.timeout, tracer=tracer
+        args.host, args.port, timeout_s=args.timeout or DEFAULT_CLIENT_TIMEOUT_S, tracer=tracer
     ) as client:
+        refused = 0
         if args.retries is None:
             sent = answered = 0
             try:
-                for reply in exchange_datagrams(client, requests):
+                for message in checked(requests):
                     sent += 1
-                    if reply is not None:
-                        answered += 1
-                        env.say(reply)
+                    client.send_datagram(message)
+                    if not message or message[:2] == CLOSE:
+                        continue  # UDP has no connection: C: gets no reply
+                    try:
+                        reply = client.receive_datagram()
+                    except NetworkTimeoutError:
+                        env.warn(_describe_silence(client, message))
+                        return ExitStatus.NETWORK
+                    answered += 1
+                    if reply.startswith(ERROR_PREFIX):
+                        refused += 1
+                    env.say(decode_reply(reply))
             finally:
                 if args.stats:
                     env.warn(
@@ -439,17 +602,25 @@ def _run_datagram_client(
                             "Stats: {sent} requests, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
                         ).format(sent=sent, answered=answered)
                     )
-            return ExitStatus.OK
+            return _client_status(refused, skipped)
         # A person typing sees each answer before the next line is read: one request at a time.
         window = 1 if interactive and env.stdin_isatty else DEFAULT_WINDOW
-        messages = (request.encode("utf-8") for request in requests)
         try:
-            for result in client.exchange_reliably(messages, retries=args.retries, window=window):
+            # --timeout S --retries N: each attempt waits S, N retransmissions follow (dig,
+            # snmpget); without --timeout the adaptive timer of RFC 6298.
+            for result in client.exchange_reliably(
+                checked(requests),
+                retries=args.retries,
+                window=window,
+                attempt_timeout_s=args.timeout,
+            ):
                 match result:
                     case Answered(reply=answer):
+                        if answer.startswith(ERROR_PREFIX):
+                            refused += 1
                         env.say(decode_reply(answer))
-                    case Unanswered(message=message, attempts=attempts):
-                        return _report_unanswered(env, client, message, attempts)
+                    case Unanswered() as unanswered:
+                        return _report_unanswered(env, client, unanswered)
                     case SentWithoutReply():
                         pass
                     case _:
@@ -457,12 +628,54 @@ def _run_datagram_client(
         finally:
             if args.stats and client.stats is not None:
                 env.warn(describe_retransmission_stats(client.stats))
-    return ExitStatus.OK
+    return _client_status(refused, skipped)
+
+
+def _client_status(refused: int, skipped: int) -> ExitStatus:
+    """USAGE when a typed request was refused here, ERROR when the server answered one `E:`."""
+    if skipped:
+        return ExitStatus.USAGE
+    return ExitStatus.ERROR if refused else ExitStatus.OK
+
+
+def _refused_reply_note() -> str:
+    return _(
+        "The server may have refused to answer a reply longer than the request: over UDP no reply is longer than its request, and an error reply for a short request is. Is the server running?"
+    )
+
+
+def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
+    """The line for a datagram that got no reply in time, naming the likeliest cause."""
+    line = _("No answer to '{request}' from {address} within {timeout} s.").format(
+        request=_show(message),
+        address=format_endpoint(client.host, client.port),
+        timeout=f"{client.timeout_s:g}",
+    )
+    # The same decision the server makes: silence where the reply would be longer than the
+    # request (no amplification) or could start a loop.
+    if isinstance(answer_datagram(message, client.local_port), Silence):
+        return f"{line} {_refused_reply_note()}"
+    if len(message) > _SLIDES_DATAGRAM_BYTES:
+        return (
+            line
+            + " "
+            + _(
+                "A server that reads at most {limit:,} bytes, as the slides' server does, cuts this datagram of {size:,} bytes off; socklab's upper server then does not answer it. Is the server running?"
+            ).format(limit=_SLIDES_DATAGRAM_BYTES, size=len(message))
+        )
+    return (
+        line
+        + " "
+        + _(
+            "Is the server running? Try a longer --timeout, or --retries N to resend lost datagrams."
+        )
+    )
 
 
 def _report_unanswered(
-    env: Environment, client: DatagramConverterClient, message: bytes, attempts: int
+    env: Environment, client: DatagramConverterClient, unanswered: Unanswered
 ) -> ExitStatus:
+    message = unanswered.message
     stats = client.stats
     if stats is not None and stats.replies_without_id and not stats.answered:
         raise RemoteProtocolError(
@@ -470,16 +683,30 @@ def _report_unanswered(
                 "the server's replies carry no request id, so they cannot be matched; it does not know the id extension. Run without --retries to send plain datagrams."
             )
         )
-    env.warn(
-        _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
-        ).format(
-            request=decode_reply(message[:60]),
-            address=format_endpoint(client.host, client.port),
-            attempts=attempts,
-            timeout=f"{client.timeout_s:g}",
+    values = {
+        "request": _show(message),
+        "address": format_endpoint(client.host, client.port),
+        "attempts": unanswered.attempts,
+        "timeout": f"{unanswered.waited_s:.1f}",
+    }
+    if isinstance(answer_datagram(message, client.local_port), Silence):
+        line = " ".join(
+            (
+                _(
+                    "No answer to '{request}' from {address} after {attempts} sends within {timeout} s."
+                ),
+                _refused_reply_note(),
+            )
         )
-    )
+    elif stats is not None and not stats.answered:
+        line = _(
+            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
+        )
+    else:
+        line = _(
+            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+        )
+    env.warn(line.format(**values))
     return ExitStatus.NETWORK
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
+from socklab.i18n import _
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
@@ -139,9 +140,21 @@ class DatagramConverterClient:
             self._sock.connect(address)
         self._sock.settimeout(timeout_s)
 
+    @property
+    def local_port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
     def send_datagram(self, message: bytes, request_id: int | None = None) -> None:
+        datagram = build_datagram(message, request_id)
+        if len(datagram) > MAX_UDP_PAYLOAD_BYTES:
+            # send() would fail with EMSGSIZE ("Message too long"), which names no number.
+            raise UsageError(
+                _(
+                    "a request of {size:,} bytes does not fit: a UDP datagram holds at most {limit:,} bytes"
+                ).format(size=len(datagram), limit=MAX_UDP_PAYLOAD_BYTES)
+            )
         with self._oserrors:
-            self._sock.send(build_datagram(message, request_id))
+            self._sock.send(datagram)
 
     def receive_datagram(self) -> bytes:
         with self._oserrors:
@@ -152,15 +165,26 @@ class DatagramConverterClient:
         return self.receive_datagram()
 
     def exchange_reliably(
-        self, requests: Iterable[bytes], *, retries: int, window: int = DEFAULT_WINDOW
+        self,
+        requests: Iterable[bytes],
+        *,
+        retries: int,
+        window: int = DEFAULT_WINDOW,
+        attempt_timeout_s: float | None = None,
     ) -> Iterator[RequestResult]:
         """Each request's result, in order and once, with ids and retransmission.
 
         Up to `window` requests are in flight at once; use window=1 when the requests come from
-        a person typing, so each answer is shown before the next line is read.
+        a person typing, so each answer is shown before the next line is read. Without
+        `attempt_timeout_s` the retransmission timer adapts to the round trip (RFC 6298) and a
+        request is given up after `timeout_s`; with it, each send waits that long and a request
+        is given up when its `retries` retransmissions have waited too.
         """
         requester = RetransmittingRequester(
-            timeout_s=self.timeout_s, retries=retries, window=window
+            timeout_s=self.timeout_s,
+            retries=retries,
+            window=window,
+            attempt_timeout_s=attempt_timeout_s,
         )
         self.stats = requester.stats
         pending = iter(requests)

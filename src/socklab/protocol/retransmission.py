@@ -10,8 +10,15 @@ Sans-I/O: the client's socket loop passes the time in and moves the datagrams. S
 - The retransmission timer adapts to the measured round trip as TCP's does (RFC 6298: SRTT,
   RTTVAR, RTO = SRTT + 4 RTTVAR), starting at `INITIAL_RTO_S` and doubling per retransmission
   of a request up to `MAX_BACKOFF_S`.
-- A request is given up (an `Unanswered` result) when `timeout_s` have passed since its first
-  send and its `retries` retransmissions are spent, or when `timeout_s` is over, whichever first.
+- A request is given up (an `Unanswered` result) when its `retries` retransmissions are spent,
+  the last one has waited its backoff, and `timeout_s` have passed since its first send: never
+  with retransmissions left unused (TCP gives up after a count of retransmissions too,
+  tcp_retries2 in tcp(7)).
+- With `attempt_timeout_s` the timer is fixed instead, as `dig +time=S +tries=N` and
+  `snmpget -t S -r N` count, and as the lecture's client does ("recv() after one second, then
+  start again"): every send waits `attempt_timeout_s` for its reply, `retries` retransmissions
+  follow the first send, and the request is given up when the last one's wait is over, after
+  (retries + 1) x attempt_timeout_s. `timeout_s` plays no part then.
 - At most `window` requests are in flight (sent, not yet answered) at once, and at most
   `max_undelivered` are submitted but not yet taken, so answers waiting for an earlier, unlucky
   request are bounded too, without that one request stalling the others.
@@ -61,6 +68,7 @@ class Unanswered:
 
     message: bytes
     attempts: int
+    waited_s: float = field(default=0.0, compare=False)  # from the first send to giving up
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +119,21 @@ class RetransmittingRequester:
         window: int = DEFAULT_WINDOW,
         max_undelivered: int = DEFAULT_MAX_UNDELIVERED,
         first_id: int = 1,
+        attempt_timeout_s: float | None = None,
     ) -> None:
-        if timeout_s <= 0 or retries < 0 or not 1 <= window <= max_undelivered or first_id < 0:
+        if (
+            timeout_s <= 0
+            or retries < 0
+            or not 1 <= window <= max_undelivered
+            or first_id < 0
+            or (attempt_timeout_s is not None and attempt_timeout_s <= 0)
+        ):
             raise ValueError(
-                "timeout_s > 0, retries >= 0, 1 <= window <= max_undelivered, first_id >= 0"
+                "timeout_s > 0, retries >= 0, 1 <= window <= max_undelivered, first_id >= 0, "
+                "attempt_timeout_s > 0"
             )
         self.timeout_s = timeout_s
+        self.attempt_timeout_s = attempt_timeout_s
         self.retries = retries
         self.window = window
         self.max_undelivered = max_undelivered
@@ -172,8 +189,8 @@ class RetransmittingRequester:
                     continue
                 out.append(self._send(request, now))
             elif now >= request.retransmit_at_s:
-                if now - request.first_sent_s >= self.timeout_s:
-                    self._give_up(request)
+                if self._is_over(request, now):
+                    self._give_up(request, now)
                     continue
                 if len(request.sends) > self.retries:
                     continue
@@ -182,22 +199,35 @@ class RetransmittingRequester:
         self.stats.datagrams_sent += len(out)
         return out
 
+    def _is_over(self, request: _Request, now: float) -> bool:
+        """The time allowed for `request` has run out (called when its timer is due)."""
+        if len(request.sends) <= self.retries:
+            return False
+        if self.attempt_timeout_s is not None:
+            return True
+        assert request.first_sent_s is not None
+        return now - request.first_sent_s >= self.timeout_s
+
     def _send(self, request: _Request, now: float) -> bytes:
         request_id = self._next_id
         self._next_id += 1
         request.sends[request_id] = now
         self._by_id[request_id] = request
         assert request.first_sent_s is not None
+        if self.attempt_timeout_s is not None:
+            request.retransmit_at_s = now + self.attempt_timeout_s
+            return build_datagram(request.message, request_id)
         backoff = min(MAX_BACKOFF_S, self.rto_s * 2 ** (len(request.sends) - 1))
-        give_up_at = request.first_sent_s + self.timeout_s
         if len(request.sends) > self.retries:
-            request.retransmit_at_s = give_up_at
+            # The last send: wait for its reply, and until timeout_s is over, then give up.
+            request.retransmit_at_s = max(now + backoff, request.first_sent_s + self.timeout_s)
         else:
-            request.retransmit_at_s = min(now + backoff, give_up_at)
+            request.retransmit_at_s = now + backoff
         return build_datagram(request.message, request_id)
 
-    def _give_up(self, request: _Request) -> None:
-        request.result = Unanswered(request.message, len(request.sends))
+    def _give_up(self, request: _Request, now: float) -> None:
+        assert request.first_sent_s is not None
+        request.result = Unanswered(request.message, len(request.sends), now - request.first_sent_s)
         self._in_flight -= 1
         self.stats.unanswered += 1
         self.stats.losses_seen += len(request.sends)

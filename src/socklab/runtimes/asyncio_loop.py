@@ -71,6 +71,7 @@ from socklab.runtimes.connections import (
     stop_timeout_s,
 )
 from socklab.runtimes.datagrams import (
+    DATAGRAM_BUDGET,
     answer_pending_datagrams,
     reply_to_datagram,
 )
@@ -438,7 +439,8 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        reply = reply_to_datagram(data, addr, self.server.config.datagram_handler)
+        config = self.server.config
+        reply = reply_to_datagram(data, addr, config.datagram_handler, config.observer)
         if reply is None:
             return
         self.transport.sendto(reply, addr)
@@ -680,6 +682,8 @@ class AsyncioServer(EventLoopHandle):
                     sock,
                     self.stats,
                     self.config.datagram_handler,
+                    DATAGRAM_BUDGET,
+                    self.config.observer,
                 )
             except NotImplementedError:  # Windows' ProactorEventLoop has no add_reader
                 pass

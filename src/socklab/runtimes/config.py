@@ -11,7 +11,7 @@ from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import handle_datagram
 from socklab.protocol.framing import FramingName
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
-from socklab.protocol.reflection import DatagramHandler
+from socklab.protocol.reflection import DatagramHandler, Silence
 from socklab.protocol.session import ConverterSession, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
@@ -46,7 +46,18 @@ class ConnectionRefusedBusy:
     peer: tuple[str, int]
 
 
-ServerEvent = ConnectionOpened | ConnectionClosed | ConnectionRefusedBusy
+@dataclass(frozen=True, slots=True)
+class DatagramUnanswered:
+    """A UDP server stayed silent for a datagram; `why` is the core's reason
+    (`socklab.protocol.reflection`). Sent only to an observer, so a server without one pays
+    nothing for it."""
+
+    peer: tuple[str, int]
+    request: bytes
+    why: Silence
+
+
+ServerEvent = ConnectionOpened | ConnectionClosed | ConnectionRefusedBusy | DatagramUnanswered
 ServerObserver = Callable[[ServerEvent], None]
 
 

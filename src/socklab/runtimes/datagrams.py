@@ -20,8 +20,9 @@ import socket
 from typing import Any
 
 from socklab.protocol.converter import handle_datagram
-from socklab.protocol.reflection import DatagramHandler
+from socklab.protocol.reflection import DatagramHandler, Silence
 from socklab.protocol.reflection import answer_datagram as decide_answer
+from socklab.runtimes.config import DatagramUnanswered, ServerObserver
 from socklab.runtimes.handle import ServerStats
 
 # Larger than any UDP payload (65,507 bytes over IPv4), so no datagram is silently truncated.
@@ -34,10 +35,19 @@ DATAGRAM_BUDGET = 256
 
 
 def reply_to_datagram(
-    data: bytes, address: Any, handle: DatagramHandler = handle_datagram
+    data: bytes,
+    address: Any,
+    handle: DatagramHandler = handle_datagram,
+    observer: ServerObserver | None = None,
 ) -> bytes | None:
-    """The reply to send to `address` (a `recvfrom()` address), or None: stay silent."""
+    """The reply to send to `address` (a `recvfrom()` address), or None: stay silent.
+
+    An `observer` (the server's -v) hears of every silence and why: a student whose `u:hello`
+    gets nothing can read on the server that its error reply was longer than the request.
+    """
     reply = decide_answer(data, address[1], handle)
+    if observer is not None and isinstance(reply, Silence):
+        observer(DatagramUnanswered((str(address[0]), int(address[1])), data, reply))
     return reply if reply.__class__ is bytes else None
 
 
@@ -46,6 +56,7 @@ def answer_pending_datagrams(
     stats: ServerStats,
     handle: DatagramHandler = handle_datagram,
     budget: int = DATAGRAM_BUDGET,
+    observer: ServerObserver | None = None,
 ) -> int:
     """Answer the datagrams queued on non-blocking `sock` (at most `budget`); how many were read."""
     recvfrom = sock.recvfrom
@@ -62,7 +73,7 @@ def answer_pending_datagrams(
                 # away; Windows reports it as a reset) comes with the next recvfrom: nothing to do.
                 continue
             received += 1
-            reply = reply_to_datagram(data, address, handle)
+            reply = reply_to_datagram(data, address, handle, observer)
             if reply is None:
                 continue
             try:
@@ -84,9 +95,10 @@ def answer_datagram(
     address: Any,
     stats: ServerStats,
     handle: DatagramHandler = handle_datagram,
+    observer: ServerObserver | None = None,
 ) -> None:
     """Answer one datagram read by a blocking `recvfrom()`."""
-    reply = reply_to_datagram(data, address, handle)
+    reply = reply_to_datagram(data, address, handle, observer)
     if reply is None:
         return
     try:

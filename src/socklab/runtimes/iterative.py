@@ -59,7 +59,14 @@ class IterativeDatagramServer(ServerHandle):
                     continue
                 except ConnectionResetError:
                     continue  # Windows: ICMP "port unreachable" for an earlier reply
-                answer_datagram(sock, data, address, self.stats, self.config.datagram_handler)
+                answer_datagram(
+                    sock,
+                    data,
+                    address,
+                    self.stats,
+                    self.config.datagram_handler,
+                    self.config.observer,
+                )
         finally:
             sock.close()
 

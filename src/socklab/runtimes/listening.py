@@ -34,7 +34,7 @@ def open_listening_socket(config: ServerConfig, *, blocking: bool = False) -> so
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_STREAM)
     sock = new_socket(family, socket.SOCK_STREAM, config.tracer)
     try:
-        _prepare_server_socket(sock, config)
+        _prepare_server_socket(sock, config, stream=True)
         if config.receive_buffer_bytes is not None:
             # Set before listen(): accepted sockets inherit it, and the window they announce
             # in the handshake is sized from it (socket(7), tcp(7)).
@@ -71,7 +71,7 @@ def open_datagram_socket(config: ServerConfig) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, socket.SOCK_DGRAM)
     sock = new_socket(family, socket.SOCK_DGRAM, config.tracer)
     try:
-        _prepare_server_socket(sock, config)
+        _prepare_server_socket(sock, config, stream=False)
         _bind(sock, address, config)
         sock.setblocking(False)
     except BaseException:
@@ -80,13 +80,16 @@ def open_datagram_socket(config: ServerConfig) -> socket.socket:
     return sock
 
 
-def _prepare_server_socket(sock: socket.socket, config: ServerConfig) -> None:
+def _prepare_server_socket(sock: socket.socket, config: ServerConfig, *, stream: bool) -> None:
     if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
         # Windows: SO_REUSEADDR would let another process steal the port; exclusive use is the
         # documented safe choice and rebinding after TIME_WAIT works there anyway.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-    else:
-        # POSIX: allow an immediate restart while old connections sit in TIME_WAIT.
+    elif stream:
+        # POSIX: allow an immediate restart while old connections sit in TIME_WAIT. TCP only: a
+        # UDP socket has no TIME_WAIT, and on Linux SO_REUSEADDR on UDP lets a second process
+        # bind the same port and share its datagrams (socket(7)), so a second server would
+        # start silently instead of failing as "port in use".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if config.reuse_port:
         if not hasattr(socket, "SO_REUSEPORT"):

@@ -65,7 +65,7 @@ from socklab.runtimes.connections import (
     resolve_client_limits,
     stop_timeout_s,
 )
-from socklab.runtimes.datagrams import answer_pending_datagrams
+from socklab.runtimes.datagrams import DATAGRAM_BUDGET, answer_pending_datagrams
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import (
@@ -236,7 +236,13 @@ class SelectorServer(ServerHandle):
         """The listener or the wake-up socket is ready."""
         if data is _LISTENER:
             if self.config.transport == "udp":
-                answer_pending_datagrams(self._sock, self.stats, self.config.datagram_handler)
+                answer_pending_datagrams(
+                    self._sock,
+                    self.stats,
+                    self.config.datagram_handler,
+                    DATAGRAM_BUDGET,
+                    self.config.observer,
+                )
             else:
                 self._accept_ready()
         else:

@@ -75,7 +75,10 @@ def _reserve_port(config: ServerConfig) -> socket.socket:
     family, address = resolve_bind_address(config.host, config.port, sock_type)
     sock = socket.socket(family, sock_type)
     try:
-        _prepare_server_socket(sock, config)
+        # SO_REUSEPORT on the reserve too: the workers' sockets join it. A UDP socket has no
+        # SO_REUSEADDR (a second program could share the port), so without this they could not.
+        reserving = dataclasses.replace(config, reuse_port=True)
+        _prepare_server_socket(sock, reserving, stream=sock_type == socket.SOCK_STREAM)
         _bind(sock, address, config)
     except BaseException:
         sock.close()

@@ -671,11 +671,27 @@ def judge_replies_shown(target: ClientTarget, record: ClientRecord) -> Finding:
     )
 
 
+# A client may report that a request got an 'E:' reply by its exit status, as grep reports "no
+# match" with 1 and socklab's own client does; a crash shows a traceback besides.
+ERROR_REPLY_EXIT_STATUS = 1
+
+
+def _exited_well(record: ClientRecord) -> bool:
+    """Ended in time with status 0, or with 1 after the injected 'E:' reply (no crash)."""
+    if record.timed_out:
+        return False
+    if record.exit_status == 0:
+        return True
+    return (
+        record.exit_status == ERROR_REPLY_EXIT_STATUS
+        and record.error_injected
+        and TRACEBACK_MARK not in record.stderr
+    )
+
+
 def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
     crashed = TRACEBACK_MARK in record.stderr
-    survived = (
-        record.error_injected and not crashed and not record.timed_out and record.exit_status == 0
-    )
+    survived = record.error_injected and not crashed and _exited_well(record)
     if not record.error_injected:
         received = _("not tested: the client sent no conversion request")
     elif crashed:
@@ -683,7 +699,7 @@ def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
     else:
         received = _describe_exit(record, target.timeout_s)
     return Finding(
-        _("no crash after {reply}, exit status 0").format(
+        _("no crash after {reply}, exit status 0 (or 1, for the 'E:')").format(
             reply=show_bytes(INJECTED_ERROR, limit=30)
         ),
         received,
@@ -727,15 +743,19 @@ def _connection_end_text(end: ConnectionEnd) -> str:
 
 
 def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
-    exited = not record.timed_out and record.exit_status == 0
+    exited = _exited_well(record)
     received = _describe_exit(record, target.timeout_s)
     if not exited and _last_stderr_line(record):
         received += f": {_last_stderr_line(record)}"
     return Finding(
-        _("exit status 0 within {seconds:g} s").format(seconds=target.timeout_s),
+        _("exit status 0 (or 1 after an 'E:' reply) within {seconds:g} s").format(
+            seconds=target.timeout_s
+        ),
         received,
         exited,
-        _("When its input ends, the client should send C: or close, and exit with status 0."),
+        _(
+            "When its input ends, the client should send C: or close, and exit with status 0 (or 1 when a request got an 'E:' reply)."
+        ),
     )
 
 
