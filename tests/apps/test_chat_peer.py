@@ -75,4 +75,9 @@ def test_peers_of_two_models_chat_and_leave_nothing_behind(first: str, second: s
     while not set(threading.enumerate()) <= threads_before:
         assert time.monotonic() < deadline, set(threading.enumerate()) - threads_before
         time.sleep(0.02)
-    assert psutil.Process().num_fds() == descriptors_before
+    # Descriptors too may close a moment after their threads end (a socket freed by the
+    # collector); a leak stays, so wait for the count within the same deadline. Fewer is fine:
+    # something of this worker process from before may have closed meanwhile.
+    while psutil.Process().num_fds() > descriptors_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert psutil.Process().num_fds() <= descriptors_before
