@@ -21,6 +21,7 @@ from socklab.cli import stop_signals
 from socklab.cli.commands import command_summaries
 from socklab.cli.environment import Environment
 from socklab.cli.failures import describe_error
+from socklab.cli.logfile import copying_lines
 from socklab.cli.status import ExitStatus, exit_status_table
 from socklab.errors import SocklabError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
@@ -127,7 +128,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.USAGE, f"{line}\n{hint}\n")
 
 
-def build_parser(argv: Sequence[str] = (), *, every_command: bool = False) -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] = (), *, every_command: bool = False
+) -> argparse.ArgumentParser:
     """The parser; only the command named in `argv` is imported and fully configured.
 
     The other commands get a bare entry with their summary, which is all `socklab --help` shows.
@@ -189,6 +192,18 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
     if handler is None:
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
+    try:
+        # The command's --log file (servers, impair) records its lines, the error line included.
+        with copying_lines(env, args):
+            return _call(handler, args, env)
+    except SocklabError as error:  # the log file cannot be opened
+        line, status = describe_error(error)
+        env.warn(line)
+        return status
+
+
+def _call(handler: Any, args: argparse.Namespace, env: Environment) -> ExitStatus:
+    """The command's handler, its failures turned into one line and an exit status."""
     try:
         # A server stops on the first Ctrl+C or SIGTERM and exits 0; other commands get
         # KeyboardInterrupt. Outside the block (the handlers below) a signal is only recorded.

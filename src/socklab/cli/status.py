@@ -29,7 +29,9 @@ def exit_status_table() -> dict[ExitStatus, str]:
         ExitStatus.OK: _("success (a server stopped with Ctrl+C or SIGTERM exits 0 as well)"),
         ExitStatus.ERROR: _("a request or check failed (an E: reply, for one), or another error"),
         ExitStatus.USAGE: _("bad options or arguments"),
-        ExitStatus.NETWORK: _("no connection: refused, unreachable, timed out, reset, unknown host"),
+        ExitStatus.NETWORK: _(
+            "no connection: refused, unreachable, timed out, reset, unknown host"
+        ),
         ExitStatus.PROTOCOL: _("the peer broke the protocol"),
         ExitStatus.PERMISSION: _("permission denied (a privileged port, raw sockets)"),
         ExitStatus.ADDRESS_IN_USE: _("the port is in use"),
