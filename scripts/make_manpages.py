@@ -43,9 +43,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def _exit_status_section() -> str:
-    rows = [
-        f".TP\n.B {int(status)}\n{meaning}" for status, meaning in exit_status_table().items()
-    ]
+    rows = [f".TP\n.B {int(status)}\n{meaning}" for status, meaning in exit_status_table().items()]
     return "\n".join(rows) + "\n"
 
 

@@ -62,7 +62,9 @@ def test_bash_completion_is_valid_and_completes_commands_and_options(tmp_path: P
     assert "--log" in bash_completes(str(script), ["socklab", "impair", "--l"])
 
 
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)"
+)
 def test_zsh_completion_is_valid_zsh(tmp_path: Path) -> None:
     script = tmp_path / "_socklab"
     script.write_text(completion("zsh"), encoding="utf-8")
@@ -72,7 +74,9 @@ def test_zsh_completion_is_valid_zsh(tmp_path: Path) -> None:
     assert all(command in text for command in command_summaries())
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    shutil.which("fish") is None, reason="fish is not installed (.ci/run installs it)"
+)
 def test_fish_completion_completes_commands(tmp_path: Path) -> None:
     script = tmp_path / "socklab.fish"
     script.write_text(completion("fish"), encoding="utf-8")
