@@ -40,7 +40,6 @@ from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _
-from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.chat import (
     BuddyJoined,
     BuddyLeft,
@@ -66,6 +65,7 @@ from socklab.protocol.chat import (
     format_address,
     is_valid_name,
 )
+from socklab.protocol.escaping import escape_for_terminal
 
 # How long a leaving peer waits for acknowledgements before it says bye anyway.
 LEAVE_GRACE_S = 5.0

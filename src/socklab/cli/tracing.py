@@ -203,9 +203,7 @@ def explanation(event: TraceEvent) -> str:
                     "close() on a listening socket stops accepting: it has no peer, so no FIN is sent; connections still waiting in the listen backlog are reset."
                 )
             if not event.connected:
-                return _(
-                    "close() releases the socket; it has no connection, so nothing is sent."
-                )
+                return _("close() releases the socket; it has no connection, so nothing is sent.")
             return _(
                 "close() releases the socket; TCP sends FIN, so the peer's recv() returns 0 bytes once it read everything."
             )
