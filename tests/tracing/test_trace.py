@@ -227,3 +227,19 @@ def test_explain_of_close_after_a_refused_connect_says_nothing_is_sent() -> None
     assert result.returncode != 0
     closing = dict(explained(result.stderr.splitlines()))["close"]
     assert closing == "close() releases the socket; it has no connection, so nothing is sent."
+
+
+def test_explanations_follow_the_call_and_the_socket_state() -> None:
+    from socklab.cli.tracing import explanation
+    from socklab.tracing import Call, TraceEvent
+
+    def explain(call: Call, transport: str = "tcp", **facts: object) -> str:
+        return explanation(TraceEvent(call, 3, transport, **facts))  # type: ignore[arg-type]
+
+    assert explain(Call.SENDALL, "udp").startswith("sendall() on a connected UDP socket")
+    assert explain(Call.SEND, "udp").startswith("send() on a connected UDP socket")
+    assert explain(Call.SENDALL) != explain(Call.SEND)
+    assert "no FIN is sent" in explain(Call.CLOSE, listening=True, connected=False)
+    assert "TCP sends FIN" in explain(Call.CLOSE)
+    assert "nothing is sent" in explain(Call.CLOSE, connected=False)
+    assert "UDP tells the other side nothing" in explain(Call.CLOSE, "udp", connected=False)

@@ -156,6 +156,10 @@ def explanation(event: TraceEvent) -> str:
                 "connect() runs TCP's three-way handshake with the server; when it returns, both sides can send."
             )
         case Call.SEND | Call.SENDALL:
+            if udp and event.call is Call.SENDALL:
+                return _(
+                    "sendall() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
+                )
             if udp:
                 return _(
                     "send() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
