@@ -75,9 +75,9 @@ def demo_upper(say: Say) -> bool:
     for transport in ("udp", "tcp"):
         heading(
             say,
-            _("Uppercase service over {transport} (lecture, port 12000)").format(
-                transport=transport.upper()
-            ),
+            _(
+                "Uppercase service over {transport} (the lecture's port 12000; here a free port the OS picks)"
+            ).format(transport=transport.upper()),
         )
         # Server ready, client input, server's log of the request, client's reply line.
         turns = TakingTurns(say, "SCSC")
@@ -110,7 +110,12 @@ def demo_upper(say: Say) -> bool:
 
 
 def demo_converter(say: Say) -> bool:
-    heading(say, _("Converter over TCP with line framing (live coding, port 50000)"))
+    heading(
+        say,
+        _(
+            "Converter over TCP with line framing (live coding: port 50000; here a free port the OS picks)"
+        ),
+    )
     with serve(DEFAULT_RUNTIME, ServerConfig(port=0)) as handle:
         host, port = handle.address
         with StreamConverterClient(host, port, timeout_s=TIMEOUT_S) as client:
