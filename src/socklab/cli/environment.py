@@ -23,6 +23,7 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    stderr_isatty: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -34,6 +35,7 @@ class Environment:
             environ=os.environ,
             stdin_isatty=_isatty(sys.stdin),
             stdout_isatty=_isatty(sys.stdout),
+            stderr_isatty=_isatty(sys.stderr),
         )
 
     def say(self, line: str = "") -> None:
@@ -41,6 +43,13 @@ class Environment:
         with self._lock:
             self.stdout.write(line + "\n")
             self.stdout.flush()
+
+    def write_now(self, text: str, *, to_stderr: bool = False) -> None:
+        """`text` as it is (no newline added), flushed now: for a progress line on a terminal."""
+        stream = self.stderr if to_stderr else self.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
 
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
