@@ -16,8 +16,8 @@ What "conforming" means for a client (docs/CHECK.md):
   greeting-read     it reads the greeting before its first reply (it is not one reply behind);
   requests          every message it sends is a framed U:/L:/C: request with UTF-8 text
                     (with line framing: ends in a newline);
-  replies-shown     the reply to each of its conversion requests appears in its output, in order;
   error-reply       an `E:` reply does not crash it (no traceback, exit status 0);
+  replies-shown     the reply to each of its conversion requests appears in its output, in order;
   closes-cleanly    it ends each connection with `C:` or a normal close, not a reset;
   exits             it exits by itself within the timeout, with status 0.
 
@@ -880,7 +880,8 @@ def client_checks() -> list[ClientCheck]:
 
     Dependencies: without a connection nothing else about it can be judged; with malformed
     requests the replies (and their order) say nothing about the client; one reply behind
-    explains the missing last reply.
+    explains the missing last reply, and a client that did not survive the `E:` shows no later
+    reply.
     """
     both: frozenset[Transport] = frozenset({"tcp", "udp"})
     tcp: frozenset[Transport] = frozenset({"tcp"})
@@ -897,14 +898,14 @@ def client_checks() -> list[ClientCheck]:
             ("requests",),
         ),
         ClientCheck(
+            "error-reply", _("survives an 'E:' reply"), both, judge_error_reply, ("connects",)
+        ),
+        ClientCheck(
             "replies-shown",
             _("shows each reply"),
             both,
             judge_replies_shown,
-            ("requests", "greeting-read"),
-        ),
-        ClientCheck(
-            "error-reply", _("survives an 'E:' reply"), both, judge_error_reply, ("requests",)
+            ("requests", "greeting-read", "error-reply"),
         ),
         ClientCheck(
             "closes-cleanly", _("closes the connection cleanly"), tcp, judge_closing, ("connects",)
