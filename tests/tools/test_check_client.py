@@ -17,6 +17,8 @@ import pytest
 
 from tests.fixtures.check_processes import fixture_command
 from tests.socklab_process import SocklabProcess, run_socklab, socklab_command
+from tests.tools.check_verdicts import assert_counts_match, verdicts
+from tests.tools.check_verdicts import expect as expect_verdicts
 
 NOT_CONFORMING = 7
 CLIENT_CHECKS = [
@@ -44,20 +46,8 @@ def failed_ids(report: dict[str, Any]) -> set[str]:
     return {check["id"] for check in report["checks"] if check["verdict"] == "fail"}
 
 
-# Verdicts in report order: P pass, F fail, N not reached (a check it depends on failed, or
-# what it judges never happened in the run).
-VERDICT_WORDS = {"P": "pass", "F": "fail", "N": "not reached"}
-
-
-def verdicts(report: dict[str, Any]) -> dict[str, str]:
-    return {check["id"]: check["verdict"] for check in report["checks"]}
-
-
 def expect(letters: str, ids: list[str] | None = None) -> dict[str, str]:
-    """`"PFNNNPP"` as {id: verdict} over `ids` (the TCP client checks by default)."""
-    ids = CLIENT_CHECKS if ids is None else ids
-    assert len(letters) == len(ids)
-    return {check_id: VERDICT_WORDS[letter] for check_id, letter in zip(ids, letters, strict=True)}
+    return expect_verdicts(letters, CLIENT_CHECKS if ids is None else ids)
 
 
 def by_id(report: dict[str, Any], check_id: str) -> dict[str, Any]:
@@ -126,11 +116,7 @@ def test_broken_clients_get_a_verdict_for_every_check(fault: str, expected: str)
     status, report = check_client("--timeout", "3", command=command)
     assert verdicts(report) == expect(expected), report
     assert status == (NOT_CONFORMING if "F" in expected else 0)
-    assert report["failed"] == expected.count("F")
-    assert report["not_reached"] == expected.count("N")
-    for check in report["checks"]:
-        if check["verdict"] == "not reached":
-            assert check["received"].startswith("not reached: "), check
+    assert_counts_match(report, expected)
 
 
 def test_crashing_client_is_shown_with_its_error() -> None:

@@ -117,6 +117,23 @@ def greeting_done(target: ServerTarget) -> Callable[[bytes], bool]:
     return lambda data: count_messages(target.framing, data) >= 1 or data == GREETING
 
 
+# How long a failed check waits to learn whether the server still accepts connections.
+LISTENING_PROBE_S = 1.0
+
+
+def stopped_listening(target: ServerTarget) -> bool:
+    """True when a connection to the server is refused now (it crashed or exited)."""
+    try:
+        StreamProbe(
+            target.host, target.port, Deadline(min(target.timeout_s, LISTENING_PROBE_S))
+        ).close()
+    except RefusedError:
+        return True
+    except NetworkError:
+        return False  # a full backlog or a slow server: still there
+    return False
+
+
 def describe_refused() -> str:
     return _("connection refused: nothing listens there (did the server crash?)")
 
@@ -196,9 +213,10 @@ def conversion_check(pieces: list[bytes], note: str = "") -> Callable[[ServerTar
             probe.send_pieces(pieces)
             received = probe.receive_until(replies_complete(target, expected))
         passed = received.ending is Ending.COMPLETE and received.data == expected
+        advice = note
         if not passed and is_unframed(target, expected, received.data):
-            note = unframed_reply_note(target.framing, received.data)
-        return Finding(show_bytes(expected), received.describe(), passed, "" if passed else note)
+            advice = unframed_reply_note(target.framing, received.data)
+        return Finding(show_bytes(expected), received.describe(), passed, "" if passed else advice)
 
     return run
 
@@ -279,9 +297,10 @@ def error_then_usable(request: bytes, note: str) -> Callable[[ServerTarget], Fin
             error_reply = probe.receive_until(one_message(target))
             message = first_message(target.framing, error_reply.data)
             if error_reply.ending is not Ending.COMPLETE or not message.startswith(ERROR_PREFIX):
+                advice = note
                 if unframed_error_reply(target, error_reply):
-                    note = unframed_reply_note(target.framing, error_reply.data)
-                return Finding(expected, error_reply.describe(), False, note)
+                    advice = unframed_reply_note(target.framing, error_reply.data)
+                return Finding(expected, error_reply.describe(), False, advice)
             probe.send(follow_up)
             received = probe.receive_until(replies_complete(target, expected_follow_up))
         passed = received.ending is Ending.COMPLETE and received.data == expected_follow_up
@@ -741,7 +760,14 @@ def check_converter_server(
     first_id = checks[0].check_id
 
     def judge(check: ServerCheck) -> Finding:
-        return run_check(check, target, first=udp and check.check_id == first_id)
+        finding = run_check(check, target, first=udp and check.check_id == first_id)
+        if udp or finding.passed or finding.ends_run or not stopped_listening(target):
+            return finding
+        # This check's connection ended as the server died: the crash is its finding, and no
+        # later check could reach the server.
+        crashed = _("After this check nothing listens at {address} any more: did the server crash?")
+        note = f"{finding.note} {crashed}" if finding.note else crashed
+        return dataclasses.replace(finding, note=note.format(address=target.address), ends_run=True)
 
     report = CheckReport(
         subject="converter-server",
