@@ -128,6 +128,9 @@ def test_client_killed_mid_way() -> None:
     assert by_id(report, "error-reply")["received"] == "was killed by signal SIGKILL"
     assert by_id(report, "replies-shown")["received"] == "not reached: error-reply failed first"
     assert by_id(report, "exits")["received"] == "was killed by signal SIGKILL"
+    assert by_id(report, "exits")["note"].startswith(
+        "A signal ended the client before it finished, and the checker did not send it"
+    )
 
 
 def test_client_command_is_shown_with_its_address() -> None:

@@ -869,9 +869,18 @@ def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
         ),
         received,
         exited,
-        _(
-            "When its input ends, the client should send C: or close, and exit with status 0 (or 1 when a request got an 'E:' reply)."
-        ),
+        _exit_advice(record),
+    )
+
+
+def _exit_advice(record: ClientRecord) -> str:
+    if _ended_by_signal(record) and not record.timed_out:
+        # Not the checker's doing: something else (the client itself, the OS) sent the signal.
+        return _(
+            "A signal ended the client before it finished, and the checker did not send it: run the client by hand to see where it stops."
+        )
+    return _(
+        "When its input ends, the client should send C: or close, and exit with status 0 (or 1 when a request got an 'E:' reply)."
     )
 
 
