@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -147,6 +148,17 @@ def test_client_command_is_shown_with_its_address() -> None:
     heading = result.stdout.splitlines()[0]
     assert heading.startswith("Checking converter-client ")
     assert "{port}" not in heading and " 127.0.0.1 " in heading
+
+
+def test_client_stderr_is_escaped_before_the_terminal() -> None:
+    """The program under test writes what it likes to stderr; its last line is shown escaped."""
+    script = "import sys; sys.stderr.write('boom \\x1b[2J\\n'); sys.exit(2)"
+    status, report = check_client(command=[sys.executable, "-c", script])
+    assert status == NOT_CONFORMING
+    assert by_id(report, "connects")["received"] == (
+        "no connection; the client exited with status 2 (boom \\x1b[2J)"
+    )
+    assert not any("\x1b" in check["received"] for check in report["checks"])
 
 
 # --- servers -----------------------------------------------------------------------------------

@@ -199,10 +199,10 @@ class LiveLines:
     def run_started(self, report: CheckReport) -> None:
         self._report = report
         if report.subject.endswith("-client"):
-            self._show_progress(_("running {target} …").format(target=report.target))
+            self._progress.show(_("running {target} …").format(target=report.target))
 
     def check_started(self, check_id: str, title: str, number: int, total: int) -> None:
-        self._show_progress(
+        self._progress.show(
             _("[{number}/{total}] {check}: {title} …").format(
                 number=number, total=total, check=check_id, title=title
             )
@@ -211,7 +211,7 @@ class LiveLines:
     def check_done(self, result: CheckResult) -> None:
         if self.as_json:
             return
-        self._clear_progress()
+        self._progress.clear()
         if not self._heading_shown and self._report is not None:
             self.env.say(_heading(self._report))
             self._heading_shown = True
@@ -219,7 +219,7 @@ class LiveLines:
             self.env.say(line)
 
     def finish(self, report: CheckReport) -> ExitStatus:
-        self._clear_progress()
+        self._progress.clear()
         if self.as_json:
             self.env.say(json.dumps(report_as_json(report), ensure_ascii=False, indent=2))
             return exit_status(report)
@@ -258,12 +258,6 @@ class LiveLines:
         if report is not None and report.transport == "udp":
             return [check.check_id for check in datagram_checks()]
         return [check.check_id for check in stream_checks()]
-
-    def _show_progress(self, text: str) -> None:
-        self._progress.show(text)
-
-    def _clear_progress(self) -> None:
-        self._progress.clear()
 
 
 # The verdict column of a check that was not reached: no verdict of its own.

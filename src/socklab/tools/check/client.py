@@ -56,6 +56,7 @@ from socklab.protocol.converter import (
     handle_request,
     split_request_id,
 )
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.framing import FrameEvent, FramingName, framing_info, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import answer_datagram
@@ -596,9 +597,16 @@ def _describe_exit(record: ClientRecord, timeout_s: float) -> str:
     return _("exited with status {status}").format(status=record.exit_status)
 
 
+# The client's own last words are shown as they came, but escaped and cut: the program under
+# test writes what it likes to its stderr, and this line goes to the grader's terminal.
+MAX_STDERR_LINE_BYTES = 200
+
+
 def _last_stderr_line(record: ClientRecord) -> str:
     lines = [line for line in record.stderr.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+    if not lines:
+        return ""
+    return escape_for_terminal(lines[-1].strip(), max_bytes=MAX_STDERR_LINE_BYTES)
 
 
 def judge_connects(target: ClientTarget, record: ClientRecord) -> Finding:
