@@ -207,10 +207,10 @@ def test_each_line_comes_as_its_check_completes(
     """In a pipe too: the first result is out while later checks still wait on a silent server."""
     with running_fixture("check_broken_servers.py", "hangs") as port:
         checker = start_socklab(
-            ["check", "converter-server", f"127.0.0.1:{port}", "--timeout", "2"]
+            ["check", "converter-server", f"127.0.0.1:{port}", "--timeout", "1"]
         )
         checker.wait_for_line(r"^PASS  greeting ")
-        # upper-ascii, over-long and close each wait out 2 s on this server: still running.
+        # upper-ascii, over-long and close each wait out 1 s on this server: still running.
         assert checker.proc.poll() is None
         assert checker.wait(30) == NOT_CONFORMING
     assert (
