@@ -21,8 +21,9 @@ $(BIN)/socklab: pyproject.toml $(LOCK)
 	$(PIP) -e .
 	@touch $@
 
+# The tests use the live extra too (tests/live starts `socklab live`).
 $(VENV)/.test-extras: $(BIN)/socklab
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,live]'
 	@touch $@
 
 run: $(BIN)/socklab
@@ -55,7 +56,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
-	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,live]'
 	{ echo "# The versions every install of socklab's development setup takes (make run, make test, CI)."; \
 	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version); refresh on purpose, then run make test."; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^socklab'; } > $(LOCK)

@@ -79,6 +79,7 @@ def run_capture(
     on_batch: Callable[[], None] = lambda: None,
     on_skipped: Callable[[int], None] = lambda _count: None,
     display_lagging: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> CaptureSummary:
     """Capture until the count, the duration or Ctrl+C; `on_packet(packet, frame)` per match.
 
@@ -86,6 +87,8 @@ def run_capture(
     `on_skipped(count)` after a run of packets the display skipped (see may_skip_display);
     `display_lagging()` says the output is still busy with earlier lines (a slow terminal):
     then the display skips too, so a stalled terminal never stalls reading the ring.
+    `should_stop()` is asked before each batch (at least every POLL_S): a capture running in a
+    thread (the live view's) ends when it says so, as one in the main thread ends on Ctrl+C.
     """
     if not sys.platform.startswith("linux"):
         raise UnsupportedPlatformError(sys.platform)
@@ -109,7 +112,7 @@ def run_capture(
                 options.interface, source.link_type, source.buffer_bytes, program is not None
             )
         )
-        hooks = _Hooks(on_packet, on_batch, on_skipped, display_lagging)
+        hooks = _Hooks(on_packet, on_batch, on_skipped, display_lagging, should_stop)
         return _loop(options, source, writer, hooks, prefiltered=program is not None)
     finally:
         source.close()
@@ -123,6 +126,7 @@ class _Hooks:
     on_batch: Callable[[], None]
     on_skipped: Callable[[int], None]
     display_lagging: Callable[[], bool]
+    should_stop: Callable[[], bool]
 
 
 def _open_pcap(path: Path) -> BinaryIO:
@@ -153,7 +157,7 @@ def _loop(
     on_packet = hooks.on_packet
     skipping = False
     try:
-        while options.count is None or captured < options.count:
+        while (options.count is None or captured < options.count) and not hooks.should_stop():
             timeout = POLL_S
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
