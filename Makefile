@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCK := constraints.txt
 PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n man lock
+.PHONY: run test lint typecheck clean i18n man lock screenshots
 
 $(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -49,6 +49,11 @@ i18n: $(VENV)/.test-extras
 # Write man/*.1 from the argparse definitions (commit them; tests/packaging checks they are current).
 man: $(VENV)/.test-extras
 	$(BIN)/python scripts/make_manpages.py
+
+# Refresh docs/images/live-*.png (docs/TEACHING.md) from the browser tests of `socklab live`; as
+# root, so the capture runs and the ladder has packets (needs chromium and chromium-driver).
+screenshots: $(VENV)/.test-extras
+	SOCKLAB_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q -p no:xdist tests/live/test_live_page.py
 
 # Refresh constraints.txt on purpose: the newest releases that satisfy pyproject.toml, installed in
 # a throw-away venv and frozen. Run `make test` on the result before committing it.

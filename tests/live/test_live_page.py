@@ -184,7 +184,11 @@ def test_markup_in_a_request_shows_as_text(page: Any, converter_port: int) -> No
     wait_for(page, capture_running)
     markup = "U:<b>x</b><script>window.pwned=1</script>"
     converse(converter_port, markup)
-    wait_for(page, lambda d: "<script>window.pwned=1</script>" in d.find_element(By.ID, "stream").text, APPEAR_S)
+    wait_for(
+        page,
+        lambda d: "<script>window.pwned=1</script>" in d.find_element(By.ID, "stream").text,
+        APPEAR_S,
+    )
     assert page.find_elements(By.CSS_SELECTOR, "#stream b, #ladder b, #stream script") == []
     assert page.execute_script("return window.pwned === undefined")
     assert "<SCRIPT>WINDOW.PWNED=1</SCRIPT>" in page.find_element(By.ID, "stream").text
@@ -198,7 +202,9 @@ def test_pause_stops_updates_and_step_applies_one(page: Any, converter_port: int
     page.find_element(By.ID, "pause").click()
     shown = ladder_text(page)
     converse(converter_port, "U:while-paused")
-    wait_for(page, lambda d: d.execute_script("return window.socklabLive.state.pending.length") >= 7)
+    wait_for(
+        page, lambda d: d.execute_script("return window.socklabLive.state.pending.length") >= 7
+    )
     assert ladder_text(page) == shown  # nothing drawn while paused
     assert page.find_element(By.ID, "pause").get_attribute("aria-pressed") == "true"
     page.find_element(By.ID, "step").click()
@@ -237,7 +243,8 @@ def test_the_pcap_export_holds_the_packets(page: Any, live_url: str, converter_p
 
 def test_without_capture_rights_the_page_says_how(page: Any) -> None:
     note = wait_for(
-        page, lambda d: d.execute_script("return document.getElementById('capture-note').dataset.state")
+        page,
+        lambda d: d.execute_script("return document.getElementById('capture-note').dataset.state"),
     )
     if CAN_CAPTURE:
         assert note == "running"

@@ -98,9 +98,9 @@ def page_labels() -> dict[str, str]:
         "export_svg": _("Export ladder (SVG)"),
         "export_pcap": _("Export capture (pcap)"),
         "theme": _("Light/dark"),
-        "paused": _("paused: {count} updates waiting"),
-        "dropped": _("{count} updates skipped: the page fell behind"),
-        "packets": _("{count} packets"),
+        "paused": _("paused; updates waiting: {count}"),
+        "dropped": _("updates skipped because the page fell behind: {count}"),
+        "packets": _("packets: {count}"),
         "connected": _("connected"),
         "disconnected": _("connection to socklab live lost; reload the page"),
         "retransmission": _("retransmission"),
@@ -115,7 +115,7 @@ def page_labels() -> dict[str, str]:
         "fragment_start": _("begins here, continues in a later segment"),
         "fragment_middle": _("middle part of a message"),
         "fragment_end": _("ends a message begun earlier"),
-        "earlier_hidden": _("{count} earlier arrows not shown"),
+        "earlier_hidden": _("earlier arrows not shown: {count}"),
     }
 
 
@@ -138,9 +138,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         if error.name is None or not error.name.startswith("aiohttp"):
             raise
         env.warn(
-            _(
-                "socklab live needs the web server of the 'live' extra: pip install 'socklab[live]'"
-            )
+            _("socklab live needs the web server of the 'live' extra: pip install 'socklab[live]'")
         )
         return ExitStatus.ERROR
     host, port = args.http

@@ -139,7 +139,9 @@ class LiveModel:
         first = self._events[0][0]
         dropped = max(0, first - cursor - 1)
         start = max(cursor + 1, first) - first
-        chosen = [self._events[index] for index in range(start, min(start + limit, len(self._events)))]
+        chosen = [
+            self._events[index] for index in range(start, min(start + limit, len(self._events)))
+        ]
         return EventBatch(tuple(event for _number, event in chosen), chosen[-1][0], dropped)
 
     @property
