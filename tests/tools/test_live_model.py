@@ -88,3 +88,66 @@ def test_socket_rows_say_listening_new_and_closed() -> None:
     assert model.snapshot_sockets()[1]["status"] == "closed"
     model.update_sockets([listening], 2.0)
     assert model.sockets_version == version + 2  # unchanged table: no new version to send
+
+
+def datagram(time: float, source, destination, payload: bytes) -> Packet:
+    return Packet(time, "udp", "ipv4", *source, *destination, payload, len(payload))
+
+
+def udp_row(port: int, pid: int) -> SocketRow:
+    return SocketRow("udp", "ipv4", "127.0.0.1", port, None, None, None, pid, "p")
+
+
+def test_a_relay_is_recognised_on_the_wire_and_its_losses_and_duplicates_named() -> None:
+    client, relay, flow, server = (("127.0.0.1", port) for port in (40000, 50001, 45000, 50000))
+    model = LiveModel(started=0.0)
+    # the relay (PID 2) owns its listening port and its flow's port; client 1, server 3
+    model.update_sockets(
+        [udp_row(40000, 1), udp_row(50001, 2), udp_row(45000, 2), udp_row(50000, 3)], 0.0
+    )
+    packets = [
+        datagram(1.0, client, relay, b"U:a"),  # forwarded: the relay is recognised
+        datagram(1.01, flow, server, b"U:a"),
+        datagram(1.02, server, flow, b"A"),  # the reply comes back through it
+        datagram(1.03, relay, client, b"A"),
+        datagram(1.1, client, relay, b"U:b"),  # never comes out: lost
+        datagram(1.2, client, relay, b"U:c"),  # comes out twice: duplicated
+        datagram(1.21, flow, server, b"U:c"),
+        datagram(1.22, flow, server, b"U:c"),
+        datagram(1.3, server, client, b"U:a"),  # same bytes from the receiving port: no forward
+        datagram(1.31, client, server, b"U:a"),  # same bytes, another process: no forward
+    ]
+    for packet in packets:
+        model.add_packet(packet, b"frame")
+    model.judge_datagrams(1.5)  # too early for anything
+    assert [e for e in model.events_after(0, 100).events if "fate" in e] == []
+    model.judge_datagrams(3.0)
+    events = model.events_after(0, 100).events
+    numbers = {
+        event["messages"][0]["text"] + "@" + event["to"]: event["number"]
+        for event in events
+        if "number" in event
+    }
+    fates = [(event["fate"], event["step"]) for event in events if "fate" in event]
+    assert fates == [
+        ("lost", numbers["U:b@127.0.0.1:50001"]),
+        ("duplicated", numbers["U:c@127.0.0.1:50001"]),
+    ]
+
+
+def test_a_loss_before_the_relay_was_recognised_and_a_lagging_table_are_judged_right() -> None:
+    client, relay, flow, server = (("127.0.0.1", port) for port in (40000, 50001, 45000, 50000))
+    model = LiveModel(started=0.0)
+    model.update_sockets([udp_row(40000, 1), udp_row(50001, 2), udp_row(50000, 3)], 0.0)
+    for packet in [
+        datagram(1.0, client, relay, b"U:first"),  # lost: the relay is not known yet
+        datagram(1.5, client, relay, b"U:second"),  # forwarded through a flow socket ...
+        datagram(1.51, flow, server, b"U:second"),  # ... the table has not shown yet
+    ]:
+        model.add_packet(packet, b"frame")
+    model.judge_datagrams(2.6)
+    assert not any("fate" in event for event in model.events_after(0, 100).events)
+    model.update_sockets([udp_row(45000, 2)], 2.7)  # the table catches up
+    model.judge_datagrams(2.8)
+    fates = [(e["fate"], e["step"]) for e in model.events_after(0, 100).events if "fate" in e]
+    assert fates == [("lost", 1)]

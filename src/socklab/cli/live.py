@@ -115,6 +115,8 @@ def page_labels() -> dict[str, str]:
         "fragment_start": _("begins here, continues in a later segment"),
         "fragment_middle": _("middle part of a message"),
         "fragment_end": _("ends a message begun earlier"),
+        "fate_lost": _("lost in the relay: it never came out"),
+        "fate_duplicated": _("duplicated by the relay: it came out twice"),
         "earlier_hidden": _("earlier arrows not shown: {count}"),
     }
 

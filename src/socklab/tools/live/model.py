@@ -10,16 +10,22 @@ browser asks for "everything after number N" and, if it fell so far behind that 
 on, is told how many it missed (`dropped`) instead of anything queueing for it. Captured frames
 for the pcap export are a ring as well. Pure: no clocks, no sockets (times are passed in).
 
-Call order: `add_packet(packet, frame, now)`* and `update_sockets(rows, now)`* from the feeders,
-`events_after(cursor)` and `snapshot_sockets()` from the page's stream, in any interleaving
-under the caller's lock.
+What a relay did to a datagram is read off the wire as well, not asked of the relay: a datagram
+that arrives at port A and leaves, same bytes, from port B to someone other than its sender was
+forwarded, and A is a relay's port. A datagram that arrived at a relay's port and has not left it
+within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated. Each fate is an
+event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
+
+Call order: `add_packet(packet, frame)`* , `judge_datagrams(now)`* and `update_sockets(rows,
+now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
+in any interleaving under the caller's lock.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from socklab.protocol.endpoints import format_endpoint
@@ -38,6 +44,14 @@ MESSAGE_SHOWN_BYTES: Final = 120
 MAX_SOCKET_ROWS: Final = 200
 # How long a new socket stays highlighted and a closed one stays greyed (seconds).
 SOCKET_RETENTION_S: Final = 10.0
+# A relay (socklab impair, any UDP proxy) forwards a datagram within milliseconds; one it has not
+# forwarded after this long is shown as lost there. A relay's --delay beyond it reads as loss.
+FORWARD_WITHIN_S: Final = 1.0
+MAX_WAITING_DATAGRAMS: Final = 1_000  # datagrams waiting to be seen leaving a relay
+# The socket table is read every half second: a relay's new flow socket may take that long to
+# show its owner, so a datagram is judged once its sockets are known, or after this long.
+OWNERS_WAIT_S: Final = 3.0
+UNFORWARDED_KEPT_S: Final = 10.0  # how long a datagram may still turn out lost at a new relay
 
 Json = dict[str, Any]
 
@@ -96,6 +110,86 @@ def row_to_json(watched: WatchedRow) -> Json:
     }
 
 
+@dataclass(slots=True)
+class _Arrival:
+    """A datagram that came in; it may leave a relay again (see the module docstring)."""
+
+    number: int  # its arrow's event number
+    conn: str
+    time: float
+    sender: tuple[str, int]
+    receiver: tuple[str, int]
+    payload: bytes
+    # Ports that sent the same bytes on to a third party soon after: the forwards, if the same
+    # process owns them and the receiving port (checked when judged: the socket table lags).
+    departures: list[int] = field(default_factory=list)
+
+
+class RelayFates:
+    """Forwarded, duplicated, lost: what relays did to datagrams, judged from the capture alone.
+
+    Call order: datagram(...)* and judge(now, owners)* interleaved, times never going backwards.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
+        # Not forwarded, at a port not (yet) known as a relay's: most are a server's requests.
+        self._unforwarded: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
+        self.relay_ports: set[int] = set()
+
+    def datagram(self, number: int, conn: str, packet: Packet) -> None:
+        for arrival in self._waiting:
+            if (
+                arrival.payload == packet.payload
+                and packet.time - arrival.time <= FORWARD_WITHIN_S
+                # on to a third party: not back to the sender, not to the relay itself
+                and packet.destination not in (arrival.sender, arrival.receiver)
+                and packet.source not in (arrival.sender, arrival.receiver)
+            ):
+                arrival.departures.append(packet.src_port)
+        self._waiting.append(
+            _Arrival(number, conn, packet.time, packet.source, packet.destination, packet.payload)
+        )
+
+    def judge(self, now: float, owners: Mapping[int, int]) -> list[Json]:
+        """Fates of the datagrams that waited long enough; `owners` maps UDP port -> PID."""
+        fates: list[Json] = []
+        while self._waiting and now - self._waiting[0].time > FORWARD_WITHIN_S:
+            arrival = self._waiting[0]
+            ports = (arrival.receiver[1], *arrival.departures)
+            if now - arrival.time < OWNERS_WAIT_S and any(port not in owners for port in ports):
+                break  # the socket table has not shown these sockets yet: judge later
+            self._waiting.popleft()
+            owner = owners.get(arrival.receiver[1])
+            forwards = sum(
+                1 for port in arrival.departures if owner is not None and owners.get(port) == owner
+            )
+            port = arrival.receiver[1]
+            if forwards and port not in self.relay_ports:
+                self.relay_ports.add(port)
+                # Datagrams this relay swallowed before it was recognised: lost as well.
+                fates += [
+                    _fate("lost", early) for early in self._unforwarded if early.receiver[1] == port
+                ]
+                self._unforwarded = deque(
+                    (early for early in self._unforwarded if early.receiver[1] != port),
+                    maxlen=MAX_WAITING_DATAGRAMS,
+                )
+            if forwards > 1:
+                fates.append(_fate("duplicated", arrival))
+            elif forwards == 0 and port in self.relay_ports:
+                fates.append(_fate("lost", arrival))
+            elif forwards == 0:
+                self._unforwarded.append(arrival)
+        while self._unforwarded and now - self._unforwarded[0].time > UNFORWARDED_KEPT_S:
+            self._unforwarded.popleft()
+        return fates
+
+
+def _fate(fate: str, arrival: _Arrival) -> Json:
+    return {"fate": fate, "step": arrival.number, "conn": arrival.conn}
+
+
 @dataclass(frozen=True, slots=True)
 class EventBatch:
     events: tuple[Json, ...]
@@ -115,6 +209,7 @@ class LiveModel:
     ) -> None:
         self.started = started
         self._ladder = LadderBuilder()
+        self._fates = RelayFates()
         self._events: deque[tuple[int, Json]] = deque(maxlen=max_events)
         self._last_number = 0
         self.frames: deque[tuple[float, bytes, int]] = deque(maxlen=max_frames)
@@ -122,6 +217,8 @@ class LiveModel:
         self.packets = 0
         self._watch = SocketWatch(retention_s=SOCKET_RETENTION_S)
         self._rows: tuple[Json, ...] = ()
+        # UDP port -> PID of its socket, as last seen (a closed flow's port stays known)
+        self._udp_owners: dict[int, int] = {}
         self.sockets_version = 0
 
     def add_packet(self, packet: Packet, frame: bytes) -> None:
@@ -129,8 +226,21 @@ class LiveModel:
         self.packets += 1
         self.frames.append((packet.time, frame, len(frame)))
         step = self._ladder.add(packet)
+        event = step_to_json(step, self.started)
+        number = self._append(event)
+        event["number"] = number
+        if packet.proto == "udp" and packet.payload:
+            self._fates.datagram(number, event["conn"], packet)
+
+    def judge_datagrams(self, now: float) -> None:
+        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock)."""
+        for fate in self._fates.judge(now, self._udp_owners):
+            self._append(fate)
+
+    def _append(self, event: Json) -> int:
         self._last_number += 1
-        self._events.append((self._last_number, step_to_json(step, self.started)))
+        self._events.append((self._last_number, event))
+        return self._last_number
 
     def events_after(self, cursor: int, limit: int) -> EventBatch:
         """At most `limit` events numbered after `cursor`, oldest first, and how many were missed."""
@@ -149,6 +259,10 @@ class LiveModel:
         return self._last_number
 
     def update_sockets(self, rows: Iterable[SocketRow], now: float) -> None:
+        rows = tuple(rows)
+        for row in rows:
+            if row.proto == "udp" and row.pid is not None:
+                self._udp_owners[row.local_port] = row.pid
         watched, _changes = self._watch.update(rows, now)
         fresh = tuple(row_to_json(row) for row in watched[:MAX_SOCKET_ROWS])
         if fresh != self._rows:

@@ -49,6 +49,7 @@ from socklab.tools.live.model import LiveModel
 from socklab.tools.ports import SocketFilter, read_socket_table
 
 SOCKETS_EVERY_S: Final = 0.5  # the socket table's refresh: a new connection shows within it
+JUDGE_EVERY_S: Final = 0.25  # how often datagrams are checked for having left a relay
 PUSH_EVERY_S: Final = 0.1  # a browser's updates are batched over this long
 MAX_EVENTS_PER_PUSH: Final = 500
 TOKEN_COOKIE: Final = "socklab_live_token"
@@ -141,12 +142,9 @@ class LiveServer(ServerHandle):
     # --- the capture thread ----------------------------------------------------------------
 
     def _run_capture(self) -> None:
-        ports = frozenset(self.config.ports)
-        # One port: the kernel's filter picks it (selection.py). Several: the kernel keeps all
-        # TCP/UDP and the test below chooses (a BPF program per port list is not worth it here).
-        selection = PacketSelection(
-            self.config.protocols, self.config.ports[0] if len(ports) == 1 else None
-        )
+        # The kernel's filter takes the selected ports (selection.py), so the rest of a busy
+        # loopback never reaches Python.
+        selection = PacketSelection(self.config.protocols, None, frozenset(self.config.ports))
         options = CaptureOptions(interface=self.config.interface, selection=selection)
 
         def ready(event: CaptureReady) -> None:
@@ -155,8 +153,6 @@ class LiveServer(ServerHandle):
                 self.capture.state = "running"
 
         def packet(decoded: Packet, frame: bytes) -> None:
-            if ports and decoded.src_port not in ports and decoded.dst_port not in ports:
-                return
             with self._lock:
                 self.model.add_packet(decoded, frame)
 
@@ -215,13 +211,16 @@ class LiveServer(ServerHandle):
         await runner.setup()
         site = web.SockSite(runner, self._sock, shutdown_timeout=1.0)
         await site.start()
-        poller = asyncio.create_task(self._poll_sockets())
+        tasks = [
+            asyncio.create_task(self._poll_sockets()),
+            asyncio.create_task(self._judge_datagrams()),
+        ]
         try:
             await self._wake.wait()
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runner.cleanup()
             self._sock.close()
             if self._capture_thread is not None:
@@ -247,6 +246,13 @@ class LiveServer(ServerHandle):
                 with self._lock:
                     self.model.update_sockets(rows, time.monotonic())
             await asyncio.sleep(SOCKETS_EVERY_S)
+
+    async def _judge_datagrams(self) -> None:
+        while True:
+            await asyncio.sleep(JUDGE_EVERY_S)
+            with self._lock:
+                # time.time(): the kernel stamps captured packets on the same clock
+                self.model.judge_datagrams(time.time())
 
     @web.middleware
     async def _guard(

@@ -9,7 +9,7 @@ const MAX_CONNECTIONS = 50;
 const MAX_PENDING = 5000;
 const MAX_STREAM_LINES = 300;
 // The ladder's geometry (SVG user units): two columns, one row per arrow.
-const WIDTH = 1000, CLIENT_X = 170, SERVER_X = 830, TOP = 70, ROW = 46, DROP = 26;
+const WIDTH = 1000, CLIENT_X = 170, SERVER_X = 830, TOP = 64, ROW = 58, MESSAGE_ROW = 22, DROP = 22;
 // Colours of the exported SVG (presentation attributes); on screen the page's CSS themes them.
 const INK = { fg: "#000000", muted: "#555555", client: "#0044aa", server: "#8a2c00", rst: "#c00000" };
 
@@ -72,7 +72,14 @@ function receive(message) {
   renderStatus();
 }
 
-function apply(step) {
+function apply(event) {
+  if (event.fate) {
+    // What a relay did to an arrow already drawn (see tools/live/model.py, RelayFates).
+    const step = state.connections.get(event.conn)?.steps.find((s) => s.number === event.step);
+    if (step) step.fate = event.fate;
+    return;
+  }
+  const step = event;
   let connection = state.connections.get(step.conn);
   if (!connection || step.opens) {
     if (connection) state.connections.delete(step.conn); // a new connection on the same key
@@ -162,10 +169,12 @@ function renderConnections() {
 }
 
 function describeMessage(message) {
-  const kind = label(`kind_${message.kind}`);
-  const cut = message.fragment === "whole" ? "" : message.fragment === "end" ? "…" : "";
-  const more = message.fragment === "start" || message.fragment === "middle" ? "…" : "";
-  return `${kind} ${cut}${message.text}${more}`;
+  // What a client sends reads as itself (U:hello); what the server sends is named (reply HELLO).
+  const named = ["greeting", "reply", "error"].includes(message.kind);
+  const before = message.fragment === "end" || message.fragment === "middle" ? "…" : "";
+  const after = message.fragment === "start" || message.fragment === "middle" ? "…" : "";
+  const text = `${before}${message.text}${after}`;
+  return named ? `${label(`kind_${message.kind}`)}: ${text}` : text;
 }
 
 function stepLabel(step) {
@@ -176,8 +185,13 @@ function stepLabel(step) {
   return text;
 }
 
+function fateLabel(step) {
+  return step.fate ? ` — ${label(`fate_${step.fate}`)}` : "";
+}
+
 function ladderSvg(connection) {
-  const height = TOP + ROW * (connection.steps.length + (connection.hidden ? 1 : 0)) + 30;
+  const rows = connection.steps.reduce((sum, step) => sum + rowHeight(step), 0);
+  const height = TOP + rows + (connection.hidden ? ROW : 0) + 20;
   const svg = svgElement("svg", {
     xmlns: SVG, viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height,
     "font-family": "DejaVu Sans, Arial, sans-serif", "font-size": 17, role: "img",
@@ -204,31 +218,39 @@ function ladderSvg(connection) {
   }
   for (const step of connection.steps) {
     svg.append(arrow(step, y));
-    y += ROW;
+    y += rowHeight(step);
   }
   return svg;
 }
 
-function arrow(step, y) {
+function rowHeight(step) {
+  return ROW + (step.messages.length ? MESSAGE_ROW : 0);
+}
+
+// One arrow under its words: the flags (and what a relay did), then the messages it carries.
+function arrow(step, top) {
+  const y = top + 26 + (step.messages.length ? MESSAGE_ROW : 0);
   const fromX = step.from_client ? CLIENT_X : SERVER_X;
   const toX = step.from_client ? SERVER_X : CLIENT_X;
-  const colour = step.flags.includes("RST") ? INK.rst : step.from_client ? INK.client : INK.server;
-  const group = svgElement("g", { class: `arrow ${step.from_client ? "from-client" : "from-server"}${step.flags.includes("RST") ? " rst" : ""}` });
+  const colour = step.flags.includes("RST") || step.fate ? INK.rst : step.from_client ? INK.client : INK.server;
+  const alarm = step.flags.includes("RST") || step.fate ? " rst" : "";
+  const group = svgElement("g", { class: `arrow ${step.from_client ? "from-client" : "from-server"}${alarm}` });
   group.dataset.flags = step.flags;
   group.dataset.proto = step.proto;
+  if (step.fate) group.dataset.fate = step.fate;
   const line = svgElement("line", { x1: fromX, y1: y, x2: toX, y2: y + DROP, stroke: colour,
                                     "stroke-width": 3, "marker-end": "url(#arrowhead)" });
   if (step.retransmission) line.setAttribute("stroke-dasharray", "8 6");
   group.append(line);
   const middle = (CLIENT_X + SERVER_X) / 2;
-  group.append(svgElement("text", { class: "flags", x: middle, y: y + 4, "text-anchor": "middle",
-                                    "font-weight": "bold", fill: colour }, stepLabel(step)));
+  group.append(svgElement("text", { class: "flags", x: middle, y: top + 18, "text-anchor": "middle",
+                                    "font-weight": "bold", fill: colour }, stepLabel(step) + fateLabel(step)));
   if (step.messages.length) {
     const text = step.messages.map(describeMessage).join("  |  ");
-    group.append(svgElement("text", { class: "message", x: middle, y: y + DROP + 12, "text-anchor": "middle",
+    group.append(svgElement("text", { class: "message", x: middle, y: top + 40, "text-anchor": "middle",
                                       "font-family": "DejaVu Sans Mono, monospace", fill: INK.fg }, text));
   }
-  const time = svgElement("text", { class: "note", x: 8, y: y + 16, "font-size": 13, fill: INK.muted },
+  const time = svgElement("text", { class: "note", x: 4, y: y + 6, "font-size": 15, fill: INK.muted },
                           `${step.time.toFixed(3)} s`);
   group.append(time);
   return group;
