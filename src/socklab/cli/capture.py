@@ -43,6 +43,7 @@ from socklab.tools.capture.ladder import (
     MessageKind,
     MessagePiece,
 )
+from socklab.tools.capture.ladder_svg import StepWords, render_ladder_svg
 from socklab.tools.capture.owners import SocketOwners
 from socklab.tools.capture.packets import Packet, TcpFlags, describe_flags
 from socklab.tools.capture.runner import (
@@ -57,6 +58,8 @@ from socklab.tools.capture.streams import MAX_CONNECTIONS, ConnectionTracker, Se
 from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
+# A picture of more arrows than this is no longer read by anyone (and the list is kept in memory).
+MAX_SVG_ARROWS = 2_000
 LADDER_WIDTH = 46  # characters between the two columns of the ladder
 HEX_INDENT = "    "  # a hex dump under its packet line
 # The first socket-table read can take seconds on a machine with many thousands of sockets;
@@ -108,10 +111,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=_("reassemble each TCP stream and print its bytes in order"),
     )
+    parser.add_argument(
+        "--svg",
+        type=Path,
+        metavar="FILE.svg",
+        help=_("with --ladder: also draw the ladders into FILE.svg when the capture ends"),
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    if args.svg is not None and not args.ladder:
+        raise UsageError(_("--svg draws the ladder: use it with --ladder"))
     if args.follow and args.udp:
         raise UsageError(_("--follow reassembles TCP streams; it cannot be used with --udp"))
     protocols = frozenset(
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
     if args.ladder:
-        view = _LadderView(printer, absolute=args.absolute)
+        view = _LadderView(printer, absolute=args.absolute, svg_path=args.svg)
     elif args.follow:
         view = _FollowView(printer)
     else:
@@ -418,9 +429,14 @@ def describe_step_messages(step: LadderStep) -> str:
 class _LadderView(_View):
     """Each connection as two columns (client ip:port, server ip:port) and arrows between."""
 
-    def __init__(self, printer: _Printer, *, absolute: bool = False) -> None:
+    def __init__(
+        self, printer: _Printer, *, absolute: bool = False, svg_path: Path | None = None
+    ) -> None:
         self.printer = printer
         self.absolute = absolute
+        self.svg_path = svg_path
+        self._drawn: list[tuple[LadderStep, StepWords]] = []
+        self._not_drawn = 0
         self.builder = LadderBuilder()
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
@@ -467,6 +483,11 @@ class _LadderView(_View):
         if notes:
             line += "  " + notes
         say(line)
+        if self.svg_path is not None:
+            if len(self._drawn) < MAX_SVG_ARROWS:
+                self._drawn.append((step, StepWords(label, notes)))
+            else:
+                self._not_drawn += 1
         named = (step.proto, step.receiver)
         delivered = describe_owner(owner)
         if delivered and named not in self._owners_named:
@@ -475,6 +496,38 @@ class _LadderView(_View):
         if self.printer.hex_dump and packet.payload:
             for dump_line in hexdump_lines(packet.payload, indent=" " * 16, bars=False):
                 say(dump_line)
+
+    def finish(self) -> None:
+        if self.svg_path is None:
+            return
+        document = render_ladder_svg(self._drawn, _ladder_names)
+        try:
+            self.svg_path.write_text(document, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                _("cannot write the ladder picture {path}: {reason}").format(
+                    path=self.svg_path, reason=exc.strerror or exc
+                )
+            ) from exc
+        self.printer.say(
+            _("Ladder of {count} arrows drawn into {path}").format(
+                count=len(self._drawn), path=self.svg_path
+            )
+        )
+        if self._not_drawn:
+            self.printer.say(
+                _("{count} later arrows not drawn: the picture stops at {limit}").format(
+                    count=self._not_drawn, limit=MAX_SVG_ARROWS
+                )
+            )
+
+
+def _ladder_names(step: LadderStep) -> tuple[str, str, str]:
+    """A connection's title and its columns' captions, for the SVG ladder."""
+    title = (
+        _("TCP connection {number}") if step.proto == "tcp" else _("UDP flow {number}")
+    ).format(number=step.connection)
+    return title, _("client"), _("server")
 
 
 def _arrow(label: str, *, to_right: bool) -> str:
