@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socklab.cli.arguments import (
@@ -26,6 +27,7 @@ from socklab.cli.arguments import (
 )
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.endpoints import format_endpoint
 from socklab.runtimes import DEFAULT_RUNTIME
@@ -131,6 +133,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help=_("print the results as JSON"))
+    parser.add_argument(
+        "--svg",
+        type=Path,
+        metavar="FILE.svg",
+        help=_("with --compare: also draw requests/s and memory per model into FILE.svg"),
+    )
     parser.set_defaults(handler=run)
 
 
@@ -146,6 +154,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     if args.compare:
         return _run_compare(args, env)
+    if args.svg is not None:
+        raise UsageError(_("--svg draws the comparison: use it with --compare"))
     if args.scenarios:
         env.warn(_("Error: --scenarios applies to --compare only."))
         return ExitStatus.USAGE
@@ -396,6 +406,10 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
         env.say(json.dumps(comparison_to_json(comparison), indent=2))
     else:
         _render_comparison(env, comparison)
+    if args.svg is not None:
+        write_comparison_svg(comparison, args.svg)
+        if not args.json:
+            env.say(_("Chart drawn into {path}").format(path=args.svg))
     failed = any(cell.result is not None and cell.result.errors.total for cell in comparison.cells)
     return ExitStatus.PROTOCOL if failed else ExitStatus.OK
 
@@ -442,6 +456,39 @@ def format_time_left(seconds: float) -> str:
         return _("{m} min {s:02d} s").format(m=minutes, s=secs)
     hours, minutes = divmod(minutes, 60)
     return _("{h} h {m:02d} min").format(h=hours, m=minutes)
+
+
+def write_comparison_svg(comparison: Comparison, path: Path) -> None:
+    """The comparison as a bar chart (tools/bench/chart.py): requests/s per scenario, peak RSS."""
+    from socklab.tools.bench.chart import ChartWords, render_comparison_svg
+
+    figures: dict[tuple[str, str], float | None] = {}
+    peaks: dict[str, int | None] = {}
+    for cell in comparison.cells:
+        result = cell.result
+        figures[cell.server, cell.scenario] = None if result is None else result.requests_per_s
+        if result is not None and result.server is not None and result.server.peak_rss_bytes:
+            peaks[cell.server] = max(peaks.get(cell.server) or 0, result.server.peak_rss_bytes)
+    words = ChartWords(
+        title=_("requests/s per model and scenario, and peak memory"),
+        memory=_("peak RSS (memory)"),
+        failed=_("failed"),
+        not_run=_("not run"),
+        not_measured=_("not measured"),
+        requests_unit=_("{value} req/s"),
+        memory_unit=_("{value} MB"),
+    )
+    document = render_comparison_svg(
+        comparison.servers, comparison.scenarios, figures, peaks, words
+    )
+    try:
+        path.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            _("cannot write the chart {path}: {reason}").format(
+                path=path, reason=exc.strerror or exc
+            )
+        ) from exc
 
 
 def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
