@@ -64,6 +64,8 @@ def test_history_is_a_ring_and_a_late_reader_is_told_what_it_missed() -> None:
     assert len(model.frames) == 2 and model.packets == 8
     batch = model.events_after(0, 100)
     assert (len(batch.events), batch.cursor, batch.dropped) == (3, 8, 5)
+    model.count_skipped(1000)  # a flood the capture only counted
+    assert (model.packets, model.packets_not_drawn, model.last_number) == (1008, 1000, 8)
     limited = model.events_after(5, 1)
     assert (len(limited.events), limited.cursor, limited.dropped) == (1, 6, 0)
 

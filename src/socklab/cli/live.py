@@ -101,6 +101,7 @@ def page_labels() -> dict[str, str]:
         "paused": _("paused; updates waiting: {count}"),
         "dropped": _("updates skipped because the page fell behind: {count}"),
         "packets": _("packets: {count}"),
+        "not_drawn": _("not drawn, too fast to draw: {count}"),
         "connected": _("connected"),
         "disconnected": _("connection to socklab live lost; reload the page"),
         "retransmission": _("retransmission"),

@@ -215,6 +215,7 @@ class LiveModel:
         self.frames: deque[tuple[float, bytes, int]] = deque(maxlen=max_frames)
         self.link_type: int | None = None
         self.packets = 0
+        self.packets_not_drawn = 0  # captured while the capture was too far behind to draw them
         self._watch = SocketWatch(retention_s=SOCKET_RETENTION_S)
         self._rows: tuple[Json, ...] = ()
         # UDP port -> PID of its socket, as last seen (a closed flow's port stays known)
@@ -231,6 +232,11 @@ class LiveModel:
         event["number"] = number
         if packet.proto == "udp" and packet.payload:
             self._fates.datagram(number, event["conn"], packet)
+
+    def count_skipped(self, count: int) -> None:
+        """Packets captured but not drawn: the capture fell behind a flood (runner.py)."""
+        self.packets += count
+        self.packets_not_drawn += count
 
     def judge_datagrams(self, now: float) -> None:
         """Say what relays did to datagrams old enough (call often; `now` on the packets' clock)."""

@@ -145,7 +145,13 @@ class LiveServer(ServerHandle):
         # The kernel's filter takes the selected ports (selection.py), so the rest of a busy
         # loopback never reaches Python.
         selection = PacketSelection(self.config.protocols, None, frozenset(self.config.ports))
-        options = CaptureOptions(interface=self.config.interface, selection=selection)
+        # A flood (tens of thousands of packets a second) is more than the ladders can be built
+        # for: when a quarter of the kernel's ring waits unread, packets are counted, not drawn,
+        # until the capture has caught up (runner.display_should_skip). Memory stays bounded
+        # and the page stays live; it says how many it did not draw.
+        options = CaptureOptions(
+            interface=self.config.interface, selection=selection, may_skip_display=True
+        )
 
         def ready(event: CaptureReady) -> None:
             with self._lock:
@@ -156,8 +162,18 @@ class LiveServer(ServerHandle):
             with self._lock:
                 self.model.add_packet(decoded, frame)
 
+        def skipped(count: int) -> None:
+            with self._lock:
+                self.model.count_skipped(count)
+
         try:
-            run_capture(options, ready, packet, should_stop=self._stop_requested.is_set)
+            run_capture(
+                options,
+                ready,
+                packet,
+                on_skipped=skipped,
+                should_stop=self._stop_requested.is_set,
+            )
         except PermissionDeniedError:
             self._set_capture(
                 "no-permission",
@@ -330,16 +346,21 @@ class LiveServer(ServerHandle):
                     message["sockets"] = list(self.model.snapshot_sockets())
                 capture = (self.capture.state, self.capture.note)
                 packets = self.model.packets
+                not_drawn = self.model.packets_not_drawn
             cursor = batch.cursor
             if batch.events:
                 message["events"] = list(batch.events)
             if batch.dropped:
                 message["dropped"] = batch.dropped
+            if capture_seen is None:
+                # The clock of the arrows' times (seconds since the epoch; "time" counts from it)
+                message["started"] = self.model.started
             if capture != capture_seen:
                 capture_seen = capture
                 message["capture"] = {"state": capture[0], "note": capture[1]}
             if message:
                 message["packets"] = packets
+                message["not_drawn"] = not_drawn
                 await ws.send_str(json.dumps(message))
             if len(batch.events) < MAX_EVENTS_PER_PUSH:
                 await asyncio.sleep(PUSH_EVERY_S)

@@ -20,6 +20,7 @@ const state = {
   droppedByServer: 0,
   droppedWhilePaused: 0,
   packets: 0,
+  notDrawn: 0,
   connections: new Map(), // key -> {key, proto, client, server, steps, hidden, stream}
   selected: null,
   chosenByUser: false,
@@ -52,6 +53,7 @@ function svgElement(tag, attributes = {}, text) {
 function receive(message) {
   if (message.capture) showCapture(message.capture);
   if (typeof message.packets === "number") state.packets = message.packets;
+  if (typeof message.not_drawn === "number") state.notDrawn = message.not_drawn;
   if (message.dropped) state.droppedByServer += message.dropped;
   if (message.sockets) {
     state.sockets = message.sockets;
@@ -114,6 +116,7 @@ function showCapture(capture) {
 
 function renderStatus() {
   const parts = [label("packets", { count: state.packets })];
+  if (state.notDrawn) parts.push(label("not_drawn", { count: state.notDrawn }));
   parts.push(state.connected ? label("connected") : label("disconnected"));
   if (state.paused) parts.push(label("paused", { count: state.pending.length }));
   document.getElementById("status").textContent = parts.join(" · ");
