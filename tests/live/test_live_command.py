@@ -10,6 +10,7 @@ import http.client
 import io
 import re
 import signal
+import socket
 import sys
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from socklab.cli.environment import Environment
 from socklab.cli.main import main
 from socklab.cli.status import ExitStatus
-from tests.socklab_process import SocklabProcess
+from tests.socklab_process import SocklabProcess, run_socklab
 
 pytest.importorskip("aiohttp")
 
@@ -99,3 +100,16 @@ def test_without_the_extra_it_names_the_pip_command(monkeypatch) -> None:
         err.getvalue(),
     )
     assert out.getvalue() == ""
+
+
+def test_a_taken_port_is_one_line_naming_it() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_socklab(["live", "--http", f"127.0.0.1:{port}"])
+    assert result.returncode == ExitStatus.ADDRESS_IN_USE
+    assert result.stderr == (
+        f"Port {port} for the page is already in use: choose another with --http, "
+        "or --http :0 for a free one.\n"
+    )

@@ -15,6 +15,7 @@ from socklab.cli.arguments import host_port, port_number
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
+from socklab.errors import AddressInUseError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, current_language
 from socklab.protocol.endpoints import format_endpoint
 
@@ -157,7 +158,15 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         language=current_language(),
         sudo_hint=privileged_command(args),
     )
-    server = LiveServer(config)
+    try:
+        server = LiveServer(config)
+    except AddressInUseError:
+        env.warn(
+            _(
+                "Port {port} for the page is already in use: choose another with --http, or --http :0 for a free one."
+            ).format(port=port)
+        )
+        return ExitStatus.ADDRESS_IN_USE
     server.start()
     shown_host = host if token is not None else server.address[0]
     url = f"http://{format_endpoint(shown_host, server.address[1])}/"

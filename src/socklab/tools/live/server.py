@@ -22,7 +22,6 @@ import hmac
 import io
 import ipaddress
 import json
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,8 +33,9 @@ from aiohttp import WSMsgType, web
 
 from socklab.errors import PermissionDeniedError
 from socklab.i18n import _
+from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.handle import ServerHandle
-from socklab.runtimes.oserrors import translated_oserrors
+from socklab.runtimes.listening import open_listening_socket
 from socklab.tools.capture.packets import Packet
 from socklab.tools.capture.pcap import PcapWriter
 from socklab.tools.capture.runner import (
@@ -101,26 +101,15 @@ def token_matches(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def bind_listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket listening on host:port (0 picks a free port), bound here, not in the loop."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with translated_oserrors():
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host.strip("[]"), port))
-            sock.listen(128)
-        except BaseException:
-            sock.close()
-            raise
-    return sock
-
-
 class LiveServer(ServerHandle):
     """The running live view. Call order: LiveServer(config) -> start() -> ... -> stop()."""
 
     def __init__(self, config: LiveConfig) -> None:
-        self._sock = bind_listening_socket(config.host, config.port)
+        # Bound here, in the caller's thread, by the runtimes' own code: "port in use" and the
+        # other bind errors reach the CLI as the servers' (one line naming the port).
+        self._sock = open_listening_socket(
+            ServerConfig(host=config.host.strip("[]"), port=config.port), blocking=True
+        )
         host, port = self._sock.getsockname()[:2]
         super().__init__((str(host), int(port)))
         self.config = config
