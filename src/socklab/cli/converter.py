@@ -13,7 +13,7 @@ from socklab.apps.converter import (
     decode_reply,
     exposure_note,
 )
-from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams
+from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams, summarize_requests
 from socklab.cli.arguments import (
     add_framing,
     add_host_port,
@@ -53,14 +53,18 @@ from socklab.protocol.retransmission import (
     SentWithoutReply,
     Unanswered,
 )
+from socklab.protocol.session import RequestHandled
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    DatagramAnswered,
     DatagramUnanswered,
     DescriptorsExhausted,
     MemoryExhausted,
+    MessageStalled,
+    RequestServed,
     ServerAlert,
     ServerConfig,
     ServerEvent,
@@ -270,8 +274,10 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
 
-    # Over UDP, -v names each datagram left unanswered and why, a few lines a second at most.
-    unanswered_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    # -v names each request (TCP) and each datagram (UDP, with why one is left unanswered),
+    # a few lines a second at most: a benchmark against a -v server prints a summary a second.
+    datagram_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    request_lines = PeerLineLimiter(env.say, summarize_requests)
 
     def observe(event: ServerEvent) -> None:
         match event:
@@ -285,10 +291,14 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 )
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
+            case RequestServed(peer, handled):
+                request_lines.offer(peer, lambda: describe_request(peer, handled))
+            case MessageStalled(peer, buffered, held_s):
+                env.say(describe_stalled_message(peer, buffered, held_s, args.framing))
             case DatagramUnanswered(peer, request, why):
-                unanswered_lines.offer(
-                    peer, lambda: describe_unanswered_datagram(peer, request, why)
-                )
+                datagram_lines.offer(peer, lambda: describe_unanswered_datagram(peer, request, why))
+            case DatagramAnswered(peer, request, reply):
+                datagram_lines.offer(peer, lambda: describe_answered_datagram(peer, request, reply))
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -319,7 +329,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     try:
         wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
     finally:
-        unanswered_lines.flush()
+        request_lines.flush()
+        datagram_lines.flush()
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(
@@ -333,6 +344,58 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
     return ExitStatus.OK
+
+
+def describe_request(peer: tuple[str, int], handled: RequestHandled) -> str:
+    """The -v line for one request over TCP: its command, its size, the reply's or the `E:`."""
+    values = {
+        "peer": format_endpoint(*peer),
+        "command": escape_for_terminal(handled.command, quoted=True),
+        "bytes_in": handled.bytes_in,
+        "bytes_out": handled.bytes_out,
+        "error": escape_for_terminal(handled.error or b"", max_bytes=_SHOWN_BYTES, quoted=True),
+    }
+    if handled.closes:
+        return _("Request from {peer}: {command}, {bytes_in:,} bytes in: close requested").format(
+            **values
+        )
+    if not handled.command:
+        # A message refused before it was read whole (over --max-message-bytes).
+        return _("Request from {peer}: {bytes_in:,} bytes in, sent {error}").format(**values)
+    if handled.error is not None:
+        return _("Request from {peer}: {command}, {bytes_in:,} bytes in, sent {error}").format(
+            **values
+        )
+    return _(
+        "Request from {peer}: {command}, {bytes_in:,} bytes in, {bytes_out:,} bytes out"
+    ).format(**values)
+
+
+def describe_stalled_message(
+    peer: tuple[str, int], buffered: int, held_s: float, framing: str
+) -> str:
+    """The -v line for a message begun and left unfinished: the framing mismatch named."""
+    values = {"peer": format_endpoint(*peer), "bytes": buffered, "seconds": f"{held_s:g}"}
+    if framing == "length":
+        return _(
+            "From {peer}: {bytes:,} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line"
+        ).format(**values)
+    return _(
+        "From {peer}: {bytes:,} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw"
+    ).format(**values)
+
+
+def describe_answered_datagram(peer: tuple[str, int], request: bytes, reply: bytes) -> str:
+    """The -v line for a datagram the UDP server answered."""
+    return _(
+        "From {peer}: {request} ({request_bytes:,} bytes) answered {reply} ({reply_bytes:,} bytes)"
+    ).format(
+        peer=format_endpoint(*peer),
+        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
+        request_bytes=len(request),
+        reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True),
+        reply_bytes=len(reply),
+    )
 
 
 def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Silence) -> str:

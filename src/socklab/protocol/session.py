@@ -97,6 +97,20 @@ class SessionClosing:
 
 SessionEvent = RequestRejected | SessionClosing
 
+
+@dataclass(frozen=True, slots=True)
+class RequestHandled:
+    """One request served or refused, for a server's `-v` line: its first two bytes (the
+    command, as the peer sent them), its size, and the reply's size or the `E:` line sent
+    (`error`, unframed). `C:` has no reply: `closes` is set and `bytes_out` is 0."""
+
+    command: bytes
+    bytes_in: int
+    bytes_out: int
+    error: bytes | None = None
+    closes: bool = False
+
+
 _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
     (SessionState.OPEN, "request"): SessionState.OPEN,
     (SessionState.OPEN, "finish"): SessionState.CLOSING,
@@ -166,6 +180,25 @@ class Session(Protocol):
         ...
 
 
+class ReportingSession(Session, Protocol):
+    """A session that can tell a server's `-v` what it does: optional, a runtime asks for
+    these members with getattr, and only when it has an observer (the converter's session
+    has them; a session without them is served the same, with fewer lines).
+
+    `take_requests_handled` is filled once the session was made with `record_events=True`;
+    `partial_message_bytes` is what a runtime names when a begun message stays unfinished
+    for seconds (a peer that sends no terminator: the commonest framing mismatch)."""
+
+    @property
+    def partial_message_bytes(self) -> int:
+        """Bytes of the message begun but not ended (0 for none)."""
+        ...
+
+    def take_requests_handled(self) -> list[RequestHandled]:
+        """The requests handled since the last call, in order, taken."""
+        ...
+
+
 class SessionFactory(Protocol):
     """Makes the session of one connection; `ConverterSession` itself is one (socketserver's
     `RequestHandlerClass`). `greet=False`: the runtime sent the greeting already; with
@@ -222,6 +255,7 @@ class ConverterSession:
         "_errors_in_a_row",
         "_events",
         "_framer",
+        "_handled",
         "_holds_one_bare_line",
         "_maybe_single_message",
         "_out",
@@ -257,6 +291,11 @@ class ConverterSession:
         # A server that never asks for events (every converter runtime) must not collect them:
         # a client sending bad requests for hours would grow the list without bound.
         self._events: list[SessionEvent] | None = [] if record_events else None
+        # What each request was (a server's -v): recorded with the events; the fast paths
+        # below skip the record, so a recording session takes the general path for every chunk.
+        self._handled: list[RequestHandled] | None = [] if record_events else None
+        if record_events:
+            self._maybe_single_message = self._holds_one_bare_line = None
         # Errors in a row, counted without a store per successful request: the run goes on
         # while no request was served since the previous error.
         self._errors_in_a_row = 0
@@ -349,6 +388,20 @@ class ConverterSession:
         events, self._events = self._events, []
         return events
 
+    def take_requests_handled(self) -> list[RequestHandled]:
+        """The requests handled since the last call (empty with record_events=False).
+
+        A runtime's drain for its observer: it reads no other event, so the events recorded
+        beside these are dropped here too, and a server running for hours with `-v` keeps no
+        growing list."""
+        handled = self._handled
+        if not handled:
+            return []
+        self._handled = []
+        if self._events:
+            self._events.clear()
+        return handled
+
     @property
     def should_close(self) -> bool:
         """The connection should close once `data_to_send()` has been sent."""
@@ -367,13 +420,21 @@ class ConverterSession:
         """A message has begun but not ended: the runtime's message deadline applies."""
         return self.state is _OPEN and self._framer.has_partial_message
 
+    @property
+    def partial_message_bytes(self) -> int:
+        """Bytes of the message begun but not ended (0 for none)."""
+        return self._framer.buffered_bytes if self.state is _OPEN else 0
+
     # -- internals ----------------------------------------------------------------------------
     def _process(self, frames: list[bytes | FrameTooLong | TruncatedFrame]) -> None:
         encode = self._framer.encode
         out = self._out
+        handled = self._handled
         for frame in frames:
             if isinstance(frame, bytes):
                 reply = handle_request(frame)
+                if handled is not None:
+                    handled.append(_describe_handled(frame, reply))
                 if isinstance(reply, bytes):
                     out.append(encode(reply))
                     self.requests_served += 1
@@ -390,7 +451,10 @@ class ConverterSession:
                     self._finish(CloseReason.CLIENT_REQUESTED)
                     return
             elif isinstance(frame, FrameTooLong):
-                out.append(encode(ERROR_PREFIX + frame.describe().encode()))
+                notice = ERROR_PREFIX + frame.describe().encode()
+                if handled is not None:
+                    handled.append(RequestHandled(b"", frame.size, 0, notice))
+                out.append(encode(notice))
                 self._finish(CloseReason.MESSAGE_TOO_LONG, frame.describe())
                 return
             else:
@@ -441,3 +505,12 @@ class ConverterSession:
             raise LocalProtocolError(
                 f"{trigger!r} is not allowed in state {self.state.value}"
             ) from None
+
+
+def _describe_handled(request: bytes, reply: bytes | ErrorReply | CloseRequest) -> RequestHandled:
+    command = request[:2]
+    if isinstance(reply, bytes):
+        return RequestHandled(command, len(request), len(reply))
+    if isinstance(reply, ErrorReply):
+        return RequestHandled(command, len(request), 0, reply.payload)
+    return RequestHandled(command, len(request), 0, closes=True)

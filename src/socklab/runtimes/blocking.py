@@ -61,8 +61,11 @@ from socklab.runtimes.connections import (
     notify,
     peer_of,
     recover_from_accept_error,
+    report_requests,
+    report_stalled_message,
     resolve_client_limits,
     send_notice_nowait,
+    session_records_events,
     stop_timeout_s,
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
@@ -119,7 +122,7 @@ class BlockingConnection:
                 config.framing,
                 max_message_bytes=config.max_message_bytes,
                 greet=True,
-                record_events=False,
+                record_events=session_records_events(config),
             )
         )
         self._deadlines = WritingDeadlines(config)
@@ -190,6 +193,7 @@ class BlockingConnection:
                 bytes_received=self._bytes_received, session=self.session, output_pending=sending
             )
             if reason is None:
+                report_stalled_message(self.server.config, self.peer, self.session, self._deadlines)
                 return False
             # First: the connection's thread reads it once it sees _ending. While a reply is
             # stuck the peer would not read a notice either.
@@ -203,6 +207,8 @@ class BlockingConnection:
         session = self.session
         receive = self.sock.recv
         watched = self._watched
+        config = self.server.config
+        reporting = config.observer is not None
         greeting = session.data_to_send()
         if greeting:  # a session may have none (upper): then no empty send in a --trace
             self._send(greeting)
@@ -216,12 +222,16 @@ class BlockingConnection:
             if data:
                 self._bytes_received += len(data)
                 out = session.exchange(data)
+                if reporting:
+                    report_requests(config, self.peer, session)
                 if out:
                     self._send(out)
             elif data is not None:
                 if self._ending is not None:
                     self._end()  # the watchdog or a stop woke recv(): not the peer's EOF
                 session.receive_eof()
+                if reporting:
+                    report_requests(config, self.peer, session)
                 out = session.data_to_send()
                 if out:
                     self._send(out)
@@ -302,6 +312,7 @@ class BlockingConnection:
             bytes_received=self._bytes_received, session=self.session, output_pending=sending
         )
         if reason is None:
+            report_stalled_message(self.server.config, self.peer, self.session, self._deadlines)
             return
         self.server.count_timeout()
         if not sending:

@@ -62,7 +62,10 @@ from socklab.runtimes.connections import (
     peer_of,
     recover_from_accept_error,
     refuse_busy,
+    report_requests,
+    report_stalled_message,
     resolve_client_limits,
+    session_records_events,
     stop_timeout_s,
 )
 from socklab.runtimes.datagrams import DATAGRAM_BUDGET, answer_pending_datagrams
@@ -357,7 +360,7 @@ class SelectorServer(ServerHandle):
                 config.framing,
                 max_message_bytes=config.max_message_bytes,
                 greet=False,
-                record_events=False,
+                record_events=session_records_events(config),
             )
         if data:
             conn.bytes_received += len(data)
@@ -365,6 +368,8 @@ class SelectorServer(ServerHandle):
         else:
             session.receive_eof()
             out = session.data_to_send()
+        if self.config.observer is not None:
+            report_requests(self.config, conn.peer, session)
         if session.should_close:
             conn.closing = True
         self._queue_output(conn, out)
@@ -491,6 +496,7 @@ class SelectorServer(ServerHandle):
                 output_pending=bool(conn.output),
             )
             if reason is None:
+                report_stalled_message(self.config, conn.peer, session, conn)
                 continue
             self.stats.connections_timed_out += 1
             if conn.output or conn.closing:
