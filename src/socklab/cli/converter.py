@@ -27,7 +27,7 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
-from socklab.cli.tracing import add_trace_options, tracer_from_args
+from socklab.cli.tracing import add_trace_options, count_bytes, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
@@ -351,24 +351,18 @@ def describe_request(peer: tuple[str, int], handled: RequestHandled) -> str:
     values = {
         "peer": format_endpoint(*peer),
         "command": escape_for_terminal(handled.command, quoted=True),
-        "bytes_in": handled.bytes_in,
-        "bytes_out": handled.bytes_out,
+        "bytes_in": count_bytes(handled.bytes_in),
+        "bytes_out": count_bytes(handled.bytes_out),
         "error": escape_for_terminal(handled.error or b"", max_bytes=_SHOWN_BYTES, quoted=True),
     }
     if handled.closes:
-        return _("Request from {peer}: {command}, {bytes_in:,} bytes in: close requested").format(
-            **values
-        )
+        return _("Request from {peer}: {command}, {bytes_in} in: close requested").format(**values)
     if not handled.command:
         # A message refused before it was read whole (over --max-message-bytes).
-        return _("Request from {peer}: {bytes_in:,} bytes in, sent {error}").format(**values)
+        return _("Request from {peer}: {bytes_in} in, sent {error}").format(**values)
     if handled.error is not None:
-        return _("Request from {peer}: {command}, {bytes_in:,} bytes in, sent {error}").format(
-            **values
-        )
-    return _(
-        "Request from {peer}: {command}, {bytes_in:,} bytes in, {bytes_out:,} bytes out"
-    ).format(**values)
+        return _("Request from {peer}: {command}, {bytes_in} in, sent {error}").format(**values)
+    return _("Request from {peer}: {command}, {bytes_in} in, {bytes_out} out").format(**values)
 
 
 def describe_stalled_message(
@@ -377,24 +371,26 @@ def describe_stalled_message(
     """The -v line for a message begun and left unfinished: the framing mismatch named."""
     values = {"peer": format_endpoint(*peer), "bytes": buffered, "seconds": f"{held_s:g}"}
     if framing == "length":
-        return _(
-            "From {peer}: {bytes:,} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line"
+        return ngettext(
+            "From {peer}: {bytes:,} byte of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            "From {peer}: {bytes:,} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            buffered,
         ).format(**values)
-    return _(
-        "From {peer}: {bytes:,} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw"
+    return ngettext(
+        "From {peer}: {bytes:,} byte without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        "From {peer}: {bytes:,} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        buffered,
     ).format(**values)
 
 
 def describe_answered_datagram(peer: tuple[str, int], request: bytes, reply: bytes) -> str:
     """The -v line for a datagram the UDP server answered."""
-    return _(
-        "From {peer}: {request} ({request_bytes:,} bytes) answered {reply} ({reply_bytes:,} bytes)"
-    ).format(
+    return _("From {peer}: {request} ({request_bytes}) answered {reply} ({reply_bytes})").format(
         peer=format_endpoint(*peer),
         request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
-        request_bytes=len(request),
+        request_bytes=count_bytes(len(request)),
         reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True),
-        reply_bytes=len(reply),
+        reply_bytes=count_bytes(len(reply)),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socklab import errors
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
 
 
@@ -116,12 +116,16 @@ def describe_reply_timeout(error: errors.ReplyTimeoutError) -> str | None:
         "bytes": error.partial_bytes,
     }
     if error.partial_bytes and error.framing == "line":
-        return _(
-            "No whole reply from {where} within {timeout} s: {bytes:,} bytes without a newline: is the server using --framing raw? Then use --framing raw here too."
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            error.partial_bytes,
         ).format(**values)
     if error.partial_bytes and error.framing == "length":
-        return _(
-            "No whole reply from {where} within {timeout} s: {bytes:,} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?"
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            error.partial_bytes,
         ).format(**values)
     if error.awaiting_greeting:
         return _(

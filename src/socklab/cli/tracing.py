@@ -60,7 +60,8 @@ def format_address(address: tuple[str, int] | None) -> str:
     return format_endpoint(address[0], address[1])
 
 
-def _count(nbytes: int) -> str:
+def count_bytes(nbytes: int) -> str:
+    """ "1 byte", "7 bytes": a size in words, singular or plural."""
     return ngettext("{count} byte", "{count} bytes", nbytes).format(count=nbytes)
 
 
@@ -94,10 +95,10 @@ def headline(event: TraceEvent) -> str:
                 fd=event.new_fd, peer=format_address(event.address)
             )
         case Call.SEND | Call.SENDALL:
-            return f"{name}() {_count(event.nbytes or 0)}"
+            return f"{name}() {count_bytes(event.nbytes or 0)}"
         case Call.SENDTO:
             return _("sendto({address}) {count}").format(
-                address=format_address(event.address), count=_count(event.nbytes or 0)
+                address=format_address(event.address), count=count_bytes(event.nbytes or 0)
             )
         case Call.RECV | Call.RECVFROM | Call.RECVMSG:
             call = f"{name}({_argument(event)})"
@@ -108,10 +109,10 @@ def headline(event: TraceEvent) -> str:
             if event.address is not None and event.transport == "udp":
                 return _("{call} -> {count} from {address}").format(
                     call=call,
-                    count=_count(event.nbytes or 0),
+                    count=count_bytes(event.nbytes or 0),
                     address=format_address(event.address),
                 )
-            return f"{call} -> {_count(event.nbytes or 0)}"
+            return f"{call} -> {count_bytes(event.nbytes or 0)}"
         case Call.CLOSE:
             return "close()"
     return f"{name}()"
@@ -214,7 +215,9 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
         assert event.nbytes is not None
         if event.nbytes > len(event.data):
             body.append(
-                _("... {count} more not shown").format(count=_count(event.nbytes - len(event.data)))
+                _("... {count} more not shown").format(
+                    count=count_bytes(event.nbytes - len(event.data))
+                )
             )
         if event.call in RECEIVING:
             label = f"{event.call.value} #{event.sequence}"
@@ -224,7 +227,7 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
                 INDENT
                 + "└── "
                 + _("end of {call}: {count} in this one call").format(
-                    call=label, count=_count(event.nbytes)
+                    call=label, count=count_bytes(event.nbytes)
                 )
             )
         else:
