@@ -173,7 +173,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--send-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
     )
     server.add_argument(
-        "--verbose", "-v", action="store_true", help=_("print a line per connection")
+        "--verbose",
+        "-v",
+        action="store_true",
+        help=_(
+            "print a line per connection and per request (with --udp per datagram), and name a message left without its newline"
+        ),
     )
     add_trace_options(server)
     # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.serving).

@@ -15,7 +15,7 @@ terminator) or a `TruncatedFrame` event when the stream ended inside a message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -29,7 +29,7 @@ class FrameTooLong:
     # The length header that announced `size` (b"": the framing has none): kept so that a
     # reader can tell a header from text sent without length framing ("Hi I" announces
     # 1,214,849,097 bytes).
-    header: bytes = b""
+    header: bytes = field(default=b"", compare=False)
 
     @property
     def header_looks_like_text(self) -> bool:
@@ -40,10 +40,7 @@ class FrameTooLong:
     def describe(self) -> str:
         """One English line for an `E:` reply or a log, with the numbers."""
         if self.exact:
-            line = f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
-            if self.header_looks_like_text:
-                line += "; the length header looks like text: is the peer using another framing?"
-            return line
+            return f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
         return f"message of over {self.limit:,} bytes exceeds the {self.limit:,}-byte limit"
 
 
