@@ -3,14 +3,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from socklab.protocol.framing import FrameTooLong, LengthPrefixFramer
 from socklab.protocol.session import ConverterSession, RequestHandled
 
 
+def recording(**settings: Any) -> ConverterSession:
+    session = ConverterSession(greet=False, record_events=False, **settings)
+    session.record_requests()
+    return session
+
+
 def test_each_request_is_reported_with_its_sizes_or_its_error() -> None:
-    session = ConverterSession(greet=False)
+    session = recording()
     session.receive_data(b"U:abc\nX:1\nL:\xc3\x84\nC:\n")
     assert session.take_requests_handled() == [
         RequestHandled(b"U:", 5, 3),
@@ -25,26 +33,19 @@ def test_each_request_is_reported_with_its_sizes_or_its_error() -> None:
 def test_a_whole_request_in_one_chunk_is_reported_too(chunk: bytes) -> None:
     # The fast paths answer such a chunk without the general path; a recording session
     # must not lose it.
-    session = ConverterSession(greet=False)
+    session = recording()
     assert session.exchange(chunk) == b"ABC\n"
     assert session.take_requests_handled() == [RequestHandled(b"U:", 5, 3)]
 
 
-def test_a_session_that_records_nothing_reports_nothing() -> None:
-    session = ConverterSession(greet=False, record_events=False)
+def test_a_session_not_asked_to_record_reports_nothing() -> None:
+    session = ConverterSession(greet=False)
     session.receive_data(b"U:abc\nX:1\n")
     assert session.take_requests_handled() == []
 
 
-def test_the_drain_drops_the_other_events_so_nothing_grows() -> None:
-    session = ConverterSession(greet=False)
-    session.receive_data(b"X:1\n" * 3 + b"U:a\n")
-    assert len(session.take_requests_handled()) == 4
-    assert session.take_events() == []
-
-
 def test_an_over_long_message_is_reported_with_the_error_sent() -> None:
-    session = ConverterSession(framing="length", max_message_bytes=10, greet=False)
+    session = recording(framing="length", max_message_bytes=10)
     session.receive_data(b"\x00\x00\x00\x0b")
     [handled] = session.take_requests_handled()
     assert handled == RequestHandled(b"", 11, 0, b"E:message of 11 bytes exceeds the 10-byte limit")

@@ -185,13 +185,17 @@ class ReportingSession(Session, Protocol):
     these members with getattr, and only when it has an observer (the converter's session
     has them; a session without them is served the same, with fewer lines).
 
-    `take_requests_handled` is filled once the session was made with `record_events=True`;
-    `partial_message_bytes` is what a runtime names when a begun message stays unfinished
+    `take_requests_handled` is filled once `record_requests()` was called (a runtime calls it
+    right after making the session); `partial_message_bytes` is what a runtime names when a begun message stays unfinished
     for seconds (a peer that sends no terminator: the commonest framing mismatch)."""
 
     @property
     def partial_message_bytes(self) -> int:
         """Bytes of the message begun but not ended (0 for none)."""
+        ...
+
+    def record_requests(self) -> None:
+        """From now on, list what each request was."""
         ...
 
     def take_requests_handled(self) -> list[RequestHandled]:
@@ -291,11 +295,8 @@ class ConverterSession:
         # A server that never asks for events (every converter runtime) must not collect them:
         # a client sending bad requests for hours would grow the list without bound.
         self._events: list[SessionEvent] | None = [] if record_events else None
-        # What each request was (a server's -v): recorded with the events; the fast paths
-        # below skip the record, so a recording session takes the general path for every chunk.
-        self._handled: list[RequestHandled] | None = [] if record_events else None
-        if record_events:
-            self._maybe_single_message = self._holds_one_bare_line = None
+        # What each request was, for a server's -v (`record_requests`); None: not recorded.
+        self._handled: list[RequestHandled] | None = None
         # Errors in a row, counted without a store per successful request: the run goes on
         # while no request was served since the previous error.
         self._errors_in_a_row = 0
@@ -388,18 +389,21 @@ class ConverterSession:
         events, self._events = self._events, []
         return events
 
-    def take_requests_handled(self) -> list[RequestHandled]:
-        """The requests handled since the last call (empty with record_events=False).
+    def record_requests(self) -> None:
+        """From now on, list what each request was (`take_requests_handled`): what a runtime
+        with an observer (a server's -v) asks for. The fast paths skip the record, so they are
+        turned off: a recording session takes the general path for every chunk."""
+        if self._handled is None:
+            self._handled = []
+            self._maybe_single_message = self._holds_one_bare_line = None
 
-        A runtime's drain for its observer: it reads no other event, so the events recorded
-        beside these are dropped here too, and a server running for hours with `-v` keeps no
-        growing list."""
+    def take_requests_handled(self) -> list[RequestHandled]:
+        """The requests handled since the last call, taken (empty until `record_requests`):
+        the runtime drains them after each chunk it feeds, so the list stays short."""
         handled = self._handled
         if not handled:
             return []
         self._handled = []
-        if self._events:
-            self._events.clear()
         return handled
 
     @property

@@ -70,8 +70,8 @@ from socklab.runtimes.connections import (
     report_requests,
     report_stalled_message,
     resolve_client_limits,
-    session_records_events,
     stop_timeout_s,
+    watch_requests,
 )
 from socklab.runtimes.datagrams import (
     DATAGRAM_BUDGET,
@@ -265,11 +265,14 @@ class _Connection(Deadlines, asyncio.Protocol):
 
     def start_session(self) -> Session:
         config = self.server.config
-        session = config.session_factory(
-            config.framing,
-            max_message_bytes=config.max_message_bytes,
-            greet=False,
-            record_events=session_records_events(config),
+        session = watch_requests(
+            config,
+            config.session_factory(
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=False,
+                record_events=False,
+            ),
         )
         self.session = session
         return session

@@ -65,8 +65,8 @@ from socklab.runtimes.connections import (
     report_stalled_message,
     resolve_client_limits,
     send_notice_nowait,
-    session_records_events,
     stop_timeout_s,
+    watch_requests,
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
@@ -118,11 +118,14 @@ class BlockingConnection:
         self.session = (
             session
             if session is not None
-            else config.session_factory(
-                config.framing,
-                max_message_bytes=config.max_message_bytes,
-                greet=True,
-                record_events=session_records_events(config),
+            else watch_requests(
+                config,
+                config.session_factory(
+                    config.framing,
+                    max_message_bytes=config.max_message_bytes,
+                    greet=True,
+                    record_events=False,
+                ),
             )
         )
         self._deadlines = WritingDeadlines(config)

@@ -206,10 +206,15 @@ def report_stalled_message(
         notify(config, MessageStalled(peer, buffered, STALLED_MESSAGE_S))
 
 
-def session_records_events(config: ServerConfig) -> bool:
-    """`record_events` for the sessions a runtime makes: only a server with an observer (-v)
-    asks its sessions what each request was; the others pay nothing for it."""
-    return config.observer is not None
+def watch_requests(config: ServerConfig, session: Session) -> Session:
+    """`session`, asked to record what each request was when the server has an observer (-v)
+    and the session can (`ReportingSession.record_requests`); a server without one pays
+    nothing for it."""
+    if config.observer is not None:
+        record = getattr(session, "record_requests", None)
+        if record is not None:
+            record()
+    return session
 
 
 def raise_open_file_limit() -> int | None:
