@@ -62,7 +62,7 @@ def format_address(address: tuple[str, int] | None) -> str:
 
 def count_bytes(nbytes: int) -> str:
     """ "1 byte", "7 bytes": a size in words, singular or plural."""
-    return ngettext("{count} byte", "{count} bytes", nbytes).format(count=nbytes)
+    return ngettext("{count:,} byte", "{count:,} bytes", nbytes).format(count=nbytes)
 
 
 def _argument(event: TraceEvent) -> str:

@@ -186,8 +186,9 @@ class ReportingSession(Session, Protocol):
     has them; a session without them is served the same, with fewer lines).
 
     `take_requests_handled` is filled once `record_requests()` was called (a runtime calls it
-    right after making the session); `partial_message_bytes` is what a runtime names when a begun message stays unfinished
-    for seconds (a peer that sends no terminator: the commonest framing mismatch)."""
+    right after making the session); `partial_message_bytes` is what a runtime names when a
+    begun message stays unfinished for seconds (a peer that sends no terminator: the
+    commonest framing mismatch)."""
 
     @property
     def partial_message_bytes(self) -> int:
