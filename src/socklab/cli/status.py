@@ -14,4 +14,5 @@ class ExitStatus(enum.IntEnum):
     PERMISSION = 5  # privileged port, raw sockets, other users' processes
     ADDRESS_IN_USE = 6  # the port is taken
     NOT_CONFORMING = 7  # `socklab check`: the program under test deviates from the protocol
+    NOT_FOUND = 127  # `socklab trace`: no program of that name (the shell's status for it)
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT), the shell convention
