@@ -50,7 +50,7 @@ _CALL = re.compile(
     r"(?:\s+(?P<errname>E[A-Z0-9]+)\s+\((?P<errmsg>[^)]*)\))?"
 )
 # The descriptor a call is about, with -yy's note: 3<TCP:[...]>, 5<UDPv6:[...]>.
-_SOCKET_FD = re.compile(r"^(\d+)<(TCP|UDP|TCPv6|UDPv6):\[")
+_SOCKET_FD = re.compile(r"^(\d+)<(TCP|UDP|TCPv6|UDPv6):\[.*?\]>")
 _RETURNED_SOCKET = re.compile(r"^(TCP|UDP|TCPv6|UDPv6):\[")
 _STRING = re.compile(r'"((?:\\x[0-9a-f]{2})*)"(\.\.\.)?')
 _PORT = re.compile(r"sin6?_port=htons\((\d+)\)")
@@ -151,7 +151,11 @@ class StraceParser:
             if errname in _WOULD_BLOCK:
                 if errname == "EAGAIN" and known.receive_timeout and name in _RECEIVES:
                     return TraceEvent(
-                        _RECEIVES[name], fd, transport, timed_out=True, argument=_size(rest)
+                        _receive_call(name, rest),
+                        fd,
+                        transport,
+                        timed_out=True,
+                        argument=_size(rest),
                     )
                 return None
             error = f"{errname} ({errmsg})"
@@ -166,16 +170,16 @@ class StraceParser:
             return TraceEvent(Call.LISTEN, fd, transport, argument=_number(rest), error=error)
         if name in _SENDS:
             address = _address(rest)
-            kind = Call.SENDTO if name == "sendto" and address is not None else _SENDS[name]
+            # C's send() is sendto() without an address: "..., NULL, 0)"
+            addressed = name == "sendto" and not rest.endswith("NULL, 0")
+            kind = Call.SENDTO if addressed else _SENDS[name]
             if error is not None:
                 return TraceEvent(kind, fd, transport, error=error, address=address)
             data = _first_bytes(rest)[: min(ret, TRACE_DATA_BYTES)]
             return TraceEvent(kind, fd, transport, nbytes=ret, data=data, address=address)
         if name in _RECEIVES:
             address = _address(rest)
-            kind = _RECEIVES[name]
-            if name == "recvfrom" and address is not None:
-                kind = Call.RECVFROM
+            kind = _receive_call(name, rest)
             if error is not None:
                 return TraceEvent(kind, fd, transport, error=error, argument=_size(rest))
             known.receive_count += 1
@@ -203,6 +207,13 @@ class StraceParser:
             self._sockets.pop((pid, fd), None)
             return None if error else TraceEvent(Call.CLOSE, fd, transport)
         return None
+
+
+def _receive_call(name: str, rest: str) -> Call:
+    # C's recv() is recvfrom() that asks for no address: "..., NULL, NULL)"
+    if name == "recvfrom" and not rest.endswith("NULL, NULL"):
+        return Call.RECVFROM
+    return _RECEIVES[name]
 
 
 def _number(rest: str) -> int | None:
