@@ -243,3 +243,30 @@ def test_c_program_connection_refused_is_traced_with_its_status(c_client: Path) 
         )
         for line in process.stderr_lines
     ), process.stderr_lines
+
+
+def test_java_program_through_strace(tmp_path: Path) -> None:
+    """Optional (no JDK in CI): the lecture's Java client, whose writeBytes() writes byte by byte."""
+    if shutil.which("javac") is None or shutil.which("strace") is None:
+        pytest.skip("javac or strace is missing")
+    subprocess.run(
+        ["javac", "-d", str(tmp_path), str(PROGRAMS / "TCPClient.java")], check=True, timeout=120
+    )
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-c", _ONE_REPLY_SERVER, str(port)], stdout=subprocess.PIPE, text=True
+    ) as server:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "ready\n"
+        result = run_socklab(
+            ["trace", "--", "java", "-cp", str(tmp_path), "TCPClient", str(port)], timeout_s=60
+        )
+        server.wait(WAIT_S)
+    if "Operation not permitted" in result.stderr:
+        pytest.skip("no ptrace here")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "FROM SERVER: HELLO, SERVER!\n"
+    lines = result.stderr.splitlines()
+    assert re.search(r"connect\((?:\[::ffff:)?127\.0\.0\.1\]?:%d\)" % port, result.stderr)
+    assert sum(1 for line in lines if re.search(r"  write\(\) 1 byte$", line)) == 15
+    assert re.search(r"read\(\d+\) -> 15 bytes", result.stderr)
