@@ -66,7 +66,7 @@ def test_two_sends_arrive_in_one_recv_of_a_students_server(start_socklab) -> Non
     ), server_trace
     assert calls(client.stderr_lines) == ["socket", "connect", "send", "send", "recv", "close"]
     client_trace = "\n".join(client.stderr_lines)
-    assert re.search(r"connect\(127\.0\.0\.1:%d\)" % port, client_trace)
+    assert re.search(rf"connect\(127\.0\.0\.1:{port}\)", client_trace)
     assert "send() 7 bytes" in client_trace and "send() 8 bytes" in client_trace
     # stdout is the program's alone: no trace line mixed in
     assert not trace_lines(server.stdout_lines) and not trace_lines(client.stdout_lines)
@@ -209,7 +209,7 @@ def test_c_program_through_strace(c_client: Path) -> None:
     lines = result.stderr.splitlines()
     assert calls(lines) == ["socket", "connect", "write", "send", "read", "close"], result.stderr
     text = result.stderr
-    assert re.search(r"connect\(127\.0\.0\.1:%d\)" % port, text)
+    assert re.search(rf"connect\(127\.0\.0\.1:{port}\)", text)
     assert 'write() 7 bytes\n          "Hello, "' in text
     assert re.search(
         r"read\(1024\) -> 15 bytes\n\s+┌── start of read #1\n\s+│ \"HELLO, SERVER!\\n\"", text
@@ -239,7 +239,7 @@ def test_c_program_connection_refused_is_traced_with_its_status(c_client: Path) 
     assert status == 2  # the program's own
     assert any(
         re.search(
-            r"connect\(127\.0\.0\.1:%d\) failed: ECONNREFUSED \(Connection refused\)" % port, line
+            rf"connect\(127\.0\.0\.1:{port}\) failed: ECONNREFUSED \(Connection refused\)", line
         )
         for line in process.stderr_lines
     ), process.stderr_lines
@@ -267,6 +267,6 @@ def test_java_program_through_strace(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "FROM SERVER: HELLO, SERVER!\n"
     lines = result.stderr.splitlines()
-    assert re.search(r"connect\((?:\[::ffff:)?127\.0\.0\.1\]?:%d\)" % port, result.stderr)
+    assert re.search(rf"connect\((?:\[::ffff:)?127\.0\.0\.1\]?:{port}\)", result.stderr)
     assert sum(1 for line in lines if re.search(r"  write\(\) 1 byte$", line)) == 15
     assert re.search(r"read\(\d+\) -> 15 bytes", result.stderr)

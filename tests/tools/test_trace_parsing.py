@@ -122,11 +122,13 @@ def test_hostile_pipe_lines_are_dropped_or_escaped() -> None:
 def test_recv_into_and_sendmsg_are_reported_with_their_bytes() -> None:
     events: list[TraceEvent] = []
     left, right = socket.socketpair()
-    with TracedSocket(fileno=left.detach(), tracer=events.append) as sender:
-        with TracedSocket(fileno=right.detach(), tracer=events.append) as receiver:
-            assert sender.sendmsg([b"ab", b"cd"]) == 4
-            buffer = bytearray(10)
-            assert receiver.recv_into(buffer) == 4
+    with (
+        TracedSocket(fileno=left.detach(), tracer=events.append) as sender,
+        TracedSocket(fileno=right.detach(), tracer=events.append) as receiver,
+    ):
+        assert sender.sendmsg([b"ab", b"cd"]) == 4
+        buffer = bytearray(10)
+        assert receiver.recv_into(buffer) == 4
     sendmsg, recv_into = (event for event in events if event.call is not Call.CLOSE)
     assert (sendmsg.call, sendmsg.nbytes, sendmsg.data) == (Call.SENDMSG, 4, b"abcd")
     assert (recv_into.call, recv_into.nbytes, recv_into.data) == (Call.RECV_INTO, 4, b"abcd")
