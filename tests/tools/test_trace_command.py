@@ -270,3 +270,42 @@ def test_java_program_through_strace(tmp_path: Path) -> None:
     assert re.search(rf"connect\((?:\[::ffff:)?127\.0\.0\.1\]?:{port}\)", result.stderr)
     assert sum(1 for line in lines if re.search(r"  write\(\) 1 byte$", line)) == 15
     assert re.search(r"read\(\d+\) -> 15 bytes", result.stderr)
+
+
+def test_selectors_program_with_non_blocking_connect() -> None:
+    result = run_socklab(
+        ["trace", "--", sys.executable, str(PROGRAMS / "selector_echo.py")], timeout_s=WAIT_S
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "reply: echo me\n"
+    names = calls(result.stderr.splitlines())
+    # connect_ex() returned EINPROGRESS; the first send() on the socket shows it completed
+    assert names == ["socket", "bind", "listen", "socket", "accept", "connect", "send", "recv",
+                     "send", "recv"]  # fmt: skip
+    assert result.stderr.count('"echo me\\n"') == 4
+
+
+def test_accept_timing_out_is_shown() -> None:
+    result = run_socklab(
+        ["trace", "--explain", "--", sys.executable, str(PROGRAMS / "waiting_for_nobody.py")],
+        timeout_s=WAIT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "nobody came\n"
+    assert re.search(r"^\[trace\] fd \d+  settimeout\(0\.2\)$", result.stderr, re.M)
+    assert re.search(
+        r"^\[trace\] fd \d+  accept\(\) timed out: socket\.timeout raised\n\s+= The call waited",
+        result.stderr,
+        re.M,
+    )
+
+
+def test_unwritable_output_file_is_one_line() -> None:
+    result = run_socklab(
+        ["trace", "--output", "/nonexistent-dir/trace.txt", "--", sys.executable, "-c", "pass"],
+        timeout_s=WAIT_S,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory"
+    ]

@@ -129,7 +129,11 @@ class TracedSocket(socket.socket):
         return TracedSocket(self.family, self.type, self.proto, fileno=fd, tracer=self._tracer)
 
     def accept(self) -> tuple[socket.socket, Any]:
-        fd, address = self._accept()  # type: ignore[attr-defined]
+        try:
+            fd, address = self._accept()  # type: ignore[attr-defined]
+        except OSError as exc:
+            self._report_failure(Call.ACCEPT, exc)
+            raise
         connection = self._accepted_socket(fd)
         # As socket.accept(): a listening socket with a timeout hands out blocking sockets.
         if socket.getdefaulttimeout() is None and self.gettimeout():

@@ -35,7 +35,12 @@ from socklab.tracing.traced_socket import TracedSocket
 FD_VARIABLE = "SOCKLAB_TRACE_FD"
 # The PYTHONPATH the program had before socklab put its start-up directory first ("" if none).
 PYTHONPATH_VARIABLE = "SOCKLAB_TRACE_PYTHONPATH"
+# On Windows the pipe is passed as an inherited handle: SOCKLAB_TRACE_FD=handle:1234.
+WINDOWS_HANDLE_PREFIX = "handle:"
 _TRACED_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+_MOVING_BYTES = frozenset(
+    {Call.SEND, Call.SENDALL, Call.SENDMSG, Call.RECV, Call.RECV_INTO, Call.RECVMSG}
+)
 _IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EALREADY})
 
 
@@ -47,7 +52,8 @@ class _PipeWriter:
         self.lock = threading.Lock()
         self.broken = False
         # A fork while another thread holds the lock would leave the child's copy held forever.
-        os.register_at_fork(after_in_child=self._reset_lock)
+        if sys.platform != "win32":  # no fork there
+            os.register_at_fork(after_in_child=self._reset_lock)
 
     def _reset_lock(self) -> None:
         self.lock = threading.Lock()
@@ -91,8 +97,14 @@ class ProgramSocket(TracedSocket):
         super().__init__(family, type, proto, fileno, tracer=_send_event)
 
     def _report(self, call: Call, fd: int | None = None, **facts: Any) -> None:
-        if self.family in _TRACED_FAMILIES:
-            super()._report(call, fd, **facts)
+        if self.family not in _TRACED_FAMILIES:
+            return
+        if self._connecting is not None and call in _MOVING_BYTES:
+            # A selector program learns that its non-blocking connect() completed by writing or
+            # reading: the first such call finishes it (or fails with its error).
+            address, self._connecting = self._connecting, None
+            super()._report(Call.CONNECT, address=address, error=facts.get("error"))
+        super()._report(call, fd, **facts)
 
     def _accepted_socket(self, fd: int) -> TracedSocket:
         return ProgramSocket(self.family, self.type, self.proto, fileno=fd)
@@ -157,11 +169,17 @@ def install_from_environment() -> None:
     """Called by the start-up file: trace if socklab trace started us, else do nothing."""
     value = os.environ.get(FD_VARIABLE)
     _restore_environment()
-    if value is None or not value.isdigit():
+    if value is None:
         return
     try:
-        install(int(value))
-    except OSError:  # the descriptor is not open here: a program started by the traced one
+        if sys.platform == "win32" and value.startswith(WINDOWS_HANDLE_PREFIX):
+            import msvcrt
+
+            fd = msvcrt.open_osfhandle(int(value.removeprefix(WINDOWS_HANDLE_PREFIX)), os.O_WRONLY)
+        else:
+            fd = int(value)
+        install(fd)
+    except (OSError, ValueError):  # not open here (a program the traced one started), or no number
         return
 
 

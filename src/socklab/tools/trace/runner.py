@@ -27,11 +27,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from socklab.tools.trace.hook import FD_VARIABLE, PYTHONPATH_VARIABLE
+from socklab.tools.trace.hook import FD_VARIABLE, PYTHONPATH_VARIABLE, WINDOWS_HANDLE_PREFIX
 from socklab.tools.trace.strace import STRACE_OPTIONS, StraceParser
 from socklab.tools.trace.wire import MAX_EVENT_BYTES, decode_event
-from socklab.tracing.events import Tracer
+from socklab.tracing.events import TraceEvent, Tracer
 
 # A strace line carries at most 256 bytes as \xNN (1 KiB) plus its call; iovecs several times that.
 MAX_STRACE_LINE_BYTES = 64 * 1024
@@ -134,6 +135,7 @@ class TracedProgram:
     ) -> None:
         self.method = method
         self._tracer = tracer
+        self._output_gone = False
         self._directory = tempfile.TemporaryDirectory(prefix="socklab-trace-")
         read_end, write_end = os.pipe()
         env = dict(os.environ)
@@ -145,13 +147,14 @@ class TracedProgram:
                 env["PYTHONPATH"] = os.pathsep.join(
                     part for part in (self._directory.name, env.get("PYTHONPATH")) if part
                 )
-                env[FD_VARIABLE] = str(write_end)
+                env[FD_VARIABLE], options = _pass_pipe(write_end)
                 consume: Callable[[int], None] = self._read_events
             else:
                 strace = strace_path() or "strace"
                 args = [strace, *STRACE_OPTIONS, "-o", f"/dev/fd/{write_end}", "--", *command]
+                options = {"pass_fds": (write_end,)}
                 consume = self._read_strace
-            self.process = subprocess.Popen(args, env=env, pass_fds=(write_end,))
+            self.process = subprocess.Popen(args, env=env, **options)
         except BaseException:
             os.close(read_end)
             self._directory.cleanup()
@@ -168,17 +171,30 @@ class TracedProgram:
         text = _STARTUP_FILE.format(package_parent=package_parent, failure=failure)
         Path(self._directory.name, "sitecustomize.py").write_text(text, encoding="utf-8")
 
+    def _show(self, event: TraceEvent) -> None:
+        """Hand `event` to the tracer; once its output is gone, only drain the pipe.
+
+        The pipe must be read to its end whatever happens: a program whose pipe is full would
+        block in its next socket call.
+        """
+        if self._output_gone:
+            return
+        try:
+            self._tracer(event)
+        except (OSError, ValueError):  # stderr closed, --output's file closed or its disk full
+            self._output_gone = True
+
     def _read_events(self, pipe: int) -> None:
         for line in _lines(pipe, MAX_EVENT_BYTES):
             event = decode_event(line)
             if event is not None:
-                self._tracer(event)
+                self._show(event)
 
     def _read_strace(self, pipe: int) -> None:
         parser = StraceParser()
         for line in _lines(pipe, MAX_STRACE_LINE_BYTES):
             for event in parser.feed_line(line.decode("ascii", "replace")):
-                self._tracer(event)
+                self._show(event)
 
     def wait(self) -> int:
         """Block until the program ends; its exit status (128 + N if signal N ended it)."""
@@ -201,8 +217,29 @@ class TracedProgram:
                 continue
 
 
+def _pass_pipe(write_end: int) -> tuple[str, dict[str, Any]]:
+    """The pipe's name for the program's environment, and the Popen options that pass it on.
+
+    Windows has no pass_fds: the pipe's handle is made inheritable and listed for this child
+    alone (subprocess's documented `handle_list`); the hook opens it as a descriptor again.
+    """
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle = msvcrt.get_osfhandle(write_end)
+        os.set_handle_inheritable(handle, True)
+        startupinfo = subprocess.STARTUPINFO(lpAttributeList={"handle_list": [handle]})
+        return f"{WINDOWS_HANDLE_PREFIX}{handle}", {"startupinfo": startupinfo}
+    return str(write_end), {"pass_fds": (write_end,)}
+
+
 def _terminal_delivers_interrupts() -> bool:
-    """Ctrl+C on our terminal reaches the whole foreground process group, the program with us."""
+    """Ctrl+C on our terminal reaches the whole foreground process group, the program with us.
+
+    On Windows it reaches every process attached to the console, so it is never passed on.
+    """
+    if sys.platform == "win32":
+        return True
     try:
         fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
     except OSError:
