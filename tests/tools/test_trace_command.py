@@ -309,3 +309,22 @@ def test_unwritable_output_file_is_one_line() -> None:
     assert result.stderr.splitlines() == [
         "Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory"
     ]
+
+
+_SHOW_ENVIRONMENT = """
+import os, sys
+print(repr(os.environ.get("PYTHONPATH")))
+print([name for name in os.environ if name.startswith("SOCKLAB_TRACE")])
+print([entry for entry in sys.path if "socklab-trace-" in entry])
+"""
+
+
+def test_program_sees_its_own_environment_and_path() -> None:
+    """Programs it starts are not traced by accident, and sys.path is the program's own."""
+    result = run_socklab(
+        ["trace", "--", sys.executable, "-c", _SHOW_ENVIRONMENT],
+        env={"PYTHONPATH": "/somewhere/else"},
+        timeout_s=WAIT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["'/somewhere/else'", "[]", "[]"]
