@@ -307,7 +307,8 @@ def test_unwritable_output_file_is_one_line() -> None:
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory"
+        "Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory. "
+        "Choose another file with --output."
     ]
 
 
@@ -328,3 +329,14 @@ def test_program_sees_its_own_environment_and_path() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["'/somewhere/else'", "[]", "[]"]
+
+
+def test_a_file_that_is_not_executable_is_one_line(tmp_path: Path) -> None:
+    program = tmp_path / "client"
+    program.write_text("not a program\n", encoding="utf-8")
+    result = run_socklab(["trace", "--", str(program)], timeout_s=WAIT_S)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Cannot run {program}: Permission denied. "
+        "Check that it is a program you may run (chmod +x for your own)."
+    ]

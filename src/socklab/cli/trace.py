@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import shutil
 import sys
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             )
         )
         return ExitStatus.NOT_FOUND
+    if os.sep in command[0] and not os.access(command[0], os.X_OK):
+        # strace would only say "exec: Permission denied" after starting: say it as Python would
+        return _cannot_run(program, os.strerror(errno.EACCES), env)
     method = method_for(command, force_strace=args.strace)
     if method is TraceMethod.STRACE and strace_path() is None:
         if sys.platform.startswith("linux"):
@@ -96,9 +100,9 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             output = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
         except OSError as exc:
             env.warn(
-                _("Cannot write the trace to {file}: {error}").format(
-                    file=escape_for_terminal(args.output), error=exc.strerror or exc
-                )
+                _(
+                    "Cannot write the trace to {file}: {error}. Choose another file with --output."
+                ).format(file=escape_for_terminal(args.output), error=exc.strerror or exc)
             )
             return ExitStatus.ERROR
     try:
@@ -123,15 +127,23 @@ def _run_program(
             command,
             tracer,
             method=method,
-            startup_failure=_("socklab trace cannot trace this Python: {error}"),
+            startup_failure=_(
+                "socklab trace cannot trace this Python: {error}. Use Python 3.11 or newer, or --strace."
+            ),
         )
     except OSError as exc:
-        env.warn(
-            _("Cannot run {program}: {error}").format(program=program, error=exc.strerror or exc)
-        )
-        return ExitStatus.ERROR
+        return _cannot_run(program, exc.strerror or str(exc), env)
     while True:
         try:
             return traced.wait()
         except KeyboardInterrupt:
             traced.interrupt()
+
+
+def _cannot_run(program: str, error: str, env: Environment) -> int:
+    env.warn(
+        _(
+            "Cannot run {program}: {error}. Check that it is a program you may run (chmod +x for your own)."
+        ).format(program=program, error=error)
+    )
+    return ExitStatus.ERROR
