@@ -65,6 +65,7 @@ from socklab.protocol.chat import (
     format_address,
     is_valid_name,
 )
+from socklab.protocol.escaping import escape_for_terminal
 
 # How long a leaving peer waits for acknowledgements before it says bye anyway.
 LEAVE_GRACE_S = 5.0
@@ -257,10 +258,24 @@ class ChatScreen:
                     name=name, detail=detail
                 )
 
-    def show_send_result(self, result: SendResult) -> None:
+    def show_send_result(
+        self, result: SendResult, *, to: str | None = None, text: str = ""
+    ) -> None:
+        """What became of a typed message; `to` and `text` are those of a /msg."""
         if result.problem is not None:
-            self.notice(_("Not sent: {reason}").format(reason=_describe_problem(result.problem)))
-        elif result.queued_for:
+            self.notice(
+                _("Not sent: {reason}").format(reason=_describe_problem(result.problem, to))
+            )
+            return
+        if to is not None:
+            # The sender's copy of a private message: the typed "/msg bob ..." line reads as a
+            # command, this line as what was said and to whom (IRC clients echo "-> bob: ...").
+            self.message(
+                _("→ {name}: {text}").format(
+                    name=escape_for_terminal(to), text=escape_for_terminal(text)
+                )
+            )
+        if result.queued_for:
             self.notice(
                 _("{names}: away; message #{number} will be delivered when they return").format(
                     names=", ".join(result.queued_for), number=result.message_id
@@ -314,13 +329,16 @@ def _describe_refusal(refusal: Refusal, count: int) -> str:
     )
 
 
-def _describe_problem(problem: SendProblem) -> str:
+def _describe_problem(problem: SendProblem, to: str | None = None) -> str:
+    if problem is SendProblem.NO_SUCH_NAME:
+        return _("nobody named {name} is here; /who lists who is").format(
+            name=escape_for_terminal(to or "", quoted=True)
+        )
     return {
         SendProblem.LEAVING: _("leaving the chat"),
         SendProblem.EMPTY: _("empty message"),
         SendProblem.TOO_LONG: _("the message is longer than 16,384 bytes"),
         SendProblem.ALONE: _("nobody else is in the chat yet"),
-        SendProblem.NO_SUCH_NAME: _("nobody of that name is here"),
     }[problem]
 
 
@@ -330,7 +348,7 @@ def execute(command: ChatCommand, peer: ChatPeer, screen: ChatScreen) -> bool:
         case SayText(text=text):
             screen.show_send_result(peer.send_text(text))
         case SayPrivately(to=to, text=text):
-            screen.show_send_result(peer.send_text(text, to=to))
+            screen.show_send_result(peer.send_text(text, to=to), to=to, text=text)
         case Rename(name=name):
             old = peer.name
             peer.rename(name)
