@@ -215,6 +215,7 @@ def test_c_program_through_strace(c_client: Path) -> None:
         r"read\(1024\) -> 15 bytes\n\s+┌── start of read #1\n\s+│ \"HELLO, SERVER!\\n\"", text
     )
     assert "read() on a socket is recv() without flags" in text
+    assert "close() releases the socket; TCP sends FIN" in text
 
 
 def test_c_program_without_strace_says_how_to_install_it(c_client: Path, tmp_path: Path) -> None:
@@ -298,6 +299,8 @@ def test_accept_timing_out_is_shown() -> None:
         result.stderr,
         re.M,
     )
+    # the kernel's facts about the socket cross the pipe: a listening socket's close sends no FIN
+    assert "close() on a listening socket stops accepting" in result.stderr
 
 
 def test_unwritable_output_file_is_one_line() -> None:

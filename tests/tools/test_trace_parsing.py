@@ -28,6 +28,7 @@ SERVER_LINES = [
     '4712 read(4<TCP:[127.0.0.1:5000->127.0.0.1:41234]>, "", 1024) = 0',
     "4712 close(4<TCP:[127.0.0.1:5000->127.0.0.1:41234]>) = 0",
     "4711 close(5</etc/passwd>) = 0",
+    "4711 close(3<TCP:[127.0.0.1:5000]>) = 0",
 ]
 
 
@@ -36,9 +37,9 @@ def test_strace_lines_become_the_events_of_a_tcp_server() -> None:
     events = [event for line in SERVER_LINES for event in parser.feed_line(line)]
     assert [event.call for event in events] == [
         Call.SOCKET, Call.BIND, Call.LISTEN, Call.ACCEPT, Call.READ, Call.SEND, Call.READ,
-        Call.CLOSE,
+        Call.CLOSE, Call.CLOSE,
     ]  # fmt: skip
-    socket_event, bind, listen, accept, first_read, send, last_read, close = events
+    socket_event, bind, listen, accept, first_read, send, last_read, close, close_listener = events
     assert (socket_event.fd, socket_event.transport, socket_event.ipv6) == (3, "tcp", False)
     assert bind.address == ("127.0.0.1", 5000)
     assert listen.argument == 5
@@ -46,7 +47,12 @@ def test_strace_lines_become_the_events_of_a_tcp_server() -> None:
     assert (first_read.nbytes, first_read.data, first_read.argument) == (6, b"hi\x1b[2J", 1024)
     assert (first_read.sequence, last_read.sequence, last_read.nbytes) == (1, 2, 0)
     assert (send.nbytes, send.data) == (2, b"HI")
-    assert close.fd == 4
+    assert (close.fd, close.connected, close.listening) == (4, True, False)  # sends FIN
+    assert (close_listener.fd, close_listener.connected, close_listener.listening) == (
+        3,
+        False,
+        True,
+    )
 
 
 def test_strace_udp_ipv6_timeouts_and_errors() -> None:
@@ -95,6 +101,12 @@ def test_events_cross_the_pipe_unchanged() -> None:
     line = encode_event(event)
     assert line.endswith(b"\n") and b"\n" not in line[:-1]
     assert decode_event(line) == event
+    for close in (
+        TraceEvent(Call.CLOSE, 3, "tcp", listening=True, connected=False),
+        TraceEvent(Call.CLOSE, 4, "tcp"),
+        TraceEvent(Call.CLOSE, 5, "tcp", connected=False),
+    ):
+        assert decode_event(encode_event(close)) == close
 
 
 def test_hostile_pipe_lines_are_dropped_or_escaped() -> None:

@@ -91,6 +91,9 @@ class _Socket:
     transport: str
     receive_count: int = 0
     receive_timeout: bool = False
+    # What close() does on the wire depends on these (a FIN only to a connected peer).
+    listening: bool = False
+    connected: bool = False
 
 
 @dataclass
@@ -149,6 +152,8 @@ class StraceParser:
         error = None
         if ret < 0:
             if errname in _WOULD_BLOCK:
+                if name == "connect":  # non-blocking: the handshake goes on without the call
+                    known.connected = True
                 if errname == "EAGAIN" and known.receive_timeout and name in _RECEIVES:
                     return TraceEvent(
                         _receive_call(name, rest),
@@ -162,11 +167,13 @@ class StraceParser:
         if name in ("accept", "accept4"):
             if error is not None:
                 return TraceEvent(Call.ACCEPT, fd, transport, error=error)
-            self._sockets[(pid, ret)] = _Socket(transport)
+            self._sockets[(pid, ret)] = _Socket(transport, connected=True)
             return TraceEvent(Call.ACCEPT, fd, transport, new_fd=ret, address=_address(rest))
         if name in ("bind", "connect"):
+            known.connected = known.connected or (name == "connect" and error is None)
             return TraceEvent(Call(name), fd, transport, address=_address(rest), error=error)
         if name == "listen":
+            known.listening = known.listening or error is None
             return TraceEvent(Call.LISTEN, fd, transport, argument=_number(rest), error=error)
         if name in _SENDS:
             address = _address(rest)
@@ -175,6 +182,7 @@ class StraceParser:
             kind = Call.SENDTO if addressed else _SENDS[name]
             if error is not None:
                 return TraceEvent(kind, fd, transport, error=error, address=address)
+            known.connected = True
             data = _first_bytes(rest)[: min(ret, TRACE_DATA_BYTES)]
             return TraceEvent(kind, fd, transport, nbytes=ret, data=data, address=address)
         if name in _RECEIVES:
@@ -183,6 +191,7 @@ class StraceParser:
             if error is not None:
                 return TraceEvent(kind, fd, transport, error=error, argument=_size(rest))
             known.receive_count += 1
+            known.connected = True
             return TraceEvent(
                 kind,
                 fd,
@@ -205,7 +214,16 @@ class StraceParser:
             return TraceEvent(Call.SHUTDOWN, fd, transport, argument=how, error=error)
         if name == "close":
             self._sockets.pop((pid, fd), None)
-            return None if error else TraceEvent(Call.CLOSE, fd, transport)
+            if error is not None:
+                return None
+            tcp = transport == "tcp"
+            return TraceEvent(
+                Call.CLOSE,
+                fd,
+                transport,
+                listening=tcp and known.listening,
+                connected=tcp and known.connected and not known.listening,
+            )
         return None
 
 

@@ -51,6 +51,10 @@ def encode_event(event: TraceEvent) -> bytes:
         fields["sequence"] = event.sequence
     if event.ipv6:
         fields["ipv6"] = True
+    if event.listening:
+        fields["listening"] = True
+    if not event.connected:
+        fields["connected"] = False
     return json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n"
 
 
@@ -126,6 +130,8 @@ def decode_event(line: bytes) -> TraceEvent | None:
             timed_out=fields.get("timed_out") is True,
             sequence=_count(fields.get("sequence")) or 0,
             ipv6=fields.get("ipv6") is True,
+            listening=fields.get("listening") is True,
+            connected=fields.get("connected") is not False,
         )
     except (KeyError, TypeError, ValueError):  # json.JSONDecodeError is a ValueError
         return None
