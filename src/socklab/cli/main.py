@@ -203,7 +203,7 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> int:
         return status
 
 
-def _call(handler: Any, args: argparse.Namespace, env: Environment) -> ExitStatus:
+def _call(handler: Any, args: argparse.Namespace, env: Environment) -> int:
     """The command's handler, its failures turned into one line and an exit status."""
     try:
         # A server stops on the first Ctrl+C or SIGTERM and exits 0; other commands get

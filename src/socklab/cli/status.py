@@ -47,5 +47,8 @@ def explained_exit_statuses() -> dict[ExitStatus, str]:
         ExitStatus.PERMISSION: _("permission denied (a privileged port, raw sockets)"),
         ExitStatus.ADDRESS_IN_USE: _("the port is in use"),
         ExitStatus.NOT_CONFORMING: _("socklab check: the program under test deviates"),
+        ExitStatus.NOT_FOUND: _(
+            "socklab trace: no program of that name (otherwise trace exits with the program's status)"
+        ),
         ExitStatus.INTERRUPTED: _("interrupted by Ctrl+C"),
     }
