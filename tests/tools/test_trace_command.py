@@ -343,3 +343,19 @@ def test_a_file_that_is_not_executable_is_one_line(tmp_path: Path) -> None:
         f"Cannot run {program}: Permission denied. "
         "Check that it is a program you may run (chmod +x for your own)."
     ]
+
+
+def test_a_python_script_run_by_its_shebang_is_traced_from_inside(tmp_path: Path) -> None:
+    script = tmp_path / "client"
+    script.write_text(
+        f"#!{sys.executable}\nimport socket\nsocket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    # a PATH without strace: were the script not seen as Python, trace would ask for strace
+    result = run_socklab(
+        ["trace", "--", str(script)], env={"PATH": str(tmp_path)}, timeout_s=WAIT_S
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"socket\(AF_INET6, SOCK_DGRAM\) -> new socket fd (\d+)", result.stderr)
+    assert calls(result.stderr.splitlines()) == ["socket", "close"]
