@@ -1,5 +1,9 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
+`-r FILE` feeds the same views from a pcap or pcapng file instead of the wire: any writer's
+(tcpdump, tshark, Wireshark, RawCap, socklab), so students on Windows and macOS, where socklab
+cannot capture, still get the ladder and the streams of their own captures.
+
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
 analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
 and written, with one write and one flush, by an output thread, so a slow terminal never
@@ -45,7 +49,9 @@ from socklab.tools.capture.runner import (
     CaptureOptions,
     CaptureReady,
     CaptureSummary,
+    FileReady,
     UnsupportedPlatformError,
+    read_capture_file,
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
@@ -62,13 +68,21 @@ OWNERS_READY_S = 10.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = _(
-        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
+        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux. With -r, read the packets from a pcap or pcapng file instead (any system, no privileges)."
     )
     parser.add_argument(
         "--iface",
-        default="lo",
         metavar="NAME",
-        help=_("network interface (default: %(default)s, the loopback)"),
+        help=_("network interface (default: lo, the loopback)"),
+    )
+    parser.add_argument(
+        "-r",
+        dest="read",
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing"
+        ),
     )
     parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))
     protocol = parser.add_mutually_exclusive_group()
@@ -81,7 +95,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="pcap",
         type=Path,
         metavar="FILE.pcap",
-        help=_("also write the packets to FILE.pcap (open it with Wireshark or tshark)"),
+        help=_(
+            "also write the packets to a file for Wireshark or tshark: pcapng with each packet's receiving process as its comment if the name ends in .pcapng, else classic pcap"
+        ),
     )
     parser.add_argument(
         "--hex", action="store_true", help=_("show the payload as a hex dump as well")
@@ -106,8 +122,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     protocols = frozenset(
         {"tcp"} if args.tcp or args.follow else {"udp"} if args.udp else {"tcp", "udp"}
     )
+    if args.read is not None and (args.iface is not None or args.duration is not None):
+        raise UsageError(
+            _("-r reads a file: --iface and --duration are for a live capture; leave them out")
+        )
     options = CaptureOptions(
-        interface=args.iface,
+        interface=args.iface or "lo",
         selection=PacketSelection(protocols, args.port),
         count=args.count,
         duration_s=args.duration,
@@ -122,6 +142,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         view = _FollowView(printer)
     else:
         view = _LineView(printer)
+    if args.read is not None:
+        return _run_file(args.read, options, printer, view)
     owners = SocketOwners()
     owners.start()
 
@@ -136,10 +158,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             summary = run_capture(
                 options,
                 announce,
-                lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
+                view.show,
                 printer.flush,
                 lambda count: printer.say(_describe_skipped(count, options)),
                 printer.lagging,
+                owners.owner_of,
             )
         except PermissionDeniedError:
             env.warn(
@@ -157,6 +180,47 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         owners.close()
         printer.close()
     return ExitStatus.OK
+
+
+def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _View) -> ExitStatus:
+    """-r: the packets of a capture file through the same selection and view."""
+
+    def announce(ready: FileReady) -> None:
+        printer.say(
+            _("Reading {path} ({format}; {selection}).").format(
+                path=ready.path, format=ready.file_format, selection=_describe_selection(options)
+            )
+        )
+        printer.flush()
+
+    try:
+        summary = read_capture_file(options, path, announce, view.show, printer.flush)
+        view.finish()
+        printer.say(_describe_file_summary(summary, path, options))
+    finally:
+        printer.close()
+    return ExitStatus.OK
+
+
+def _describe_file_summary(summary: CaptureSummary, path: Path, options: CaptureOptions) -> str:
+    line = ngettext(
+        "{count} packet read from {path}", "{count} packets read from {path}", summary.frames_seen
+    ).format(count=summary.frames_seen, path=path)
+    line += ", " + ngettext(
+        "{count} TCP/UDP packet matched", "{count} TCP/UDP packets matched", summary.packets_shown
+    ).format(count=summary.packets_shown)
+    if options.pcap_path is not None:
+        line += "; " + _("{count} written to {path}").format(
+            count=summary.packets_written, path=options.pcap_path
+        )
+    if summary.unsupported_frames:
+        names = ", ".join(str(link_type) for link_type in summary.unsupported_link_types)
+        line += ". " + ngettext(
+            "{count} packet skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            "{count} packets skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            summary.unsupported_frames,
+        ).format(count=summary.unsupported_frames, types=names)
+    return line if line.endswith(".") else line + "."
 
 
 def _describe_unsupported(platform: str) -> str:
