@@ -194,7 +194,13 @@ def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _Vie
         printer.flush()
 
     try:
-        summary = read_capture_file(options, path, announce, view.show, printer.flush)
+        summary = read_capture_file(
+            options,
+            path,
+            announce,
+            lambda packet, comment: view.show(packet, None, comment),
+            printer.flush,
+        )
         view.finish()
         printer.say(_describe_file_summary(summary, path, options))
     finally:
@@ -384,7 +390,8 @@ class _Clock:
 
 
 class _View:
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
+        """One packet; `comment` is a pcapng packet comment read with -r (hostile text)."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -398,7 +405,7 @@ class _LineView(_View):
         self.printer = printer
         self.clock = _Clock()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
@@ -412,6 +419,8 @@ class _LineView(_View):
         delivered = describe_owner(owner)
         if delivered:
             parts.append(f"· {delivered}")
+        if comment:
+            parts.append("· " + _("comment {text}").format(text=format_preview(comment.encode())))
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
             for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
@@ -466,7 +475,7 @@ class _LadderView(_View):
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         step = self.builder.add(packet)
         key = (step.proto, step.connection)
         say = self.printer.say
@@ -533,7 +542,7 @@ class _FollowView(_View):
         self.printer = printer
         self.tracker = ConnectionTracker()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         segment = self.tracker.track(packet)
         connection = segment.connection
         say = self.printer.say

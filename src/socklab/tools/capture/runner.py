@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from socklab.errors import SocklabError, UsageError
-from socklab.i18n import _
+from socklab.i18n import _, ngettext
 from socklab.tools.capture.owners import owner_comment
 from socklab.tools.capture.packets import SUPPORTED_LINK_TYPES, Packet, decode_frame
 from socklab.tools.capture.pcap import DEFAULT_SNAPLEN, PcapFormatError, PcapWriter, SavedFrame
@@ -275,13 +275,14 @@ def read_capture_file(
     options: CaptureOptions,
     path: Path,
     on_ready: Callable[[FileReady], None],
-    on_packet: PacketHandler,
+    on_packet: Callable[[Packet, str | None], None],
     on_batch: Callable[[], None] = lambda: None,
 ) -> CaptureSummary:
     """Every frame of a pcap or pcapng file through the live capture's selection and views.
 
     Frames of a link type socklab cannot decode are counted and skipped. With `-w` the matching
-    packets are written out as read (a pcapng comment travels along). `on_packet` gets no owner:
+    packets are written out as read (a pcapng comment travels along). `on_packet(packet,
+    comment)` gets the packet's pcapng comment (text from the file: escape it), not an owner:
     the sockets of this machine now say nothing about a file's packets.
     """
     if options.pcap_path is not None and _same_file(path, options.pcap_path):
@@ -310,11 +311,7 @@ def read_capture_file(
                 _replay(options, frames, on_packet, on_batch, output, counts)
             except PcapFormatError as error:
                 on_batch()
-                raise UsageError(
-                    _(
-                        "cannot read {path} at byte {offset}: {reason}. socklab reads pcap and pcapng files (tcpdump, Wireshark, tshark, RawCap); the packets before that point were shown."
-                    ).format(path=path, offset=error.offset, reason=error.reason)
-                ) from error
+                raise UsageError(_describe_format_error(path, error, counts.frames)) from error
             except KeyboardInterrupt:
                 interrupted = True
     finally:
@@ -332,6 +329,18 @@ def read_capture_file(
         unsupported_frames=counts.unsupported,
         unsupported_link_types=tuple(sorted(counts.unsupported_types)),
     )
+
+
+def _describe_format_error(path: Path, error: PcapFormatError, frames_read: int) -> str:
+    if frames_read:
+        return ngettext(
+            "cannot read {path} at byte {offset}: {reason}. The {count} packet before it was read; the file is damaged or was cut short (still being written?).",
+            "cannot read {path} at byte {offset}: {reason}. The {count} packets before it were read; the file is damaged or was cut short (still being written?).",
+            frames_read,
+        ).format(path=path, offset=error.offset, reason=error.reason, count=frames_read)
+    return _(
+        "cannot read {path} at byte {offset}: {reason}. socklab reads pcap and pcapng files, as tcpdump -w, Wireshark, tshark and RawCap write them."
+    ).format(path=path, offset=error.offset, reason=error.reason)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -398,7 +407,7 @@ class _FileOutput:
 def _replay(
     options: CaptureOptions,
     frames: Iterator[SavedFrame],
-    on_packet: PacketHandler,
+    on_packet: Callable[[Packet, str | None], None],
     on_batch: Callable[[], None],
     output: _FileOutput,
     counts: _FileCounts,
@@ -416,7 +425,7 @@ def _replay(
             output.write(
                 frame.time, frame.data, frame.original_length, frame.link_type, frame.comment
             )
-            on_packet(packet, None)
+            on_packet(packet, frame.comment)
             if options.count is not None and counts.kept >= options.count:
                 break
         if counts.frames % FILE_BATCH == 0:
