@@ -103,7 +103,7 @@ def sample_pcapng() -> bytes:
             "<", LINKTYPE_RAW, _option("<", 9, b"\x09") + _option("<", 14, struct.pack("<q", 100))
         )
         + _block("<", 0x0BAD, b"skip me!")
-        + _epb("<", 0, 1_500_000, build_ethernet(SYN), _option("<", 1, "pid 42 (srv)".encode()))
+        + _epb("<", 0, 1_500_000, build_ethernet(SYN), _option("<", 1, b"pid 42 (srv)"))
         + _epb("<", 1, 2_250_000_000, DATA)
     )
     big = (
