@@ -232,11 +232,11 @@ def _describe_file_summary(summary: CaptureSummary, path: Path, options: Capture
 def _describe_unsupported(platform: str) -> str:
     if platform == "darwin":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0."
+            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     if platform == "win32":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter."
+            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
         platform=platform
