@@ -1,7 +1,8 @@
 """Capture files as other programs write them: pcapng of either byte order, several sections and
 interfaces, time resolutions, packet block kinds; the cooked and raw link types; and hostile files
 (cut at every byte, mutated at random, absurd lengths) that must end in PcapFormatError, never in
-another exception or a large allocation.
+another exception or a large allocation. The last tests run `socklab capture -r` on crafted
+files (no privileges needed): one-line errors, escaped comments, standard input.
 
 The pcapng here is assembled by a small encoder of the test's own (`_block`, either byte order),
 independent of socklab's writer; the specification is draft-ietf-opsawg-pcapng.
@@ -11,10 +12,14 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from socklab.cli.status import ExitStatus
 from socklab.tools.capture.packets import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV6,
@@ -35,6 +40,7 @@ from socklab.tools.capture.pcap import (
 )
 from socklab.tools.capture.pcapng import PcapngWriter
 from socklab.tools.capture.savefile import read_capture
+from tests.socklab_process import child_environment, run_socklab, socklab_command
 from tests.tools.packet_builders import build_ethernet, build_ipv4_tcp, build_ipv6_tcp
 
 CLIENT, SERVER = ("127.0.0.1", 40000), ("127.0.0.1", 50000)
@@ -233,3 +239,85 @@ def test_every_truncation_and_random_mutations_end_in_a_format_error_or_frames()
             position = rng.randrange(len(data))
             data[position] = rng.choice((0, 0xFF, rng.randrange(256)))
         _survives(bytes(data))
+
+
+# --- socklab capture -r on crafted files ----------------------------------------------------------
+
+
+def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.pcap"
+    junk.write_bytes(b"these are my notes, not a capture\n")
+    result = run_socklab(["capture", "-r", str(junk)])
+    assert result.returncode == ExitStatus.USAGE and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"Error: cannot read {junk} at byte 0: unknown magic number")
+    assert "Traceback" not in result.stderr
+
+    # A comment with terminal control bytes is shown escaped, never obeyed; then the file is cut.
+    hostile = tmp_path / "hostile.pcapng"
+    evil = _option("<", 1, b"\x1b]0;owned\x07\x1b[2J")
+    body = _shb("<") + _idb("<", LINKTYPE_RAW) + _epb("<", 0, 10**6, DATA, evil)
+    hostile.write_bytes(body + body[: len(body) // 2])
+    result = run_socklab(["capture", "-r", str(hostile)])
+    assert "\x1b" not in result.stdout
+    assert '· comment "\\x1b]0;owned\\x07\\x1b[2J"' in result.stdout
+    assert result.returncode == ExitStatus.USAGE and len(result.stderr.splitlines()) == 1
+    # The copy's section and interface are whole; its packet block is cut: that is the offset.
+    cut_block = len(body) + len(_shb("<") + _idb("<", LINKTYPE_RAW))
+    assert re.match(
+        rf"Error: cannot read {hostile} at byte {cut_block}: .*The 1 packet before it was read",
+        result.stderr,
+    )
+
+    missing = run_socklab(["capture", "-r", str(tmp_path / "nope.pcap")])
+    assert missing.returncode == ExitStatus.USAGE
+    assert missing.stderr.startswith("Error: cannot read the capture file ")
+    same = run_socklab(["capture", "-r", str(junk), "-w", str(junk)])
+    assert same.returncode == ExitStatus.USAGE and "name the same file" in same.stderr
+    assert junk.read_bytes().startswith(b"these are my notes")
+    live_only = run_socklab(["capture", "-r", str(junk), "--duration", "1"])
+    assert live_only.returncode == ExitStatus.USAGE and "--duration" in live_only.stderr
+
+
+def test_unknown_link_types_are_counted_and_mixed_ones_need_pcapng(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(
+        _shb("<")
+        + _idb("<", LINKTYPE_ETHERNET)
+        + _idb("<", LINKTYPE_RAW)
+        + _idb("<", 147)  # LINKTYPE_USER0: nothing socklab decodes
+        + _epb("<", 0, 1, build_ethernet(SYN))
+        + _epb("<", 1, 2, DATA)
+        + _epb("<", 2, 3, b"user data")
+    )
+    result = run_socklab(["capture", "-r", str(mixed)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"3 packets read from {mixed}, 2 TCP/UDP packets matched. 1 packet skipped: link type "
+        "147 is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)."
+    )
+    out = tmp_path / "out.pcapng"
+    result = run_socklab(["capture", "-r", str(mixed), "-w", str(out)])
+    assert result.returncode == 0 and f"; 2 written to {out}. 1 packet skipped" in result.stdout
+    _format, frames = _read(out.read_bytes())
+    assert [frame.link_type for frame in frames] == [LINKTYPE_ETHERNET, LINKTYPE_RAW]
+    classic = tmp_path / "out.pcap"
+    result = run_socklab(["capture", "-r", str(mixed), "-w", str(classic)])
+    assert result.returncode == ExitStatus.USAGE
+    assert "a classic pcap file holds one link type" in result.stderr
+    assert "write a .pcapng file instead" in result.stderr
+
+
+def test_standard_input_is_read_with_dash() -> None:
+    data = encode_file_header(LINKTYPE_LINUX_SLL2) + encode_record(1.0, _sll2(DATA))
+    result = subprocess.run(
+        [*socklab_command(), "capture", "-r", "-", "--follow"],
+        input=data,
+        capture_output=True,
+        timeout=30,
+        env=child_environment(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "Reading - (pcap; tcp)."
+    assert "    U:a\\n" in lines

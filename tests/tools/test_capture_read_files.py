@@ -18,13 +18,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from socklab.cli.status import ExitStatus
 from socklab.tools.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_NULL, LINKTYPE_RAW
 from socklab.tools.capture.pcap import PcapFormatError, PcapWriter
 from socklab.tools.capture.savefile import read_capture
@@ -317,28 +316,48 @@ def test_synthesized_files_read_by_wireshark_too_and_w_picks_the_format_by_name(
     ]
 
 
-def test_hostile_and_broken_files_are_one_line_errors(tmp_path: Path) -> None:
-    junk = tmp_path / "notes.pcap"
-    junk.write_bytes(b"these are my notes, not a capture\n")
-    result = run_socklab(["capture", "-r", str(junk)])
-    assert result.returncode == ExitStatus.USAGE and len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith(f"Error: cannot read {junk} at byte 0: unknown magic number")
-    assert "Traceback" not in result.stderr
-
-    # A comment with terminal control bytes is shown escaped, never obeyed.
-    hostile = tmp_path / "hostile.pcapng"
-    from tests.tools.test_capture_file_formats import DATA, _epb, _idb, _option, _shb
-
-    body = (
-        _shb("<")
-        + _idb("<", LINKTYPE_RAW)
-        + _epb("<", 0, 10**6, DATA, _option("<", 1, b"\x1b]0;owned\x07\x1b[2J"))
+def test_a_pipe_is_shown_packet_by_packet_as_it_comes(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    """`tcpdump -w - | socklab capture -r -`, as `RawCap.exe 127.0.0.1 - | …` on Windows: the
+    ladder grows while the writer still runs, not only at the end of the file."""
+    port = free_port()
+    server = start_socklab(["converter", "server", "--port", str(port)])
+    server.wait_listening()
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-n", "-U", "-i", "lo", "-w", "-", "tcp", "port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    hostile.write_bytes(body + body[: len(body) // 2])  # and then cut short
-    result = run_socklab(["capture", "-r", str(hostile)])
-    assert "\x1b" not in result.stdout and '· comment "\\x1b]0;owned\\x07\\x1b[2J"' in result.stdout
-    assert result.returncode == ExitStatus.USAGE and len(result.stderr.splitlines()) == 1
-    assert re.match(
-        rf"Error: cannot read {hostile} at byte \d+: .*The 1 packet before it was read",
-        result.stderr,
-    )
+    try:
+        assert tcpdump.stderr is not None and tcpdump.stdout is not None
+        assert tcpdump.stderr.readline().startswith(b"tcpdump: listening on lo")
+        viewer = start_socklab(["capture", "-r", "-", "--ladder"])
+        assert viewer.proc.stdin is not None
+        source, sink = tcpdump.stdout, viewer.proc.stdin
+
+        def pump() -> None:
+            with sink:
+                while chunk := os.read(source.fileno(), 65536):
+                    sink.write(chunk)
+                    sink.flush()
+
+        pumping = threading.Thread(target=pump, daemon=True)
+        pumping.start()
+        result = run_socklab(["converter", "client", "--port", str(port), "U:a", "C:"])
+        assert result.returncode == 0, result.stderr
+        viewer.wait_for_line(r"request \"U:a\"", timeout_s=WAIT_S)
+        viewer.wait_for_line(r"\|<-- ACK ", timeout_s=WAIT_S)  # the last ACK of the close
+        assert viewer.proc.poll() is None  # still reading: the writer has not ended
+        tcpdump.send_signal(signal.SIGINT)
+        tcpdump.wait(WAIT_S)
+        pumping.join(WAIT_S)
+        assert viewer.wait(WAIT_S) == 0
+        assert re.match(
+            r"\d+ packets read from -, \d+ TCP/UDP packets matched\.", viewer.stdout_lines[-1]
+        )
+    finally:
+        if tcpdump.poll() is None:
+            tcpdump.kill()
+            tcpdump.wait(WAIT_S)

@@ -81,7 +81,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help=_(
-            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing"
+            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing; - reads standard input"
         ),
     )
     parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))

@@ -284,8 +284,12 @@ def read_capture_file(
     packets are written out as read (a pcapng comment travels along). `on_packet(packet,
     comment)` gets the packet's pcapng comment (text from the file: escape it), not an owner:
     the sockets of this machine now say nothing about a file's packets.
+
+    `path` "-" reads standard input, packet by packet as it comes (`RawCap.exe 127.0.0.1 - |
+    socklab capture -r -`: a live view on Windows, from RawCap's capture).
     """
-    if options.pcap_path is not None and _same_file(path, options.pcap_path):
+    from_pipe = str(path) == "-"
+    if options.pcap_path is not None and not from_pipe and _same_file(path, options.pcap_path):
         raise UsageError(
             _("-r and -w name the same file {path}; writing would destroy what is read").format(
                 path=path
@@ -293,7 +297,7 @@ def read_capture_file(
         )
     started = time.monotonic()
     try:
-        stream = path.open("rb")
+        stream = sys.stdin.buffer if from_pipe else path.open("rb")
     except OSError as exc:
         raise UsageError(
             _("cannot read the capture file {path}: {reason}").format(
@@ -308,7 +312,8 @@ def read_capture_file(
             try:
                 file_format, frames = read_capture(stream)
                 on_ready(FileReady(path, file_format))
-                _replay(options, frames, on_packet, on_batch, output, counts)
+                batch = 1 if from_pipe else FILE_BATCH
+                _replay(options, frames, on_packet, on_batch, output, counts, batch)
             except PcapFormatError as error:
                 on_batch()
                 raise UsageError(_describe_format_error(path, error, counts.frames)) from error
@@ -411,6 +416,7 @@ def _replay(
     on_batch: Callable[[], None],
     output: _FileOutput,
     counts: _FileCounts,
+    batch: int,
 ) -> None:
     matches = options.selection.matches
     for frame in frames:
@@ -428,7 +434,7 @@ def _replay(
             on_packet(packet, frame.comment)
             if options.count is not None and counts.kept >= options.count:
                 break
-        if counts.frames % FILE_BATCH == 0:
+        if counts.frames % batch == 0:
             output.flush()
             on_batch()
     output.flush()
