@@ -268,6 +268,19 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
         result.stderr,
     )
 
+    # Stamps no clock can show (2^64 - 1 seconds; before 1970) are shown as such, not a crash.
+    odd_times = tmp_path / "times.pcapng"
+    odd_times.write_bytes(
+        _shb("<")
+        + _idb("<", LINKTYPE_RAW, _option("<", 9, b"\x00"))
+        + _epb("<", 0, 2**64 - 1, DATA)
+        + _idb("<", LINKTYPE_RAW, _option("<", 14, struct.pack("<q", -(10**15))))
+        + _epb("<", 1, 0, DATA)
+    )
+    result = run_socklab(["capture", "-r", str(odd_times)])
+    assert result.returncode == 0 and result.stderr == ""
+    assert [line[:16] for line in result.stdout.splitlines()[1:3]] == ["??:??:??.000000 "] * 2
+
     missing = run_socklab(["capture", "-r", str(tmp_path / "nope.pcap")])
     assert missing.returncode == ExitStatus.USAGE
     assert missing.stderr.startswith("Error: cannot read the capture file ")

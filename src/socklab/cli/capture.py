@@ -23,6 +23,7 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import math
 import queue
 import sys
 import threading
@@ -382,11 +383,15 @@ class _Clock:
         self._text = ""
 
     def format(self, stamp: float) -> str:
-        second = int(stamp)
+        second = math.floor(stamp)
         if second != self._second:
             self._second = second
-            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
-        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
+            try:
+                self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+            except (OverflowError, OSError, ValueError):
+                # A file (-r) may hold any 64-bit stamp; the time of day of year 10^12 is not one.
+                self._text = "??:??:??"
+        return f"{self._text}.{min(int((stamp - second) * 1_000_000), 999_999):06d}"
 
 
 class _View:
