@@ -42,7 +42,9 @@ FAST = ["--timeout", "0.5"]
 def check_json(*args: str) -> tuple[int, dict[str, Any]]:
     result = run_socklab(["check", "converter-server", *args, "--json"], timeout_s=90)
     assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    assert report["schema"] == 1  # every --json output carries its format version
+    return result.returncode, report
 
 
 def failed_ids(report: dict[str, Any]) -> set[str]:

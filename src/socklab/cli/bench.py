@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from socklab.tools.bench.results import BenchResult, Comparison
     from socklab.tools.bench.run import Progress, ProgressCallback
 
+# `--json`'s format version (a run's object and --compare's): raised when a key changes meaning
+# or goes away, not when one is added.
+JSON_SCHEMA_VERSION = 1
+
 
 def _phase_label(phase: str) -> str:
     labels = {
@@ -315,6 +319,7 @@ def result_to_json(result: BenchResult) -> dict[str, Any]:
     errors = result.errors
     server = result.server
     return {
+        "schema": JSON_SCHEMA_VERSION,
         "target": f"{result.target[0]}:{result.target[1]}",
         "model": result.model,
         "transport": workload.transport,
@@ -399,6 +404,7 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
     return {
+        "schema": JSON_SCHEMA_VERSION,
         "servers": list(comparison.servers),
         "scenarios": list(comparison.scenarios),
         "cells": [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -23,6 +23,9 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
+    # (see cli.logfile).
+    copy_lines_to: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -41,12 +44,16 @@ class Environment:
         with self._lock:
             self.stdout.write(line + "\n")
             self.stdout.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
 
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
         with self._lock:
             self.stderr.write(line + "\n")
             self.stderr.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
 
 
 def _isatty(stream: TextIO | None) -> bool:
