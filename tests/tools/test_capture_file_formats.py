@@ -287,6 +287,9 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
     same = run_socklab(["capture", "-r", str(junk), "-w", str(junk)])
     assert same.returncode == ExitStatus.USAGE and "name the same file" in same.stderr
     assert junk.read_bytes().startswith(b"these are my notes")
+    unwritable = run_socklab(["capture", "-r", str(odd_times), "-w", "/nonexistent-dir/x.pcap"])
+    assert unwritable.returncode == ExitStatus.USAGE and unwritable.stdout == ""
+    assert unwritable.stderr.startswith("Error: cannot write the capture file /nonexistent-dir/")
     live_only = run_socklab(["capture", "-r", str(junk), "--duration", "1"])
     assert live_only.returncode == ExitStatus.USAGE and "--duration" in live_only.stderr
 

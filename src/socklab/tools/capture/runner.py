@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, BinaryIO
 from socklab.errors import SocklabError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.tools.capture.owners import owner_comment
-from socklab.tools.capture.packets import SUPPORTED_LINK_TYPES, Packet, decode_frame
+from socklab.tools.capture.packets import (
+    LINKTYPE_ETHERNET,
+    SUPPORTED_LINK_TYPES,
+    Packet,
+    decode_frame,
+)
 from socklab.tools.capture.pcap import DEFAULT_SNAPLEN, PcapFormatError, PcapWriter, SavedFrame
 from socklab.tools.capture.savefile import CaptureWriter, make_writer, read_capture
 from socklab.tools.capture.selection import PacketSelection, build_bpf_program
@@ -304,23 +309,22 @@ def read_capture_file(
                 path=path, reason=exc.strerror or exc
             )
         ) from exc
-    output = _FileOutput(options)
     counts = _FileCounts()
     interrupted = False
-    try:
-        with stream:
-            try:
-                file_format, frames = read_capture(stream)
-                on_ready(FileReady(path, file_format))
-                batch = 1 if from_pipe else FILE_BATCH
-                _replay(options, frames, on_packet, on_batch, output, counts, batch)
-            except PcapFormatError as error:
-                on_batch()
-                raise UsageError(_describe_format_error(path, error, counts.frames)) from error
-            except KeyboardInterrupt:
-                interrupted = True
-    finally:
-        output.close()
+    with stream:
+        output = _FileOutput(options)  # opened now: an unwritable -w fails before any output
+        try:
+            file_format, frames = read_capture(stream)
+            on_ready(FileReady(path, file_format))
+            batch = 1 if from_pipe else FILE_BATCH
+            _replay(options, frames, on_packet, on_batch, output, counts, batch)
+        except PcapFormatError as error:
+            on_batch()
+            raise UsageError(_describe_format_error(path, error, counts.frames)) from error
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            output.close()
     return CaptureSummary(
         packets_captured=counts.kept,
         packets_shown=counts.kept,
@@ -364,11 +368,13 @@ class _FileCounts:
 
 
 class _FileOutput:
-    """The -w file of a -r run: opened at the first packet, whose link type it takes."""
+    """The -w file of a -r run: opened at once, its header written at the first packet, whose
+    link type it takes."""
 
     def __init__(self, options: CaptureOptions) -> None:
         self._options = options
-        self._stream: BinaryIO | None = None
+        path = options.pcap_path
+        self._stream = _open_pcap(path) if path is not None else None
         self._writer: CaptureWriter | None = None
 
     @property
@@ -378,12 +384,11 @@ class _FileOutput:
     def write(
         self, time: float, data: bytes, original: int, link_type: int, comment: str | None
     ) -> None:
-        path = self._options.pcap_path
-        if path is None:
+        path, stream = self._options.pcap_path, self._stream
+        if path is None or stream is None:
             return
         if self._writer is None:
-            self._stream = _open_pcap(path)
-            self._writer = make_writer(self._stream, path, link_type, self._options.snaplen)
+            self._writer = make_writer(stream, path, link_type, self._options.snaplen)
         if isinstance(self._writer, PcapWriter):
             if link_type != self._writer.link_type:
                 raise UsageError(
@@ -400,13 +405,13 @@ class _FileOutput:
             self._writer.flush()
 
     def close(self) -> None:
-        path = self._options.pcap_path
-        if path is not None and self._writer is None:
+        path, stream = self._options.pcap_path, self._stream
+        if path is None or stream is None:
+            return
+        if self._writer is None:
             # Nothing matched: still leave a valid, empty file, as a live capture does.
-            self._stream = _open_pcap(path)
-            self._writer = make_writer(self._stream, path, 1, self._options.snaplen)
-        if self._stream is not None:
-            self._stream.close()
+            self._writer = make_writer(stream, path, LINKTYPE_ETHERNET, self._options.snaplen)
+        stream.close()
 
 
 def _replay(
