@@ -287,6 +287,9 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
     same = run_socklab(["capture", "-r", str(junk), "-w", str(junk)])
     assert same.returncode == ExitStatus.USAGE and "name the same file" in same.stderr
     assert junk.read_bytes().startswith(b"these are my notes")
+    for copy in (tmp_path / "times.pcap", tmp_path / "times-copy.pcapng"):  # stored, clamped
+        written = run_socklab(["capture", "-r", str(odd_times), "-w", str(copy)])
+        assert written.returncode == 0 and f"2 written to {copy}" in written.stdout, written.stderr
     unwritable = run_socklab(["capture", "-r", str(odd_times), "-w", "/nonexistent-dir/x.pcap"])
     assert unwritable.returncode == ExitStatus.USAGE and unwritable.stdout == ""
     assert unwritable.stderr.startswith("Error: cannot write the capture file /nonexistent-dir/")

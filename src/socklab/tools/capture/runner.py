@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 OwnerLookup = Callable[[Packet], SocketRow | None]
 PacketHandler = Callable[[Packet, SocketRow | None], None]
+MAX_PCAP_SECONDS = float(2**32 - 1)  # the last second a classic pcap record can hold
 FILE_BATCH = 512  # frames read from a file between two on_batch() calls (the CLI's flush)
 POLL_S = 0.2  # how often the loop looks at the clock when no packet comes
 SKIP_AT_RING_FRACTION = 4  # skip the display once 1/4 of the ring waits (32 MiB: ~1 s of 50k/s)
@@ -389,6 +390,8 @@ class _FileOutput:
             return
         if self._writer is None:
             self._writer = make_writer(stream, path, link_type, self._options.snaplen)
+        # A file may carry any 64-bit stamp; classic pcap stores 32-bit seconds from 1970.
+        time = min(max(time, 0.0), MAX_PCAP_SECONDS)
         if isinstance(self._writer, PcapWriter):
             if link_type != self._writer.link_type:
                 raise UsageError(
