@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from socklab.cli.status import ExitStatus
+from socklab.tools.capture.ladder import LadderBuilder
 from socklab.tools.capture.packets import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV6,
@@ -40,6 +41,7 @@ from socklab.tools.capture.pcap import (
 )
 from socklab.tools.capture.pcapng import PcapngWriter
 from socklab.tools.capture.savefile import read_capture
+from socklab.tools.capture.streams import SequenceNumbering
 from tests.socklab_process import child_environment, run_socklab, socklab_command
 from tests.tools.packet_builders import build_ethernet, build_ipv4_tcp, build_ipv6_tcp
 
@@ -211,13 +213,19 @@ def test_epb_whose_packet_runs_past_its_block() -> None:
 
 
 def _survives(data: bytes) -> None:
-    """Either frames or PcapFormatError; every frame of a known link type decodes or is None."""
+    """Either frames or PcapFormatError; every frame of a known link type decodes or is None,
+    and what decodes goes through the ladder's and the list view's connection state."""
+    ladder, numbering = LadderBuilder(), SequenceNumbering()
     try:
         _format, frames = read_capture(io.BytesIO(data))
         for frame in frames:
             assert len(frame.data) <= MAX_FRAME_BYTES
             if frame.link_type in SUPPORTED_LINK_TYPES:
-                decode_frame(frame.link_type, frame.data, frame.time)
+                packet = decode_frame(frame.link_type, frame.data, frame.time)
+                if packet is not None:
+                    ladder.add(packet)
+                    if packet.proto == "tcp":
+                        numbering.number(packet)
     except PcapFormatError as error:
         assert 0 <= error.offset <= len(data)
 
