@@ -23,6 +23,7 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    stderr_isatty: bool = False
     # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
     # (see cli.logfile).
     copy_lines_to: Callable[[str], None] | None = None
@@ -37,6 +38,7 @@ class Environment:
             environ=os.environ,
             stdin_isatty=_isatty(sys.stdin),
             stdout_isatty=_isatty(sys.stdout),
+            stderr_isatty=_isatty(sys.stderr),
         )
 
     def say(self, line: str = "") -> None:
@@ -46,6 +48,13 @@ class Environment:
             self.stdout.flush()
             if self.copy_lines_to is not None:
                 self.copy_lines_to(line)
+
+    def write_now(self, text: str, *, to_stderr: bool = False) -> None:
+        """`text` as it is (no newline added), flushed now: for a progress line on a terminal."""
+        stream = self.stderr if to_stderr else self.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
 
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
