@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socklab import errors
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
 
 
@@ -72,6 +72,10 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
             ).format(host=error.host),
             ExitStatus.NETWORK,
         )
+    if isinstance(error, errors.ReplyTimeoutError):
+        timeout_line = describe_reply_timeout(error)
+        if timeout_line is not None:
+            return timeout_line, ExitStatus.NETWORK
     if isinstance(error, errors.NetworkTimeoutError):
         return (
             _(
@@ -100,3 +104,31 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
     if isinstance(error, errors.RemoteProtocolError):
         return _("The peer broke the protocol: {detail}").format(detail=detail), ExitStatus.PROTOCOL
     return _("Error: {detail}").format(detail=detail), ExitStatus.ERROR
+
+
+def describe_reply_timeout(error: errors.ReplyTimeoutError) -> str | None:
+    """The line for a connection on which no whole message came in time, naming what did:
+    bytes the framing could not end (a framing mismatch), or not a byte before the greeting
+    (a server busy with another client); None where the plain timeout line says it all."""
+    values = {
+        "where": _where(error),
+        "timeout": f"{error.timeout_s:g}",
+        "bytes": error.partial_bytes,
+    }
+    if error.partial_bytes and error.framing == "line":
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            error.partial_bytes,
+        ).format(**values)
+    if error.partial_bytes and error.framing == "length":
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            error.partial_bytes,
+        ).format(**values)
+    if error.awaiting_greeting:
+        return _(
+            "No answer from {where} within {timeout} s: connected, but no greeting yet: the server may be serving another client (iterative model, listen backlog). Try again when it is free, or give a longer --timeout."
+        ).format(**values)
+    return None
