@@ -50,6 +50,16 @@ def greets_and_closes() -> Iterator[int]:
                 continue
             with conn:
                 conn.sendall(GREETING + b"\n")
+                # Its close, as the client sees it: a FIN after the greeting. The peer then
+                # reads what the client sends until the client closes, so the request never
+                # meets a closed socket (whose RST would race the FIN: "reset" or "closed").
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(5)
+                try:
+                    while conn.recv(4096):
+                        pass
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
