@@ -258,7 +258,7 @@ def test_taken_port_is_one_line_naming_the_holder(start_socklab: Start) -> None:
     result = run_socklab(["converter", "server", "--port", str(port)])
     assert result.returncode == 6
     assert result.stderr.splitlines() == [
-        f"Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
+        f"socklab converter server: Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
     ]
 
 

@@ -181,7 +181,7 @@ def test_port_zero_for_a_client_is_one_line() -> None:
     result = run_socklab(["converter", "client", "--port", "0", "U:a"])
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "Error: port 0 cannot be dialled: a server given port 0 gets a free port from the system, and its 'listening on' line names it. Use that port."
+        "socklab converter client: port 0 cannot be dialled: a server given port 0 gets a free port from the system, and its 'listening on' line names it. Use that port."
     ]
 
 
@@ -191,7 +191,7 @@ def test_udp_line_longer_than_a_datagram_is_one_line(start_socklab: Start) -> No
     result = run_socklab(["converter", "client", "--udp", "--port", str(port)], input_text=line)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "Error: a request of 65,508 bytes does not fit: a UDP datagram holds at most 65,507 bytes"
+        "socklab converter client: a request of 65,508 bytes does not fit: a UDP datagram holds at most 65,507 bytes."
     ]
 
 
@@ -220,11 +220,11 @@ def test_datagram_cut_off_by_the_server_is_named(start_socklab: Start) -> None:
     [
         (
             "u:hello",
-            "Error: 'u:' is not a converter command: did you mean 'U:'? (--send-anyway sends it as it is)",
+            "socklab converter client: 'u:' is not a converter command: did you mean 'U:'? (--send-anyway sends it as it is)",
         ),
         (
             "X:c",
-            "Error: 'X:c' is not a converter request: a request starts with U:, L: or C:. (--send-anyway sends it as it is)",
+            "socklab converter client: 'X:c' is not a converter request: a request starts with U:, L: or C:. (--send-anyway sends it as it is)",
         ),
     ],
 )
@@ -247,7 +247,7 @@ def test_udp_typed_unknown_command_is_refused_and_the_session_goes_on(
     assert result.returncode == 2
     assert result.stdout.splitlines() == ["OK"]
     assert result.stderr.splitlines() == [
-        "Error: 'l:' is not a converter command: did you mean 'L:'? (--send-anyway sends it as it is)"
+        "socklab converter client: 'l:' is not a converter command: did you mean 'L:'? (--send-anyway sends it as it is)"
     ]
 
 
@@ -272,7 +272,7 @@ def test_second_udp_server_on_a_port_fails_like_tcp(start_socklab: Start) -> Non
     result = run_socklab(["converter", "server", "--udp", "--port", str(port)], timeout_s=15)
     assert result.returncode == 6, result.stdout + result.stderr
     assert result.stderr.splitlines() == [
-        f"Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
+        f"socklab converter server: Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
     ]
 
 

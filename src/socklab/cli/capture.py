@@ -19,9 +19,12 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import queue
+import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -142,14 +145,14 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 printer.lagging,
             )
         except PermissionDeniedError:
-            env.warn(
+            env.fail(
                 _(
-                    "Capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo, or give Python the capability: sudo setcap cap_net_raw+ep {python}"
-                ).format(python=Path(sys.executable).resolve())
+                    "capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo: sudo {command}. Give the capability only to a dedicated copy of Python, never to the system's (every script would get raw sockets): see 'socklab capture' in docs/TOOLS.md."
+                ).format(command=sudo_command_line(env.arguments))
             )
             return ExitStatus.PERMISSION
         except UnsupportedPlatformError as error:
-            env.warn(_describe_unsupported(error.platform))
+            env.fail(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
         view.finish()
         printer.say(_describe_summary(summary, options))
@@ -157,6 +160,24 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         owners.close()
         printer.close()
     return ExitStatus.OK
+
+
+def sudo_command_line(arguments: Sequence[str]) -> str:
+    """This command again, as sudo needs it: the socklab of this environment, by its path.
+
+    sudo's secure_path does not hold the venv's bin directory, so a bare `socklab` is not found
+    (or is another installation); the path is shown relative to the current directory when the
+    venv lies below it (`.venv/bin/socklab`), as a student types it.
+    """
+    script = Path(sys.executable).parent / "socklab"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            script = script.relative_to(Path.cwd())
+        program = [str(script)]
+    else:
+        program = [sys.executable, "-m", "socklab"]
+    # The user's own arguments, quoted for the shell; not a peer's bytes, but escaped all the same.
+    return escape_for_terminal(shlex.join([*program, *arguments]))
 
 
 def _describe_unsupported(platform: str) -> str:

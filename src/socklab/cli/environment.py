@@ -23,6 +23,10 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    # The words that started the command ("socklab hello client"): error lines begin with them.
+    program: str = "socklab"
+    # Its arguments as given, for a line that shows the command again (capture's sudo advice).
+    arguments: tuple[str, ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -47,6 +51,12 @@ class Environment:
         with self._lock:
             self.stderr.write(line + "\n")
             self.stderr.flush()
+
+    def fail(self, line: str) -> None:
+        """The error line that ends a command, in socklab's one style (`cli.failures`)."""
+        from socklab.cli.failures import format_error_line
+
+        self.warn(format_error_line(self.program, line))
 
 
 def _isatty(stream: TextIO | None) -> bool:

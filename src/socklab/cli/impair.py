@@ -197,7 +197,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=_("print the counts every S seconds (always printed on exit)"),
     )
     # graceful_stop: Ctrl+C and SIGTERM stop the relay and it exits 0 (cli.serving).
-    parser.set_defaults(handler=run, graceful_stop=True)
+    # Its own port is chosen with --listen: error lines name that flag, not --port.
+    parser.set_defaults(handler=run, graceful_stop=True, port_option="--listen")
 
 
 def _flag(name: str) -> str:

@@ -24,12 +24,12 @@ def demo_hello(say: Say) -> bool:
 
     indent: Say = lambda line: say("   " + line)  # noqa: E731
     server = threading.Thread(
-        target=run_hello_server, args=("127.0.0.1", 0, indent, indent, on_listening), daemon=True
+        target=run_hello_server, args=("127.0.0.1", 0, indent, on_listening), daemon=True
     )
     server.start()
     if not listening.wait(TIMEOUT_S):
         return False
-    ok = run_hello_client("127.0.0.1", port_box[0], "Hi server!", indent, TIMEOUT_S)
+    error = run_hello_client("127.0.0.1", port_box[0], "Hi server!", indent, TIMEOUT_S)
     server.join(TIMEOUT_S)
     observe(
         say,
@@ -43,7 +43,7 @@ def demo_hello(say: Say) -> bool:
             "connect() reaches the server's IP and port; sendall() sends bytes: the text was encoded to UTF-8 first."
         ),
     )
-    return ok and not server.is_alive()
+    return error is None and not server.is_alive()
 
 
 def demo_upper(say: Say) -> bool:
