@@ -268,8 +268,14 @@ def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.Monkey
         # A listener whose owner is hidden (another user's process) is not TIME_WAIT's fault.
         ((None, True, 3), r"Port 9 is already in use by another program\. .*"),
         ((None, False, 0), r"Port 9 is already in use by another program\. .*"),
-        ((None, False, 1), r"Port 9 is held by no program, only by 1 closed connection in TIME_WAIT: .*"),
-        ((None, False, 2), r"Port 9 is held by no program, only by 2 closed connections in TIME_WAIT: .*"),
+        (
+            (None, False, 1),
+            r"Port 9 is held by no program, only by 1 closed connection in TIME_WAIT: .*",
+        ),
+        (
+            (None, False, 2),
+            r"Port 9 is held by no program, only by 2 closed connections in TIME_WAIT: .*",
+        ),
     ],
 )
 def test_time_wait_is_named_only_when_nothing_else_holds_the_port(

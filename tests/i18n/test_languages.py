@@ -57,7 +57,9 @@ def test_network_error_line_in_both_languages() -> None:
         f"socklab converter client: Connection to 127.0.0.1:{port} refused: nothing is listening there. "
         "Is the server running, and on this port?"
     )
-    assert german.stderr.strip().startswith(f"socklab converter client: Verbindung zu 127.0.0.1:{port} abgelehnt")
+    assert german.stderr.strip().startswith(
+        f"socklab converter client: Verbindung zu 127.0.0.1:{port} abgelehnt"
+    )
 
 
 def test_hello_keeps_the_prep_sheet_lines_in_english(start_socklab) -> None:  # type: ignore[no-untyped-def]

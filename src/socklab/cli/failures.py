@@ -22,9 +22,6 @@ def format_error_line(program: str, line: str) -> str:
     `program` is what the user typed to get here ("socklab", "socklab hello client"), as a
     compiler or `grep` names itself, so a line in a script's log says which command failed.
     """
-    line = line.rstrip()
-    if not line.endswith((".", "?", "!", ")")):
-        line += "."  # messages that end in a number or a flag still end as a sentence
     return _("{program}: {message}").format(program=program, message=line)
 
 

@@ -109,7 +109,7 @@ def _selection(args: argparse.Namespace) -> SocketFilter:
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.log is not None and args.watch is None:
-        raise UsageError(_("--log records the changes seen by --watch; add --watch"))
+        raise UsageError(_("--log records the changes seen by --watch; add --watch."))
     if args.watch is not None and (args.json or args.csv):
         raise UsageError(_("--watch shows a live table; use --json or --csv without --watch"))
     selection = _selection(args)
