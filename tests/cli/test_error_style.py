@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from socklab.cli.commands import command_summaries
 from tests.cli.test_failures import unprivileged_prefix
 from tests.socklab_process import child_environment, free_port, run_socklab, socklab_command
 
@@ -70,8 +71,8 @@ def taken_port() -> Iterator[int]:
         (
             ["frobnicate"],
             USAGE,
-            "socklab: unknown command 'frobnicate' (commands: hello, upper, converter, demo, "
-            "impair, chat, check, ports, capture, bench). Try 'socklab --help'.",
+            f"socklab: unknown command 'frobnicate' (commands: {', '.join(command_summaries())}). "
+            "Try 'socklab --help'.",
         ),
         (
             ["converter", "client", "--frobnicate"],

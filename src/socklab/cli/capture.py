@@ -34,7 +34,11 @@ from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
-from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
+from socklab.protocol.escaping import (
+    escape_for_terminal,
+    hexdump_lines,
+    incomplete_character_bytes,
+)
 from socklab.tools.capture.ladder import (
     Fragment,
     LadderBuilder,
@@ -52,7 +56,7 @@ from socklab.tools.capture.runner import (
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
-from socklab.tools.capture.streams import ConnectionTracker
+from socklab.tools.capture.streams import MAX_CONNECTIONS, ConnectionTracker, SequenceNumbering
 from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
@@ -89,6 +93,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hex", action="store_true", help=_("show the payload as a hex dump as well")
     )
+    parser.add_argument(
+        "--absolute",
+        action="store_true",
+        help=_(
+            "show TCP sequence and acknowledgement numbers as on the wire (tcpdump -S), not relative to each direction's first one (Wireshark's default)"
+        ),
+    )
     view = parser.add_mutually_exclusive_group()
     view.add_argument(
         "--ladder",
@@ -120,11 +131,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
     if args.ladder:
-        view = _LadderView(printer)
+        view = _LadderView(printer, absolute=args.absolute)
     elif args.follow:
         view = _FollowView(printer)
     else:
-        view = _LineView(printer)
+        view = _LineView(printer, absolute=args.absolute)
     owners = SocketOwners()
     owners.start()
 
@@ -349,11 +360,18 @@ class _View:
 
 
 class _LineView(_View):
-    """tcpdump's one line per packet, plus the receiving process."""
+    """tcpdump's one line per packet, plus the receiving process.
 
-    def __init__(self, printer: _Printer) -> None:
+    Sequence and acknowledgement numbers are relative to each direction's ISN, as the ladder
+    and Wireshark show them (so the three views can be read side by side); `absolute` shows
+    them as on the wire. An ACK number of a segment without the ACK flag means nothing and is
+    shown as it is (0 in a SYN).
+    """
+
+    def __init__(self, printer: _Printer, *, absolute: bool = False) -> None:
         self.printer = printer
         self.clock = _Clock()
+        self.numbering = None if absolute else SequenceNumbering()
 
     def show(self, packet: Packet, owner: SocketRow | None) -> None:
         parts = [
@@ -362,7 +380,11 @@ class _LineView(_View):
             f"{format_endpoint(*packet.source)} → {format_endpoint(*packet.destination)}",
         ]
         if packet.flags is not None:
-            parts.append(f"[{describe_flags(packet.flags)}] seq={packet.seq} ack={packet.ack}")
+            seq, ack = packet.seq, packet.ack
+            if self.numbering is not None:
+                seq, relative_ack = self.numbering.number(packet)
+                ack = ack if relative_ack is None else relative_ack
+            parts.append(f"[{describe_flags(packet.flags)}] seq={seq} ack={ack}")
         parts.append(f"len={packet.payload_length}")
         if packet.payload:
             parts.append(format_preview(packet.payload))
@@ -417,8 +439,9 @@ def describe_step_messages(step: LadderStep) -> str:
 class _LadderView(_View):
     """Each connection as two columns (client ip:port, server ip:port) and arrows between."""
 
-    def __init__(self, printer: _Printer) -> None:
+    def __init__(self, printer: _Printer, *, absolute: bool = False) -> None:
         self.printer = printer
+        self.absolute = absolute
         self.builder = LadderBuilder()
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
@@ -445,12 +468,15 @@ class _LadderView(_View):
             left, right = format_endpoint(*step.client), format_endpoint(*step.server)
             say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
         elapsed = step.time - self._start.get(key, step.time)
+        seq, ack = step.relative_seq, step.relative_ack
+        if self.absolute and seq is not None:
+            seq, ack = packet.seq, packet.ack if packet.has(TcpFlags.ACK) else None
         label = " ".join(
             part
             for part in (
                 step.flags,
-                f"seq={step.relative_seq}" if step.relative_seq is not None else "",
-                f"ack={step.relative_ack}" if step.relative_ack is not None else "",
+                f"seq={seq}" if seq is not None else "",
+                f"ack={ack}" if ack is not None else "",
                 f"len={step.payload_length}" if step.payload_length or step.proto == "udp" else "",
             )
             if part
@@ -484,11 +510,18 @@ def _arrow(label: str, *, to_right: bool) -> str:
 
 
 class _FollowView(_View):
-    """The bytes of each TCP stream in order, as the receiving program reads them."""
+    """The bytes of each TCP stream in order, as the receiving program reads them.
+
+    Text is shown as text: valid UTF-8 as its characters, everything else escaped by the one
+    escaper. A character cut between two segments (TCP cuts anywhere) is held back, at most
+    3 bytes per direction, and shown with the next bytes of its direction, or escaped when the
+    direction ends (FIN, RST) or the capture does; the byte count of each segment stays exact.
+    """
 
     def __init__(self, printer: _Printer) -> None:
         self.printer = printer
         self.tracker = ConnectionTracker()
+        self._held: dict[tuple[int, tuple[str, int]], bytes] = {}
 
     def show(self, packet: Packet, owner: SocketRow | None) -> None:
         segment = self.tracker.track(packet)
@@ -515,8 +548,9 @@ class _FollowView(_View):
                 for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):
                     say(line)
             else:
-                for text_line in _stream_lines(segment.delivered):
-                    say(f"    {text_line}")
+                self._say_text((connection.number, packet.source), segment.delivered)
+        if segment.fin or packet.has(TcpFlags.RST):
+            self._say_held((connection.number, packet.source))
         if segment.fin:
             say(
                 _("#{number} {sender} closed its direction (FIN)").format(
@@ -529,6 +563,25 @@ class _FollowView(_View):
                     number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
+
+    def _say_text(self, direction: tuple[int, tuple[str, int]], data: bytes) -> None:
+        data = self._held.pop(direction, b"") + data
+        held = incomplete_character_bytes(data)
+        if held and len(self._held) < 2 * MAX_CONNECTIONS:
+            self._held[direction] = data[-held:]
+            data = data[:-held]
+        for text_line in _stream_lines(data):
+            self.printer.say(f"    {text_line}")
+
+    def _say_held(self, direction: tuple[int, tuple[str, int]]) -> None:
+        """The bytes of a character that never completed, escaped."""
+        held = self._held.pop(direction, b"")
+        if held:
+            self.printer.say(f"    {escape_bytes(held)}")
+
+    def finish(self) -> None:
+        for direction in list(self._held):
+            self._say_held(direction)
 
 
 def _stream_lines(data: bytes) -> list[str]:

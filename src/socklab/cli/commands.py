@@ -26,4 +26,5 @@ def command_summaries() -> dict[str, str]:
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"
         ),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
+        "completion": _("print a completion script for bash, zsh or fish"),
     }

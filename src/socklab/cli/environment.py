@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -27,6 +27,10 @@ class Environment:
     program: str = "socklab"
     # Its arguments as given, for a line that shows the command again (capture's sudo advice).
     arguments: tuple[str, ...] = ()
+    stderr_isatty: bool = False
+    # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
+    # (see cli.logfile).
+    copy_lines_to: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -38,6 +42,7 @@ class Environment:
             environ=os.environ,
             stdin_isatty=_isatty(sys.stdin),
             stdout_isatty=_isatty(sys.stdout),
+            stderr_isatty=_isatty(sys.stderr),
         )
 
     def say(self, line: str = "") -> None:
@@ -45,12 +50,23 @@ class Environment:
         with self._lock:
             self.stdout.write(line + "\n")
             self.stdout.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
+
+    def write_now(self, text: str, *, to_stderr: bool = False) -> None:
+        """`text` as it is (no newline added), flushed now: for a progress line on a terminal."""
+        stream = self.stderr if to_stderr else self.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
 
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
         with self._lock:
             self.stderr.write(line + "\n")
             self.stderr.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
 
     def fail(self, line: str) -> None:
         """The error line that ends a command, in socklab's one style (`cli.failures`)."""

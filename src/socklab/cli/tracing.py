@@ -156,12 +156,20 @@ def explanation(event: TraceEvent) -> str:
                 "connect() runs TCP's three-way handshake with the server; when it returns, both sides can send."
             )
         case Call.SEND | Call.SENDALL:
+            if udp and event.call is Call.SENDALL:
+                return _(
+                    "sendall() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
+                )
             if udp:
                 return _(
                     "send() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
                 )
+            if event.call is Call.SENDALL:
+                return _(
+                    "sendall() calls send() again and again until every byte is handed to the kernel; TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
+                )
             return _(
-                "send() hands the bytes to the kernel; TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
+                "send() hands bytes to the kernel and returns how many it took, which may be fewer than given (the program must send the rest); TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
             )
         case Call.SENDTO:
             return _(
@@ -194,6 +202,12 @@ def explanation(event: TraceEvent) -> str:
                 return _(
                     "close() releases the socket and its port; UDP tells the other side nothing."
                 )
+            if event.listening:
+                return _(
+                    "close() on a listening socket stops accepting: it has no peer, so no FIN is sent; connections still waiting in the listen backlog are reset."
+                )
+            if not event.connected:
+                return _("close() releases the socket; it has no connection, so nothing is sent.")
             return _(
                 "close() releases the socket; TCP sends FIN, so the peer's recv() returns 0 bytes once it read everything."
             )

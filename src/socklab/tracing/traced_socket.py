@@ -218,6 +218,25 @@ class TracedSocket(socket.socket):
         if self._closed:  # type: ignore[attr-defined]
             return
         fd = self.fileno()
+        listening, connected = self._connection_state() if fd >= 0 else (False, False)
         super().close()
         if fd >= 0:
-            self._report(Call.CLOSE, fd=fd)
+            self._report(Call.CLOSE, fd=fd, listening=listening, connected=connected)
+
+    def _connection_state(self) -> tuple[bool, bool]:
+        """(listening, connected), asked of the kernel just before close(): what close() does
+        on the wire depends on it (FIN to a peer, or nothing: a listening socket has no peer)."""
+        if transport_of(self.type) != "tcp":
+            return False, False
+        try:
+            # SO_ACCEPTCONN (socket(7)): 1 once listen() was called. Absent on some platforms.
+            listening = bool(self.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+        except (OSError, AttributeError):
+            listening = False
+        if listening:
+            return True, False
+        try:
+            self.getpeername()
+        except OSError:  # ENOTCONN: never connected, or the connection was reset
+            return False, False
+        return False, True
