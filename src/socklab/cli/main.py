@@ -228,13 +228,14 @@ def _preparse_language(argv: Sequence[str]) -> str | None:
     return lang
 
 
-def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """The command's exit status: an ExitStatus, or the traced program's own (`socklab trace`)."""
     # Signals during parsing and start-up are recorded, then acted on by the command's mode.
     with stop_signals.installed():
         return _run(argv, env)
 
 
-def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
+def _run(argv: Sequence[str] | None, env: Environment | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Environment.from_process()
     set_language(choose_language(_preparse_language(argv), env.environ))
@@ -259,13 +260,13 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
         return status
 
 
-def _call(handler: Any, args: argparse.Namespace, env: Environment) -> ExitStatus:
+def _call(handler: Any, args: argparse.Namespace, env: Environment) -> int:
     """The command's handler, its failures turned into one line and an exit status."""
     try:
         # A server stops on the first Ctrl+C or SIGTERM and exits 0; other commands get
         # KeyboardInterrupt. Outside the block (the handlers below) a signal is only recorded.
         with stop_signals.handling(graceful=getattr(args, "graceful_stop", False)):
-            status: ExitStatus = handler(args, env)
+            status: int = handler(args, env)
         return status
     except SocklabError as error:
         line, status = describe_error(error, getattr(args, "port_option", "--port"))
