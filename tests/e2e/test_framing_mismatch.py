@@ -155,7 +155,7 @@ def test_line_client_against_a_raw_server_names_the_bytes_without_newline(
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"No whole reply from 127.0.0.1:{port} within 1 s: 67 bytes without a newline: is the "
+        f"socklab converter client: No whole reply from 127.0.0.1:{port} within 1 s: 67 bytes without a newline: is the "
         "server using --framing raw? Then use --framing raw here too."
     ]
 
@@ -167,7 +167,7 @@ def test_length_client_against_a_line_server_says_the_header_looks_like_text(
     result = run_socklab(["converter", "client", "--port", str(port), "--framing", "length", "U:a"])
     assert result.returncode == 4
     assert result.stderr.splitlines() == [
-        'The peer broke the protocol: the length header "Hi I" announces a message of '
+        'socklab converter client: The peer broke the protocol: the length header "Hi I" announces a message of '
         "1,214,849,097 bytes, but it looks like text: is the server using --framing line or raw?"
     ]
 
@@ -180,7 +180,7 @@ def test_client_of_a_busy_iterative_server_is_told_why_no_greeting_comes(
         result = run_socklab(["converter", "client", "--port", str(port), "--timeout", "1", "U:a"])
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
-        f"No answer from 127.0.0.1:{port} within 1 s: connected, but no greeting yet: the "
+        f"socklab converter client: No answer from 127.0.0.1:{port} within 1 s: connected, but no greeting yet: the "
         "server may be serving another client (iterative model, listen backlog). Try again "
         "when it is free, or give a longer --timeout."
     ]
@@ -232,7 +232,7 @@ def test_retries_against_replies_without_request_ids_suggest_leaving_retries_out
     result = run_socklab([*args, "--retries", "1", "--timeout", "0.3", "U:a"])
     assert result.returncode == 4
     assert result.stderr.splitlines() == [
-        "The peer broke the protocol: the server's replies carry no request id, so they cannot "
+        "socklab converter client: The peer broke the protocol: the server's replies carry no request id, so they cannot "
         "be matched; it does not know the id extension. Run without --retries to send plain "
         "datagrams."
     ]

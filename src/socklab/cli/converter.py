@@ -589,7 +589,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         address = format_endpoint(client.host, client.port)
         if client.greeting.startswith(ERROR_PREFIX):
             # Instead of a greeting, a refusal ("E:server busy, try again later"): shown as it came.
-            env.warn(
+            env.fail(
                 _("{address} refused to serve this client: {line}").format(
                     address=address, line=_show(client.greeting)
                 )
@@ -606,7 +606,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
             if reply is None:
                 if message[:2] == CLOSE:
                     break
-                env.warn(
+                env.fail(
                     _(
                         "The server at {address} closed the connection before answering '{request}'."
                     ).format(address=address, request=_show(message))
@@ -635,7 +635,7 @@ def _run_datagram_client(
             message = request.encode("utf-8")
             refusal = None if args.send_anyway else describe_unknown_command(message)
             if refusal is not None:
-                env.warn(_("Error: {detail}").format(detail=refusal))
+                env.fail(refusal)
                 skipped += 1
                 continue
             yield message
@@ -655,7 +655,7 @@ def _run_datagram_client(
                     try:
                         reply = client.receive_datagram()
                     except NetworkTimeoutError:
-                        env.warn(_describe_silence(client, message))
+                        env.fail(_describe_silence(client, message))
                         return ExitStatus.NETWORK
                     answered += 1
                     if reply.startswith(ERROR_PREFIX):
@@ -772,7 +772,7 @@ def _report_unanswered(
         line = _(
             "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         )
-    env.warn(line.format(**values))
+    env.fail(line.format(**values))
     return ExitStatus.NETWORK
 
 
