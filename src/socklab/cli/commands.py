@@ -26,4 +26,5 @@ def command_summaries() -> dict[str, str]:
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"
         ),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
+        "wireshark": _("the Lua dissector that lets Wireshark decode the converter and the chat"),
     }
