@@ -70,22 +70,18 @@ def run_install(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 "Cannot install the dissector into {folder}: {reason}. Choose another folder with --dir, or copy {source} there yourself."
             ).format(folder=folder, reason=exc.strerror or exc, source=dissector_path())
         )
-        return (
-            ExitStatus.PERMISSION if isinstance(exc, PermissionError) else ExitStatus.ERROR
-        )
+        return ExitStatus.PERMISSION if isinstance(exc, PermissionError) else ExitStatus.ERROR
     match installation.outcome:
         case InstallOutcome.UNCHANGED:
-            env.say(
-                _("{path} is already installed and up to date.").format(path=installation.path)
-            )
+            env.say(_("{path} is already installed and up to date.").format(path=installation.path))
             return ExitStatus.OK
         case InstallOutcome.INSTALLED:
             env.say(_("Installed the dissector as {path}.").format(path=installation.path))
         case InstallOutcome.REPLACED:
             env.say(
-                _(
-                    "Replaced a different {path}; the old file is kept as {backup}."
-                ).format(path=installation.path, backup=installation.backup)
+                _("Replaced a different {path}; the old file is kept as {backup}.").format(
+                    path=installation.path, backup=installation.backup
+                )
             )
     env.say(
         _(

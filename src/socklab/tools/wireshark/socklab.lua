@@ -66,6 +66,9 @@ end
 local broken = {}
 -- Server endpoints learned from what they sent (a greeting) or received (a request).
 local servers = {}
+-- TCP stream -> the framing its first message used: a server speaks one framing, so after a
+-- length-framed greeting a text "header" is a bad header, not a line.
+local framing_of = {}
 
 local function endpoint(address, port)
     return tostring(address) .. "|" .. tostring(port)
@@ -244,6 +247,8 @@ end
 -- TCP, line or length framing, messages reassembled across segments.
 local function dissect_converter_tcp(tvb, pinfo, tree)
     local length = tvb:len()
+    local stream = f_tcp_stream()
+    stream = stream and stream.value
     if after_break(pinfo, tvb, tree) then return length end
     local sender_is_server = from_server(pinfo)
     local bytes = tvb:raw()
@@ -263,7 +268,9 @@ local function dissect_converter_tcp(tvb, pinfo, tree)
     while offset < length do
         local framing = mode
         if framing == AUTO then
-            framing = bytes:byte(offset + 1) == 0 and LENGTH or LINE
+            framing = stream and framing_of[stream]
+                or (bytes:byte(offset + 1) == 0 and LENGTH or LINE)
+            if stream and not pinfo.visited then framing_of[stream] = framing end
         end
         local remaining = length - offset
         if framing == LENGTH then
@@ -275,6 +282,7 @@ local function dissect_converter_tcp(tvb, pinfo, tree)
             local announced = tvb(offset, HEADER_BYTES):uint()
             if announced > LIMIT then
                 local subtree = tree:add(conv, tvb(offset), "socklab converter, bad length header")
+                subtree:add(cf.framing, "length"):set_generated()
                 local item = subtree:add(cf.length, tvb(offset, HEADER_BYTES))
                 local header = bytes:sub(offset + 1, offset + HEADER_BYTES)
                 if is_printable_ascii(header) then
@@ -311,6 +319,7 @@ local function dissect_converter_tcp(tvb, pinfo, tree)
             if newline == nil then
                 if remaining > LIMIT then
                     local subtree = tree:add(conv, tvb(offset), "socklab converter, over-long line")
+                    subtree:add(cf.framing, "line"):set_generated()
                     too_long(subtree, subtree, remaining, false)
                     mark_broken(pinfo)
                     table.insert(summaries, "Over-long line")
@@ -400,6 +409,10 @@ local function dissect_converter_udp(tvb, pinfo, tree)
     local summary = add_message(data:sub(start + 1), tvb(start), subtree, pinfo, from_server(pinfo))
     add_info(pinfo, { prefix .. summary })
     return tvb:len()
+end
+
+function conv.init()
+    broken, servers, framing_of = {}, {}, {}
 end
 
 function conv.dissector(tvb, pinfo, tree)
