@@ -50,8 +50,9 @@ local function shorten(text)
     return text
 end
 
-local function is_printable_ascii(s)
-    return s:find("^[\32-\126]+$") ~= nil
+local function looks_like_text(s)
+    -- printable ASCII, tabs and line ends: what a line-framed peer or HTTP sends
+    return s:find("^[\9\10\13\32-\126]+$") ~= nil
 end
 
 local function format_count(n)
@@ -106,7 +107,7 @@ local ce = {
     unknown_command = ProtoExpert.new("socklab_converter.unknown_command",
         "Request with an unknown command", expert.group.PROTOCOL, expert.severity.WARN),
     bad_id = ProtoExpert.new("socklab_converter.bad_id",
-        "Request id over 20 digits or 2^64-1", expert.group.MALFORMED, expert.severity.WARN),
+        "Request id over 2^64-1 (18446744073709551615)", expert.group.MALFORMED, expert.severity.WARN),
     after_break = ProtoExpert.new("socklab_converter.after_break",
         "Data after the stream lost its message boundaries", expert.group.SEQUENCE,
         expert.severity.NOTE),
@@ -119,10 +120,10 @@ conv.experts = {
 }
 
 local FRAMINGS = {
-    { 1, "Detect per message (auto)", 0 },
-    { 2, "Line (messages end in \\n)", 1 },
-    { 3, "Length (4-byte big-endian header)", 2 },
-    { 4, "Raw (one segment, one message)", 3 },
+    { 1, "auto", 0 },
+    { 2, "line", 1 },
+    { 3, "length", 2 },
+    { 4, "raw", 3 },
 }
 local AUTO, LINE, LENGTH, RAW = 0, 1, 2, 3
 
@@ -131,7 +132,9 @@ conv.prefs.port = Pref.uint("Converter port (TCP and UDP)", 50000,
 conv.prefs.upper_port = Pref.uint("Uppercase service port (TCP and UDP)", 12000,
     "the lecture's uppercase service: one sentence per segment or datagram")
 conv.prefs.framing = Pref.enum("TCP framing", AUTO,
-    "auto: a message starting with byte 0x00 is length-framed, any other a line", FRAMINGS, false)
+    "auto: the first message of a TCP stream decides, a length header if it starts with byte "
+    .. "0x00, else a line; line: messages end in \\n; length: a 4-byte big-endian length first; "
+    .. "raw: one segment is one message, as the slides' naive server reads it", FRAMINGS, false)
 
 local f_tcp_stream = Field.new("tcp.stream")
 local f_tcp_fin = Field.new("tcp.flags.fin")
@@ -285,8 +288,8 @@ local function dissect_converter_tcp(tvb, pinfo, tree)
                 subtree:add(cf.framing, "length"):set_generated()
                 local item = subtree:add(cf.length, tvb(offset, HEADER_BYTES))
                 local header = bytes:sub(offset + 1, offset + HEADER_BYTES)
-                if is_printable_ascii(header) then
-                    item:add_proto_expert_info(ce.bad_header, "Length header \"" .. header
+                if looks_like_text(header) then
+                    item:add_proto_expert_info(ce.bad_header, "Length header \"" .. shorten(header)
                         .. "\" is text: is the peer using the line framing?")
                 else
                     too_long(subtree, item, announced, true)
