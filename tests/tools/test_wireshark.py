@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -28,6 +29,8 @@ from typing import Any
 import pytest
 
 from socklab.protocol.converter import GREETING
+from socklab.tools.capture.packets import TcpFlags
+from socklab.tools.capture.pcap import PcapWriter
 from socklab.tools.wireshark import (
     PluginsFolderUnknown,
     dissector_path,
@@ -35,6 +38,7 @@ from socklab.tools.wireshark import (
 )
 from tests.apps.test_chat import ChatProcess
 from tests.socklab_process import free_port, run_socklab
+from tests.tools.packet_builders import build_ethernet, build_ipv4_tcp, build_ipv4_udp
 
 WAIT_S = 20.0
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
@@ -514,3 +518,70 @@ def test_personal_plugins_folder_per_platform(tmp_path: Path) -> None:
     assert appdata == tmp_path / "Wireshark" / "plugins"
     with pytest.raises(PluginsFolderUnknown):
         personal_plugins_folder("win32", {}, tmp_path)
+
+
+HOSTILE_TCP = [
+    b"\x00\x00\x00",  # half a length header
+    b"\x00\xff\xff\xff" + b"x" * 10,  # a length over the limit
+    b"\x00\x00\x00\x00",  # an empty length-framed message
+    b"\n\n\r\n",
+    b"U:\xff\xfe\xc3\n",  # not UTF-8
+    b"U:" + b"\x1b[2J" * 20 + b"\n",  # terminal escapes
+]
+HOSTILE_CHAT = [
+    b'{"type":"msg","from":"eve","id":99999999999999999999999,"time":1e999}\nbody',
+    b'{"type":"\\ud800\\u0000","from":"\\"\\\\"}\n',
+    b'{"type":' + b"[" * 500 + b"\n",
+    b'{"type":"msg","from":"eve"',  # no newline
+    b"[1]\n",
+    b'{"from":"a","type":"msg","id":-1,"time":"x","to":{"a":[1,"}"]}}\n\xff',
+    b"{" + b" " * 5000 + b"\n",  # a header over 4,096 bytes
+]
+HOSTILE_UDP = [
+    b"#",
+    b"#1 ",
+    b"#123456789012345678901 U:x",  # 21 digits: no request id
+    b"#99999999999999999999 U:x",  # 20 digits over 2^64-1
+    b"E:",
+    b"U:\xff\xfe",
+]
+
+
+@needs_tshark
+def test_hostile_bytes_never_break_the_dissector(tmp_path: Path) -> None:
+    """Every byte is a peer's choice: malformed, truncated, huge, nested, random — the dissector
+    reports it as expert info and never fails with a Lua error."""
+    rng = random.Random(20)
+    noise = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))) for _ in range(40)]
+    server, chat_port = ("127.0.0.1", 50000), 47000
+    pcap = tmp_path / "hostile.pcap"
+    with pcap.open("wb") as stream:
+        writer = PcapWriter(stream, link_type=1)
+        segments = [(server, payload) for payload in HOSTILE_TCP + noise]
+        segments += [(("127.0.0.1", chat_port), length_framed(p)) for p in HOSTILE_CHAT]
+        for number, (target, payload) in enumerate(segments):
+            client = ("127.0.0.1", 30000 + number)
+            for source, destination in ((client, target), (target, client)):
+                packet = build_ipv4_tcp(
+                    source, destination, flags=TcpFlags.PSH | TcpFlags.ACK, seq=1, payload=payload
+                )
+                writer.write(number, build_ethernet(packet))
+        for number, payload in enumerate(HOSTILE_UDP + noise):
+            packet = build_ipv4_udp(("127.0.0.1", 31000 + number), server, payload)
+            writer.write(100 + number, build_ethernet(packet))
+    out = tshark(
+        "-r", str(pcap), "-X", f"lua_script:{dissector_path()}",
+        "-o", f"socklab_chat.port:{chat_port}", "-V",
+    )  # fmt: skip
+    assert "Lua Error" not in out, out[out.find("Lua Error") - 2000 :][:4000]
+    for expected in (
+        "Message of 16,777,215 bytes exceeds socklab's 65,536-byte limit",
+        "Empty line: the server answers E:empty request",
+        "Request id over 2^64-1 (18446744073709551615)",
+        "Frame header is not a JSON object",
+        "Frame header is not JSON",
+        "Frame header longer than 4,096 bytes",
+        "Frame header without a known 'type' or without 'from'",
+    ):
+        assert expected in out, expected
+    assert "\x1b" not in out  # escapes never reach a terminal through tshark's text

@@ -40,14 +40,20 @@ local function digits_to_uint64(digits)
 end
 
 local function shorten(text)
-    -- Text for the Info column: bounded, control characters made visible.
-    text = text:gsub("[%c]", function(c)
+    -- Text for the Info column: cut first (a message may be 64 KiB), on a UTF-8 character
+    -- boundary, then control characters made visible.
+    local cut = #text > INFO_TEXT_CHARS
+    if cut then
+        local stop = INFO_TEXT_CHARS
+        while stop > 1 and (text:byte(stop + 1) or 0) >= 0x80 and text:byte(stop + 1) < 0xC0 do
+            stop = stop - 1
+        end
+        text = text:sub(1, stop)
+    end
+    text = text:gsub("%c", function(c)
         return string.format("\\x%02x", c:byte())
     end)
-    if #text > INFO_TEXT_CHARS then
-        text = text:sub(1, INFO_TEXT_CHARS) .. "…"
-    end
-    return text
+    return cut and (text .. "…") or text
 end
 
 local function looks_like_text(s)
