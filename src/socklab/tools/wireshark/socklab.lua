@@ -144,6 +144,8 @@ conv.prefs.framing = Pref.enum("TCP framing", AUTO,
 
 local f_tcp_stream = Field.new("tcp.stream")
 local f_tcp_fin = Field.new("tcp.flags.fin")
+-- UDP or TCP: one dissector serves both port tables; a UDP layer in the packet decides
+local f_udp_srcport = Field.new("udp.srcport")
 
 -- Who sent this: true the server, false the client, nil unknown.
 local function from_server(pinfo)
@@ -429,7 +431,7 @@ function conv.dissector(tvb, pinfo, tree)
     if is_upper_service(pinfo) then
         return dissect_upper(tvb, pinfo, tree)
     end
-    if pinfo.port_type == 3 then -- PT_UDP
+    if f_udp_srcport() ~= nil then
         return dissect_converter_udp(tvb, pinfo, tree)
     end
     return dissect_converter_tcp(tvb, pinfo, tree)
