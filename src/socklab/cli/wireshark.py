@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "install",
         help=_("copy the dissector into Wireshark's personal Lua plugins folder"),
         description=_(
-            "Copy socklab.lua into Wireshark's personal plugins folder: ~/.local/lib/wireshark/plugins on Linux and macOS, %%APPDATA%%\\Wireshark\\plugins on Windows. A different socklab.lua already there is kept as socklab.lua.bak."
+            "Copy socklab.lua into Wireshark's personal plugins folder: ~/.local/lib/wireshark/plugins on Linux and macOS, %APPDATA%\\Wireshark\\plugins on Windows. A different socklab.lua already there is kept as socklab.lua.bak."
         ),
     )
     install.add_argument(
