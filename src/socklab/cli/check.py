@@ -21,6 +21,7 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
+from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.tools.check.client import (
     DEFAULT_CLIENT_TIMEOUT_S,
@@ -199,7 +200,7 @@ def _heading(report: CheckReport) -> str:
     if report.transport == "udp":
         how = "UDP"
     else:
-        how = _("TCP, {framing} framing").format(framing=report.framing)
+        how = _("TCP, {framing} framing").format(framing=describe_framing(report.framing))
     return _("Checking {subject} {target} ({how})").format(
         subject=report.subject, target=report.target, how=how
     )

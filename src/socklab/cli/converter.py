@@ -30,7 +30,7 @@ from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
     CLOSE,
@@ -44,6 +44,7 @@ from socklab.protocol.converter import (
 )
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.retransmission import (
@@ -189,8 +190,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=_(
-            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds:g} s have passed)"
-        ).format(seconds=DEFAULT_CLIENT_TIMEOUT_S),
+            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds} s have passed)"
+        ).format(seconds=format_number(DEFAULT_CLIENT_TIMEOUT_S, decimals=None)),
     )
     client.add_argument(
         "--retries",
@@ -254,7 +255,11 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
         env.say(
             _(
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=format_endpoint(host, port), framing=args.framing, model=model)
+            ).format(
+                address=format_endpoint(host, port),
+                framing=describe_framing(args.framing),
+                model=model,
+            )
         )
     note = exposure_note(args.host)
     if note is not None:
@@ -322,14 +327,17 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         unanswered_lines.flush()
     stats = handle.stats
     env.say(
-        _("Server stopped: {connections} connections, {requests} requests served.").format(
-            connections=stats.connections_accepted, requests=stats.requests_served
+        _("Server stopped: {connections}, {requests} served.").format(
+            connections=format_count(
+                "{count} connection", "{count} connections", stats.connections_accepted
+            ),
+            requests=format_count("{count} request", "{count} requests", stats.requests_served),
         )
     )
     if args.verbose and args.transport == "tcp":
         env.say(
-            _("Largest output queue for one client: {size:,} bytes.").format(
-                size=stats.largest_output_queue_bytes
+            _("Largest output queue for one client: {size}.").format(
+                size=format_count("{count} byte", "{count} bytes", stats.largest_output_queue_bytes)
             )
         )
     return ExitStatus.OK
@@ -346,11 +354,11 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
             else:
                 payload = reply.payload if isinstance(reply, ErrorReply) else reply
                 reason = _(
-                    "its reply {reply} ({reply_bytes:,} bytes) would be longer than the request ({request_bytes:,} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                    "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
                     reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
-                    reply_bytes=len(_id) + len(payload),
-                    request_bytes=len(request),
+                    reply_bytes=format_number(len(_id) + len(payload)),
+                    request_bytes=format_number(len(request)),
                 )
         case Silence.EMPTY:
             reason = _("an empty datagram")
@@ -371,16 +379,21 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
 
 def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
     """The -v line with the effective --max-clients, and what capped it."""
-    line = _("Serving at most {clients:,} clients at once").format(clients=limits.max_clients)
+    line = _("Serving at most {clients} clients at once").format(
+        clients=format_number(limits.max_clients)
+    )
     if workers > 1:
         line += _(" in each worker")
     if limits.capped_by_descriptors:
         line += _(
-            " (asked for {requested:,}; the open-file limit of {limit:,} leaves room for no more)"
-        ).format(requested=limits.requested, limit=limits.open_file_limit)
+            " (asked for {requested}; the open-file limit of {limit} leaves room for no more)"
+        ).format(
+            requested=format_number(limits.requested),
+            limit=format_number(limits.open_file_limit or 0),
+        )
     if limits.max_clients_per_host is not None:
-        line += _(", at most {per_host:,} from one address").format(
-            per_host=limits.max_clients_per_host
+        line += _(", at most {per_host} from one address").format(
+            per_host=format_number(limits.max_clients_per_host)
         )
     return line + "."
 
@@ -425,31 +438,31 @@ def describe_alert(alert: ServerAlert) -> str:
     match alert:
         case DescriptorsExhausted(refused=refused, open_file_limit=limit, max_clients=clients):
             line = ngettext(
-                "Out of file descriptors: {refused:,} client got 'server busy'.",
-                "Out of file descriptors: {refused:,} clients got 'server busy'.",
+                "Out of file descriptors: {refused} client got 'server busy'.",
+                "Out of file descriptors: {refused} clients got 'server busy'.",
                 refused,
-            ).format(refused=refused)
+            ).format(refused=format_number(refused))
             if limit is None:
                 return line + _(
                     " The system's file table is full (fs.file-max): close other programs or raise it."
                 )
             return line + _(
-                " The open-file limit of {limit:,} leaves room for {clients:,} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
-            ).format(limit=limit, clients=clients)
+                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            ).format(limit=format_number(limit), clients=format_number(clients))
         case ThreadsExhausted(refused=refused, detail=detail):
             return ngettext(
-                "Could not start a thread for {refused:,} client ({detail}); it got 'server busy'.",
-                "Could not start a thread for {refused:,} clients ({detail}); they got 'server busy'.",
+                "Could not start a thread for {refused} client ({detail}); it got 'server busy'.",
+                "Could not start a thread for {refused} clients ({detail}); they got 'server busy'.",
                 refused,
-            ).format(refused=refused, detail=detail) + _(
+            ).format(refused=format_number(refused), detail=detail) + _(
                 " The memory limit (ulimit -v) or the thread limit (ulimit -u) is reached: lower --max-clients or raise the limit."
             )
         case MemoryExhausted(clients=clients):
             return ngettext(
-                "Out of memory while answering {clients:,} client; it got an 'E:' line and was closed.",
-                "Out of memory while answering {clients:,} clients; each got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} client; it got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} clients; each got an 'E:' line and was closed.",
                 clients,
-            ).format(clients=clients) + _(
+            ).format(clients=format_number(clients)) + _(
                 " Lower --max-clients or raise the memory limit (ulimit -v)."
             )
         case _:
@@ -660,8 +673,8 @@ def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
             line
             + " "
             + _(
-                "A server that reads at most {limit:,} bytes, as the slides' server does, cuts this datagram of {size:,} bytes off; socklab's upper server then does not answer it. Is the server running?"
-            ).format(limit=_SLIDES_DATAGRAM_BYTES, size=len(message))
+                "A server that reads at most {limit} bytes, as the slides' server does, cuts this datagram of {size} bytes off; socklab's upper server then does not answer it. Is the server running?"
+            ).format(limit=format_number(_SLIDES_DATAGRAM_BYTES), size=format_number(len(message)))
         )
     return (
         line

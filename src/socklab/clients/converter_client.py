@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
@@ -150,8 +150,10 @@ class DatagramConverterClient:
             # send() would fail with EMSGSIZE ("Message too long"), which names no number.
             raise UsageError(
                 _(
-                    "a request of {size:,} bytes does not fit: a UDP datagram holds at most {limit:,} bytes"
-                ).format(size=len(datagram), limit=MAX_UDP_PAYLOAD_BYTES)
+                    "a request of {size} bytes does not fit: a UDP datagram holds at most {limit} bytes"
+                ).format(
+                    size=format_number(len(datagram)), limit=format_number(MAX_UDP_PAYLOAD_BYTES)
+                )
             )
         with self._oserrors:
             self._sock.send(datagram)

@@ -24,7 +24,7 @@ Pure: no I/O; the size note goes through the translation layer like every user-f
 
 from __future__ import annotations
 
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 
 # Code points escaped by one table lookup: C0, DEL, C1, the backslash, and the bytes that are
 # not UTF-8 (kept by the `surrogateescape` decoder as U+DC80..U+DCFF).
@@ -66,7 +66,7 @@ def escape_for_terminal(
     if quoted:
         text = f'"{text}"'
     if cut < size:
-        text = _("{text} ({size:,} bytes)").format(text=text, size=size)
+        text = _("{text} ({size} bytes)").format(text=text, size=format_number(size))
     return text
 
 
