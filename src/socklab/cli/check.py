@@ -20,7 +20,7 @@ from socklab.cli.arguments import (
 )
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.tools.check.client import (
@@ -126,7 +126,7 @@ def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.clients > MAX_CONCURRENT_CLIENTS:
         env.warn(
             _("Error: --clients {count} is more than the {limit} a check opens at most").format(
-                count=args.clients, limit=MAX_CONCURRENT_CLIENTS
+                count=args.clients, limit=format_number(MAX_CONCURRENT_CLIENTS)
             )
         )
         return ExitStatus.USAGE
@@ -213,10 +213,16 @@ def _verdict_word(result: CheckResult) -> str:
 def _summary(report: CheckReport) -> str:
     total = len(report.results)
     if report.conforming:
-        return _("All {total} checks passed: the program conforms.").format(total=total)
-    return _("{failed} of {total} checks failed: the program does not conform.").format(
-        failed=report.failed_count, total=total
-    )
+        return ngettext(
+            "{total} check passed: the program conforms.",
+            "All {total} checks passed: the program conforms.",
+            total,
+        ).format(total=format_number(total))
+    return ngettext(
+        "{failed} of {total} check failed: the program does not conform.",
+        "{failed} of {total} checks failed: the program does not conform.",
+        total,
+    ).format(failed=format_number(report.failed_count), total=format_number(total))
 
 
 def render_lines(report: CheckReport, env: Environment) -> None:

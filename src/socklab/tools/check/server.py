@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.errors import NetworkError, RefusedError, UsageError
-from socklab.i18n import _, format_number
+from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.converter import ERROR_PREFIX, GREETING, handle_datagram
 from socklab.protocol.framing import (
     FRAMINGS,
@@ -315,9 +315,11 @@ def check_close(target: ServerTarget) -> Finding:
 
 def check_concurrent_clients(target: ServerTarget) -> Finding:
     count = target.concurrent_clients
-    expected = _(
-        "{count} clients connected at once each get the greeting and their own replies"
-    ).format(count=count)
+    expected = ngettext(
+        "{count} client connected gets the greeting and its own replies",
+        "{count} clients connected at once each get the greeting and their own replies",
+        count,
+    ).format(count=format_number(count))
     one_at_a_time = _(
         "Each client must be greeted and answered while the others stay connected; a server that serves one client at a time fails here."
     )
@@ -369,7 +371,13 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
     finally:
         for probe in probes:
             probe.close()
-    return Finding(expected, _("all {count} clients were served").format(count=count), True)
+    return Finding(
+        expected,
+        ngettext("the client was served", "all {count} clients were served", count).format(
+            count=format_number(count)
+        ),
+        True,
+    )
 
 
 # --- UDP checks --------------------------------------------------------------------------------
