@@ -80,7 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=_(
             "refresh every SECONDS (default {seconds}); new sockets are highlighted, closed ones stay marked for a while"
-        ).format(seconds=DEFAULT_WATCH_S),
+        ).format(seconds=format_number(DEFAULT_WATCH_S, decimals=None)),
     )
     parser.add_argument(
         "--log", metavar="FILE", help=_("with --watch: append every change to FILE")
@@ -417,7 +417,10 @@ def watch_view(rows: Sequence[WatchedRow], interval_s: float, kept_s: float) -> 
 
     caption = _(
         "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
-    ).format(seconds=interval_s, kept=kept_s)
+    ).format(
+        seconds=format_number(interval_s, decimals=None),
+        kept=format_number(kept_s, decimals=None),
+    )
     # Below the table, not as its caption: rich wraps a caption to the table's width, and a
     # table with no rows is narrower than the caption.
     return Group(_socket_table(list(rows), show_status=True), Text(caption, style="table.caption"))

@@ -55,13 +55,20 @@ def demo_upper(say: Say) -> bool:
                 transport=transport.upper()
             ),
         )
-        server = UpperServer(transport, "127.0.0.1", 0, lambda line: say("   server: " + line))
+        server = UpperServer(
+            transport,
+            "127.0.0.1",
+            0,
+            lambda line: say("   " + _("server: {line}").format(line=line)),
+        )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         sentence = "hello sockets"
-        say("   client: " + _("Input lowercase sentence:") + " " + sentence)
+        say(
+            "   " + _("client: {line}").format(line=_("Input lowercase sentence:") + " " + sentence)
+        )
         reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)
-        say("   client: " + _("From Server: {reply}").format(reply=reply))
+        say("   " + _("client: {line}").format(line=_("From Server: {reply}").format(reply=reply)))
         server.stop()
         thread.join(TIMEOUT_S)
         ok = ok and reply == sentence.upper()
