@@ -162,7 +162,9 @@ def test_converter_server_counts_in_both_languages(
         ),
     ],
 )
-def test_impair_fault_line_in_both_languages(start_socklab: Start, lang: str, expected: str) -> None:
+def test_impair_fault_line_in_both_languages(
+    start_socklab: Start, lang: str, expected: str
+) -> None:
     # --loss is for UDP and --slice for TCP: the TCP relay shows every fault but the loss.
     tcp_expected = expected.replace("loss 12.5 %, ", "").replace("Verlust 12,5 %, ", "")
     relay = start_socklab(
