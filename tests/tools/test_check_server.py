@@ -260,4 +260,4 @@ def test_german_report(start_socklab: Callable[..., SocklabProcess]) -> None:
         ["--lang", "de", "check", "converter-server", f"{host}:{port}", "--only", "greeting"]
     )
     assert result.returncode == 0
-    assert result.stdout.splitlines()[-1] == "Alle 1 Prüfungen bestanden: das Programm ist konform."
+    assert result.stdout.splitlines()[-1] == "1 Prüfung bestanden: das Programm ist konform."
