@@ -612,8 +612,11 @@ def _run_datagram_client(
                 if args.stats:
                     env.warn(
                         _(
-                            "Stats: {sent} requests, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
-                        ).format(sent=sent, answered=answered)
+                            "Stats: {sent}, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
+                        ).format(
+                            sent=format_count("{count} request", "{count} requests", sent),
+                            answered=format_number(answered),
+                        )
                     )
             return _client_status(refused, skipped)
         # A person typing sees each answer before the next line is read: one request at a time.
@@ -699,25 +702,23 @@ def _report_unanswered(
     values = {
         "request": _show(message),
         "address": format_endpoint(client.host, client.port),
-        "attempts": unanswered.attempts,
-        "timeout": f"{unanswered.waited_s:.1f}",
+        "attempts": format_count("{count} send", "{count} sends", unanswered.attempts),
+        "timeout": format_number(unanswered.waited_s, 1),
     }
     if isinstance(answer_datagram(message, client.local_port), Silence):
         line = " ".join(
             (
-                _(
-                    "No answer to '{request}' from {address} after {attempts} sends within {timeout} s."
-                ),
+                _("No answer to '{request}' from {address} after {attempts} within {timeout} s."),
                 _refused_reply_note(),
             )
         )
     elif stats is not None and not stats.answered:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
         )
     else:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         )
     env.warn(line.format(**values))
     return ExitStatus.NETWORK
@@ -725,21 +726,21 @@ def _report_unanswered(
 
 def describe_retransmission_stats(stats: RetransmissionStats) -> str:
     rtt = (
-        _("{ms} ms").format(ms=f"{stats.smoothed_rtt_s * 1000:.1f}")
+        _("{ms} ms").format(ms=format_number(stats.smoothed_rtt_s * 1000, 1))
         if stats.smoothed_rtt_s is not None
         else "-"
     )
     return _(
-        "Stats: {requests} requests, {answered} answered, {unanswered} unanswered; {sent} datagrams sent, {retries} retries; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
+        "Stats: {requests}, {answered} answered, {unanswered} unanswered; {sent} sent, {retries}; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
     ).format(
-        requests=stats.requests,
-        answered=stats.answered,
-        unanswered=stats.unanswered,
-        sent=stats.datagrams_sent,
-        retries=stats.retries,
-        losses=stats.losses_seen,
-        duplicates=stats.duplicate_replies,
-        reordered=stats.reordered_replies,
-        stray=stats.stray_replies + stats.replies_without_id,
+        requests=format_count("{count} request", "{count} requests", stats.requests),
+        answered=format_number(stats.answered),
+        unanswered=format_number(stats.unanswered),
+        sent=format_count("{count} datagram", "{count} datagrams", stats.datagrams_sent),
+        retries=format_count("{count} retry", "{count} retries", stats.retries),
+        losses=format_number(stats.losses_seen),
+        duplicates=format_number(stats.duplicate_replies),
+        reordered=format_number(stats.reordered_replies),
+        stray=format_number(stats.stray_replies + stats.replies_without_id),
         rtt=rtt,
     )
