@@ -379,9 +379,11 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
 
 def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
     """The -v line with the effective --max-clients, and what capped it."""
-    line = _("Serving at most {clients} clients at once").format(
-        clients=format_number(limits.max_clients)
-    )
+    line = ngettext(
+        "Serving at most {clients} client at once",
+        "Serving at most {clients} clients at once",
+        limits.max_clients,
+    ).format(clients=format_number(limits.max_clients))
     if workers > 1:
         line += _(" in each worker")
     if limits.capped_by_descriptors:
