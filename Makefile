@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCK := constraints.txt
 PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n lock
+.PHONY: run test lint typecheck clean i18n man lock
 
 $(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -45,6 +45,10 @@ test: $(VENV)/.test-extras lint typecheck
 i18n: $(VENV)/.test-extras
 	$(BIN)/python scripts/compile_catalogs.py
 
+# Write man/*.1 from the argparse definitions (commit them; tests/packaging checks they are current).
+man: $(VENV)/.test-extras
+	$(BIN)/python scripts/make_manpages.py
+
 # Refresh constraints.txt on purpose: the newest releases that satisfy pyproject.toml, installed in
 # a throw-away venv and frozen. Run `make test` on the result before committing it.
 lock:
@@ -58,4 +62,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

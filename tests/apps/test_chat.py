@@ -233,8 +233,16 @@ def test_private_messages_nick_and_who(start_chat: Callable[..., ChatProcess]) -
     carol = start_chat("carol", "--peer", alice.peer_arg)
     for peer in (alice, bob, carol):
         _joined(peer, 2)
-    alice.say("/msg bob just for you", "/nick alicia", "/who", "/frobnicate", "for all")
+    alice.say(
+        "/msg bob just for you", "/msg zed hi", "/nick alicia", "/who", "/frobnicate", "for all"
+    )
     bob.wait_message(r"^\[alicia\] for all$")
+    # The sender sees its private message once, with the recipient; an unknown one is named.
+    assert [line for line in alice.process.stdout_lines if "just for you" in line] == [
+        "→ bob: just for you"
+    ]
+    alice.wait_notice(r'^Not sent: nobody named "zed" is here; /who lists who is$')
+    assert not [line for line in alice.process.stdout_lines if "hi" in line.split()]
     carol.wait_message(r"^\[alicia\] for all$")
     assert bob.received()[0] == ("alice", "just for you")
     assert carol.received() == [("alicia", "for all")]

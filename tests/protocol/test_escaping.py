@@ -5,7 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
+from socklab.protocol.escaping import (
+    escape_for_terminal,
+    hexdump_lines,
+    incomplete_character_bytes,
+)
 
 # What a hostile peer sends to paint on an operator's terminal: OSC (window title), CSI (clear
 # screen), a C1 CSI in UTF-8 and as a raw byte, a CR that rewrites the line, bidi override.
@@ -51,3 +55,26 @@ def test_hexdump_lines_as_hexdump_c_prints_them() -> None:
         "0010  78                                               |x|",
     ]
     assert hexdump_lines(b"") == []
+
+
+def test_incomplete_character_bytes_finds_a_character_cut_at_the_end() -> None:
+    assert incomplete_character_bytes(b"stra\xc3") == 1
+    assert incomplete_character_bytes(b"a\xf0\x9f\x98") == 3
+    assert incomplete_character_bytes("straße".encode()) == 0
+    assert incomplete_character_bytes(b"\xff") == 0  # not UTF-8: nothing to wait for
+    assert incomplete_character_bytes(b"\x9f\x98") == 0  # continuations without a start
+    assert incomplete_character_bytes(b"") == 0
+
+
+@given(st.text(), st.data())
+def test_holding_back_the_incomplete_tail_shows_any_cut_text_as_typed(
+    text: str, data: st.DataObject
+) -> None:
+    encoded = text.encode("utf-8", "surrogatepass")
+    cut = data.draw(st.integers(0, len(encoded)))
+    first, second = encoded[:cut], encoded[cut:]
+    held = incomplete_character_bytes(first)
+    shown = escape_for_terminal(first[: len(first) - held]) + escape_for_terminal(
+        first[len(first) - held :] + second
+    )
+    assert shown == escape_for_terminal(encoded)

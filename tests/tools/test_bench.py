@@ -26,6 +26,7 @@ from tests.socklab_process import SocklabProcess, free_port, run_socklab, sockla
 
 SHORT = ["--duration", "1", "--warmup", "0"]
 JSON_KEYS = {
+    "schema",
     "target",
     "model",
     "transport",
@@ -63,6 +64,7 @@ def test_model_run_reports_every_key_and_no_error() -> None:
     status, report = bench_json("--model", "asyncio", "--connections", "4")
     assert status == 0, report
     assert set(report) == JSON_KEYS
+    assert report["schema"] == 1
     assert report["transport"] == "tcp"
     assert str(report["model"]).startswith("asyncio/")
     assert report["connections"] == 4
@@ -321,6 +323,7 @@ def test_compare_lists_every_model() -> None:
     )
     assert "Traceback" not in done.stderr
     comparison = json.loads(done.stdout)
+    assert comparison["schema"] == 1
     servers = comparison["servers"]
     for model in RUNTIMES:
         assert any(label == model or label.startswith(model + "/") for label in servers)

@@ -65,9 +65,7 @@ def test_session_handshake_payload_teardown_and_pcap(
     flags = [re.search(r"\[([A-Z+]+)\]", line)[1] for line in lines]  # type: ignore[index]
     assert flags[:3] == ["SYN", "SYN+ACK", "ACK"]
     syn = lines[0]
-    assert re.search(
-        rf"TCP 127\.0\.0\.1:\d+ → 127\.0\.0\.1:{port} \[SYN\] seq=\d+ ack=0 len=0", syn
-    )
+    assert re.search(rf"TCP 127\.0\.0\.1:\d+ → 127\.0\.0\.1:{port} \[SYN\] seq=0 ack=0 len=0", syn)
     # The SYN is delivered to the listening socket of the server process.
     assert f"delivered to PID {server.pid} (socklab)" in syn
     request = next(line for line in lines if '"U:hello\\n"' in line)
@@ -98,6 +96,10 @@ def test_session_handshake_payload_teardown_and_pcap(
             "tcp.len",
             "-e",
             "tcp.payload",
+            "-e",
+            "tcp.seq",
+            "-e",
+            "tcp.ack",
         ],
         capture_output=True,
         text=True,
@@ -113,6 +115,13 @@ def test_session_handshake_payload_teardown_and_pcap(
         int(re.search(r" len=(\d+)", line)[1])
         for line in lines  # type: ignore[index]
     ]
+    # Relative sequence and acknowledgement numbers, as Wireshark shows them (ACK only where
+    # the flag is set: a SYN's acknowledgement field means nothing).
+    shown = [re.search(r" seq=(\d+) ack=(\d+) ", line).groups() for line in lines]  # type: ignore[union-attr]
+    assert [seq for seq, _ack in shown] == [row[5] for row in rows]
+    with_ack = [i for i, row in enumerate(rows) if int(row[2], 16) & TcpFlags.ACK]
+    assert [shown[i][1] for i in with_ack] == [rows[i][6] for i in with_ack]
+    assert shown[1] == ("0", "1")  # the SYN+ACK
 
 
 def test_ladder_shows_two_messages_in_one_segment_and_follow_reassembles(
@@ -128,6 +137,8 @@ def test_ladder_shows_two_messages_in_one_segment_and_follow_reassembles(
         reader.readline()
         client.sendall(b"U:a\nL:B\n")  # one send: one segment on loopback
         assert reader.readline() == b"A\n" and reader.readline() == b"b\n"
+        client.sendall("L:STRAẞE\n".encode())  # UTF-8 in both directions
+        assert reader.readline() == "straße\n".encode()
         client.sendall(b"C:\n")
         assert reader.read() == b""
     ladder.wait_for_line(r"2 messages in one segment: ")
@@ -155,6 +166,8 @@ def test_ladder_shows_two_messages_in_one_segment_and_follow_reassembles(
         text,
     )
     assert re.search(r"#1 < .*\(4 bytes\)\n    A\\n\n    b\\n", text)
+    assert "    L:STRAẞE\\n" in follow.stdout_lines
+    assert "    straße\\n" in follow.stdout_lines
 
 
 def test_udp_count_stops_the_capture(start_socklab: CaptureStarter) -> None:

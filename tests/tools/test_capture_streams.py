@@ -13,6 +13,7 @@ from socklab.tools.capture.ladder import (
 from socklab.tools.capture.packets import Packet, TcpFlags
 from socklab.tools.capture.streams import (
     ConnectionTracker,
+    SequenceNumbering,
     StreamReassembler,
     sequence_distance,
 )
@@ -103,6 +104,37 @@ def test_tracker_joining_mid_stream_and_port_reuse() -> None:
     tracker.track(segment(CLIENT, SERVER, FIN | ACK, 9, 80))
     reused = tracker.track(segment(CLIENT, SERVER, SYN, 123))
     assert reused.is_new_connection and reused.connection.number == 2
+
+
+def test_numbering_agrees_with_the_tracker_and_wraps() -> None:
+    numbering = SequenceNumbering()
+    tracker = ConnectionTracker()
+    packets = [
+        segment(CLIENT, SERVER, SYN, 2**32 - 2),
+        segment(SERVER, CLIENT, SYN | ACK, 5000, 2**32 - 1),
+        segment(CLIENT, SERVER, ACK, 2**32 - 1, 5001),
+        segment(CLIENT, SERVER, PSH | ACK, 2**32 - 1, 5001, b"U:a\n"),
+        segment(SERVER, CLIENT, PSH | ACK, 5001, 3, b"A\n"),
+    ]
+    numbers = [numbering.number(packet) for packet in packets]
+    assert numbers == [(0, None), (0, 1), (1, 1), (1, 1), (1, 5)]
+    tracked = [tracker.track(packet) for packet in packets]
+    assert numbers == [(t.relative_seq, t.relative_ack) for t in tracked]
+
+
+def test_numbering_mid_stream_port_reuse_and_its_bound() -> None:
+    numbering = SequenceNumbering(max_directions=2)
+    # Joined mid-stream: the first byte seen is 1, and so is the first byte acknowledged.
+    assert numbering.number(segment(SERVER, CLIENT, PSH | ACK, 77, 9, b"A\n")) == (1, 1)
+    assert numbering.number(segment(CLIENT, SERVER, ACK, 9, 79)) == (1, 3)
+    # A new SYN on the same 4-tuple counts afresh in both directions.
+    assert numbering.number(segment(CLIENT, SERVER, SYN, 123)) == (0, None)
+    assert numbering.number(segment(SERVER, CLIENT, SYN | ACK, 900, 124)) == (0, 1)
+    other = ("127.0.0.1", 40001)
+    assert numbering.number(segment(CLIENT, SERVER, ACK, 130, 901)) == (7, 1)
+    numbering.number(segment(other, SERVER, SYN, 5))  # a third direction: the oldest goes
+    # Forgotten, CLIENT -> SERVER counts as if joined mid-stream again.
+    assert numbering.number(segment(CLIENT, SERVER, ACK, 130, 901)) == (1, 1)
 
 
 def steps_of(builder: LadderBuilder, *packets: Packet) -> list[LadderStep]:

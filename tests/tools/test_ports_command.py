@@ -59,7 +59,8 @@ def test_json_finds_listener_and_both_ends_with_pids(
     server, port, client = server_with_client
     client_port = client.getsockname()[1]
     rows = ports_json("--tcp", "--port", str(port))
-    assert all(list(row) == JSON_KEYS for row in rows)
+    # every row carries the format version after the socket's keys
+    assert all(list(row) == [*JSON_KEYS, "schema"] and row["schema"] == 1 for row in rows)
     by_ends = {(row["local_port"], row["remote_port"]): row for row in rows}
     listener = by_ends[(port, None)]
     assert listener["state"] == "LISTEN" and listener["pid"] == server.pid

@@ -177,3 +177,69 @@ def test_a_deadline_shows_as_the_notice_and_close_not_as_the_peer_closing(start_
     trace = server.stderr_lines
     assert calls(trace) == ["socket", "bind", "listen", "accept", "send", "send", "close"]
     assert "peer closed" not in "\n".join(trace)
+
+
+def explained(lines: list[str]) -> list[tuple[str, str]]:
+    """(call name, its --explain sentence) for each [trace] headline, in order."""
+    pairs: list[tuple[str, str]] = []
+    for line in lines:
+        if match := re.match(r"\[trace\] fd \d+  (\w+)\(", line):
+            pairs.append((match.group(1), ""))
+        elif (sentence := re.match(r"\s+= (.*)", line)) and pairs:
+            pairs[-1] = (pairs[-1][0], sentence.group(1))
+    return pairs
+
+
+def test_explain_tells_sendall_from_send_and_a_listening_close_from_a_fin(start_socklab) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    server = start_socklab(
+        ["hello", "server", "--host", "127.0.0.1", "--port", str(port), "--explain"]
+    )
+    server.wait_for_line("Listening on port")
+    client = run_socklab(["hello", "client", "--port", str(port), "--explain"])
+    assert client.returncode == 0, client.stderr
+    assert server.wait() == 0
+    sent = dict(explained(client.stderr.splitlines()))["sendall"]
+    assert sent.startswith("sendall() calls send() again and again until every byte is handed")
+    closes = [sentence for call, sentence in explained(server.stderr_lines) if call == "close"]
+    # The accepted connection first (it has a peer: FIN), then the listening socket (no peer).
+    assert len(closes) == 2, server.stderr_lines
+    assert "TCP sends FIN" in closes[0]
+    assert closes[1].startswith("close() on a listening socket stops accepting")
+    assert "FIN is sent" not in closes[1].replace("no FIN is sent", "")
+    client_close = dict(explained(client.stderr.splitlines()))["close"]
+    assert "TCP sends FIN" in client_close
+
+
+def test_explain_of_send_says_it_may_take_fewer_bytes(start_socklab) -> None:  # type: ignore[no-untyped-def]
+    server = start_socklab(["converter", "server", "--port", "0", "--explain"])
+    host, port = server.wait_listening()
+    with socket.create_connection((host, port), timeout=WAIT_S) as client:
+        client.recv(1024)
+    wait_for_stderr(server, r"close\(\)")
+    sentence = dict(explained(server.stderr_lines))["send"]
+    assert sentence.startswith("send() hands bytes to the kernel and returns how many it took")
+    assert "sendall" not in sentence
+
+
+def test_explain_of_close_after_a_refused_connect_says_nothing_is_sent() -> None:
+    result = run_socklab(["hello", "client", "--port", str(free_port()), "--explain"])
+    assert result.returncode != 0
+    closing = dict(explained(result.stderr.splitlines()))["close"]
+    assert closing == "close() releases the socket; it has no connection, so nothing is sent."
+
+
+def test_explanations_follow_the_call_and_the_socket_state() -> None:
+    from socklab.cli.tracing import explanation
+    from socklab.tracing import Call, TraceEvent
+
+    def explain(call: Call, transport: str = "tcp", **facts: object) -> str:
+        return explanation(TraceEvent(call, 3, transport, **facts))  # type: ignore[arg-type]
+
+    assert explain(Call.SENDALL, "udp").startswith("sendall() on a connected UDP socket")
+    assert explain(Call.SEND, "udp").startswith("send() on a connected UDP socket")
+    assert explain(Call.SENDALL) != explain(Call.SEND)
+    assert "no FIN is sent" in explain(Call.CLOSE, listening=True, connected=False)
+    assert "TCP sends FIN" in explain(Call.CLOSE)
+    assert "nothing is sent" in explain(Call.CLOSE, connected=False)
+    assert "UDP tells the other side nothing" in explain(Call.CLOSE, "udp", connected=False)

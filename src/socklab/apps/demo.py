@@ -42,9 +42,46 @@ def run_demo(topic: str | None, say: Say) -> bool:
     say(_("socklab demo: everything runs on this computer (127.0.0.1), on ports the OS picks."))
     ok = all([lesson(say) for lesson in selected])
     say("")
-    say(
-        _(
-            "Done. Try it yourself: 'socklab converter server' in one terminal, 'socklab converter client' in another."
-        )
-    )
+    say(_("Done. Try it yourself: {commands}").format(commands=try_it_yourself(topic)))
     return ok
+
+
+def try_it_yourself(topic: str | None) -> str:
+    """The commands that let a student repeat the lesson just shown (the converter after the
+    whole tour)."""
+    match topic:
+        case "hello":
+            return _("'socklab hello server' in one terminal, 'socklab hello client' in another.")
+        case "upper":
+            return _(
+                "'socklab upper server --udp' in one terminal, 'socklab upper client --udp' in another; then both with --tcp."
+            )
+        case "stream":
+            return _(
+                "'socklab converter server --framing raw --trace' in one terminal, 'socklab converter client U:a L:B' in another; then the server with --framing line."
+            )
+        case "ports":
+            return _(
+                "'socklab converter server' in one terminal, 'socklab converter client' in a second (type nothing), then 'socklab ports --port 50000 --explain'."
+            )
+        case "handshake":
+            return _(
+                "'socklab converter server' in one terminal, 'sudo socklab capture --port 50000 --ladder' in a second, 'socklab converter client U:hi' in a third."
+            )
+        case "timeout":
+            return _(
+                "'socklab hello server --receive-timeout 5' in one terminal, 'nc 127.0.0.1 9999' in another, and type nothing: the server's recv() gives up after 5 s."
+            )
+        case "datagram":
+            return _(
+                "'socklab converter server --udp' in one terminal, 'socklab impair --udp --listen 50001 --target 127.0.0.1:50000 --loss 0.2' in a second, 'socklab converter client --udp --port 50001 --retries 5 U:a U:b U:c' in a third."
+            )
+        case "models":
+            return _(
+                "'socklab converter server --model iterative' in one terminal, 'socklab converter client' in a second (type nothing), 'socklab converter client U:hi' in a third: it waits. Then the server with --model threads."
+            )
+        case "chat":
+            return _(
+                "'socklab chat --name alice --listen 5000' in one terminal, 'socklab chat --name bob --peer 127.0.0.1:5000' in another."
+            )
+    return _("'socklab converter server' in one terminal, 'socklab converter client' in another.")

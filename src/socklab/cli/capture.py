@@ -1,5 +1,9 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
+`-r FILE` feeds the same views from a pcap or pcapng file instead of the wire: any writer's
+(tcpdump, tshark, Wireshark, RawCap, socklab), so students on Windows and macOS, where socklab
+cannot capture, still get the ladder and the streams of their own captures.
+
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
 analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
 and written, with one write and one flush, by an output thread, so a slow terminal never
@@ -19,6 +23,7 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import math
 import queue
 import sys
 import threading
@@ -31,7 +36,11 @@ from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
-from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
+from socklab.protocol.escaping import (
+    escape_for_terminal,
+    hexdump_lines,
+    incomplete_character_bytes,
+)
 from socklab.tools.capture.ladder import (
     Fragment,
     LadderBuilder,
@@ -45,11 +54,13 @@ from socklab.tools.capture.runner import (
     CaptureOptions,
     CaptureReady,
     CaptureSummary,
+    FileReady,
     UnsupportedPlatformError,
+    read_capture_file,
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
-from socklab.tools.capture.streams import ConnectionTracker
+from socklab.tools.capture.streams import MAX_CONNECTIONS, ConnectionTracker, SequenceNumbering
 from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
@@ -62,13 +73,21 @@ OWNERS_READY_S = 10.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = _(
-        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
+        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux. With -r, read the packets from a pcap or pcapng file instead (any system, no privileges)."
     )
     parser.add_argument(
         "--iface",
-        default="lo",
         metavar="NAME",
-        help=_("network interface (default: %(default)s, the loopback)"),
+        help=_("network interface (default: lo, the loopback)"),
+    )
+    parser.add_argument(
+        "-r",
+        dest="read",
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing; - reads standard input"
+        ),
     )
     parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))
     protocol = parser.add_mutually_exclusive_group()
@@ -81,10 +100,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="pcap",
         type=Path,
         metavar="FILE.pcap",
-        help=_("also write the packets to FILE.pcap (open it with Wireshark or tshark)"),
+        help=_(
+            "also write the packets to a file for Wireshark or tshark: pcapng with each packet's receiving process as its comment if the name ends in .pcapng, else classic pcap"
+        ),
     )
     parser.add_argument(
         "--hex", action="store_true", help=_("show the payload as a hex dump as well")
+    )
+    parser.add_argument(
+        "--absolute",
+        action="store_true",
+        help=_(
+            "show TCP sequence and acknowledgement numbers as on the wire (tcpdump -S), not relative to each direction's first one (Wireshark's default)"
+        ),
     )
     view = parser.add_mutually_exclusive_group()
     view.add_argument(
@@ -106,8 +134,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     protocols = frozenset(
         {"tcp"} if args.tcp or args.follow else {"udp"} if args.udp else {"tcp", "udp"}
     )
+    if args.read is not None and (args.iface is not None or args.duration is not None):
+        raise UsageError(
+            _("-r reads a file: --iface and --duration are for a live capture; leave them out")
+        )
     options = CaptureOptions(
-        interface=args.iface,
+        interface=args.iface or "lo",
         selection=PacketSelection(protocols, args.port),
         count=args.count,
         duration_s=args.duration,
@@ -117,11 +149,13 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
     if args.ladder:
-        view = _LadderView(printer)
+        view = _LadderView(printer, absolute=args.absolute)
     elif args.follow:
         view = _FollowView(printer)
     else:
-        view = _LineView(printer)
+        view = _LineView(printer, absolute=args.absolute)
+    if args.read is not None:
+        return _run_file(args.read, options, printer, view)
     owners = SocketOwners()
     owners.start()
 
@@ -136,10 +170,11 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             summary = run_capture(
                 options,
                 announce,
-                lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
+                view.show,
                 printer.flush,
                 lambda count: printer.say(_describe_skipped(count, options)),
                 printer.lagging,
+                owners.owner_of,
             )
         except PermissionDeniedError:
             env.warn(
@@ -159,14 +194,61 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
+def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _View) -> ExitStatus:
+    """-r: the packets of a capture file through the same selection and view."""
+
+    def announce(ready: FileReady) -> None:
+        printer.say(
+            _("Reading {path} ({format}; {selection}).").format(
+                path=ready.path, format=ready.file_format, selection=_describe_selection(options)
+            )
+        )
+        printer.flush()
+
+    try:
+        summary = read_capture_file(
+            options,
+            path,
+            announce,
+            lambda packet, comment: view.show(packet, None, comment),
+            printer.flush,
+        )
+        view.finish()
+        printer.say(_describe_file_summary(summary, path, options))
+    finally:
+        printer.close()
+    return ExitStatus.OK
+
+
+def _describe_file_summary(summary: CaptureSummary, path: Path, options: CaptureOptions) -> str:
+    line = ngettext(
+        "{count} packet read from {path}", "{count} packets read from {path}", summary.frames_seen
+    ).format(count=summary.frames_seen, path=path)
+    line += ", " + ngettext(
+        "{count} TCP/UDP packet matched", "{count} TCP/UDP packets matched", summary.packets_shown
+    ).format(count=summary.packets_shown)
+    if options.pcap_path is not None:
+        line += "; " + _("{count} written to {path}").format(
+            count=summary.packets_written, path=options.pcap_path
+        )
+    if summary.unsupported_frames:
+        names = ", ".join(str(link_type) for link_type in summary.unsupported_link_types)
+        line += ". " + ngettext(
+            "{count} packet skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            "{count} packets skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            summary.unsupported_frames,
+        ).format(count=summary.unsupported_frames, types=names)
+    return line if line.endswith(".") else line + "."
+
+
 def _describe_unsupported(platform: str) -> str:
     if platform == "darwin":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0."
+            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     if platform == "win32":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter."
+            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
         platform=platform
@@ -315,15 +397,20 @@ class _Clock:
         self._text = ""
 
     def format(self, stamp: float) -> str:
-        second = int(stamp)
+        second = math.floor(stamp)
         if second != self._second:
             self._second = second
-            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
-        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
+            try:
+                self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+            except (OverflowError, OSError, ValueError):
+                # A file (-r) may hold any 64-bit stamp; the time of day of year 10^12 is not one.
+                self._text = "??:??:??"
+        return f"{self._text}.{min(int((stamp - second) * 1_000_000), 999_999):06d}"
 
 
 class _View:
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
+        """One packet; `comment` is a pcapng packet comment read with -r (hostile text)."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -331,26 +418,39 @@ class _View:
 
 
 class _LineView(_View):
-    """tcpdump's one line per packet, plus the receiving process."""
+    """tcpdump's one line per packet, plus the receiving process.
 
-    def __init__(self, printer: _Printer) -> None:
+    Sequence and acknowledgement numbers are relative to each direction's ISN, as the ladder
+    and Wireshark show them (so the three views can be read side by side); `absolute` shows
+    them as on the wire. An ACK number of a segment without the ACK flag means nothing and is
+    shown as it is (0 in a SYN).
+    """
+
+    def __init__(self, printer: _Printer, *, absolute: bool = False) -> None:
         self.printer = printer
         self.clock = _Clock()
+        self.numbering = None if absolute else SequenceNumbering()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
             f"{format_endpoint(*packet.source)} → {format_endpoint(*packet.destination)}",
         ]
         if packet.flags is not None:
-            parts.append(f"[{describe_flags(packet.flags)}] seq={packet.seq} ack={packet.ack}")
+            seq, ack = packet.seq, packet.ack
+            if self.numbering is not None:
+                seq, relative_ack = self.numbering.number(packet)
+                ack = ack if relative_ack is None else relative_ack
+            parts.append(f"[{describe_flags(packet.flags)}] seq={seq} ack={ack}")
         parts.append(f"len={packet.payload_length}")
         if packet.payload:
             parts.append(format_preview(packet.payload))
         delivered = describe_owner(owner)
         if delivered:
             parts.append(f"· {delivered}")
+        if comment:
+            parts.append("· " + _("comment {text}").format(text=format_preview(comment.encode())))
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
             for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
@@ -401,13 +501,14 @@ def describe_step_messages(step: LadderStep) -> str:
 class _LadderView(_View):
     """Each connection as two columns (client ip:port, server ip:port) and arrows between."""
 
-    def __init__(self, printer: _Printer) -> None:
+    def __init__(self, printer: _Printer, *, absolute: bool = False) -> None:
         self.printer = printer
+        self.absolute = absolute
         self.builder = LadderBuilder()
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         step = self.builder.add(packet)
         key = (step.proto, step.connection)
         say = self.printer.say
@@ -429,12 +530,15 @@ class _LadderView(_View):
             left, right = format_endpoint(*step.client), format_endpoint(*step.server)
             say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
         elapsed = step.time - self._start.get(key, step.time)
+        seq, ack = step.relative_seq, step.relative_ack
+        if self.absolute and seq is not None:
+            seq, ack = packet.seq, packet.ack if packet.has(TcpFlags.ACK) else None
         label = " ".join(
             part
             for part in (
                 step.flags,
-                f"seq={step.relative_seq}" if step.relative_seq is not None else "",
-                f"ack={step.relative_ack}" if step.relative_ack is not None else "",
+                f"seq={seq}" if seq is not None else "",
+                f"ack={ack}" if ack is not None else "",
                 f"len={step.payload_length}" if step.payload_length or step.proto == "udp" else "",
             )
             if part
@@ -468,13 +572,20 @@ def _arrow(label: str, *, to_right: bool) -> str:
 
 
 class _FollowView(_View):
-    """The bytes of each TCP stream in order, as the receiving program reads them."""
+    """The bytes of each TCP stream in order, as the receiving program reads them.
+
+    Text is shown as text: valid UTF-8 as its characters, everything else escaped by the one
+    escaper. A character cut between two segments (TCP cuts anywhere) is held back, at most
+    3 bytes per direction, and shown with the next bytes of its direction, or escaped when the
+    direction ends (FIN, RST) or the capture does; the byte count of each segment stays exact.
+    """
 
     def __init__(self, printer: _Printer) -> None:
         self.printer = printer
         self.tracker = ConnectionTracker()
+        self._held: dict[tuple[int, tuple[str, int]], bytes] = {}
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         segment = self.tracker.track(packet)
         connection = segment.connection
         say = self.printer.say
@@ -497,8 +608,9 @@ class _FollowView(_View):
                 for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):
                     say(line)
             else:
-                for text_line in _stream_lines(segment.delivered):
-                    say(f"    {text_line}")
+                self._say_text((connection.number, packet.source), segment.delivered)
+        if segment.fin or packet.has(TcpFlags.RST):
+            self._say_held((connection.number, packet.source))
         if segment.fin:
             say(
                 _("#{number} {sender} closed its direction (FIN)").format(
@@ -511,6 +623,25 @@ class _FollowView(_View):
                     number=connection.number, sender=format_endpoint(*packet.source)
                 )
             )
+
+    def _say_text(self, direction: tuple[int, tuple[str, int]], data: bytes) -> None:
+        data = self._held.pop(direction, b"") + data
+        held = incomplete_character_bytes(data)
+        if held and len(self._held) < 2 * MAX_CONNECTIONS:
+            self._held[direction] = data[-held:]
+            data = data[:-held]
+        for text_line in _stream_lines(data):
+            self.printer.say(f"    {text_line}")
+
+    def _say_held(self, direction: tuple[int, tuple[str, int]]) -> None:
+        """The bytes of a character that never completed, escaped."""
+        held = self._held.pop(direction, b"")
+        if held:
+            self.printer.say(f"    {escape_bytes(held)}")
+
+    def finish(self) -> None:
+        for direction in list(self._held):
+            self._say_held(direction)
 
 
 def _stream_lines(data: bytes) -> list[str]:

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import TextIO
 
 from socklab.apps.chat import DEFAULT_MODEL, MODELS, ChatConfig, ChatPeer, start_chat_peer
 from socklab.apps.chat.commands import (
@@ -37,8 +34,8 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.logfile import LineLog
 from socklab.cli.status import ExitStatus
-from socklab.errors import UsageError
 from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.chat import (
     BuddyJoined,
@@ -65,6 +62,7 @@ from socklab.protocol.chat import (
     format_address,
     is_valid_name,
 )
+from socklab.protocol.escaping import escape_for_terminal
 
 # How long a leaving peer waits for acknowledgements before it says bye anyway.
 LEAVE_GRACE_S = 5.0
@@ -134,14 +132,13 @@ class ChatScreen:
         self,
         write_message: Callable[[str], None],
         write_notice: Callable[[str], None],
-        log: TextIO | None,
+        log: LineLog | None,
         private_marker: bool,
     ) -> None:
         self._write_message = write_message
         self._write_notice = write_notice
         self._log = log
         self._private_marker = private_marker
-        self._log_lock = threading.Lock()
 
     def message(self, line: str) -> None:
         self._write_message(line)
@@ -152,12 +149,8 @@ class ChatScreen:
         self._append_log("* " + line)
 
     def _append_log(self, line: str) -> None:
-        if self._log is None:
-            return
-        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        with self._log_lock:
-            self._log.write(f"{stamp} {line}\n")
-            self._log.flush()
+        if self._log is not None:
+            self._log.write(line)
 
     def show_event(self, event: ChatEvent) -> None:
         match event:
@@ -268,10 +261,24 @@ class ChatScreen:
                     name=name, detail=detail
                 )
 
-    def show_send_result(self, result: SendResult) -> None:
+    def show_send_result(
+        self, result: SendResult, *, to: str | None = None, text: str = ""
+    ) -> None:
+        """What became of a typed message; `to` and `text` are those of a /msg."""
         if result.problem is not None:
-            self.notice(_("Not sent: {reason}").format(reason=_describe_problem(result.problem)))
-        elif result.queued_for:
+            self.notice(
+                _("Not sent: {reason}").format(reason=_describe_problem(result.problem, to))
+            )
+            return
+        if to is not None:
+            # The sender's copy of a private message: the typed "/msg bob ..." line reads as a
+            # command, this line as what was said and to whom (IRC clients echo "-> bob: ...").
+            self.message(
+                _("→ {name}: {text}").format(
+                    name=escape_for_terminal(to), text=escape_for_terminal(text)
+                )
+            )
+        if result.queued_for:
             self.notice(
                 _("{names}: away; message #{number} will be delivered when they return").format(
                     names=", ".join(result.queued_for), number=result.message_id
@@ -327,13 +334,16 @@ def _describe_refusal(refusal: Refusal, count: int) -> str:
     )
 
 
-def _describe_problem(problem: SendProblem) -> str:
+def _describe_problem(problem: SendProblem, to: str | None = None) -> str:
+    if problem is SendProblem.NO_SUCH_NAME:
+        return _("nobody named {name} is here; /who lists who is").format(
+            name=escape_for_terminal(to or "", quoted=True)
+        )
     return {
         SendProblem.LEAVING: _("leaving the chat"),
         SendProblem.EMPTY: _("empty message"),
         SendProblem.TOO_LONG: _("the message is longer than 16,384 bytes"),
         SendProblem.ALONE: _("nobody else is in the chat yet"),
-        SendProblem.NO_SUCH_NAME: _("nobody of that name is here"),
     }[problem]
 
 
@@ -343,7 +353,7 @@ def execute(command: ChatCommand, peer: ChatPeer, screen: ChatScreen) -> bool:
         case SayText(text=text):
             screen.show_send_result(peer.send_text(text))
         case SayPrivately(to=to, text=text):
-            screen.show_send_result(peer.send_text(text, to=to))
+            screen.show_send_result(peer.send_text(text, to=to), to=to, text=text)
         case Rename(name=name):
             old = peer.name
             peer.rename(name)
@@ -371,7 +381,7 @@ def execute(command: ChatCommand, peer: ChatPeer, screen: ChatScreen) -> bool:
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    log = _open_log(args.log)
+    log = None if args.log is None else LineLog(args.log)
     interactive = env.stdin_isatty
     try:
         if interactive:
@@ -380,17 +390,6 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     finally:
         if log is not None:
             log.close()
-
-
-def _open_log(path: str | None) -> TextIO | None:
-    if path is None:
-        return None
-    try:
-        return open(path, "a", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            _("cannot open log file {path}: {reason}").format(path=path, reason=exc.strerror or exc)
-        ) from exc
 
 
 def _config(args: argparse.Namespace) -> ChatConfig:
@@ -426,7 +425,7 @@ def _leave(peer: ChatPeer, screen: ChatScreen) -> None:
     screen.notice(_("You left the chat."))
 
 
-def _run_script(args: argparse.Namespace, env: Environment, log: TextIO | None) -> ExitStatus:
+def _run_script(args: argparse.Namespace, env: Environment, log: LineLog | None) -> ExitStatus:
     screen = ChatScreen(env.say, env.warn, log, private_marker=False)
     peer = start_chat_peer(args.model, _config(args), screen.show_event)
     try:
@@ -449,7 +448,7 @@ def _run_script(args: argparse.Namespace, env: Environment, log: TextIO | None) 
     return ExitStatus.OK
 
 
-def _run_terminal(args: argparse.Namespace, env: Environment, log: TextIO | None) -> ExitStatus:
+def _run_terminal(args: argparse.Namespace, env: Environment, log: LineLog | None) -> ExitStatus:
     try:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.formatted_text import FormattedText

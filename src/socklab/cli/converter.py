@@ -25,6 +25,7 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.logfile import add_log_option
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
@@ -173,6 +174,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--verbose", "-v", action="store_true", help=_("print a line per connection")
     )
     add_trace_options(server)
+    add_log_option(server)
     # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.serving).
     server.set_defaults(handler=run_server, graceful_stop=True)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -23,6 +23,10 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    stderr_isatty: bool = False
+    # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
+    # (see cli.logfile).
+    copy_lines_to: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -34,6 +38,7 @@ class Environment:
             environ=os.environ,
             stdin_isatty=_isatty(sys.stdin),
             stdout_isatty=_isatty(sys.stdout),
+            stderr_isatty=_isatty(sys.stderr),
         )
 
     def say(self, line: str = "") -> None:
@@ -41,12 +46,23 @@ class Environment:
         with self._lock:
             self.stdout.write(line + "\n")
             self.stdout.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
+
+    def write_now(self, text: str, *, to_stderr: bool = False) -> None:
+        """`text` as it is (no newline added), flushed now: for a progress line on a terminal."""
+        stream = self.stderr if to_stderr else self.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
 
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
         with self._lock:
             self.stderr.write(line + "\n")
             self.stderr.flush()
+            if self.copy_lines_to is not None:
+                self.copy_lines_to(line)
 
 
 def _isatty(stream: TextIO | None) -> bool:

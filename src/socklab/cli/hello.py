@@ -10,6 +10,7 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.logfile import add_log_option
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.i18n import _
@@ -38,6 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     add_trace_options(server)
+    add_log_option(server)
     server.set_defaults(handler=run_server)
 
     client = roles.add_parser("client", help=_("connect, send one message, close"))

@@ -22,6 +22,7 @@ from socklab.cli.arguments import (
     whole_number,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.logfile import add_log_option
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
@@ -197,6 +198,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=_("print the counts every S seconds (always printed on exit)"),
     )
     # graceful_stop: Ctrl+C and SIGTERM stop the relay and it exits 0 (cli.serving).
+    add_log_option(parser)
     parser.set_defaults(handler=run, graceful_stop=True)
 
 

@@ -21,7 +21,8 @@ from socklab.cli import stop_signals
 from socklab.cli.commands import command_summaries
 from socklab.cli.environment import Environment
 from socklab.cli.failures import describe_error
-from socklab.cli.status import ExitStatus
+from socklab.cli.logfile import copying_lines
+from socklab.cli.status import ExitStatus, exit_status_table
 from socklab.errors import SocklabError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
 
@@ -54,6 +55,65 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+class _TopHelpFormatter(_HelpFormatter):
+    """The top-level help: the epilog's table keeps its lines (argparse would reflow them)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n".join(
+            indent + line if line.startswith(" ") or not line else fill(line, width, indent)
+            for line in text.splitlines()
+        )
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: socklab's, Python's, the event loop's and the platform's, computed only when
+    asked (the platform lookup reads files that a server's start-up has no use for)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(version_report() + "\n")
+        sys.stdout.flush()
+        parser.exit(ExitStatus.OK)
+
+
+def version_report() -> str:
+    """What `socklab --version` prints: a bug report's first lines."""
+    import platform
+
+    try:
+        import uvloop
+    except ImportError:
+        loop = _("asyncio (uvloop: none)")
+    else:
+        loop = f"uvloop {getattr(uvloop, '__version__', '?')}"
+    implementation = platform.python_implementation()
+    return "\n".join(
+        (
+            f"socklab {__version__}",
+            _("Python: {version} ({implementation})").format(
+                version=platform.python_version(), implementation=implementation
+            ),
+            _("Event loop: {loop}").format(loop=loop),
+            _("Platform: {platform}").format(platform=platform.platform()),
+        )
+    )
+
+
+def exit_status_epilog() -> str:
+    """The table of exit statuses under `socklab --help` (the same rows as the docs' table)."""
+    rows = [f"  {int(status):>3}  {meaning}" for status, meaning in exit_status_table().items()]
+    return "\n".join([_("Exit statuses:"), *rows])
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors as one line plus a hint, with the USAGE status."""
 
@@ -68,23 +128,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.USAGE, f"{line}\n{hint}\n")
 
 
-def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] = (), *, every_command: bool = False
+) -> argparse.ArgumentParser:
     """The parser; only the command named in `argv` is imported and fully configured.
 
     The other commands get a bare entry with their summary, which is all `socklab --help` shows.
     Importing every command would load the capture, chat and bench code into every server.
+    `every_command` configures them all: shell completions and man pages describe every option.
     """
     parser = _Parser(
         prog="socklab",
         description=_(
             "Socket programming made visible: the course's programs, tools to look at sockets, and more."
         ),
+        epilog=exit_status_epilog(),
+        formatter_class=_TopHelpFormatter,
     )
     parser.add_argument(
         "--version",
-        action="version",
-        version=f"socklab {__version__}",
-        help=_("show socklab's version and exit"),
+        action=_VersionAction,
+        help=_("show the versions of socklab, Python and the event loop, the platform, and exit"),
     )
     parser.add_argument(
         "--lang",
@@ -98,7 +162,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     chosen = next((arg for arg in argv if arg in summaries), None)
     for name, summary in summaries.items():
         command_parser = subparsers.add_parser(name, help=summary)
-        if name == chosen:
+        if every_command or name == chosen:
             importlib.import_module(f"socklab.cli.{name}").configure(command_parser)
     return parser
 
@@ -111,13 +175,14 @@ def _preparse_language(argv: Sequence[str]) -> str | None:
     return lang
 
 
-def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> ExitStatus:
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """The command's exit status: an ExitStatus, or the traced program's own (`socklab trace`)."""
     # Signals during parsing and start-up are recorded, then acted on by the command's mode.
     with stop_signals.installed():
         return _run(argv, env)
 
 
-def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
+def _run(argv: Sequence[str] | None, env: Environment | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Environment.from_process()
     set_language(choose_language(_preparse_language(argv), env.environ))
@@ -131,10 +196,22 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> ExitStatus:
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
     try:
+        # The command's --log file (servers, impair) records its lines, the error line included.
+        with copying_lines(env, args):
+            return _call(handler, args, env)
+    except SocklabError as error:  # the log file cannot be opened
+        line, status = describe_error(error)
+        env.warn(line)
+        return status
+
+
+def _call(handler: Any, args: argparse.Namespace, env: Environment) -> int:
+    """The command's handler, its failures turned into one line and an exit status."""
+    try:
         # A server stops on the first Ctrl+C or SIGTERM and exits 0; other commands get
         # KeyboardInterrupt. Outside the block (the handlers below) a signal is only recorded.
         with stop_signals.handling(graceful=getattr(args, "graceful_stop", False)):
-            status: ExitStatus = handler(args, env)
+            status: int = handler(args, env)
         return status
     except SocklabError as error:
         line, status = describe_error(error)

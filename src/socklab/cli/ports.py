@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 JSON_KEYS = tuple(field.name for field in dataclasses.fields(SocketRow))
+# `--json`'s format version, in every row (the output stays a list, as scripts read it): raised
+# when a key changes meaning or goes away, not when one is added.
+JSON_SCHEMA_VERSION = 1
 DEFAULT_WATCH_S = 2.0
 # Closed sockets stay visible (and new ones highlighted) this long, at least three refreshes.
 MIN_RETENTION_S = 5.0
@@ -122,7 +125,10 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
         # A dict per row by hand and one write: dataclasses.asdict (it deep-copies) and
         # json.dump's thousands of small writes took most of the time with 10,000 rows.
-        listed = [{key: getattr(row, key) for key in JSON_KEYS} for row in rows]
+        listed = [
+            {**{key: getattr(row, key) for key in JSON_KEYS}, "schema": JSON_SCHEMA_VERSION}
+            for row in rows
+        ]
         env.stdout.write(json.dumps(listed, indent=2))
         env.say()
     elif args.csv:

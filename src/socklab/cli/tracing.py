@@ -21,8 +21,8 @@ from socklab.tracing import Call, TraceEvent, Tracer
 
 PREFIX = "[trace] "
 INDENT = " " * len(PREFIX)
-SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO})
-RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG})
+SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO, Call.SENDMSG, Call.WRITE})
+RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG, Call.RECV_INTO, Call.READ})
 
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -93,13 +93,15 @@ def headline(event: TraceEvent) -> str:
             return _("accept() -> new socket fd {fd} for {peer}").format(
                 fd=event.new_fd, peer=format_address(event.address)
             )
-        case Call.SEND | Call.SENDALL:
+        case Call.SEND | Call.SENDALL | Call.WRITE:
             return f"{name}() {_count(event.nbytes or 0)}"
-        case Call.SENDTO:
+        case Call.SENDTO | Call.SENDMSG if event.address is not None:
             return _("sendto({address}) {count}").format(
                 address=format_address(event.address), count=_count(event.nbytes or 0)
             )
-        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+        case Call.SENDMSG:
+            return f"{name}() {_count(event.nbytes or 0)}"
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG | Call.RECV_INTO | Call.READ:
             call = f"{name}({_argument(event)})"
             if event.nbytes == 0 and event.transport == "tcp":
                 return _("{call} -> 0 bytes: the peer closed its side (end of stream)").format(
@@ -155,19 +157,35 @@ def explanation(event: TraceEvent) -> str:
             return _(
                 "connect() runs TCP's three-way handshake with the server; when it returns, both sides can send."
             )
-        case Call.SEND | Call.SENDALL:
+        case Call.WRITE:
+            return _(
+                "write() on a socket is send() without flags: the bytes go to the kernel, and TCP may deliver them merged or split."
+            )
+        case Call.READ:
+            return _(
+                "read() on a socket is recv() without flags: it returns whatever bytes have arrived, up to the size asked for."
+            )
+        case Call.SEND | Call.SENDALL | Call.SENDMSG:
+            if udp and event.call is Call.SENDALL:
+                return _(
+                    "sendall() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
+                )
             if udp:
                 return _(
                     "send() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
                 )
+            if event.call is Call.SENDALL:
+                return _(
+                    "sendall() calls send() again and again until every byte is handed to the kernel; TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
+                )
             return _(
-                "send() hands the bytes to the kernel; TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
+                "send() hands bytes to the kernel and returns how many it took, which may be fewer than given (the program must send the rest); TCP cuts the stream into segments as it likes, so the receiver may get them merged or split."
             )
         case Call.SENDTO:
             return _(
                 "sendto() sends exactly one datagram to this address: it arrives whole or not at all."
             )
-        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG | Call.RECV_INTO:
             if udp:
                 return _(
                     "On UDP each receive call returns exactly one datagram, with its sender: the boundaries of every send are kept."
@@ -194,6 +212,12 @@ def explanation(event: TraceEvent) -> str:
                 return _(
                     "close() releases the socket and its port; UDP tells the other side nothing."
                 )
+            if event.listening:
+                return _(
+                    "close() on a listening socket stops accepting: it has no peer, so no FIN is sent; connections still waiting in the listen backlog are reset."
+                )
+            if not event.connected:
+                return _("close() releases the socket; it has no connection, so nothing is sent.")
             return _(
                 "close() releases the socket; TCP sends FIN, so the peer's recv() returns 0 bytes once it read everything."
             )

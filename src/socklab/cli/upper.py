@@ -15,6 +15,7 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.logfile import add_log_option
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.errors import UsageError
@@ -60,6 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     add_trace_options(server)
+    add_log_option(server)
     # graceful_stop: Ctrl+C and SIGTERM stop the server and it exits 0 (cli.stop_signals).
     server.set_defaults(handler=run_server, graceful_stop=True)
 

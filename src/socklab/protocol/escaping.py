@@ -24,6 +24,8 @@ Pure: no I/O; the size note goes through the translation layer like every user-f
 
 from __future__ import annotations
 
+import codecs
+
 from socklab.i18n import _, format_number
 
 # Code points escaped by one table lookup: C0, DEL, C1, the backslash, and the bytes that are
@@ -68,6 +70,21 @@ def escape_for_terminal(
     if cut < size:
         text = _("{text} ({size} bytes)").format(text=text, size=format_number(size))
     return text
+
+
+def incomplete_character_bytes(data: bytes) -> int:
+    """How many bytes at the end of `data` begin a UTF-8 character that is not complete yet.
+
+    A byte stream may be cut anywhere (TCP segments, recv() calls): `straße` can arrive as
+    `stra\\xc3` + `\\x9fe`. A view of a stream holds these bytes back and shows them with the
+    next piece, so a character cut in two still reads as itself. 0 when the end is complete or
+    not UTF-8 at all (then the escaper shows the bytes as \\xNN).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    # An incomplete character is at most 3 bytes long: only the tail needs looking at.
+    decoder.decode(data[-(_MAX_CHARACTER_BYTES - 1) :])
+    held, _flags = decoder.getstate()
+    return len(held)
 
 
 def _character_boundary(data: bytes, limit: int) -> int:

@@ -27,9 +27,15 @@ class Call(enum.Enum):
     SEND = "send"
     SENDALL = "sendall"
     SENDTO = "sendto"
+    SENDMSG = "sendmsg"
     RECV = "recv"
     RECVFROM = "recvfrom"
     RECVMSG = "recvmsg"
+    RECV_INTO = "recv_into"
+    # A program in C or Java may move a socket's bytes with the file calls; `socklab trace`
+    # reads them from strace and names them as the program called them.
+    READ = "read"
+    WRITE = "write"
     SETTIMEOUT = "settimeout"
     SHUTDOWN = "shutdown"
     CLOSE = "close"
@@ -47,6 +53,8 @@ class TraceEvent:
     `error` is the exception text when the call failed; `timed_out` when it ran out of time.
     `sequence` counts the receive calls on this socket (1, 2, ...), so boundaries can be named.
     `ipv6` tells AF_INET6 from AF_INET for socket().
+    For close(), `listening` says the socket was a listening one (it has no peer, so no FIN)
+    and `connected` whether it had a peer at all (a client whose connect() failed has none).
     """
 
     call: Call
@@ -61,6 +69,8 @@ class TraceEvent:
     timed_out: bool = False
     sequence: int = 0
     ipv6: bool = False
+    listening: bool = False
+    connected: bool = True
 
 
 Tracer = Callable[[TraceEvent], None]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe
+from socklab.apps.demo_topics.narration import (
+    TIMEOUT_S,
+    Say,
+    TakingTurns,
+    heading,
+    observe,
+    step,
+)
 from socklab.apps.hello import run_hello_client, run_hello_server
 from socklab.apps.upper import UpperServer, run_upper_client
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
@@ -12,9 +19,21 @@ from socklab.i18n import _
 from socklab.runtimes import DEFAULT_RUNTIME, serve
 from socklab.runtimes.config import ServerConfig
 
+# Who prints each line of the hello exchange, in an order that follows cause and effect:
+# the server's four set-up lines; the client up to "Connected!" (the handshake is done in the
+# kernel); the server's accept; the client's send; the server's receive; the client's close;
+# the server's two closes. S = server, C = client.
+HELLO_ORDER = "SSSS CCCC S C S C SS"
+
 
 def demo_hello(say: Say) -> bool:
-    heading(say, _("Hello: one server, one client (prep sheet, port 9999)"))
+    heading(say, _("Hello: one server, one client (prep sheet)"))
+    step(
+        say,
+        _(
+            "The sheet's server binds port 9999; this one binds port 0, so the operating system picks a free port: the 'Listening on port' line names it."
+        ),
+    )
     listening = threading.Event()
     port_box: list[int] = []
 
@@ -22,14 +41,19 @@ def demo_hello(say: Say) -> bool:
         port_box.append(port)
         listening.set()
 
-    indent: Say = lambda line: say("   " + line)  # noqa: E731
+    turns = TakingTurns(say, HELLO_ORDER)
+    server_says = turns.voice("S", "   ")
     server = threading.Thread(
-        target=run_hello_server, args=("127.0.0.1", 0, indent, indent, on_listening), daemon=True
+        target=run_hello_server,
+        args=("127.0.0.1", 0, server_says, server_says, on_listening),
+        daemon=True,
     )
     server.start()
     if not listening.wait(TIMEOUT_S):
         return False
-    ok = run_hello_client("127.0.0.1", port_box[0], "Hi server!", indent, TIMEOUT_S)
+    ok = run_hello_client(
+        "127.0.0.1", port_box[0], "Hi server!", turns.voice("C", "   "), TIMEOUT_S
+    )
     server.join(TIMEOUT_S)
     observe(
         say,
@@ -46,29 +70,32 @@ def demo_hello(say: Say) -> bool:
     return ok and not server.is_alive()
 
 
+def _labelled(say: Say, template: str) -> Say:
+    """`say` with each line put into `template` ("server: {line}"), who speaks in its language."""
+    return lambda line: say(template.format(line=line))
+
+
 def demo_upper(say: Say) -> bool:
     ok = True
     for transport in ("udp", "tcp"):
         heading(
             say,
-            _("Uppercase service over {transport} (lecture, port 12000)").format(
-                transport=transport.upper()
-            ),
+            _(
+                "Uppercase service over {transport} (the lecture's port 12000; here a free port the OS picks)"
+            ).format(transport=transport.upper()),
         )
+        # Server ready, client input, server's log of the request, client's reply line.
+        turns = TakingTurns(say, "SCSC")
         server = UpperServer(
-            transport,
-            "127.0.0.1",
-            0,
-            lambda line: say("   " + _("server: {line}").format(line=line)),
+            transport, "127.0.0.1", 0, _labelled(turns.voice("S", "   "), _("server: {line}"))
         )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
+        client_says = _labelled(turns.voice("C", "   "), _("client: {line}"))
         sentence = "hello sockets"
-        say(
-            "   " + _("client: {line}").format(line=_("Input lowercase sentence:") + " " + sentence)
-        )
+        client_says(_("Input lowercase sentence:") + " " + sentence)
         reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)
-        say("   " + _("client: {line}").format(line=_("From Server: {reply}").format(reply=reply)))
+        client_says(_("From Server: {reply}").format(reply=reply))
         server.stop()
         thread.join(TIMEOUT_S)
         ok = ok and reply == sentence.upper()
@@ -90,7 +117,12 @@ def demo_upper(say: Say) -> bool:
 
 
 def demo_converter(say: Say) -> bool:
-    heading(say, _("Converter over TCP with line framing (live coding, port 50000)"))
+    heading(
+        say,
+        _(
+            "Converter over TCP with line framing (live coding: port 50000; here a free port the OS picks)"
+        ),
+    )
     with serve(DEFAULT_RUNTIME, ServerConfig(port=0)) as handle:
         host, port = handle.address
         with StreamConverterClient(host, port, timeout_s=TIMEOUT_S) as client:

@@ -28,6 +28,54 @@ def sequence_distance(later: int, earlier: int) -> int:
     return difference - SEQUENCE_MODULUS if difference >= SEQUENCE_MODULUS // 2 else difference
 
 
+def relative_number(number: int, initial_sequence: int) -> int:
+    """A sequence or acknowledgement number counted from an initial sequence number (ISN),
+    as Wireshark shows it: the SYN is 0, the first data byte 1."""
+    return (number - initial_sequence) % SEQUENCE_MODULUS
+
+
+class SequenceNumbering:
+    """Relative sequence and acknowledgement numbers for a packet list, without reassembly.
+
+    The line view may skip packets when the terminal falls behind, so it cannot afford the
+    reassemblers' state (out-of-order bytes wait for gaps that a skipped packet never fills);
+    numbering needs only each direction's ISN. A SYN sets it (a SYN without ACK starts the
+    4-tuple afresh: port reuse); a direction first seen mid-stream counts from one before its
+    first sequence number, and one whose ISN is unknown when the other side acknowledges it,
+    from one before that acknowledgement (its next byte is then 1 in both columns).
+    Memory is bounded: the oldest directions are forgotten past `max_directions`.
+    """
+
+    def __init__(self, max_directions: int = 2 * MAX_CONNECTIONS) -> None:
+        self._initial: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        self.max_directions = max_directions
+
+    def number(self, packet: Packet) -> tuple[int, int | None]:
+        """(relative seq, relative ack); ack is None when the segment carries no ACK."""
+        if packet.proto != "tcp" or packet.seq is None or packet.flags is None:
+            raise ValueError("only TCP segments have sequence numbers")
+        forward = (packet.source, packet.destination)
+        backward = (packet.destination, packet.source)
+        if packet.has(TcpFlags.SYN):
+            if not packet.has(TcpFlags.ACK):
+                self._initial.pop(backward, None)
+            self._remember(forward, packet.seq)
+        elif forward not in self._initial:
+            self._remember(forward, packet.seq - 1)
+        seq = relative_number(packet.seq, self._initial[forward])
+        if not packet.has(TcpFlags.ACK) or packet.ack is None:
+            return seq, None
+        if backward not in self._initial:
+            self._remember(backward, packet.ack - 1)
+        return seq, relative_number(packet.ack, self._initial[backward])
+
+    def _remember(self, direction: tuple[tuple[str, int], tuple[str, int]], isn: int) -> None:
+        self._initial.pop(direction, None)
+        while len(self._initial) >= self.max_directions:
+            del self._initial[next(iter(self._initial))]  # the oldest (insertion order)
+        self._initial[direction] = isn % SEQUENCE_MODULUS
+
+
 class StreamReassembler:
     """One direction of a TCP connection, as the receiving socket sees it.
 
@@ -182,12 +230,12 @@ class ConnectionTracker:
         relative_ack = None
         if packet.has(TcpFlags.ACK) and packet.ack is not None:
             base = receiver.initial_sequence
-            relative_ack = (packet.ack - base) % SEQUENCE_MODULUS if base is not None else None
+            relative_ack = relative_number(packet.ack, base) if base is not None else None
         return TrackedSegment(
             connection=connection,
             is_new_connection=is_new,
             from_client=packet.source == connection.client,
-            relative_seq=(packet.seq - sender.initial_sequence) % SEQUENCE_MODULUS,
+            relative_seq=relative_number(packet.seq, sender.initial_sequence),
             relative_ack=relative_ack,
             delivered=delivered,
             retransmission=retransmission,
