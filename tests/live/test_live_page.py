@@ -11,6 +11,7 @@ the page's one line saying how to get packets is checked instead.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -234,18 +235,19 @@ def test_the_svg_export_parses_as_svg(page: Any, converter_port: int) -> None:
 
 
 @needs_capture
-def test_the_pcap_export_holds_the_packets(page: Any, live_url: str, converter_port: int) -> None:
-    from socklab.tools.capture.pcap import parse_pcap
+def test_the_pcapng_export_holds_the_packets(page: Any, converter_port: int) -> None:
+    from socklab.tools.capture.savefile import read_capture
 
     wait_for(page, capture_running)
     converse(converter_port, "U:saved")
     wait_for(page, lambda d: "U:saved" in ladder_text(d), APPEAR_S)
     body = page.execute_script(
-        "return fetch('/export.pcap').then(r => r.arrayBuffer())"
+        "return fetch('/export.pcapng').then(r => r.arrayBuffer())"
         ".then(b => Array.from(new Uint8Array(b)))"
     )
-    capture = parse_pcap(bytes(body))
-    assert any(b"U:saved" in record.data for record in capture.records)
+    kind, frames = read_capture(io.BytesIO(bytes(body)))
+    assert kind == "pcapng"
+    assert any(b"U:saved" in frame.data for frame in frames)
 
 
 @needs_capture

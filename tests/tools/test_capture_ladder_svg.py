@@ -62,4 +62,4 @@ def test_the_picture_has_one_arrow_per_segment_with_the_terminal_ladders_words(
 def test_svg_needs_the_ladder_view(tmp_path: Path) -> None:
     result = run_socklab(["capture", "--svg", str(tmp_path / "x.svg"), "--duration", "1"])
     assert result.returncode == ExitStatus.USAGE
-    assert result.stderr.strip() == "Error: --svg draws the ladder: use it with --ladder"
+    assert result.stderr == "socklab capture: --svg draws the ladder: use it with --ladder\n"

@@ -29,7 +29,7 @@ def handshake_and_request(request: bytes) -> list[Packet]:
 def test_arrows_carry_flags_endpoints_and_messages_as_escaped_text() -> None:
     model = LiveModel(started=10.0)
     for packet in handshake_and_request(b"U:<b>\x1b[31m</b>\n"):
-        model.add_packet(packet, b"frame")
+        model.add_packet(packet)
     batch = model.events_after(0, 100)
     assert [event["flags"] for event in batch.events] == ["SYN", "SYN+ACK", "ACK", "PSH+ACK"]
     first, last = batch.events[0], batch.events[-1]
@@ -60,8 +60,10 @@ def test_a_long_message_is_cut_for_the_page() -> None:
 def test_history_is_a_ring_and_a_late_reader_is_told_what_it_missed() -> None:
     model = LiveModel(started=0.0, max_events=3, max_frames=2)
     for packet in handshake_and_request(b"U:a\n") * 2:
-        model.add_packet(packet, b"frame")
-    assert len(model.frames) == 2 and model.packets == 8
+        model.add_packet(packet)
+        model.add_frames([(packet.time, b"frame", 5)])
+    assert list(model.frames) == [(10.2, b"frame", 5), (10.3, b"frame", 5)]
+    assert model.packets == 8
     batch = model.events_after(0, 100)
     assert (len(batch.events), batch.cursor, batch.dropped) == (3, 8, 5)
     model.count_skipped(1000)  # a flood the capture only counted
@@ -120,7 +122,7 @@ def test_a_relay_is_recognised_on_the_wire_and_its_losses_and_duplicates_named()
         datagram(1.31, client, server, b"U:a"),  # same bytes, another process: no forward
     ]
     for packet in packets:
-        model.add_packet(packet, b"frame")
+        model.add_packet(packet)
     model.judge_datagrams(1.5)  # too early for anything
     assert [e for e in model.events_after(0, 100).events if "fate" in e] == []
     model.judge_datagrams(3.0)
@@ -146,7 +148,7 @@ def test_a_loss_before_the_relay_was_recognised_and_a_lagging_table_are_judged_r
         datagram(1.5, client, relay, b"U:second"),  # forwarded through a flow socket ...
         datagram(1.51, flow, server, b"U:second"),  # ... the table has not shown yet
     ]:
-        model.add_packet(packet, b"frame")
+        model.add_packet(packet)
     model.judge_datagrams(2.6)
     assert not any("fate" in event for event in model.events_after(0, 100).events)
     model.update_sockets([udp_row(45000, 2)], 2.7)  # the table catches up

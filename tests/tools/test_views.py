@@ -44,7 +44,7 @@ def test_unsupported_platforms_get_one_line(
     monkeypatch.setattr("socklab.tools.capture.runner.sys.platform", platform)
     env, _out, err = environment()
     assert main(["capture", "--duration", "1"], env) == ExitStatus.ERROR
-    assert err.getvalue().startswith("socklab capture works on Linux only")
+    assert err.getvalue().startswith("socklab capture: packet capture works on Linux only")
     assert names in err.getvalue() and len(err.getvalue().splitlines()) == 1
 
 
@@ -156,5 +156,5 @@ def test_watch_caption_is_one_line_even_with_no_sockets(count: int) -> None:
     console = Console(file=io.StringIO(), width=120, no_color=True)
     console.print(watch_view(rows, 2.0, 6.0))
     lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
-    assert lines[-1] == "every 2.0 s · new: green · closed: red, kept 6.0 s · Ctrl+C stops"
+    assert lines[-1] == "every 2 s · new: green · closed: red, kept 6 s · Ctrl+C stops"
     assert len(lines) == 2 + count

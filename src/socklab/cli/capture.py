@@ -1,5 +1,9 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
+`-r FILE` feeds the same views from a pcap or pcapng file instead of the wire: any writer's
+(tcpdump, tshark, Wireshark, RawCap, socklab), so students on Windows and macOS, where socklab
+cannot capture, still get the ladder and the streams of their own captures.
+
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
 analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
 and written, with one write and one flush, by an output thread, so a slow terminal never
@@ -19,9 +23,13 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import queue
+import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +37,7 @@ from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import (
     escape_for_terminal,
@@ -50,7 +58,9 @@ from socklab.tools.capture.runner import (
     CaptureOptions,
     CaptureReady,
     CaptureSummary,
+    FileReady,
     UnsupportedPlatformError,
+    read_capture_file,
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
@@ -69,13 +79,21 @@ OWNERS_READY_S = 10.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = _(
-        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
+        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux. With -r, read the packets from a pcap or pcapng file instead (any system, no privileges)."
     )
     parser.add_argument(
         "--iface",
-        default="lo",
         metavar="NAME",
-        help=_("network interface (default: %(default)s, the loopback)"),
+        help=_("network interface (default: lo, the loopback)"),
+    )
+    parser.add_argument(
+        "-r",
+        dest="read",
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing; - reads standard input"
+        ),
     )
     parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))
     protocol = parser.add_mutually_exclusive_group()
@@ -88,7 +106,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="pcap",
         type=Path,
         metavar="FILE.pcap",
-        help=_("also write the packets to FILE.pcap (open it with Wireshark or tshark)"),
+        help=_(
+            "also write the packets to a file for Wireshark or tshark: pcapng with each packet's receiving process as its comment if the name ends in .pcapng, else classic pcap"
+        ),
     )
     parser.add_argument(
         "--hex", action="store_true", help=_("show the payload as a hex dump as well")
@@ -128,8 +148,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     protocols = frozenset(
         {"tcp"} if args.tcp or args.follow else {"udp"} if args.udp else {"tcp", "udp"}
     )
+    if args.read is not None and (args.iface is not None or args.duration is not None):
+        raise UsageError(
+            _("-r reads a file: --iface and --duration are for a live capture; leave them out")
+        )
     options = CaptureOptions(
-        interface=args.iface,
+        interface=args.iface or "lo",
         selection=PacketSelection(protocols, args.port),
         count=args.count,
         duration_s=args.duration,
@@ -144,6 +168,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         view = _FollowView(printer)
     else:
         view = _LineView(printer, absolute=args.absolute)
+    if args.read is not None:
+        return _run_file(args.read, options, printer, view)
     owners = SocketOwners()
     owners.start()
 
@@ -158,20 +184,21 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             summary = run_capture(
                 options,
                 announce,
-                lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
+                view.show,
                 printer.flush,
                 lambda count: printer.say(_describe_skipped(count, options)),
                 printer.lagging,
+                owners.owner_of,
             )
         except PermissionDeniedError:
-            env.warn(
+            env.fail(
                 _(
-                    "Capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo, or give Python the capability: sudo setcap cap_net_raw+ep {python}"
-                ).format(python=Path(sys.executable).resolve())
+                    "capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo: sudo {command}. Give the capability only to a dedicated copy of Python, never to the system's (every script would get raw sockets): see 'socklab capture' in docs/TOOLS.md."
+                ).format(command=sudo_command_line(env.arguments))
             )
             return ExitStatus.PERMISSION
         except UnsupportedPlatformError as error:
-            env.warn(_describe_unsupported(error.platform))
+            env.fail(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
         view.finish()
         printer.say(_describe_summary(summary, options))
@@ -181,16 +208,81 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
+def sudo_command_line(arguments: Sequence[str]) -> str:
+    """This command again, as sudo needs it: the socklab of this environment, by its path.
+
+    sudo's secure_path does not hold the venv's bin directory, so a bare `socklab` is not found
+    (or is another installation); the path is shown relative to the current directory when the
+    venv lies below it (`.venv/bin/socklab`), as a student types it.
+    """
+    script = Path(sys.executable).parent / "socklab"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            script = script.relative_to(Path.cwd())
+        program = [str(script)]
+    else:
+        program = [sys.executable, "-m", "socklab"]
+    # The user's own arguments, quoted for the shell; not a peer's bytes, but escaped all the same.
+    return escape_for_terminal(shlex.join([*program, *arguments]))
+
+
+def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _View) -> ExitStatus:
+    """-r: the packets of a capture file through the same selection and view."""
+
+    def announce(ready: FileReady) -> None:
+        printer.say(
+            _("Reading {path} ({format}; {selection}).").format(
+                path=ready.path, format=ready.file_format, selection=_describe_selection(options)
+            )
+        )
+        printer.flush()
+
+    try:
+        summary = read_capture_file(
+            options,
+            path,
+            announce,
+            lambda packet, comment: view.show(packet, None, comment),
+            printer.flush,
+        )
+        view.finish()
+        printer.say(_describe_file_summary(summary, path, options))
+    finally:
+        printer.close()
+    return ExitStatus.OK
+
+
+def _describe_file_summary(summary: CaptureSummary, path: Path, options: CaptureOptions) -> str:
+    line = ngettext(
+        "{count} packet read from {path}", "{count} packets read from {path}", summary.frames_seen
+    ).format(count=summary.frames_seen, path=path)
+    line += ", " + ngettext(
+        "{count} TCP/UDP packet matched", "{count} TCP/UDP packets matched", summary.packets_shown
+    ).format(count=summary.packets_shown)
+    if options.pcap_path is not None:
+        line += "; " + _("{count} written to {path}").format(
+            count=summary.packets_written, path=options.pcap_path
+        )
+    if summary.unsupported_frames:
+        names = ", ".join(str(link_type) for link_type in summary.unsupported_link_types)
+        line += ". " + ngettext(
+            "{count} packet skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            "{count} packets skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            summary.unsupported_frames,
+        ).format(count=summary.unsupported_frames, types=names)
+    return line if line.endswith(".") else line + "."
+
+
 def _describe_unsupported(platform: str) -> str:
     if platform == "darwin":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0."
+            "packet capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     if platform == "win32":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter."
+            "packet capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
-    return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
+    return _("packet capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
         platform=platform
     )
 
@@ -220,26 +312,29 @@ def _describe_skipped(count: int, options: CaptureOptions) -> str:
             "… display skipped {count} packet to keep up; it is in {path}",
             "… display skipped {count} packets to keep up; all are in {path}",
             count,
-        ).format(count=count, path=options.pcap_path)
+        ).format(count=format_number(count), path=options.pcap_path)
     return ngettext(
         "… display skipped {count} packet to keep up (captured and counted; -w FILE.pcap keeps every packet)",
         "… display skipped {count} packets to keep up (captured and counted; -w FILE.pcap keeps every packet)",
         count,
-    ).format(count=count)
+    ).format(count=format_number(count))
 
 
 def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
-    line = ngettext(
+    line = format_count(
         "{count} packet captured", "{count} packets captured", summary.packets_captured
-    ).format(count=summary.packets_captured)
+    )
     if summary.display_skipped:
-        line += " " + _("({count} not displayed)").format(count=summary.display_skipped)
+        line += " " + _("({count} not displayed)").format(
+            count=format_number(summary.display_skipped)
+        )
     line += "; " + _("kernel: {received} received, {dropped} dropped").format(
-        received=summary.kernel_received, dropped=summary.kernel_dropped
+        received=format_number(summary.kernel_received),
+        dropped=format_number(summary.kernel_dropped),
     )
     if options.pcap_path is not None:
         line += "; " + _("{count} written to {path}").format(
-            count=summary.packets_written, path=options.pcap_path
+            count=format_number(summary.packets_written), path=options.pcap_path
         )
     if summary.kernel_dropped:
         line += ". " + _(
@@ -334,15 +429,20 @@ class _Clock:
         self._text = ""
 
     def format(self, stamp: float) -> str:
-        second = int(stamp)
+        second = math.floor(stamp)
         if second != self._second:
             self._second = second
-            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
-        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
+            try:
+                self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+            except (OverflowError, OSError, ValueError):
+                # A file (-r) may hold any 64-bit stamp; the time of day of year 10^12 is not one.
+                self._text = "??:??:??"
+        return f"{self._text}.{min(int((stamp - second) * 1_000_000), 999_999):06d}"
 
 
 class _View:
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
+        """One packet; `comment` is a pcapng packet comment read with -r (hostile text)."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -363,7 +463,7 @@ class _LineView(_View):
         self.clock = _Clock()
         self.numbering = None if absolute else SequenceNumbering()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
@@ -381,6 +481,8 @@ class _LineView(_View):
         delivered = describe_owner(owner)
         if delivered:
             parts.append(f"· {delivered}")
+        if comment:
+            parts.append("· " + _("comment {text}").format(text=format_preview(comment.encode())))
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
             for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
@@ -419,7 +521,9 @@ def describe_step_messages(step: LadderStep) -> str:
     pieces = "; ".join(describe_piece(piece) for piece in step.pieces)
     if step.whole_messages >= 2:
         pieces = (
-            _("{count} messages in one segment:").format(count=step.whole_messages) + " " + pieces
+            _("{count} messages in one segment:").format(count=format_number(step.whole_messages))
+            + " "
+            + pieces
         )
     if pieces:
         notes.append(pieces)
@@ -441,7 +545,7 @@ class _LadderView(_View):
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         step = self.builder.add(packet)
         key = (step.proto, step.connection)
         say = self.printer.say
@@ -555,7 +659,7 @@ class _FollowView(_View):
         self.tracker = ConnectionTracker()
         self._held: dict[tuple[int, tuple[str, int]], bytes] = {}
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         segment = self.tracker.track(packet)
         connection = segment.connection
         say = self.printer.say
@@ -572,9 +676,7 @@ class _FollowView(_View):
             say(
                 f"#{connection.number} {marker} {format_endpoint(*packet.source)} → "
                 f"{format_endpoint(*packet.destination)} "
-                + ngettext("({count} byte)", "({count} bytes)", len(segment.delivered)).format(
-                    count=len(segment.delivered)
-                )
+                + format_count("({count} byte)", "({count} bytes)", len(segment.delivered))
             )
             if self.printer.hex_dump:
                 for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):

@@ -25,9 +25,11 @@ def command_summaries() -> dict[str, str]:
         "capture": _(
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"
         ),
+        "trace": _("run any program unchanged and show every socket call it makes"),
         "live": _(
             "the instructor's live view in the browser: sockets, handshakes and messages as they happen"
         ),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
         "completion": _("print a completion script for bash, zsh or fish"),
+        "wireshark": _("the Lua dissector that lets Wireshark decode the converter and the chat"),
     }

@@ -13,7 +13,7 @@ from socklab.apps.converter import (
     decode_reply,
     exposure_note,
 )
-from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams
+from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams, summarize_requests
 from socklab.cli.arguments import (
     add_framing,
     add_host_port,
@@ -28,10 +28,10 @@ from socklab.cli.environment import Environment
 from socklab.cli.logfile import add_log_option
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
-from socklab.cli.tracing import add_trace_options, tracer_from_args
+from socklab.cli.tracing import add_trace_options, count_bytes, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
     CLOSE,
@@ -45,6 +45,7 @@ from socklab.protocol.converter import (
 )
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.retransmission import (
@@ -54,14 +55,18 @@ from socklab.protocol.retransmission import (
     SentWithoutReply,
     Unanswered,
 )
+from socklab.protocol.session import RequestHandled
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    DatagramAnswered,
     DatagramUnanswered,
     DescriptorsExhausted,
     MemoryExhausted,
+    MessageStalled,
+    RequestServed,
     ServerAlert,
     ServerConfig,
     ServerEvent,
@@ -170,7 +175,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--send-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
     )
     server.add_argument(
-        "--verbose", "-v", action="store_true", help=_("print a line per connection")
+        "--verbose",
+        "-v",
+        action="store_true",
+        help=_(
+            "print a line per connection and per request (with --udp per datagram), and name a message left without its newline"
+        ),
     )
     add_trace_options(server)
     add_log_option(server)
@@ -191,8 +201,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=_(
-            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds:g} s have passed)"
-        ).format(seconds=DEFAULT_CLIENT_TIMEOUT_S),
+            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds} s have passed)"
+        ).format(seconds=format_number(DEFAULT_CLIENT_TIMEOUT_S, decimals=None)),
     )
     client.add_argument(
         "--retries",
@@ -256,7 +266,11 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
         env.say(
             _(
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=format_endpoint(host, port), framing=args.framing, model=model)
+            ).format(
+                address=format_endpoint(host, port),
+                framing=describe_framing(args.framing),
+                model=model,
+            )
         )
     note = exposure_note(args.host)
     if note is not None:
@@ -272,8 +286,10 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
 
-    # Over UDP, -v names each datagram left unanswered and why, a few lines a second at most.
-    unanswered_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    # -v names each request (TCP) and each datagram (UDP, with why one is left unanswered),
+    # a few lines a second at most: a benchmark against a -v server prints a summary a second.
+    datagram_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    request_lines = PeerLineLimiter(env.say, summarize_requests)
 
     def observe(event: ServerEvent) -> None:
         match event:
@@ -287,10 +303,14 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 )
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
+            case RequestServed(peer, handled):
+                request_lines.offer(peer, lambda: describe_request(peer, handled))
+            case MessageStalled(peer, buffered, held_s):
+                env.say(describe_stalled_message(peer, buffered, held_s, args.framing))
             case DatagramUnanswered(peer, request, why):
-                unanswered_lines.offer(
-                    peer, lambda: describe_unanswered_datagram(peer, request, why)
-                )
+                datagram_lines.offer(peer, lambda: describe_unanswered_datagram(peer, request, why))
+            case DatagramAnswered(peer, request, reply):
+                datagram_lines.offer(peer, lambda: describe_answered_datagram(peer, request, reply))
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -321,20 +341,76 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     try:
         wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
     finally:
-        unanswered_lines.flush()
+        request_lines.flush()
+        datagram_lines.flush()
     stats = handle.stats
     env.say(
-        _("Server stopped: {connections} connections, {requests} requests served.").format(
-            connections=stats.connections_accepted, requests=stats.requests_served
+        _("Server stopped: {connections}, {requests} served.").format(
+            connections=format_count(
+                "{count} connection", "{count} connections", stats.connections_accepted
+            ),
+            requests=format_count("{count} request", "{count} requests", stats.requests_served),
         )
     )
     if args.verbose and args.transport == "tcp":
         env.say(
-            _("Largest output queue for one client: {size:,} bytes.").format(
-                size=stats.largest_output_queue_bytes
+            _("Largest output queue for one client: {size}.").format(
+                size=format_count("{count} byte", "{count} bytes", stats.largest_output_queue_bytes)
             )
         )
     return ExitStatus.OK
+
+
+def describe_request(peer: tuple[str, int], handled: RequestHandled) -> str:
+    """The -v line for one request over TCP: its command, its size, the reply's or the `E:`."""
+    values = {
+        "peer": format_endpoint(*peer),
+        "command": escape_for_terminal(handled.command, quoted=True),
+        "bytes_in": count_bytes(handled.bytes_in),
+        "bytes_out": count_bytes(handled.bytes_out),
+        "error": escape_for_terminal(handled.error or b"", max_bytes=_SHOWN_BYTES, quoted=True),
+    }
+    if handled.closes:
+        return _("Request from {peer}: {command}, {bytes_in} in: close requested").format(**values)
+    if not handled.command:
+        # A message refused before it was read whole (over --max-message-bytes).
+        return _("Request from {peer}: {bytes_in} in, sent {error}").format(**values)
+    if handled.error is not None:
+        return _("Request from {peer}: {command}, {bytes_in} in, sent {error}").format(**values)
+    return _("Request from {peer}: {command}, {bytes_in} in, {bytes_out} out").format(**values)
+
+
+def describe_stalled_message(
+    peer: tuple[str, int], buffered: int, held_s: float, framing: str
+) -> str:
+    """The -v line for a message begun and left unfinished: the framing mismatch named."""
+    values = {
+        "peer": format_endpoint(*peer),
+        "bytes": format_number(buffered),
+        "seconds": format_number(held_s, None),
+    }
+    if framing == "length":
+        return ngettext(
+            "From {peer}: {bytes} byte of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            "From {peer}: {bytes} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            buffered,
+        ).format(**values)
+    return ngettext(
+        "From {peer}: {bytes} byte without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        "From {peer}: {bytes} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        buffered,
+    ).format(**values)
+
+
+def describe_answered_datagram(peer: tuple[str, int], request: bytes, reply: bytes) -> str:
+    """The -v line for a datagram the UDP server answered."""
+    return _("From {peer}: {request} ({request_bytes}) answered {reply} ({reply_bytes})").format(
+        peer=format_endpoint(*peer),
+        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
+        request_bytes=count_bytes(len(request)),
+        reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True),
+        reply_bytes=count_bytes(len(reply)),
+    )
 
 
 def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Silence) -> str:
@@ -348,11 +424,11 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
             else:
                 payload = reply.payload if isinstance(reply, ErrorReply) else reply
                 reason = _(
-                    "its reply {reply} ({reply_bytes:,} bytes) would be longer than the request ({request_bytes:,} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                    "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
                     reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
-                    reply_bytes=len(_id) + len(payload),
-                    request_bytes=len(request),
+                    reply_bytes=format_number(len(_id) + len(payload)),
+                    request_bytes=format_number(len(request)),
                 )
         case Silence.EMPTY:
             reason = _("an empty datagram")
@@ -373,16 +449,23 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
 
 def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
     """The -v line with the effective --max-clients, and what capped it."""
-    line = _("Serving at most {clients:,} clients at once").format(clients=limits.max_clients)
+    line = ngettext(
+        "Serving at most {clients} client at once",
+        "Serving at most {clients} clients at once",
+        limits.max_clients,
+    ).format(clients=format_number(limits.max_clients))
     if workers > 1:
         line += _(" in each worker")
     if limits.capped_by_descriptors:
         line += _(
-            " (asked for {requested:,}; the open-file limit of {limit:,} leaves room for no more)"
-        ).format(requested=limits.requested, limit=limits.open_file_limit)
+            " (asked for {requested}; the open-file limit of {limit} leaves room for no more)"
+        ).format(
+            requested=format_number(limits.requested),
+            limit=format_number(limits.open_file_limit or 0),
+        )
     if limits.max_clients_per_host is not None:
-        line += _(", at most {per_host:,} from one address").format(
-            per_host=limits.max_clients_per_host
+        line += _(", at most {per_host} from one address").format(
+            per_host=format_number(limits.max_clients_per_host)
         )
     return line + "."
 
@@ -427,31 +510,31 @@ def describe_alert(alert: ServerAlert) -> str:
     match alert:
         case DescriptorsExhausted(refused=refused, open_file_limit=limit, max_clients=clients):
             line = ngettext(
-                "Out of file descriptors: {refused:,} client got 'server busy'.",
-                "Out of file descriptors: {refused:,} clients got 'server busy'.",
+                "Out of file descriptors: {refused} client got 'server busy'.",
+                "Out of file descriptors: {refused} clients got 'server busy'.",
                 refused,
-            ).format(refused=refused)
+            ).format(refused=format_number(refused))
             if limit is None:
                 return line + _(
                     " The system's file table is full (fs.file-max): close other programs or raise it."
                 )
             return line + _(
-                " The open-file limit of {limit:,} leaves room for {clients:,} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
-            ).format(limit=limit, clients=clients)
+                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            ).format(limit=format_number(limit), clients=format_number(clients))
         case ThreadsExhausted(refused=refused, detail=detail):
             return ngettext(
-                "Could not start a thread for {refused:,} client ({detail}); it got 'server busy'.",
-                "Could not start a thread for {refused:,} clients ({detail}); they got 'server busy'.",
+                "Could not start a thread for {refused} client ({detail}); it got 'server busy'.",
+                "Could not start a thread for {refused} clients ({detail}); they got 'server busy'.",
                 refused,
-            ).format(refused=refused, detail=detail) + _(
+            ).format(refused=format_number(refused), detail=detail) + _(
                 " The memory limit (ulimit -v) or the thread limit (ulimit -u) is reached: lower --max-clients or raise the limit."
             )
         case MemoryExhausted(clients=clients):
             return ngettext(
-                "Out of memory while answering {clients:,} client; it got an 'E:' line and was closed.",
-                "Out of memory while answering {clients:,} clients; each got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} client; it got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} clients; each got an 'E:' line and was closed.",
                 clients,
-            ).format(clients=clients) + _(
+            ).format(clients=format_number(clients)) + _(
                 " Lower --max-clients or raise the memory limit (ulimit -v)."
             )
         case _:
@@ -525,7 +608,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         address = format_endpoint(client.host, client.port)
         if client.greeting.startswith(ERROR_PREFIX):
             # Instead of a greeting, a refusal ("E:server busy, try again later"): shown as it came.
-            env.warn(
+            env.fail(
                 _("{address} refused to serve this client: {line}").format(
                     address=address, line=_show(client.greeting)
                 )
@@ -542,7 +625,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
             if reply is None:
                 if message[:2] == CLOSE:
                     break
-                env.warn(
+                env.fail(
                     _(
                         "The server at {address} closed the connection before answering '{request}'."
                     ).format(address=address, request=_show(message))
@@ -571,7 +654,7 @@ def _run_datagram_client(
             message = request.encode("utf-8")
             refusal = None if args.send_anyway else describe_unknown_command(message)
             if refusal is not None:
-                env.warn(_("Error: {detail}").format(detail=refusal))
+                env.fail(refusal)
                 skipped += 1
                 continue
             yield message
@@ -591,7 +674,7 @@ def _run_datagram_client(
                     try:
                         reply = client.receive_datagram()
                     except NetworkTimeoutError:
-                        env.warn(_describe_silence(client, message))
+                        env.fail(_describe_silence(client, message))
                         return ExitStatus.NETWORK
                     answered += 1
                     if reply.startswith(ERROR_PREFIX):
@@ -601,8 +684,11 @@ def _run_datagram_client(
                 if args.stats:
                     env.warn(
                         _(
-                            "Stats: {sent} requests, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
-                        ).format(sent=sent, answered=answered)
+                            "Stats: {sent}, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
+                        ).format(
+                            sent=format_count("{count} request", "{count} requests", sent),
+                            answered=format_number(answered),
+                        )
                     )
             return _client_status(refused, skipped)
         # A person typing sees each answer before the next line is read: one request at a time.
@@ -662,8 +748,8 @@ def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
             line
             + " "
             + _(
-                "A server that reads at most {limit:,} bytes, as the slides' server does, cuts this datagram of {size:,} bytes off; socklab's upper server then does not answer it. Is the server running?"
-            ).format(limit=_SLIDES_DATAGRAM_BYTES, size=len(message))
+                "A server that reads at most {limit} bytes, as the slides' server does, cuts this datagram of {size} bytes off; socklab's upper server then does not answer it. Is the server running?"
+            ).format(limit=format_number(_SLIDES_DATAGRAM_BYTES), size=format_number(len(message)))
         )
     return (
         line
@@ -688,47 +774,45 @@ def _report_unanswered(
     values = {
         "request": _show(message),
         "address": format_endpoint(client.host, client.port),
-        "attempts": unanswered.attempts,
-        "timeout": f"{unanswered.waited_s:.1f}",
+        "attempts": format_count("{count} send", "{count} sends", unanswered.attempts),
+        "timeout": format_number(unanswered.waited_s, 1),
     }
     if isinstance(answer_datagram(message, client.local_port), Silence):
         line = " ".join(
             (
-                _(
-                    "No answer to '{request}' from {address} after {attempts} sends within {timeout} s."
-                ),
+                _("No answer to '{request}' from {address} after {attempts} within {timeout} s."),
                 _refused_reply_note(),
             )
         )
     elif stats is not None and not stats.answered:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
         )
     else:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         )
-    env.warn(line.format(**values))
+    env.fail(line.format(**values))
     return ExitStatus.NETWORK
 
 
 def describe_retransmission_stats(stats: RetransmissionStats) -> str:
     rtt = (
-        _("{ms} ms").format(ms=f"{stats.smoothed_rtt_s * 1000:.1f}")
+        _("{ms} ms").format(ms=format_number(stats.smoothed_rtt_s * 1000, 1))
         if stats.smoothed_rtt_s is not None
         else "-"
     )
     return _(
-        "Stats: {requests} requests, {answered} answered, {unanswered} unanswered; {sent} datagrams sent, {retries} retries; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
+        "Stats: {requests}, {answered} answered, {unanswered} unanswered; {sent} sent, {retries}; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
     ).format(
-        requests=stats.requests,
-        answered=stats.answered,
-        unanswered=stats.unanswered,
-        sent=stats.datagrams_sent,
-        retries=stats.retries,
-        losses=stats.losses_seen,
-        duplicates=stats.duplicate_replies,
-        reordered=stats.reordered_replies,
-        stray=stats.stray_replies + stats.replies_without_id,
+        requests=format_count("{count} request", "{count} requests", stats.requests),
+        answered=format_number(stats.answered),
+        unanswered=format_number(stats.unanswered),
+        sent=format_count("{count} datagram", "{count} datagrams", stats.datagrams_sent),
+        retries=format_count("{count} retry", "{count} retries", stats.retries),
+        losses=format_number(stats.losses_seen),
+        duplicates=format_number(stats.duplicate_replies),
+        reordered=format_number(stats.reordered_replies),
+        stray=format_number(stats.stray_replies + stats.replies_without_id),
         rtt=rtt,
     )

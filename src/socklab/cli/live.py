@@ -97,7 +97,7 @@ def page_labels() -> dict[str, str]:
         "step": _("Step"),
         "clear": _("Clear"),
         "export_svg": _("Export ladder (SVG)"),
-        "export_pcap": _("Export capture (pcap)"),
+        "export_pcap": _("Export capture (pcapng)"),
         "theme": _("Light/dark"),
         "paused": _("paused; updates waiting: {count}"),
         "dropped": _("updates skipped because the page fell behind: {count}"),

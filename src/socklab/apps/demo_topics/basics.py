@@ -45,13 +45,13 @@ def demo_hello(say: Say) -> bool:
     server_says = turns.voice("S", "   ")
     server = threading.Thread(
         target=run_hello_server,
-        args=("127.0.0.1", 0, server_says, server_says, on_listening),
+        args=("127.0.0.1", 0, server_says, on_listening),
         daemon=True,
     )
     server.start()
     if not listening.wait(TIMEOUT_S):
         return False
-    ok = run_hello_client(
+    error = run_hello_client(
         "127.0.0.1", port_box[0], "Hi server!", turns.voice("C", "   "), TIMEOUT_S
     )
     server.join(TIMEOUT_S)
@@ -67,7 +67,12 @@ def demo_hello(say: Say) -> bool:
             "connect() reaches the server's IP and port; sendall() sends bytes: the text was encoded to UTF-8 first."
         ),
     )
-    return ok and not server.is_alive()
+    return error is None and not server.is_alive()
+
+
+def _labelled(say: Say, template: str) -> Say:
+    """`say` with each line put into `template` ("server: {line}"), who speaks in its language."""
+    return lambda line: say(template.format(line=line))
 
 
 def demo_upper(say: Say) -> bool:
@@ -81,10 +86,12 @@ def demo_upper(say: Say) -> bool:
         )
         # Server ready, client input, server's log of the request, client's reply line.
         turns = TakingTurns(say, "SCSC")
-        server = UpperServer(transport, "127.0.0.1", 0, turns.voice("S", "   server: "))
+        server = UpperServer(
+            transport, "127.0.0.1", 0, _labelled(turns.voice("S", "   "), _("server: {line}"))
+        )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        client_says = turns.voice("C", "   client: ")
+        client_says = _labelled(turns.voice("C", "   "), _("client: {line}"))
         sentence = "hello sockets"
         client_says(_("Input lowercase sentence:") + " " + sentence)
         reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)

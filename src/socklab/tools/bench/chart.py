@@ -11,7 +11,7 @@ SVG string out (ElementTree writes the text nodes).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +39,8 @@ class ChartWords:
     not_measured: str  # in place of a memory bar: no figure (the server was not bench's own)
     requests_unit: str  # "{value} req/s"
     memory_unit: str  # "{value} MB"
+    # A whole number as the language writes it ("65,537", German "65.537")
+    number: Callable[[float], str] = lambda value: f"{value:,.0f}"
 
 
 def render_comparison_svg(
@@ -72,12 +74,12 @@ def render_comparison_svg(
                 if key in requests_per_s
                 else words.not_run
             )
-        top = _group(root, top, scenario, values, colours, words.requests_unit, 1.0)
+        top = _group(root, top, scenario, values, colours, words, words.requests_unit, 1.0)
     memory: dict[str, float | str] = {}
     for server in servers:
         peak = peak_rss_bytes.get(server)
         memory[server] = float(peak) if peak else words.not_measured
-    top = _group(root, top, words.memory, memory, colours, words.memory_unit, 1e6)
+    top = _group(root, top, words.memory, memory, colours, words, words.memory_unit, 1e6)
     height = top
     for element in (root, background):
         element.set("width", str(WIDTH))
@@ -92,6 +94,7 @@ def _group(
     heading: str,
     values: Mapping[str, float | str],
     colours: Mapping[str, str],
+    words: ChartWords,
     unit: str,
     divisor: float,
 ) -> int:
@@ -116,8 +119,8 @@ def _group(
                     "fill": colours[server],
                 },
             )
-            ElementTree.SubElement(bar, "title").text = f"{server}: {value:,.0f}"
-            shown = unit.format(value=f"{value / divisor:,.0f}")
+            ElementTree.SubElement(bar, "title").text = f"{server}: {words.number(value)}"
+            shown = unit.format(value=words.number(value / divisor))
             _text(group, LABEL_X + length + 8, y + BAR - 7, shown, size=16)
         else:
             _text(group, LABEL_X, y + BAR - 7, value, size=16, fill=MUTED)

@@ -16,7 +16,7 @@ forwarded, and A is a relay's port. A datagram that arrived at a relay's port an
 within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated. Each fate is an
 event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
 
-Call order: `add_packet(packet, frame)`* , `judge_datagrams(now)`* and `update_sockets(rows,
+Call order: `add_packet(packet)`* , `add_frames(frames)`* , `judge_datagrams(now)`* and `update_sockets(rows,
 now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
 in any interleaving under the caller's lock.
 """
@@ -222,10 +222,13 @@ class LiveModel:
         self._udp_owners: dict[int, int] = {}
         self.sockets_version = 0
 
-    def add_packet(self, packet: Packet, frame: bytes) -> None:
-        """One captured packet: an arrow of its connection's ladder, and a frame for the export."""
+    def add_frames(self, frames: Iterable[tuple[float, bytes, int]]) -> None:
+        """Captured frames (time, bytes, original length) for the export: the newest are kept."""
+        self.frames.extend(frames)
+
+    def add_packet(self, packet: Packet) -> None:
+        """One captured packet: an arrow of its connection's ladder."""
         self.packets += 1
-        self.frames.append((packet.time, frame, len(frame)))
         step = self._ladder.add(packet)
         event = step_to_json(step, self.started)
         number = self._append(event)

@@ -1,4 +1,4 @@
-"""The live view's web server: one page, its assets, a WebSocket of batched updates, an export.
+"""The live view's web server: one page, its assets, a WebSocket of batched updates, a pcapng export.
 
 Strategy: aiohttp (an asyncio web stack) serves in the handle's background thread, on a socket
 bound in the caller's thread (so "address in use" is raised where the CLI can say it). Two
@@ -24,10 +24,10 @@ import ipaddress
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSMsgType, web
 
@@ -36,8 +36,8 @@ from socklab.i18n import _
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import open_listening_socket
-from socklab.tools.capture.packets import Packet
-from socklab.tools.capture.pcap import PcapWriter
+from socklab.tools.capture.packets import LINKTYPE_ETHERNET, Packet
+from socklab.tools.capture.pcapng import PcapngWriter
 from socklab.tools.capture.runner import (
     CaptureOptions,
     CaptureReady,
@@ -46,7 +46,10 @@ from socklab.tools.capture.runner import (
 )
 from socklab.tools.capture.selection import PacketSelection
 from socklab.tools.live.model import LiveModel
-from socklab.tools.ports import SocketFilter, read_socket_table
+from socklab.tools.ports import SocketFilter, SocketRow, read_socket_table
+
+if TYPE_CHECKING:
+    from socklab.tools.capture.linux import Frame  # Linux only: a type here
 
 SOCKETS_EVERY_S: Final = 0.5  # the socket table's refresh: a new connection shows within it
 JUDGE_EVERY_S: Final = 0.25  # how often datagrams are checked for having left a relay
@@ -147,9 +150,13 @@ class LiveServer(ServerHandle):
                 self.model.link_type = event.link_type
                 self.capture.state = "running"
 
-        def packet(decoded: Packet, frame: bytes) -> None:
+        def packet(decoded: Packet, _owner: SocketRow | None) -> None:
             with self._lock:
-                self.model.add_packet(decoded, frame)
+                self.model.add_packet(decoded)
+
+        def frames(kept: Sequence[Frame]) -> None:
+            with self._lock:
+                self.model.add_frames(kept)
 
         def skipped(count: int) -> None:
             with self._lock:
@@ -162,6 +169,7 @@ class LiveServer(ServerHandle):
                 packet,
                 on_skipped=skipped,
                 should_stop=self._stop_requested.is_set,
+                on_frames=frames,
             )
         except PermissionDeniedError:
             self._set_capture(
@@ -211,7 +219,7 @@ class LiveServer(ServerHandle):
         app.router.add_get("/live.js", self._asset)
         app.router.add_get("/labels.json", self._labels)
         app.router.add_get("/events", self._events)
-        app.router.add_get("/export.pcap", self._export_pcap)
+        app.router.add_get("/export.pcapng", self._export_pcapng)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.SockSite(runner, self._sock, shutdown_timeout=1.0)
@@ -295,17 +303,21 @@ class LiveServer(ServerHandle):
         payload = {"language": self.config.language, "labels": dict(self.config.labels)}
         return web.json_response(payload)
 
-    async def _export_pcap(self, _request: web.Request) -> web.Response:
+    async def _export_pcapng(self, _request: web.Request) -> web.Response:
         with self._lock:
             frames = list(self.model.frames)
             link_type = self.model.link_type
         buffer = io.BytesIO()
-        writer = PcapWriter(buffer, link_type if link_type is not None else 1)
+        writer = PcapngWriter(
+            buffer,
+            link_type if link_type is not None else LINKTYPE_ETHERNET,
+            interface_name=self.config.interface,
+        )
         writer.write_many(frames)
         return web.Response(
             body=buffer.getvalue(),
-            content_type="application/vnd.tcpdump.pcap",
-            headers={"Content-Disposition": 'attachment; filename="socklab-live.pcap"'},
+            content_type="application/octet-stream",
+            headers={"Content-Disposition": 'attachment; filename="socklab-live.pcapng"'},
         )
 
     async def _events(self, request: web.Request) -> web.WebSocketResponse:
