@@ -293,6 +293,19 @@ def test_a_datagram_lost_in_impair_is_shown_as_lost(
     screenshot(page, "live-udp-lost.png")
 
 
+def test_the_theme_toggle_switches_light_and_dark(page: Any) -> None:
+    def background() -> str:
+        return str(page.execute_script("return getComputedStyle(document.body).backgroundColor"))
+
+    before = background()
+    page.find_element(By.ID, "theme").click()
+    after = background()
+    assert {before, after} == {"rgb(255, 255, 255)", "rgb(0, 0, 0)"}
+    screenshot(page, "live-dark.png")
+    page.find_element(By.ID, "theme").click()
+    assert background() == before
+
+
 def test_without_capture_rights_the_page_says_how(page: Any) -> None:
     note = wait_for(
         page,
