@@ -59,6 +59,11 @@ def set_language(language: str) -> None:
     setattr(argparse, "ngettext", ngettext)  # noqa: B010
 
 
+def current_language() -> str:
+    """The language chosen by `set_language` ("en" until then)."""
+    return _language
+
+
 def _(message: str) -> str:
     """Translate one message id (an English sentence) into the current language."""
     return _translation.gettext(message)
