@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from socklab.apps.examples import EXAMPLES, Example
+from tests.apps.test_chat import ChatProcess
 from tests.socklab_process import SocklabProcess, child_environment, free_port, run_socklab
 
 READY = re.compile(r"(?i)listening on port|ready to receive")
@@ -291,3 +292,53 @@ def test_broken_upper_server_root_cause_once(tmp_path: Path) -> None:
     ]
     upper = report["checks"][0]
     assert upper["expected"] == '"HELLO WORLD"' and upper["received"] == '"hello world"'
+
+
+def test_chat_peer_socklab_conforms_and_a_silent_peer_is_one_root_cause(tmp_path: Path) -> None:
+    """socklab's own chat peer passes every chat check; a server that accepts and says
+    nothing fails `greets` once, and the checks that need a greeting are not reached."""
+    peer = ChatProcess(SocklabProcess(["chat", "--name", "bob", "--stay"]))
+    try:
+        status, report = check("chat-peer", peer.peer_arg, "--json")
+        peer.wait_notice(r"checker3 was disconnected: it broke the chat protocol")
+    finally:
+        peer.process.stop()
+    assert_all_pass(status, report)
+    assert report["framing"] == "length"
+    assert [c["id"] for c in report["checks"]] == [
+        "greets",
+        "introduces",
+        "answers-ping",
+        "acknowledges",
+        "relays",
+        "rejects",
+        "leaves",
+    ]
+    assert peer.received() == [("checker", "hello from socklab check")]
+
+    silent = tmp_path / "silent_peer.py"
+    silent.write_text(
+        "import socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8)\n"
+        "print('listening on port', flush=True)\n"
+        "held = []\n"
+        "while True:\n"
+        "    held.append(s.accept()[0])\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    with running_example(silent, port):
+        status, report = check("chat-peer", f"127.0.0.1:{port}", "--json", "--timeout", "1")
+    assert status == NOT_CONFORMING
+    verdicts = {c["id"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {
+        "greets": "fail",
+        "introduces": "not reached",
+        "answers-ping": "not reached",
+        "acknowledges": "not reached",
+        "relays": "not reached",
+        "rejects": "fail",
+        "leaves": "not reached",
+    }
+    greets = report["checks"][0]
+    assert greets["received"] == "no frame, then nothing more within 1 s"

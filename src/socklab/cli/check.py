@@ -1,7 +1,8 @@
 """`socklab check SUBJECT`: grade a program of the course against its protocol.
 
 Subjects: converter-server|converter-client (docs/PROTOCOL.md), hello-server|hello-client (the
-prep sheet), upper-server|upper-client (the lecture's K&R programs). Parses, calls
+prep sheet), upper-server|upper-client (the lecture's K&R programs), chat-peer (the chat
+protocol of docs/PROTOCOL.md). Parses, calls
 socklab.tools.check, renders: one line per check as it completes (on a terminal with a progress
 line and colour, in a pipe plain), JSON with `--json` (the schema is in docs/CHECK.md), JUnit
 XML with `--junit FILE` (cli/junit.py). Exit status 0 when every check passes, NOT_CONFORMING when any check failed,
@@ -27,6 +28,7 @@ from socklab.cli.progress import ProgressLine
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.tools.check.chat import chat_check_ids, check_chat_peer
 from socklab.tools.check.client import (
     DEFAULT_CLIENT_TIMEOUT_S,
     DEFAULT_INPUT,
@@ -136,6 +138,7 @@ def _configure_course(subjects: Any) -> None:
     """The course texts' simple programs: the prep sheet's hello, the lecture's uppercase."""
     for name, help_text, udp_help in (
         ("hello-server", _("check the prep sheet's hello server listening at HOST:PORT"), None),
+        ("chat-peer", _("check a chat peer listening at HOST:PORT (docs/PROTOCOL.md)"), None),
         (
             "upper-server",
             _("check the lecture's uppercase server listening at HOST:PORT"),
@@ -268,6 +271,8 @@ def run_course_server_check(args: argparse.Namespace, env: Environment) -> ExitS
     live = LiveLines(env, as_json=args.json)
     if args.subject == "hello-server":
         report = check_hello_server(target, observer=live)
+    elif args.subject == "chat-peer":
+        report = check_chat_peer(target, observer=live)
     else:
         report = check_upper_server(target, udp=args.transport == "udp", observer=live)
     return _finish(live, report, args, env)
@@ -387,6 +392,8 @@ class LiveLines:
         # Known from the catalogue of the subject: the id column stays aligned from the first
         # line on, before the later results exist.
         report = self._report
+        if report is not None and report.subject == "chat-peer":
+            return chat_check_ids()
         if report is not None and not report.subject.startswith("converter-"):
             return subject_check_ids(report.subject, report.transport)
         if report is not None and report.subject == "converter-client":

@@ -20,7 +20,9 @@ def command_summaries() -> dict[str, str]:
         "demo": _("a guided tour: each program started, used and explained"),
         "impair": _("relay TCP or UDP through reproducible faults: loss, delay, slicing, resets"),
         "chat": _("the lecture's P2P chat: every peer is client and server"),
-        "check": _("grade a program of the course (hello, upper, converter) against its protocol"),
+        "check": _(
+            "grade a program of the course (hello, upper, converter, chat) against its protocol"
+        ),
         "ports": _("every TCP/UDP socket with its ports, state and process (like ss, netstat)"),
         "capture": _(
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"

@@ -101,18 +101,20 @@ def hello_lines(host: str, port: int) -> list[str]:
     ]
 
 
-def _run(
+def run_course_checks(
     subject: str,
     target: str,
     transport: str,
     checks: Sequence[CourseCheck],
     observer: CheckObserver | None,
+    framing: str = STREAM,
 ) -> CheckReport:
+    """Run `checks` in order on the one core; refused in the first one is raised."""
     report = CheckReport(
         subject=subject,
         target=target,
         transport=transport,
-        framing="datagram" if transport == "udp" else STREAM,
+        framing="datagram" if transport == "udp" else framing,
         results=(),
     )
     if observer is not None:
@@ -236,7 +238,9 @@ def _hello_stops(run: _HelloServerRun) -> Finding:
 
 def check_hello_server(target: ServerTarget, observer: CheckObserver | None = None) -> CheckReport:
     """Raises RefusedError if nothing listens at all (the first check's connection)."""
-    return _run("hello-server", target.address, "tcp", hello_server_checks(target), observer)
+    return run_course_checks(
+        "hello-server", target.address, "tcp", hello_server_checks(target), observer
+    )
 
 
 # --- upper-server ------------------------------------------------------------------------------
@@ -388,7 +392,9 @@ def check_upper_server(
     """Raises RefusedError if nothing listens at all (TCP: the first connection; UDP: the ICMP
     "port unreachable" of the first datagram)."""
     checks = upper_server_checks(target, udp=udp)
-    return _run("upper-server", target.address, "udp" if udp else "tcp", checks, observer)
+    return run_course_checks(
+        "upper-server", target.address, "udp" if udp else "tcp", checks, observer
+    )
 
 
 # --- clients: a recording peer -----------------------------------------------------------------
