@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -342,3 +343,53 @@ def test_chat_peer_socklab_conforms_and_a_silent_peer_is_one_root_cause(tmp_path
     }
     greets = report["checks"][0]
     assert greets["received"] == "no frame, then nothing more within 1 s"
+
+
+def test_hello_server_that_never_stops_and_udp_server_that_answers_twice(tmp_path: Path) -> None:
+    """The sheet's server serves one connection: one that loops fails `stops` (and only that);
+    a UDP uppercase server that answers every datagram twice fails `udp-one-reply`."""
+    looping = tmp_path / "looping_hello.py"
+    looping.write_text(
+        "import socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(8)\n"
+        "print('Server: Listening on port', sys.argv[1], flush=True)\n"
+        "while True:\n"
+        "    c, a = s.accept(); c.recv(1024); c.close()\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    with running_example(looping, port):
+        status, report = check("hello-server", f"127.0.0.1:{port}", "--json", "--timeout", "1")
+    assert status == NOT_CONFORMING
+    assert [(c["id"], c["verdict"]) for c in report["checks"]] == [
+        ("accepts", "pass"),
+        ("closes", "pass"),
+        ("silent", "pass"),
+        ("stops", "fail"),
+    ]
+    assert report["checks"][3]["received"] == "still accepting connections after 1 s"
+
+    twice = tmp_path / "twice_udp.py"
+    twice.write_text(
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
+        "print('The server is ready to receive', flush=True)\n"
+        "while True:\n"
+        "    m, a = s.recvfrom(2048); s.sendto(m.upper(), a); s.sendto(m.upper(), a)\n",
+        encoding="utf-8",
+    )
+    port = free_port(socket.SOCK_DGRAM)
+    with running_example(twice, port):
+        status, report = check(
+            "upper-server", f"127.0.0.1:{port}", "--udp", "--json", "--timeout", "1"
+        )
+    assert status == NOT_CONFORMING
+    verdicts = {c["id"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {
+        "udp-upper": "pass",
+        "udp-one-reply": "fail",
+        "udp-sender-address": "pass",
+    }
+    one_reply = next(c for c in report["checks"] if c["id"] == "udp-one-reply")
+    assert one_reply["received"] == '"ONE DATAGRAM", "ONE DATAGRAM"'
