@@ -46,9 +46,9 @@ from socklab.tools.check.client import (
     ClientTarget,
     ConnectionEnd,
     ConnectionLog,
-    _describe_exit,
-    _last_stderr_line,
+    describe_exit,
     judge_connects,
+    last_stderr_line,
     run_client,
     substitute,
 )
@@ -554,9 +554,9 @@ def _sent(record: ClientRecord) -> bytes:
 
 def _judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
     exited = not record.timed_out and record.exit_status == 0
-    received = _describe_exit(record, target.timeout_s)
-    if not exited and _last_stderr_line(record):
-        received += f": {_last_stderr_line(record)}"
+    received = describe_exit(record, target.timeout_s)
+    if not exited and last_stderr_line(record):
+        received += f": {last_stderr_line(record)}"
     return Finding(
         _("exit status 0 within {seconds:g} s").format(seconds=target.timeout_s),
         received,
