@@ -147,7 +147,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.compare:
         return _run_compare(args, env)
     if args.scenarios:
-        env.warn(_("Error: --scenarios applies to --compare only."))
+        env.fail(
+            _("--scenarios applies to --compare only: add --compare, or leave --scenarios out.")
+        )
         return ExitStatus.USAGE
     workload = Workload(
         transport=args.transport,
