@@ -53,7 +53,7 @@ man: $(VENV)/.test-extras
 # The documentation site (mkdocs.yml over docs/, the API reference from the docstrings) into site/,
 # offline; --strict turns every broken link or reference into an error. Open site/index.html.
 docs: $(VENV)/.test-extras
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Refresh constraints.txt on purpose: the newest releases that satisfy pyproject.toml, installed in
 # a throw-away venv and frozen. Run `make test` on the result before committing it.

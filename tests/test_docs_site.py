@@ -1,0 +1,133 @@
+"""The documentation site (mkdocs.yml over docs/): it builds with --strict, offline, and covers the
+public library; the German teaching page keeps up with the English one.
+
+`mkdocs build --strict` fails on any broken link, missing anchor, page left out of the nav or
+docstring mkdocstrings cannot render (mkdocs.yml turns each into a warning). Where this machine
+lets a test make a network namespace (Linux, as root: CI), the build runs in one with no network
+at all, so a theme or plugin that fetches fonts or scripts at build time fails here, not in an
+offline classroom.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import socklab
+
+PROJECT = Path(__file__).resolve().parents[1]
+DOCS = PROJECT / "docs"
+BUILD_TIMEOUT_S = 120
+
+
+def without_network() -> list[str]:
+    """A command prefix that runs a program with no network (an empty namespace), or [] where
+    this machine does not allow one."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return []
+    probe = subprocess.run([unshare, "--net", "true"], capture_output=True, timeout=10)
+    return [unshare, "--net"] if probe.returncode == 0 else []
+
+
+def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
+        pytest.fail("mkdocs is not installed: pip install -e '.[docs]' (make test installs it)")
+    return subprocess.run(
+        [
+            *without_network(),
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(config),
+            "--site-dir",
+            str(site),
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        # Without Material's notice about its successor on every build.
+        env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole site, built once with --strict from mkdocs.yml."""
+    out = tmp_path_factory.mktemp("docs-site") / "site"
+    result = mkdocs_build(PROJECT / "mkdocs.yml", out)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 30)
+def test_every_page_is_built_and_links_to_nothing_outside(site: Path) -> None:
+    pages = {path.relative_to(DOCS).with_suffix(".html") for path in DOCS.rglob("*.md")}
+    built = {path.relative_to(site) for path in site.rglob("*.html")}
+    assert pages <= built, sorted(map(str, pages - built))
+    assert Path("de/TEACHING.html") in pages
+    # Opened from disk, the search reads its index from a script (the offline plugin).
+    assert (site / "search" / "search_index.js").read_text(encoding="utf-8").startswith("var ")
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        # What a browser loads by itself (fonts, styles, scripts): all from the site's own files.
+        loaded = re.findall(r'<(?:link|script)\b[^>]*\b(?:href|src)="([^"]+)"', html)
+        assert not [url for url in loaded if re.match(r"(?:https?:)?//", url)], page
+        assert "fonts.googleapis.com" not in html, page
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 30)
+def test_the_api_reference_documents_every_public_name(site: Path) -> None:
+    html = (site / "API.html").read_text(encoding="utf-8")
+    documented = set(re.findall(r'id="socklab\.(\w+)"', html))
+    public = {name for name in socklab.__all__ if not name.startswith("__")}
+    assert public <= documented, sorted(public - documented)
+    # Rendered from the docstrings, not left as directives.
+    assert ":::" not in html
+    assert "Serve a protocol on" in html  # socklab.serve's docstring
+    assert "Base of every error socklab raises on purpose." in html
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 30)
+def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
+    """The project's settings (strict, validation), inherited by a one-page site with a link to
+    a page that does not exist and a page left out of the nav."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Home\n\nSee [the labs](LABS.md).\n", encoding="utf-8")
+    (docs / "FORGOTTEN.md").write_text("# Not in the nav\n", encoding="utf-8")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        f"INHERIT: {PROJECT / 'mkdocs.yml'}\n"
+        f"docs_dir: {docs}\n"
+        "nav:\n  - index.md\n"
+        "plugins:\n  - search\n",
+        encoding="utf-8",
+    )
+    result = mkdocs_build(config, tmp_path / "site")
+    assert result.returncode != 0
+    assert re.search(r"WARNING.*'LABS\.md'", result.stderr), result.stderr[-3000:]
+    assert re.search(r"FORGOTTEN\.md", result.stderr), result.stderr[-3000:]
+
+
+def test_the_german_teaching_page_has_every_section_and_lesson() -> None:
+    """docs/de/TEACHING.md translates docs/TEACHING.md: same sections, every demo topic."""
+    english = (DOCS / "TEACHING.md").read_text(encoding="utf-8")
+    german = (DOCS / "de" / "TEACHING.md").read_text(encoding="utf-8")
+    assert len(re.findall(r"^## ", german, re.M)) == len(re.findall(r"^## ", english, re.M))
+    topics = re.findall(r"^\| `(\w+)` +\|", english, re.M)
+    assert len(topics) >= 10
+    assert re.findall(r"^\| `(\w+)` +\|", german, re.M) == topics
+    # German with du, never the formal Sie (a sentence about "them" can start with "Die ...").
+    assert not re.search(r"\b(Sie|Ihnen)\b", german)
+    assert "(de/TEACHING.md)" in english
