@@ -100,24 +100,31 @@ def test_the_api_reference_documents_every_public_name(site: Path) -> None:
 
 @pytest.mark.timeout(BUILD_TIMEOUT_S + 30)
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
-    """The project's settings (strict, validation), inherited by a one-page site with a link to
-    a page that does not exist and a page left out of the nav."""
+    """The project's settings (strict, validation), inherited by a small site with a link to a
+    page that does not exist, one to a section that does not exist, and a page left out of the
+    nav: each is reported, and the build fails."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "index.md").write_text("# Home\n\nSee [the labs](LABS.md).\n", encoding="utf-8")
+    (docs / "index.md").write_text(
+        "# Home\n\nSee [the labs](LABS.md) and [framing](TOOLS.md#framing).\n", encoding="utf-8"
+    )
+    (docs / "TOOLS.md").write_text("# Tools\n\n## Capture\n", encoding="utf-8")
     (docs / "FORGOTTEN.md").write_text("# Not in the nav\n", encoding="utf-8")
     config = tmp_path / "mkdocs.yml"
     config.write_text(
         f"INHERIT: {PROJECT / 'mkdocs.yml'}\n"
         f"docs_dir: {docs}\n"
-        "nav:\n  - index.md\n"
+        "nav:\n  - index.md\n  - TOOLS.md\n"
         "plugins:\n  - search\n",
         encoding="utf-8",
     )
     result = mkdocs_build(config, tmp_path / "site")
     assert result.returncode != 0
     assert re.search(r"WARNING.*'LABS\.md'", result.stderr), result.stderr[-3000:]
-    assert re.search(r"FORGOTTEN\.md", result.stderr), result.stderr[-3000:]
+    assert re.search(r"WARNING.*anchor '#framing'", result.stderr), result.stderr[-3000:]
+    assert re.search(
+        r"WARNING.*not included in the \"nav\"[^\n]*\n +- FORGOTTEN\.md", result.stderr
+    )
 
 
 def test_the_german_teaching_page_has_every_section_and_lesson() -> None:
