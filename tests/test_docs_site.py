@@ -127,14 +127,30 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     )
 
 
-def test_the_german_teaching_page_has_every_section_and_lesson() -> None:
-    """docs/de/TEACHING.md translates docs/TEACHING.md: same sections, every demo topic."""
-    english = (DOCS / "TEACHING.md").read_text(encoding="utf-8")
-    german = (DOCS / "de" / "TEACHING.md").read_text(encoding="utf-8")
+GERMAN_PAGES = sorted(path.name for path in (DOCS / "de").glob("*.md") if path.name != "index.md")
+
+
+def table_keys(text: str) -> list[str]:
+    """The options, commands and topics that start table rows (`--name NAME`, `/msg NAME text`,
+    `stream`): the same in a page and its translation, where the messages are translated."""
+    return re.findall(r"^\| `([-/][^`]*|\w+)`", text, re.M)
+
+
+@pytest.mark.parametrize("name", GERMAN_PAGES)
+def test_a_german_page_translates_all_of_its_english_page(name: str) -> None:
+    """docs/de/X.md translates docs/X.md: every section, every option, topic and command row;
+    the English page points to it."""
+    english = (DOCS / name).read_text(encoding="utf-8")
+    german = (DOCS / "de" / name).read_text(encoding="utf-8")
     assert len(re.findall(r"^## ", german, re.M)) == len(re.findall(r"^## ", english, re.M))
-    topics = re.findall(r"^\| `(\w+)` +\|", english, re.M)
-    assert len(topics) >= 10
-    assert re.findall(r"^\| `(\w+)` +\|", german, re.M) == topics
+    assert table_keys(german) == table_keys(english)
+    assert f"(de/{name})" in english
     # German with du, never the formal Sie (a sentence about "them" can start with "Die ...").
     assert not re.search(r"\b(Sie|Ihnen)\b", german)
-    assert "(de/TEACHING.md)" in english
+
+
+def test_the_teaching_docs_have_german_pages() -> None:
+    assert {"TEACHING.md", "CHAT.md"} <= set(GERMAN_PAGES)
+    # Every lesson of `socklab demo` and every chat option and command is in the comparison.
+    assert len(table_keys((DOCS / "TEACHING.md").read_text(encoding="utf-8"))) >= 10
+    assert len(table_keys((DOCS / "CHAT.md").read_text(encoding="utf-8"))) >= 15
