@@ -84,6 +84,12 @@ def test_every_page_is_built_and_links_to_nothing_outside(site: Path) -> None:
         loaded = re.findall(r'<(?:link|script)\b[^>]*\b(?:href|src)="([^"]+)"', html)
         assert not [url for url in loaded if re.match(r"(?:https?:)?//", url)], page
         assert "fonts.googleapis.com" not in html, page
+        # Every link within the site, the theme's own (navigation, language menu) included,
+        # leads to a file that is there: the site is browsed from disk. (404.html is for a web
+        # server to show at any depth, so its links start at the root.)
+        for target in re.findall(r'<a\b[^>]*\bhref="([^"#?]+)', html):
+            if page.name != "404.html" and not re.match(r"[a-z]+:|//", target):
+                assert (page.parent / target).exists(), f"{page.relative_to(site)}: {target}"
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT_S + 30)
