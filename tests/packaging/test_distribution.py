@@ -8,6 +8,7 @@ with the setuptools of the test extras): a few seconds.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -43,7 +44,14 @@ def build(kind: str, source: Path, out: Path) -> Path:
 def unpacked_sdist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[str]]]:
     """The sdist unpacked (its top folder) and the names in the archive."""
     tmp = tmp_path_factory.mktemp("sdist")
-    sdist = build("sdist", ROOT, tmp / "dist")
+    # One build for all xdist workers: two setuptools runs in the same source tree at once race
+    # on its egg-info (the pytest-xdist recipe: a lock in the directory the workers share).
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "sdist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = shared / "sdist-dist"
+        made = sorted(built.glob("*.tar.gz")) if built.is_dir() else []
+        sdist = made[0] if made else build("sdist", ROOT, built)
     assert sdist.name == f"{NAME}.tar.gz"
     with tarfile.open(sdist) as archive:
         names = archive.getnames()

@@ -12,6 +12,7 @@ import pytest
 
 from tests.fixtures.check_processes import running_fixture
 from tests.socklab_process import SocklabProcess, free_port, run_socklab
+from tests.tools.check_verdicts import assert_counts_match, expect, verdicts
 
 NOT_CONFORMING = 7
 STREAM_CHECKS = [
@@ -120,25 +121,31 @@ def test_plain_output_names_each_deviation(start_socklab: Callable[..., SocklabP
 # The timeout is what a silent server costs per check: short where checks must wait it out,
 # generous where they must pass (a loaded CI machine answers slowly).
 @pytest.mark.parametrize(
-    ("fault", "udp", "timeout", "expected_failures"),
+    ("fault", "udp", "timeout", "expected"),
     [
-        ("no-greeting", False, "1", {"greeting"}),
-        ("ascii-case", False, "3", {"upper-unicode", "lower-unicode", "invalid-utf8"}),
-        ("one-recv", False, "3", {"split-request", "merged-requests", "over-long"}),
-        ("hangs", False, "0.5", set(STREAM_CHECKS) - {"greeting"}),
-        ("crash-after-first", False, "3", set(STREAM_CHECKS) - {"greeting", "upper-ascii"}),
-        ("udp-amplify", True, "3", {"udp-no-amplification", "udp-empty"}),
-        ("udp-one-peer", True, "0.5", set(UDP_CHECKS) - {"udp-lower"}),
+        # greeting, upper-ascii, lower-ascii, upper-unicode, lower-unicode, split-request,
+        # merged-requests, crlf, unknown-command, invalid-utf8, over-long, close, concurrent
+        ("no-greeting", False, "1", "FPPPPPPPPPPPP"),
+        ("ascii-case", False, "3", "PPPFFPPPPFPPP"),
+        ("one-recv", False, "3", "PPPPPFFPPPFPP"),
+        # No conversion answered: what needs one is not reached.
+        ("hangs", False, "0.5", "PFNNNNNNNNFFN"),
+        # Gone after its first answer: the next check finds it gone, nothing after is reached.
+        ("crash-after-first", False, "3", "PPFNNNNNNNNNN"),
+        # udp-lower, udp-upper-unicode, udp-peers, udp-no-amplification, udp-empty
+        ("udp-amplify", True, "3", "PPPFF"),
+        ("udp-one-peer", True, "0.5", "PFFFF"),
     ],
 )
-def test_broken_servers_show_their_deviations(
-    fault: str, udp: bool, timeout: str, expected_failures: set[str]
+def test_broken_servers_get_a_verdict_for_every_check(
+    fault: str, udp: bool, timeout: str, expected: str
 ) -> None:
     with running_fixture("check_broken_servers.py", fault) as port:
         status, report = check_json(
             f"127.0.0.1:{port}", *(["--udp"] if udp else []), "--timeout", timeout
         )
-    assert failed_ids(report) == expected_failures, report
+    assert verdicts(report) == expect(expected, UDP_CHECKS if udp else STREAM_CHECKS), report
+    assert_counts_match(report, expected)
     assert status == NOT_CONFORMING
     assert report["conforming"] is False
     for check in report["checks"]:
@@ -169,10 +176,18 @@ def test_hanging_server_is_bounded_by_the_timeout() -> None:
     assert by_id(report, "close")["received"] == "nothing within 0.5 s"
 
 
-def test_crashed_server_is_reported_as_refused() -> None:
+def test_crashed_server_is_reported_once_as_refused() -> None:
     with running_fixture("check_broken_servers.py", "crash-after-first") as port:
         _status, report = check_json(f"127.0.0.1:{port}")
-    assert "connection refused" in by_id(report, "concurrent-clients")["received"]
+    # Reset or refused, depending on how far the process got in exiting; either way the check
+    # says the server is gone, and every later one names it as the cause.
+    lower = by_id(report, "lower-ascii")
+    assert lower["verdict"] == "fail"
+    assert "did the server crash?" in lower["received"] + lower["note"], lower
+    assert by_id(report, "concurrent-clients")["received"] == (
+        "not reached: lower-ascii failed first"
+    )
+    assert by_id(report, "concurrent-clients")["blocked_by"] == "lower-ascii"
 
 
 # --- the lecture's live-coded server: raw framing behaviour, and naive -------------------------
@@ -182,9 +197,14 @@ def test_slide_server_checked_as_raw_fails_on_errors_only() -> None:
     with running_fixture("check_slide_server.py", "0") as port:
         status, report = check_json(f"127.0.0.1:{port}", "--framing", "raw")
     # It converts, split and merged requests behave as the raw framing specifies; it has no
-    # error replies, and an undecodable request crashes it, so later checks find no server.
-    assert failed_ids(report) == {"unknown-command", "invalid-utf8", "close", "concurrent-clients"}
+    # error replies, and an undecodable request crashes it: that check says so, and the
+    # checks after it are not reached.
+    assert verdicts(report) == expect("PPPPPPPFFNN", CHECKS_BY_FRAMING["raw"]), report
     assert status == NOT_CONFORMING
+    assert by_id(report, "invalid-utf8")["note"].endswith(
+        f"After this check nothing listens at 127.0.0.1:{port} any more: did the server crash?"
+    )
+    assert by_id(report, "close")["received"] == "not reached: invalid-utf8 failed first"
     assert by_id(report, "unknown-command")["received"] == '"what"'
     assert by_id(report, "invalid-utf8")["received"] == "the connection was closed without a reply"
 
@@ -192,16 +212,7 @@ def test_slide_server_checked_as_raw_fails_on_errors_only() -> None:
 def test_slide_server_checked_as_line_framed() -> None:
     with running_fixture("check_slide_server.py", "0") as port:
         _status, report = check_json(f"127.0.0.1:{port}", "--timeout", "2")
-    assert failed_ids(report) == {
-        "greeting",
-        "merged-requests",
-        "crlf",
-        "unknown-command",
-        "invalid-utf8",
-        "over-long",
-        "close",
-        "concurrent-clients",
-    }
+    assert verdicts(report) == expect("FPPPPPFFFFNNN", STREAM_CHECKS), report
     assert (
         by_id(report, "greeting")["note"] == "The greeting must end with a newline (line framing)."
     )
@@ -233,7 +244,7 @@ def test_nothing_listening_is_one_line_and_network_status() -> None:
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"Connection to 127.0.0.1:{port} refused: nothing is listening there. "
+        f"socklab check converter-server: Connection to 127.0.0.1:{port} refused: nothing is listening there. "
         "Is the server running, and on this port?"
     ]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ from socklab.runtimes import DEFAULT_RUNTIME
 from socklab.tools.bench.workload import SCENARIOS, Workload
 
 if TYPE_CHECKING:
+    from socklab.tools.bench.compare import CellStart
     from socklab.tools.bench.results import BenchResult, Comparison
     from socklab.tools.bench.run import Progress, ProgressCallback
 
@@ -144,7 +147,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.compare:
         return _run_compare(args, env)
     if args.scenarios:
-        env.warn(_("Error: --scenarios applies to --compare only."))
+        env.fail(
+            _("--scenarios applies to --compare only: add --compare, or leave --scenarios out.")
+        )
         return ExitStatus.USAGE
     workload = Workload(
         transport=args.transport,
@@ -378,12 +383,7 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from socklab.tools.bench.compare import parse_scenarios, run_comparison
 
     scenarios = parse_scenarios(args.scenarios)
-    show_progress = env.stdout_isatty and not args.json
-
-    def on_cell(server: str, scenario: str) -> ProgressCallback | None:
-        if show_progress:
-            env.say(_("{server}: {scenario}").format(server=server, scenario=scenario))
-        return None
+    on_cell = CompareProgress(env)
 
     comparison = run_comparison(
         scenarios,
@@ -400,6 +400,50 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
         _render_comparison(env, comparison)
     failed = any(cell.result is not None and cell.result.errors.total for cell in comparison.cells)
     return ExitStatus.PROTOCOL if failed else ExitStatus.OK
+
+
+class CompareProgress:
+    """One line per model run on stderr, when stderr is a terminal: which run of how many, and
+    an estimate of the time left (the mean of the runs so far times the runs still to come).
+    Standard output (the table, or the JSON) is the same with or without it."""
+
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+        self._enabled = env.stderr_isatty
+        self._finished_s: list[float] = []
+        self._started: float | None = None
+
+    def __call__(self, cell: CellStart) -> ProgressCallback | None:
+        from socklab.tools.bench.compare import estimate_left_s
+
+        now = time.monotonic()
+        if self._started is not None:
+            self._finished_s.append(now - self._started)
+        self._started = now
+        if self._enabled:
+            left_s = estimate_left_s(self._finished_s, cell.total - cell.number + 1, cell.least_s)
+            self._env.warn(
+                _("[{number}/{total}] {server}: {scenario} (about {left} left)").format(
+                    number=cell.number,
+                    total=cell.total,
+                    server=cell.server,
+                    scenario=cell.scenario,
+                    left=format_time_left(left_s),
+                )
+            )
+        return None
+
+
+def format_time_left(seconds: float) -> str:
+    """`45 s`, `3 min 05 s`, `1 h 02 min`: rounded up to whole seconds."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return _("{s} s").format(s=whole)
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return _("{m} min {s:02d} s").format(m=minutes, s=secs)
+    hours, minutes = divmod(minutes, 60)
+    return _("{h} h {m:02d} min").format(h=hours, m=minutes)
 
 
 def comparison_to_json(comparison: Comparison) -> dict[str, Any]:

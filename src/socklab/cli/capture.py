@@ -1,5 +1,9 @@
 """`socklab capture`: packets on the wire (tcpdump, RawCap), a ladder of the handshake, streams.
 
+`-r FILE` feeds the same views from a pcap or pcapng file instead of the wire: any writer's
+(tcpdump, tshark, Wireshark, RawCap, socklab), so students on Windows and macOS, where socklab
+cannot capture, still get the ladder and the streams of their own captures.
+
 Parsing and presentation only: capturing, decoding, pcap, reassembly and the ladder's message
 analysis live in `socklab.tools.capture`. Lines are collected per batch the kernel hands over
 and written, with one write and one flush, by an output thread, so a slow terminal never
@@ -19,9 +23,13 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import queue
+import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -49,7 +57,9 @@ from socklab.tools.capture.runner import (
     CaptureOptions,
     CaptureReady,
     CaptureSummary,
+    FileReady,
     UnsupportedPlatformError,
+    read_capture_file,
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
@@ -66,13 +76,21 @@ OWNERS_READY_S = 10.0
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = _(
-        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux."
+        "Capture TCP and UDP packets (loopback by default), one line per packet, and write them to a pcap file for Wireshark. Needs root or CAP_NET_RAW on Linux. With -r, read the packets from a pcap or pcapng file instead (any system, no privileges)."
     )
     parser.add_argument(
         "--iface",
-        default="lo",
         metavar="NAME",
-        help=_("network interface (default: %(default)s, the loopback)"),
+        help=_("network interface (default: lo, the loopback)"),
+    )
+    parser.add_argument(
+        "-r",
+        dest="read",
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "read packets from a pcap or pcapng file (tcpdump, Wireshark, tshark, RawCap) instead of capturing; - reads standard input"
+        ),
     )
     parser.add_argument("--port", type=port_number, help=_("packets from or to this port only"))
     protocol = parser.add_mutually_exclusive_group()
@@ -85,7 +103,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         dest="pcap",
         type=Path,
         metavar="FILE.pcap",
-        help=_("also write the packets to FILE.pcap (open it with Wireshark or tshark)"),
+        help=_(
+            "also write the packets to a file for Wireshark or tshark: pcapng with each packet's receiving process as its comment if the name ends in .pcapng, else classic pcap"
+        ),
     )
     parser.add_argument(
         "--hex", action="store_true", help=_("show the payload as a hex dump as well")
@@ -117,8 +137,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     protocols = frozenset(
         {"tcp"} if args.tcp or args.follow else {"udp"} if args.udp else {"tcp", "udp"}
     )
+    if args.read is not None and (args.iface is not None or args.duration is not None):
+        raise UsageError(
+            _("-r reads a file: --iface and --duration are for a live capture; leave them out")
+        )
     options = CaptureOptions(
-        interface=args.iface,
+        interface=args.iface or "lo",
         selection=PacketSelection(protocols, args.port),
         count=args.count,
         duration_s=args.duration,
@@ -133,6 +157,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         view = _FollowView(printer)
     else:
         view = _LineView(printer, absolute=args.absolute)
+    if args.read is not None:
+        return _run_file(args.read, options, printer, view)
     owners = SocketOwners()
     owners.start()
 
@@ -147,20 +173,21 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             summary = run_capture(
                 options,
                 announce,
-                lambda packet, _frame: view.show(packet, owners.owner_of(packet)),
+                view.show,
                 printer.flush,
                 lambda count: printer.say(_describe_skipped(count, options)),
                 printer.lagging,
+                owners.owner_of,
             )
         except PermissionDeniedError:
-            env.warn(
+            env.fail(
                 _(
-                    "Capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo, or give Python the capability: sudo setcap cap_net_raw+ep {python}"
-                ).format(python=Path(sys.executable).resolve())
+                    "capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo: sudo {command}. Give the capability only to a dedicated copy of Python, never to the system's (every script would get raw sockets): see 'socklab capture' in docs/TOOLS.md."
+                ).format(command=sudo_command_line(env.arguments))
             )
             return ExitStatus.PERMISSION
         except UnsupportedPlatformError as error:
-            env.warn(_describe_unsupported(error.platform))
+            env.fail(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
         view.finish()
         printer.say(_describe_summary(summary, options))
@@ -170,16 +197,81 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     return ExitStatus.OK
 
 
+def sudo_command_line(arguments: Sequence[str]) -> str:
+    """This command again, as sudo needs it: the socklab of this environment, by its path.
+
+    sudo's secure_path does not hold the venv's bin directory, so a bare `socklab` is not found
+    (or is another installation); the path is shown relative to the current directory when the
+    venv lies below it (`.venv/bin/socklab`), as a student types it.
+    """
+    script = Path(sys.executable).parent / "socklab"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            script = script.relative_to(Path.cwd())
+        program = [str(script)]
+    else:
+        program = [sys.executable, "-m", "socklab"]
+    # The user's own arguments, quoted for the shell; not a peer's bytes, but escaped all the same.
+    return escape_for_terminal(shlex.join([*program, *arguments]))
+
+
+def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _View) -> ExitStatus:
+    """-r: the packets of a capture file through the same selection and view."""
+
+    def announce(ready: FileReady) -> None:
+        printer.say(
+            _("Reading {path} ({format}; {selection}).").format(
+                path=ready.path, format=ready.file_format, selection=_describe_selection(options)
+            )
+        )
+        printer.flush()
+
+    try:
+        summary = read_capture_file(
+            options,
+            path,
+            announce,
+            lambda packet, comment: view.show(packet, None, comment),
+            printer.flush,
+        )
+        view.finish()
+        printer.say(_describe_file_summary(summary, path, options))
+    finally:
+        printer.close()
+    return ExitStatus.OK
+
+
+def _describe_file_summary(summary: CaptureSummary, path: Path, options: CaptureOptions) -> str:
+    line = ngettext(
+        "{count} packet read from {path}", "{count} packets read from {path}", summary.frames_seen
+    ).format(count=summary.frames_seen, path=path)
+    line += ", " + ngettext(
+        "{count} TCP/UDP packet matched", "{count} TCP/UDP packets matched", summary.packets_shown
+    ).format(count=summary.packets_shown)
+    if options.pcap_path is not None:
+        line += "; " + _("{count} written to {path}").format(
+            count=summary.packets_written, path=options.pcap_path
+        )
+    if summary.unsupported_frames:
+        names = ", ".join(str(link_type) for link_type in summary.unsupported_link_types)
+        line += ". " + ngettext(
+            "{count} packet skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            "{count} packets skipped: link type {types} is not one socklab decodes (Ethernet, raw IP, BSD loopback, Linux cooked)",
+            summary.unsupported_frames,
+        ).format(count=summary.unsupported_frames, types=names)
+    return line if line.endswith(".") else line + "."
+
+
 def _describe_unsupported(platform: str) -> str:
     if platform == "darwin":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0."
+            "packet capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     if platform == "win32":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter."
+            "packet capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
-    return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
+    return _("packet capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
         platform=platform
     )
 
@@ -323,15 +415,20 @@ class _Clock:
         self._text = ""
 
     def format(self, stamp: float) -> str:
-        second = int(stamp)
+        second = math.floor(stamp)
         if second != self._second:
             self._second = second
-            self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
-        return f"{self._text}.{int((stamp - second) * 1_000_000):06d}"
+            try:
+                self._text = datetime.fromtimestamp(second).strftime("%H:%M:%S")
+            except (OverflowError, OSError, ValueError):
+                # A file (-r) may hold any 64-bit stamp; the time of day of year 10^12 is not one.
+                self._text = "??:??:??"
+        return f"{self._text}.{min(int((stamp - second) * 1_000_000), 999_999):06d}"
 
 
 class _View:
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
+        """One packet; `comment` is a pcapng packet comment read with -r (hostile text)."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -352,7 +449,7 @@ class _LineView(_View):
         self.clock = _Clock()
         self.numbering = None if absolute else SequenceNumbering()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         parts = [
             self.clock.format(packet.time),
             packet.proto.upper(),
@@ -370,6 +467,8 @@ class _LineView(_View):
         delivered = describe_owner(owner)
         if delivered:
             parts.append(f"· {delivered}")
+        if comment:
+            parts.append("· " + _("comment {text}").format(text=format_preview(comment.encode())))
         self.printer.say(" ".join(parts))
         if self.printer.hex_dump and packet.payload:
             for line in hexdump_lines(packet.payload, indent=HEX_INDENT, bars=False):
@@ -425,7 +524,7 @@ class _LadderView(_View):
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         step = self.builder.add(packet)
         key = (step.proto, step.connection)
         say = self.printer.say
@@ -502,7 +601,7 @@ class _FollowView(_View):
         self.tracker = ConnectionTracker()
         self._held: dict[tuple[int, tuple[str, int]], bytes] = {}
 
-    def show(self, packet: Packet, owner: SocketRow | None) -> None:
+    def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         segment = self.tracker.track(packet)
         connection = segment.connection
         say = self.printer.say

@@ -23,6 +23,11 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    # The words that started the command ("socklab hello client"): error lines begin with them.
+    program: str = "socklab"
+    # Its arguments as given, for a line that shows the command again (capture's sudo advice).
+    arguments: tuple[str, ...] = ()
+    stderr_isatty: bool = False
     # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
     # (see cli.logfile).
     copy_lines_to: Callable[[str], None] | None = None
@@ -37,6 +42,7 @@ class Environment:
             environ=os.environ,
             stdin_isatty=_isatty(sys.stdin),
             stdout_isatty=_isatty(sys.stdout),
+            stderr_isatty=_isatty(sys.stderr),
         )
 
     def say(self, line: str = "") -> None:
@@ -47,6 +53,13 @@ class Environment:
             if self.copy_lines_to is not None:
                 self.copy_lines_to(line)
 
+    def write_now(self, text: str, *, to_stderr: bool = False) -> None:
+        """`text` as it is (no newline added), flushed now: for a progress line on a terminal."""
+        stream = self.stderr if to_stderr else self.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
+
     def warn(self, line: str) -> None:
         """One line on stderr, flushed now."""
         with self._lock:
@@ -54,6 +67,12 @@ class Environment:
             self.stderr.flush()
             if self.copy_lines_to is not None:
                 self.copy_lines_to(line)
+
+    def fail(self, line: str) -> None:
+        """The error line that ends a command, in socklab's one style (`cli.failures`)."""
+        from socklab.cli.failures import format_error_line
+
+        self.warn(format_error_line(self.program, line))
 
 
 def _isatty(stream: TextIO | None) -> bool:

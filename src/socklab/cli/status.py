@@ -20,6 +20,7 @@ class ExitStatus(enum.IntEnum):
     PERMISSION = 5  # privileged port, raw sockets, other users' processes
     ADDRESS_IN_USE = 6  # the port is taken
     NOT_CONFORMING = 7  # `socklab check`: the program under test deviates from the protocol
+    NOT_FOUND = 127  # `socklab trace`: no program of that name (the shell's status for it)
     INTERRUPTED = 130  # Ctrl+C (128 + SIGINT), the shell convention
 
 
@@ -46,5 +47,8 @@ def explained_exit_statuses() -> dict[ExitStatus, str]:
         ExitStatus.PERMISSION: _("permission denied (a privileged port, raw sockets)"),
         ExitStatus.ADDRESS_IN_USE: _("the port is in use"),
         ExitStatus.NOT_CONFORMING: _("socklab check: the program under test deviates"),
+        ExitStatus.NOT_FOUND: _(
+            "socklab trace: no program of that name (otherwise trace exits with the program's status)"
+        ),
         ExitStatus.INTERRUPTED: _("interrupted by Ctrl+C"),
     }

@@ -21,8 +21,8 @@ from socklab.tracing import Call, TraceEvent, Tracer
 
 PREFIX = "[trace] "
 INDENT = " " * len(PREFIX)
-SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO})
-RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG})
+SENDING = frozenset({Call.SEND, Call.SENDALL, Call.SENDTO, Call.SENDMSG, Call.WRITE})
+RECEIVING = frozenset({Call.RECV, Call.RECVFROM, Call.RECVMSG, Call.RECV_INTO, Call.READ})
 
 
 def add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +60,9 @@ def format_address(address: tuple[str, int] | None) -> str:
     return format_endpoint(address[0], address[1])
 
 
-def _count(nbytes: int) -> str:
-    return ngettext("{count} byte", "{count} bytes", nbytes).format(count=nbytes)
+def count_bytes(nbytes: int) -> str:
+    """A size in words, singular or plural: "1 byte", "1,024 bytes"."""
+    return ngettext("{count:,} byte", "{count:,} bytes", nbytes).format(count=nbytes)
 
 
 def _argument(event: TraceEvent) -> str:
@@ -93,13 +94,15 @@ def headline(event: TraceEvent) -> str:
             return _("accept() -> new socket fd {fd} for {peer}").format(
                 fd=event.new_fd, peer=format_address(event.address)
             )
-        case Call.SEND | Call.SENDALL:
-            return f"{name}() {_count(event.nbytes or 0)}"
-        case Call.SENDTO:
+        case Call.SEND | Call.SENDALL | Call.WRITE:
+            return f"{name}() {count_bytes(event.nbytes or 0)}"
+        case Call.SENDTO | Call.SENDMSG if event.address is not None:
             return _("sendto({address}) {count}").format(
-                address=format_address(event.address), count=_count(event.nbytes or 0)
+                address=format_address(event.address), count=count_bytes(event.nbytes or 0)
             )
-        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+        case Call.SENDMSG:
+            return f"{name}() {count_bytes(event.nbytes or 0)}"
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG | Call.RECV_INTO | Call.READ:
             call = f"{name}({_argument(event)})"
             if event.nbytes == 0 and event.transport == "tcp":
                 return _("{call} -> 0 bytes: the peer closed its side (end of stream)").format(
@@ -108,10 +111,10 @@ def headline(event: TraceEvent) -> str:
             if event.address is not None and event.transport == "udp":
                 return _("{call} -> {count} from {address}").format(
                     call=call,
-                    count=_count(event.nbytes or 0),
+                    count=count_bytes(event.nbytes or 0),
                     address=format_address(event.address),
                 )
-            return f"{call} -> {_count(event.nbytes or 0)}"
+            return f"{call} -> {count_bytes(event.nbytes or 0)}"
         case Call.CLOSE:
             return "close()"
     return f"{name}()"
@@ -155,7 +158,15 @@ def explanation(event: TraceEvent) -> str:
             return _(
                 "connect() runs TCP's three-way handshake with the server; when it returns, both sides can send."
             )
-        case Call.SEND | Call.SENDALL:
+        case Call.WRITE:
+            return _(
+                "write() on a socket is send() without flags: the bytes go to the kernel, and TCP may deliver them merged or split."
+            )
+        case Call.READ:
+            return _(
+                "read() on a socket is recv() without flags: it returns whatever bytes have arrived, up to the size asked for."
+            )
+        case Call.SEND | Call.SENDALL | Call.SENDMSG:
             if udp and event.call is Call.SENDALL:
                 return _(
                     "sendall() on a connected UDP socket sends exactly one datagram: it arrives whole or not at all."
@@ -175,7 +186,7 @@ def explanation(event: TraceEvent) -> str:
             return _(
                 "sendto() sends exactly one datagram to this address: it arrives whole or not at all."
             )
-        case Call.RECV | Call.RECVFROM | Call.RECVMSG:
+        case Call.RECV | Call.RECVFROM | Call.RECVMSG | Call.RECV_INTO:
             if udp:
                 return _(
                     "On UDP each receive call returns exactly one datagram, with its sender: the boundaries of every send are kept."
@@ -228,7 +239,9 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
         assert event.nbytes is not None
         if event.nbytes > len(event.data):
             body.append(
-                _("... {count} more not shown").format(count=_count(event.nbytes - len(event.data)))
+                _("... {count} more not shown").format(
+                    count=count_bytes(event.nbytes - len(event.data))
+                )
             )
         if event.call in RECEIVING:
             label = f"{event.call.value} #{event.sequence}"
@@ -238,7 +251,7 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
                 INDENT
                 + "└── "
                 + _("end of {call}: {count} in this one call").format(
-                    call=label, count=_count(event.nbytes)
+                    call=label, count=count_bytes(event.nbytes)
                 )
             )
         else:

@@ -27,9 +27,15 @@ class Call(enum.Enum):
     SEND = "send"
     SENDALL = "sendall"
     SENDTO = "sendto"
+    SENDMSG = "sendmsg"
     RECV = "recv"
     RECVFROM = "recvfrom"
     RECVMSG = "recvmsg"
+    RECV_INTO = "recv_into"
+    # A program in C or Java may move a socket's bytes with the file calls; `socklab trace`
+    # reads them from strace and names them as the program called them.
+    READ = "read"
+    WRITE = "write"
     SETTIMEOUT = "settimeout"
     SHUTDOWN = "shutdown"
     CLOSE = "close"

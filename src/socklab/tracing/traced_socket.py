@@ -88,14 +88,22 @@ class TracedSocket(socket.socket):
             self._report(call, error=str(exc) or type(exc).__name__, **facts)
 
     def _report_received(
-        self, call: Call, data: bytes, bufsize: int, address: object = None
+        self,
+        call: Call,
+        data: bytes,
+        bufsize: int,
+        address: object = None,
+        *,
+        nbytes: int | None = None,
     ) -> None:
-        if not data and self._woken:
+        """`data` as received (or its first bytes, when `nbytes` gives the whole count)."""
+        count = len(data) if nbytes is None else nbytes
+        if not count and self._woken:
             return
         self._receive_count += 1
         self._report(
             call,
-            nbytes=len(data),
+            nbytes=count,
             data=data[:TRACE_DATA_BYTES],
             argument=bufsize,
             address=socket_address(address),
@@ -116,11 +124,17 @@ class TracedSocket(socket.socket):
         super().listen(backlog)
         self._report(Call.LISTEN, argument=backlog)
 
+    def _accepted_socket(self, fd: int) -> TracedSocket:
+        """The traced socket for a descriptor accept() returned (a subclass may make its own)."""
+        return TracedSocket(self.family, self.type, self.proto, fileno=fd, tracer=self._tracer)
+
     def accept(self) -> tuple[socket.socket, Any]:
-        fd, address = self._accept()  # type: ignore[attr-defined]
-        connection = TracedSocket(
-            self.family, self.type, self.proto, fileno=fd, tracer=self._tracer
-        )
+        try:
+            fd, address = self._accept()  # type: ignore[attr-defined]
+        except OSError as exc:
+            self._report_failure(Call.ACCEPT, exc)
+            raise
+        connection = self._accepted_socket(fd)
         # As socket.accept(): a listening socket with a timeout hands out blocking sockets.
         if socket.getdefaulttimeout() is None and self.gettimeout():
             connection.setblocking(True)
@@ -177,6 +191,33 @@ class TracedSocket(socket.socket):
         )
         return sent
 
+    def sendmsg(
+        self,
+        buffers: Any,
+        ancdata: Any = (),
+        flags: int = 0,
+        address: Any = None,
+        /,
+    ) -> int:
+        # asyncio's transports write with sendmsg() where the platform has it (Python 3.12+).
+        pieces = [bytes(buffer) for buffer in buffers]
+        try:
+            if address is None:
+                sent = super().sendmsg(pieces, ancdata, flags)
+            else:
+                sent = super().sendmsg(pieces, ancdata, flags, address)
+        except OSError as exc:
+            self._report_failure(Call.SENDMSG, exc, address=socket_address(address))
+            raise
+        whole = b"".join(pieces)
+        self._report(
+            Call.SENDMSG,
+            nbytes=sent,
+            data=whole[: min(sent, TRACE_DATA_BYTES)],
+            address=socket_address(address),
+        )
+        return sent
+
     # -- receiving ---------------------------------------------------------------------------
 
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
@@ -207,6 +248,19 @@ class TracedSocket(socket.socket):
             raise
         self._report_received(Call.RECVMSG, data, bufsize, address)
         return data, ancillary, msg_flags, address
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0, /) -> int:
+        # What makefile()'s readline() and buffered readers call underneath.
+        view = memoryview(buffer).cast("B")
+        bufsize = nbytes or view.nbytes
+        try:
+            count = super().recv_into(buffer, nbytes, flags)
+        except OSError as exc:
+            self._report_failure(Call.RECV_INTO, exc, argument=bufsize)
+            raise
+        shown = bytes(view[: min(count, TRACE_DATA_BYTES)])
+        self._report_received(Call.RECV_INTO, shown, bufsize, nbytes=count)
+        return count
 
     # -- ending ------------------------------------------------------------------------------
 

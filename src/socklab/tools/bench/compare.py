@@ -11,7 +11,7 @@ inherits another's memory peak or warm caches. A cell that fails (a model that c
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from socklab.errors import SocklabError, UsageError
@@ -43,6 +43,36 @@ def compared_servers() -> list[ComparedServer]:
     return servers
 
 
+@dataclass(frozen=True, slots=True)
+class CellStart:
+    """A (server, scenario) run about to start: number `number` of `total`; each takes at
+    least `least_s` (warm-up plus measurement), plus starting and stopping its server."""
+
+    server: str
+    scenario: str
+    number: int
+    total: int
+    least_s: float
+
+
+def planned_cells(scenarios: Sequence[str]) -> list[tuple[ComparedServer, str]]:
+    """Every (server, scenario) the comparison runs, in order: those its transports allow."""
+    servers = compared_servers()
+    return [
+        (server, name)
+        for name in scenarios
+        for server in servers
+        if SCENARIOS[name].transport in server.transports
+    ]
+
+
+def estimate_left_s(finished_s: Sequence[float], remaining: int, least_s: float) -> float:
+    """Seconds left for `remaining` runs: the mean of the runs so far times their number;
+    before any finished, the least each takes (an estimate that can only grow)."""
+    per_run = sum(finished_s) / len(finished_s) if finished_s else least_s
+    return max(per_run, least_s) * remaining
+
+
 def parse_scenarios(text: str | None) -> list[str]:
     if not text:
         return list(SCENARIOS)
@@ -64,32 +94,32 @@ def run_comparison(
     framing: str = "line",
     processes: int | None = None,
     pin: bool = True,
-    on_cell: Callable[[str, str], ProgressCallback | None] | None = None,
+    on_cell: Callable[[CellStart], ProgressCallback | None] | None = None,
 ) -> Comparison:
-    """Run every compared server under every scenario its transports allow."""
+    """Run every compared server under every scenario its transports allow; `on_cell` hears of
+    each run as it starts."""
     servers = compared_servers()
+    plan = planned_cells(scenarios)
     cells: list[CompareCell] = []
-    for scenario_name in scenarios:
+    for number, (server, scenario_name) in enumerate(plan, start=1):
         scenario = SCENARIOS[scenario_name]
-        for server in servers:
-            if scenario.transport not in server.transports:
-                continue
-            workload = scenario.workload(duration_s=duration_s, warmup_s=warmup_s, framing=framing)
-            progress = on_cell(server.label, scenario_name) if on_cell else None
-            try:
-                result = run_bench(
-                    BenchTarget(model=server.model, event_loop=server.event_loop),
-                    workload,
-                    processes=processes,
-                    progress=progress,
-                    pin=pin,
-                )
-            except UsageError:
-                raise
-            except SocklabError as error:
-                cells.append(CompareCell(server.label, scenario_name, None, str(error)))
-                continue
-            cells.append(CompareCell(server.label, scenario_name, result))
+        workload = scenario.workload(duration_s=duration_s, warmup_s=warmup_s, framing=framing)
+        start = CellStart(server.label, scenario_name, number, len(plan), warmup_s + duration_s)
+        progress = on_cell(start) if on_cell else None
+        try:
+            result = run_bench(
+                BenchTarget(model=server.model, event_loop=server.event_loop),
+                workload,
+                processes=processes,
+                progress=progress,
+                pin=pin,
+            )
+        except UsageError:
+            raise
+        except SocklabError as error:
+            cells.append(CompareCell(server.label, scenario_name, None, str(error)))
+            continue
+        cells.append(CompareCell(server.label, scenario_name, result))
     return Comparison(
         servers=tuple(server.label for server in servers),
         scenarios=tuple(scenarios),

@@ -29,6 +29,16 @@ FlowKey = tuple[str, tuple[str, int], tuple[str, int]]
 MAX_CACHED_FLOWS = 65536
 
 
+def owner_comment(owner: SocketRow | None) -> str | None:
+    """The pcapng packet comment naming the receiving process: "pid 1234 (socklab)".
+
+    Not translated: it is data in a file, read by tshark's `frame.comment` and by scripts.
+    """
+    if owner is None or owner.pid is None:
+        return None
+    return f"pid {owner.pid} ({owner.process or '?'})"
+
+
 class SocketOwners:
     """Call order: start() -> wait_ready(timeout)? -> owner_of(packet)* -> close()."""
 

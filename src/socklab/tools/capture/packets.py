@@ -7,7 +7,9 @@ needs a `try`. IPv4 fragments other than the first carry no transport header and
 IPv6 extension headers are walked (hop-by-hop, routing, destination options) up to a bound.
 
 Header layouts: Ethernet II (IEEE 802.3), BSD loopback (DLT_NULL: a 4-byte address family in
-host order), IPv4 (RFC 791), IPv6 (RFC 8200), TCP (RFC 9293 3.1), UDP (RFC 768).
+host order), Linux cooked capture v1 and v2 (what `tcpdump -i any` writes:
+https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html and .../LINKTYPE_LINUX_SLL2.html),
+IPv4 (RFC 791), IPv6 (RFC 8200), TCP (RFC 9293 3.1), UDP (RFC 768).
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from typing import Final
 LINKTYPE_NULL: Final = 0  # BSD loopback: 4-byte AF_ value in the capturing host's byte order
 LINKTYPE_ETHERNET: Final = 1  # also Linux `lo`, which carries zeroed Ethernet headers
 LINKTYPE_RAW: Final = 101  # a bare IPv4 or IPv6 packet (tun devices, Windows raw sockets)
+LINKTYPE_LINUX_SLL: Final = 113  # Linux cooked capture v1 (`tcpdump -i any` before libpcap 1.10)
+LINKTYPE_IPV4: Final = 228  # a bare IPv4 packet
+LINKTYPE_IPV6: Final = 229  # a bare IPv6 packet
+LINKTYPE_LINUX_SLL2: Final = 276  # Linux cooked capture v2 (`tcpdump -i any`, libpcap 1.10+)
+# Names as tcpdump prints them (pcap_datalink_val_to_name), for messages.
+LINK_TYPE_NAMES: Final = {
+    LINKTYPE_NULL: "NULL",
+    LINKTYPE_ETHERNET: "EN10MB",
+    LINKTYPE_RAW: "RAW",
+    LINKTYPE_LINUX_SLL: "LINUX_SLL",
+    LINKTYPE_IPV4: "IPV4",
+    LINKTYPE_IPV6: "IPV6",
+    LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
+}
+SUPPORTED_LINK_TYPES: Final = frozenset(LINK_TYPE_NAMES)
 
 ETHERTYPE_IPV4: Final = 0x0800
 ETHERTYPE_IPV6: Final = 0x86DD
@@ -35,6 +52,12 @@ _MAX_IPV6_EXTENSIONS: Final = 8
 # BSD AF_INET6 differs per OS (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS); libpcap accepts all three.
 _NULL_IPV4: Final = frozenset({2})
 _NULL_IPV6: Final = frozenset({24, 28, 30})
+# Cooked headers: the ethertype sits at byte 14 (v1) or 0 (v2); the ARPHRD_ type at 2 or 8 and the
+# packet type (PACKET_OUTGOING = 4) at 0 (u16) or 10 (u8).
+_SLL_SIZE: Final = 16
+_SLL2_SIZE: Final = 20
+_ARPHRD_LOOPBACK: Final = 772
+_PACKET_OUTGOING: Final = 4
 
 _ETHERNET = struct.Struct("!6s6sH")
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -161,9 +184,38 @@ def decode_frame(link_type: int, frame: bytes, time: float) -> Packet | None:
         if little in _NULL_IPV6 or big in _NULL_IPV6:
             return decode_ipv6(frame, 4, time)
         return None
-    if link_type == LINKTYPE_RAW:
+    if link_type in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
         return decode_ip(frame, 0, time)
+    if link_type == LINKTYPE_LINUX_SLL:
+        if len(frame) < _SLL_SIZE:
+            return None
+        outgoing = int.from_bytes(frame[0:2], "big") == _PACKET_OUTGOING
+        return _decode_cooked(
+            frame, _SLL_SIZE, int.from_bytes(frame[2:4], "big"), outgoing, frame[14:16], time
+        )
+    if link_type == LINKTYPE_LINUX_SLL2:
+        if len(frame) < _SLL2_SIZE:
+            return None
+        outgoing = frame[10] == _PACKET_OUTGOING
+        return _decode_cooked(
+            frame, _SLL2_SIZE, int.from_bytes(frame[8:10], "big"), outgoing, frame[0:2], time
+        )
     raise ValueError(f"unsupported link type {link_type}")
+
+
+def _decode_cooked(
+    frame: bytes, offset: int, hardware: int, outgoing: bool, ethertype: bytes, time: float
+) -> Packet | None:
+    """A Linux cooked frame. On a loopback device each packet passes twice (leaving, arriving):
+    the leaving copy is skipped, as the live capture skips it, so each packet shows once."""
+    if outgoing and hardware == _ARPHRD_LOOPBACK:
+        return None
+    kind = int.from_bytes(ethertype, "big")
+    if kind == ETHERTYPE_IPV4:
+        return decode_ipv4(frame, offset, time)
+    if kind == ETHERTYPE_IPV6:
+        return decode_ipv6(frame, offset, time)
+    return None
 
 
 def decode_ip(data: bytes, offset: int, time: float) -> Packet | None:

@@ -16,8 +16,8 @@ What "conforming" means for a client (docs/CHECK.md):
   greeting-read     it reads the greeting before its first reply (it is not one reply behind);
   requests          every message it sends is a framed U:/L:/C: request with UTF-8 text
                     (with line framing: ends in a newline);
-  replies-shown     the reply to each of its conversion requests appears in its output, in order;
   error-reply       an `E:` reply does not crash it (no traceback, exit status 0);
+  replies-shown     the reply to each of its conversion requests appears in its output, in order;
   closes-cleanly    it ends each connection with `C:` or a normal close, not a reset;
   exits             it exits by itself within the timeout, with status 0.
 
@@ -29,6 +29,7 @@ keeps the framer's message limit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import shlex
@@ -55,14 +56,22 @@ from socklab.protocol.converter import (
     handle_request,
     split_request_id,
 )
-from socklab.protocol.framing import FrameEvent, FramingName, make_framer
+from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.framing import FrameEvent, FramingName, framing_info, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import answer_datagram
 from socklab.protocol.session import Session
 from socklab.runtimes import serve
 from socklab.runtimes.config import ConnectionClosed, ServerConfig, ServerEvent, Transport
 from socklab.runtimes.oserrors import translated_oserrors
-from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
+from socklab.tools.check.results import (
+    CheckObserver,
+    CheckReport,
+    CheckResult,
+    Finding,
+    run_checks,
+    show_bytes,
+)
 
 DEFAULT_INPUT: tuple[str, ...] = ("U:hello", "L:WORLD", "U:straße")
 DEFAULT_CLIENT_TIMEOUT_S = 10.0
@@ -159,8 +168,9 @@ class ScriptedSession:
             return
         events = self._framer.receive_eof()
         # A message the end of stream completes had no terminator (a line's newline).
-        if any(isinstance(event, bytes) for event in events):
-            self.log.malformed.append(_("the last request does not end with a newline"))
+        for event in events:
+            if isinstance(event, bytes):
+                self.log.malformed.append(describe_unterminated(event))
         self._process(events, at_eof=True)
         self._end(ConnectionEnd.EOF, CloseReason.PEER_EOF)
 
@@ -216,7 +226,9 @@ class ScriptedSession:
             problem = describe_request_problem(event)
             if problem:
                 log.malformed.append(problem)
-            reply = self._server.reply_to(event)
+            # A request the end of stream completed gets no injected E:: the client has
+            # stopped sending, and may be gone, so surviving the E: could not be judged.
+            reply = self._server.reply_to(event, inject=not at_eof)
             if reply is None:
                 self._end(ConnectionEnd.CLOSE_REQUEST, CloseReason.CLIENT_REQUESTED)
                 return
@@ -321,12 +333,13 @@ class ScriptedServer:
             case _:
                 pass
 
-    def reply_to(self, message: bytes) -> bytes | None:
-        """The reply to one request; None for C:. The first conversion gets the injected E:."""
+    def reply_to(self, message: bytes, *, inject: bool = True) -> bytes | None:
+        """The reply to one request; None for C:. The first conversion gets the injected E:
+        (when `inject`)."""
         reply = handle_request(message)
         if isinstance(reply, CloseRequest):
             return None
-        if isinstance(reply, bytes):
+        if isinstance(reply, bytes) and inject:
             with self._lock:
                 if not self.record.error_injected:
                     self.record.error_injected = True
@@ -402,6 +415,30 @@ class ScriptedDatagramServer:
         self._stop.set()
         self._thread.join(SERVER_DRAIN_S)
         self._sock.close()
+
+
+# Where a request starts: a command at the very start, or right after a message that lacked its
+# newline ("U:helloL:WORLD" is two requests run together).
+_COMMANDS = (UPPER, LOWER, CLOSE)
+
+
+def count_run_together(message: bytes) -> int:
+    """How many requests `message` holds, run together for want of their newlines."""
+    if message[:2] not in _COMMANDS:
+        return 1
+    return 1 + sum(message.count(command, 2) for command in _COMMANDS)
+
+
+def describe_unterminated(message: bytes) -> str:
+    """A message the end of stream completed: the missing newline, named as such."""
+    count = count_run_together(message)
+    if count > 1:
+        return _(
+            "no newline after the requests: {count} requests ran together as {message}"
+        ).format(count=count, message=show_bytes(message, limit=60))
+    return _("the last request {message} does not end with a newline").format(
+        message=show_bytes(message, limit=60)
+    )
 
 
 def describe_request_problem(message: bytes) -> str:
@@ -518,13 +555,15 @@ class ClientCheck:
     """One check of the client: data, as the server checks are (`tools/check/server.py`).
 
     `judge` is a plain function of the record of the run; `transports` are those the check
-    applies to (a UDP client has no greeting to read and no connection to close).
+    applies to (a UDP client has no greeting to read and no connection to close);
+    `depends_on` names the earlier checks whose failure makes this one "not reached".
     """
 
     check_id: str
     title: str
     transports: frozenset[Transport]
     judge: Callable[[ClientTarget, ClientRecord], Finding]
+    depends_on: tuple[str, ...] = ()
 
 
 def _conversion_replies(record: ClientRecord) -> list[bytes]:
@@ -547,12 +586,27 @@ def _replies_in_order(stdout: str, replies: list[bytes]) -> tuple[int, bytes | N
 def _describe_exit(record: ClientRecord, timeout_s: float) -> str:
     if record.timed_out:
         return _("still running after {seconds:g} s (killed)").format(seconds=timeout_s)
+    if record.exit_status is not None and record.exit_status < 0:
+        # Popen's negative status: ended by a signal it did not handle (not sent by the checker).
+        number = -record.exit_status
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = str(number)
+        return _("was killed by signal {name}").format(name=name)
     return _("exited with status {status}").format(status=record.exit_status)
+
+
+# The client's own last words are shown as they came, but escaped and cut: the program under
+# test writes what it likes to its stderr, and this line goes to the grader's terminal.
+MAX_STDERR_LINE_BYTES = 200
 
 
 def _last_stderr_line(record: ClientRecord) -> str:
     lines = [line for line in record.stderr.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+    if not lines:
+        return ""
+    return escape_for_terminal(lines[-1].strip(), max_bytes=MAX_STDERR_LINE_BYTES)
 
 
 def judge_connects(target: ClientTarget, record: ClientRecord) -> Finding:
@@ -624,34 +678,70 @@ def judge_requests(target: ClientTarget, record: ClientRecord) -> Finding:
     )
 
 
-def judge_greeting_read(target: ClientTarget, record: ClientRecord) -> Finding:
-    replies = _conversion_replies(record)
-    shown_count, missing = _replies_in_order(record.stdout, replies)
-    one_behind = (
-        missing is not None
-        and GREETING.decode() in record.stdout
-        and shown_count == len(replies) - 1
-        and bool(replies)
+def _conversion_requests(record: ClientRecord) -> int:
+    """Well-formed U:/L: requests the client sent, over all its connections."""
+    return sum(
+        1
+        for log in record.connections
+        for request in log.requests
+        if request[:2] in (UPPER, LOWER) and not describe_request_problem(request)
     )
-    if not record.connections:
-        received = _("no connection")
-    elif one_behind:
+
+
+def judge_greeting_read(target: ClientTarget, record: ClientRecord) -> Finding:
+    expected = _("the greeting read first, each reply matched to its request")
+    note = _("Receive the greeting right after connecting, before sending the first request.")
+    replies = _conversion_replies(record)
+    if not replies:
+        return Finding(
+            expected,
+            "",
+            False,
+            not_reached=_("not reached: no conversion reply was sent, so none could be shifted"),
+        )
+    shown_count, missing = _replies_in_order(record.stdout, replies)
+    # A client that never reads the greeting takes it as the first reply: it prints the
+    # greeting, then every reply but the last, each one request late.
+    shifted = missing is not None and shown_count == len(replies) - 1
+    one_behind = shifted and GREETING.decode() in record.stdout
+    if one_behind and not framing_info(target.framing).delimits_messages:
+        # Without delimiters a reply split over two recv()s looks the same from outside: the
+        # last reply is missing either way. Nothing to claim; replies-shown names the gap.
+        return Finding(
+            expected,
+            "",
+            False,
+            not_reached=_(
+                "not reached: with {framing} framing a missing last reply cannot be told from a greeting taken as a reply"
+            ).format(framing=target.framing),
+        )
+    if one_behind:
         received = _("one reply behind: the greeting was taken as the first reply")
     else:
         received = _("the replies are not shifted by the greeting")
-    return Finding(
-        _("the greeting read first, each reply matched to its request"),
-        received,
-        bool(record.connections) and not one_behind,
-        _("Receive the greeting right after connecting, before sending the first request."),
-    )
+    return Finding(expected, received, not one_behind, note)
+
+
+def _ended_by_signal(record: ClientRecord) -> bool:
+    return record.timed_out or (record.exit_status is not None and record.exit_status < 0)
 
 
 def judge_replies_shown(target: ClientTarget, record: ClientRecord) -> Finding:
+    expected = _("every conversion reply on standard output, in order")
     replies = _conversion_replies(record)
     shown_count, missing = _replies_in_order(record.stdout, replies)
+    if not replies and _ended_by_signal(record):
+        # Killed (by us at the timeout, or from outside) before a reply it could show.
+        return Finding(
+            expected,
+            "",
+            False,
+            not_reached=_("not reached: {why}").format(
+                why=_describe_no_conversion_reply(target, record)
+            ),
+        )
     if not replies:
-        received = _("no conversion reply was sent: the client sent fewer than two U:/L: requests")
+        received = _describe_no_conversion_reply(target, record)
         replies_ok = False
     elif missing is not None:
         received = _("{shown} of {total} shown; missing {reply}").format(
@@ -662,13 +752,29 @@ def judge_replies_shown(target: ClientTarget, record: ClientRecord) -> Finding:
         received = _("all {total} shown").format(total=len(replies))
         replies_ok = True
     return Finding(
-        _("every conversion reply on standard output, in order"),
+        expected,
         received,
         replies_ok,
         _(
             "Print each reply the server sends; send at least two conversion requests (the first is answered with 'E:' on purpose)."
         ),
     )
+
+
+def _describe_no_conversion_reply(target: ClientTarget, record: ClientRecord) -> str:
+    """Why no conversion reply was sent, from what the client did in this run."""
+    sent = _conversion_requests(record)
+    if sent == 0:
+        why = _("the client sent no U:/L: request")
+    elif sent == 1 and record.error_injected:
+        why = _("the client sent one U:/L: request (answered with 'E:' on purpose) and no second")
+    else:
+        why = _("all {count} U:/L: requests were answered with 'E:'").format(count=sent)
+    if not _exited_well(record):
+        why = _("{why}; then it {ending}").format(
+            why=why, ending=_describe_exit(record, target.timeout_s)
+        )
+    return why
 
 
 # A client may report that a request got an 'E:' reply by its exit status, as grep reports "no
@@ -690,18 +796,26 @@ def _exited_well(record: ClientRecord) -> bool:
 
 
 def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
-    crashed = TRACEBACK_MARK in record.stderr
-    survived = record.error_injected and not crashed and _exited_well(record)
+    expected = _("no crash after {reply}, exit status 0 (or 1, for the 'E:')").format(
+        reply=show_bytes(INJECTED_ERROR, limit=30)
+    )
     if not record.error_injected:
-        received = _("not tested: the client sent no conversion request")
-    elif crashed:
+        return Finding(
+            expected,
+            "",
+            False,
+            not_reached=_(
+                "not reached: the client sent no conversion request while connected, so no 'E:' was sent"
+            ),
+        )
+    crashed = TRACEBACK_MARK in record.stderr
+    survived = not crashed and _exited_well(record)
+    if crashed:
         received = _("crashed: {line}").format(line=_last_stderr_line(record))
     else:
         received = _describe_exit(record, target.timeout_s)
     return Finding(
-        _("no crash after {reply}, exit status 0 (or 1, for the 'E:')").format(
-            reply=show_bytes(INJECTED_ERROR, limit=30)
-        ),
+        expected,
         received,
         survived,
         _("An 'E:' reply is a normal answer: show it and carry on."),
@@ -711,6 +825,16 @@ def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
 def judge_closing(target: ClientTarget, record: ClientRecord) -> Finding:
     connections = record.connections
     ends = [log.end for log in connections]
+    if record.timed_out and ConnectionEnd.CLOSE_REQUEST not in ends:
+        # The checker killed it, and the kernel closed what was open: not the client's close.
+        return Finding(
+            _("'C:' or a normal close (no reset)"),
+            "",
+            False,
+            not_reached=_(
+                "not reached: the client was still running at the timeout, so it never closed by itself"
+            ),
+        )
     clean = (
         bool(connections)
         and all(end in (ConnectionEnd.CLOSE_REQUEST, ConnectionEnd.EOF) for end in ends)
@@ -719,7 +843,7 @@ def judge_closing(target: ClientTarget, record: ClientRecord) -> Finding:
     if connections:
         received = ", ".join(_connection_end_text(end) for end in ends)
         if record.timed_out:
-            received += _(" (the client was killed)")
+            received += _(" (the client was killed at the timeout)")
     else:
         received = _("no connection")
     return Finding(
@@ -753,68 +877,95 @@ def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
         ),
         received,
         exited,
-        _(
-            "When its input ends, the client should send C: or close, and exit with status 0 (or 1 when a request got an 'E:' reply)."
-        ),
+        _exit_advice(record),
+    )
+
+
+def _exit_advice(record: ClientRecord) -> str:
+    if _ended_by_signal(record) and not record.timed_out:
+        # Not the checker's doing: something else (the client itself, the OS) sent the signal.
+        return _(
+            "A signal ended the client before it finished, and the checker did not send it: run the client by hand to see where it stops."
+        )
+    return _(
+        "When its input ends, the client should send C: or close, and exit with status 0 (or 1 when a request got an 'E:' reply)."
     )
 
 
 def client_checks() -> list[ClientCheck]:
-    """Every client check, in the order they are reported (built per run: titles translated)."""
+    """Every client check, in the order they are reported (built per run: titles translated).
+
+    Dependencies: without a connection nothing else about it can be judged; with malformed
+    requests the replies (and their order) say nothing about the client; one reply behind
+    explains the missing last reply, and a client that did not survive the `E:` shows no later
+    reply.
+    """
     both: frozenset[Transport] = frozenset({"tcp", "udp"})
     tcp: frozenset[Transport] = frozenset({"tcp"})
     return [
         ClientCheck("connects", _("connects to the server"), both, judge_connects),
-        ClientCheck("requests", _("sends well-formed requests"), both, judge_requests),
+        ClientCheck(
+            "requests", _("sends well-formed requests"), both, judge_requests, ("connects",)
+        ),
         ClientCheck(
             "greeting-read",
             _("reads the greeting before the first reply"),
             tcp,
             judge_greeting_read,
+            ("requests",),
         ),
-        ClientCheck("replies-shown", _("shows each reply"), both, judge_replies_shown),
-        ClientCheck("error-reply", _("survives an 'E:' reply"), both, judge_error_reply),
-        ClientCheck("closes-cleanly", _("closes the connection cleanly"), tcp, judge_closing),
+        ClientCheck(
+            "error-reply", _("survives an 'E:' reply"), both, judge_error_reply, ("connects",)
+        ),
+        ClientCheck(
+            "replies-shown",
+            _("shows each reply"),
+            both,
+            judge_replies_shown,
+            ("requests", "greeting-read", "error-reply"),
+        ),
+        ClientCheck(
+            "closes-cleanly", _("closes the connection cleanly"), tcp, judge_closing, ("connects",)
+        ),
         ClientCheck("exits", _("exits by itself, with status 0"), both, judge_exits),
     ]
 
 
-def judge(target: ClientTarget, record: ClientRecord) -> list[CheckResult]:
+def judge(
+    target: ClientTarget, record: ClientRecord, observer: CheckObserver | None = None
+) -> list[CheckResult]:
     """The result of every check that applies to `target`'s transport, in order."""
-    results = []
-    for check in client_checks():
-        if target.transport not in check.transports:
-            continue
-        finding = check.judge(target, record)
-        results.append(
-            CheckResult(
-                check.check_id,
-                check.title,
-                finding.expected,
-                finding.received,
-                Verdict.PASS if finding.passed else Verdict.FAIL,
-                "" if finding.passed else finding.note,
-            )
-        )
+    checks = [check for check in client_checks() if target.transport in check.transports]
+    results, _interrupted = run_checks(checks, lambda check: check.judge(target, record), observer)
     return results
 
 
-def check_converter_client(target: ClientTarget) -> CheckReport:
-    """Run the client against the scripted server and judge what it did."""
+def check_converter_client(
+    target: ClientTarget, observer: CheckObserver | None = None
+) -> CheckReport:
+    """Run the client against the scripted server and judge what it did, reporting each result
+    to `observer`. Ctrl+C while the client runs stops it: the report then has no results and
+    says it was interrupted (a run cut short says nothing about the client)."""
     if not target.command:
         raise UsageError(_("give the client command after '--'"))
     record = ClientRecord()
     udp = target.transport == "udp"
     server = ScriptedDatagramServer(target, record) if udp else ScriptedServer(target, record)
     record.port = server.port
-    try:
-        run_client(target, record, server.port)
-    finally:
-        server.stop()
-    return CheckReport(
+    report = CheckReport(
         subject="converter-client",
-        target=shlex.join(target.command),
+        # The command as it ran: {host} and {port} replaced.
+        target=shlex.join(substitute(target.command, target.host, server.port)),
         transport=target.transport,
         framing="datagram" if udp else target.framing,
-        results=tuple(judge(target, record)),
+        results=(),
     )
+    try:
+        if observer is not None:
+            observer.run_started(report)
+        run_client(target, record, server.port)
+    except KeyboardInterrupt:
+        return dataclasses.replace(report, interrupted=True)
+    finally:
+        server.stop()
+    return dataclasses.replace(report, results=tuple(judge(target, record, observer)))

@@ -16,8 +16,9 @@ in the middle of a check (refused, reset) is that check's deviation, never an ex
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from socklab.errors import NetworkError, RefusedError, UsageError
 from socklab.i18n import _
@@ -26,7 +27,13 @@ from socklab.protocol.framing import FRAMINGS, FramingName, framing_info, make_f
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.session import ConverterSession
 from socklab.tools.check.probe import DatagramProbe, Deadline, Ending, Received, StreamProbe
-from socklab.tools.check.results import CheckReport, CheckResult, Finding, Verdict, show_bytes
+from socklab.tools.check.results import (
+    CheckObserver,
+    CheckReport,
+    Finding,
+    run_checks,
+    show_bytes,
+)
 
 STREAM_FRAMINGS: frozenset[str] = frozenset(FRAMINGS)
 DELIMITED_FRAMINGS: frozenset[str] = frozenset(
@@ -56,10 +63,14 @@ class ServerTarget:
 
 @dataclass(frozen=True, slots=True)
 class ServerCheck:
+    """One server check: `depends_on` names the earlier checks whose failure makes this one
+    "not reached" (its failure would only repeat theirs)."""
+
     check_id: str
     title: str
     framings: frozenset[str]  # FramingName, or "datagram" for UDP
     run: Callable[[ServerTarget], Finding]
+    depends_on: tuple[str, ...] = field(default=())
 
 
 # --- the oracle --------------------------------------------------------------------------------
@@ -106,9 +117,30 @@ def greeting_done(target: ServerTarget) -> Callable[[bytes], bool]:
     return lambda data: count_messages(target.framing, data) >= 1 or data == GREETING
 
 
+# How long a failed check waits to learn whether the server still accepts connections.
+LISTENING_PROBE_S = 1.0
+
+
+def stopped_listening(target: ServerTarget) -> bool:
+    """True when a connection to the server is refused now (it crashed or exited)."""
+    try:
+        StreamProbe(
+            target.host, target.port, Deadline(min(target.timeout_s, LISTENING_PROBE_S))
+        ).close()
+    except RefusedError:
+        return True
+    except NetworkError:
+        return False  # a full backlog or a slow server: still there
+    return False
+
+
+def describe_refused() -> str:
+    return _("connection refused: nothing listens there (did the server crash?)")
+
+
 def describe_error(error: NetworkError) -> str:
     if isinstance(error, RefusedError):
-        return _("connection refused: nothing listens there (did the server crash?)")
+        return describe_refused()
     return _("network error: {detail}").format(detail=str(error))
 
 
@@ -181,9 +213,39 @@ def conversion_check(pieces: list[bytes], note: str = "") -> Callable[[ServerTar
             probe.send_pieces(pieces)
             received = probe.receive_until(replies_complete(target, expected))
         passed = received.ending is Ending.COMPLETE and received.data == expected
-        return Finding(show_bytes(expected), received.describe(), passed, "" if passed else note)
+        advice = note
+        if not passed and is_unframed(target, expected, received.data):
+            advice = unframed_reply_note(target.framing, received.data)
+        return Finding(show_bytes(expected), received.describe(), passed, "" if passed else advice)
 
     return run
+
+
+def is_unframed(target: ServerTarget, expected: bytes, data: bytes) -> bool:
+    """True when `data` is exactly the expected replies' text without their framing (a reply
+    missing its newline, or its length header): right words, wrong framing."""
+    if not data or not framing_info(target.framing).delimits_messages:
+        return False
+    messages = make_framer(target.framing, target.max_message_bytes).receive_data(expected)
+    bodies = [message for message in messages if isinstance(message, bytes)]
+    return data == b"".join(bodies)
+
+
+def unframed_reply_note(framing: FramingName, data: bytes) -> str:
+    """The advice for replies whose text is right but which lack their framing."""
+    match framing:
+        case "line":
+            return _(
+                "The reply {reply} is right but has no newline at the end: with line framing every reply ends in \\n."
+            ).format(reply=show_bytes(data))
+        case "length":
+            return _(
+                "The reply {reply} is right but has no 4-byte length before it (length framing)."
+            ).format(reply=show_bytes(data))
+        case _:
+            return _("The reply {reply} is right but not framed ({framing} framing).").format(
+                reply=show_bytes(data), framing=framing
+            )
 
 
 def framed_conversion(message: bytes, note: str = "") -> Callable[[ServerTarget], Finding]:
@@ -235,7 +297,10 @@ def error_then_usable(request: bytes, note: str) -> Callable[[ServerTarget], Fin
             error_reply = probe.receive_until(one_message(target))
             message = first_message(target.framing, error_reply.data)
             if error_reply.ending is not Ending.COMPLETE or not message.startswith(ERROR_PREFIX):
-                return Finding(expected, error_reply.describe(), False, note)
+                advice = note
+                if unframed_error_reply(target, error_reply):
+                    advice = unframed_reply_note(target.framing, error_reply.data)
+                return Finding(expected, error_reply.describe(), False, advice)
             probe.send(follow_up)
             received = probe.receive_until(replies_complete(target, expected_follow_up))
         passed = received.ending is Ending.COMPLETE and received.data == expected_follow_up
@@ -272,10 +337,23 @@ def check_over_long(target: ServerTarget) -> Finding:
         received = probe.receive_until(one_message(target))
     message = first_message(target.framing, received.data)
     passed = received.ending is Ending.COMPLETE and message.startswith(ERROR_PREFIX)
-    note = _(
-        "A message longer than {limit:,} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
-    ).format(limit=limit)
+    if not passed and unframed_error_reply(target, received):
+        note = unframed_reply_note(target.framing, received.data)
+    else:
+        note = _(
+            "A message longer than {limit:,} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
+        ).format(limit=limit)
     return Finding(expected, received.describe(), passed, "" if passed else note)
+
+
+def unframed_error_reply(target: ServerTarget, received: Received) -> bool:
+    """An `E:` reply came, but without its framing (no newline, no length): the wait for its
+    end ran out."""
+    return (
+        framing_info(target.framing).delimits_messages
+        and received.ending is not Ending.COMPLETE
+        and received.data.startswith(ERROR_PREFIX)
+    )
 
 
 def check_close(target: ServerTarget) -> Finding:
@@ -485,6 +563,12 @@ def check_empty_datagram(target: ServerTarget) -> Finding:
 # --- the catalogue -----------------------------------------------------------------------------
 
 
+# A server that fails the first plain conversion fails every check that needs a conversion for
+# the same reason: those checks depend on it, and are "not reached" instead of repeating it.
+CONVERTS = ("upper-ascii",)
+CONVERTS_DATAGRAM = ("udp-lower",)
+
+
 def stream_checks() -> list[ServerCheck]:
     """Every TCP check, in the order they run (built per run, so titles are translated)."""
     line_only = frozenset({"line"})
@@ -501,6 +585,7 @@ def stream_checks() -> list[ServerCheck]:
             _("L: lower-cases ASCII"),
             STREAM_FRAMINGS,
             framed_conversion(b"L:HELLO World"),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "upper-unicode",
@@ -510,6 +595,7 @@ def stream_checks() -> list[ServerCheck]:
                 "U:straße".encode(),
                 _("Decode the text as UTF-8 and use full Unicode case mapping."),
             ),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "lower-unicode",
@@ -519,15 +605,21 @@ def stream_checks() -> list[ServerCheck]:
                 "L:GRÜSSE".encode(),
                 _("Decode the text as UTF-8 and use full Unicode case mapping."),
             ),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "split-request",
             _("a request split over several sends"),
             STREAM_FRAMINGS,
             check_split_request,
+            depends_on=CONVERTS,
         ),
         ServerCheck(
-            "merged-requests", _("two requests in one send"), STREAM_FRAMINGS, check_merged_requests
+            "merged-requests",
+            _("two requests in one send"),
+            STREAM_FRAMINGS,
+            check_merged_requests,
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "crlf",
@@ -537,6 +629,7 @@ def stream_checks() -> list[ServerCheck]:
                 [b"U:crlf\r\n"],
                 _("Strip a '\\r' before the '\\n': Windows tools end lines with \\r\\n."),
             ),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "unknown-command",
@@ -545,6 +638,7 @@ def stream_checks() -> list[ServerCheck]:
             error_then_usable(
                 b"X:what", _("An unknown command must be answered with 'E:' and a reason.")
             ),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "invalid-utf8",
@@ -556,6 +650,7 @@ def stream_checks() -> list[ServerCheck]:
                     "Text that is not valid UTF-8 must be answered with 'E:' (not crash the server)."
                 ),
             ),
+            depends_on=CONVERTS,
         ),
         ServerCheck(
             "over-long", _("an over-long message gets 'E:'"), DELIMITED_FRAMINGS, check_over_long
@@ -566,6 +661,7 @@ def stream_checks() -> list[ServerCheck]:
             _("several clients served at once"),
             STREAM_FRAMINGS,
             check_concurrent_clients,
+            depends_on=CONVERTS,
         ),
     ]
 
@@ -581,39 +677,56 @@ def datagram_checks() -> list[ServerCheck]:
             _("U: applies full Unicode rules"),
             udp,
             datagram_conversion("U:straße".encode()),
+            depends_on=CONVERTS_DATAGRAM,
         ),
         ServerCheck(
-            "udp-peers", _("each peer answered at its own address"), udp, check_datagram_peers
+            "udp-peers",
+            _("each peer answered at its own address"),
+            udp,
+            check_datagram_peers,
+            depends_on=CONVERTS_DATAGRAM,
         ),
         ServerCheck(
             "udp-no-amplification",
             _("a reply is never longer than its request"),
             udp,
             check_no_amplification,
+            depends_on=CONVERTS_DATAGRAM,
         ),
-        ServerCheck("udp-empty", _("no reply to an empty datagram"), udp, check_empty_datagram),
+        ServerCheck(
+            "udp-empty",
+            _("no reply to an empty datagram"),
+            udp,
+            check_empty_datagram,
+            depends_on=CONVERTS_DATAGRAM,
+        ),
     ]
 
 
-def run_check(check: ServerCheck, target: ServerTarget) -> CheckResult:
+def run_check(check: ServerCheck, target: ServerTarget, *, first: bool = False) -> Finding:
+    """What `check` finds; a network error is its deviation. Refused means nothing listens any
+    more (the server crashed): no later check can run, so the run ends with this one. Refused
+    in the `first` check is raised: nothing listened at all."""
     try:
-        finding = check.run(target)
+        return check.run(target)
+    except RefusedError:
+        if first:
+            raise
+        return Finding(check.title, describe_refused(), False, ends_run=True)
     except NetworkError as error:
-        finding = Finding(check.title, describe_error(error), False)
-    return CheckResult(
-        check_id=check.check_id,
-        title=check.title,
-        expected=finding.expected,
-        received=finding.received,
-        verdict=Verdict.PASS if finding.passed else Verdict.FAIL,
-        note=finding.note,
-    )
+        return Finding(check.title, describe_error(error), False)
 
 
 def check_converter_server(
-    target: ServerTarget, *, udp: bool = False, only: frozenset[str] = frozenset()
+    target: ServerTarget,
+    *,
+    udp: bool = False,
+    only: frozenset[str] = frozenset(),
+    observer: CheckObserver | None = None,
 ) -> CheckReport:
-    """Run every check that applies to `target` (or those in `only`).
+    """Run every check that applies to `target` (or those in `only`), reporting each result to
+    `observer` as it completes. Ctrl+C ends the run: the report then holds the results so far
+    and says it was interrupted.
 
     Raises RefusedError if nothing listens at all, UsageError for an unknown id in `only`.
     """
@@ -639,15 +752,31 @@ def check_converter_server(
                     names=", ".join(sorted(only)), framing=framing
                 )
             )
+    # Nothing listening is a usage problem (wrong port): one line, not a dozen identical
+    # deviations. Over TCP one connection tells; over UDP the first check's ICMP "port
+    # unreachable" does (its probe is a connected socket), and is raised as it is.
     if not udp:
-        # One connection first: nothing listening is a usage problem (wrong port), one line,
-        # not a dozen identical deviations.
         StreamProbe(target.host, target.port, Deadline(target.timeout_s)).close()
-    results = tuple(run_check(check, target) for check in checks)
-    return CheckReport(
+    first_id = checks[0].check_id
+
+    def judge(check: ServerCheck) -> Finding:
+        finding = run_check(check, target, first=udp and check.check_id == first_id)
+        if udp or finding.passed or finding.ends_run or not stopped_listening(target):
+            return finding
+        # This check's connection ended as the server died: the crash is its finding, and no
+        # later check could reach the server.
+        crashed = _("After this check nothing listens at {address} any more: did the server crash?")
+        note = f"{finding.note} {crashed}" if finding.note else crashed
+        return dataclasses.replace(finding, note=note.format(address=target.address), ends_run=True)
+
+    report = CheckReport(
         subject="converter-server",
         target=target.address,
         transport="udp" if udp else "tcp",
         framing=framing,
-        results=results,
+        results=(),
     )
+    if observer is not None:
+        observer.run_started(report)
+    results, interrupted = run_checks(checks, judge, observer)
+    return dataclasses.replace(report, results=tuple(results), interrupted=interrupted)
