@@ -34,6 +34,9 @@ def socklab_command() -> list[str]:
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("SOCKLAB_DEBUG", None)
+    # LANGUAGE wins over LC_ALL and LANG (as in GNU gettext): a developer's LANGUAGE=de must not
+    # turn the English expectations of every test German.
+    env.pop("LANGUAGE", None)
     env["LANG"] = env["LC_ALL"] = "C.UTF-8"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})

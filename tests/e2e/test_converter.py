@@ -251,7 +251,7 @@ def test_sigterm_stops_cleanly_and_port_rebinds_at_once(start_socklab: Start) ->
     client.send(b"U:x\n")
     assert client.line() == b"X\n"
     assert server.stop() == 0
-    assert server.stdout_lines[-1] == "Server stopped: 1 connections, 1 requests served."
+    assert server.stdout_lines[-1] == "Server stopped: 1 connection, 1 request served."
     client.close()
     again = start_socklab(["converter", "server", "--port", str(port)])
     assert again.wait_listening()[1] == port

@@ -136,7 +136,7 @@ def test_sigterm_stops_cleanly_and_the_port_is_free_at_once(
         assert server.process.wait() == 0
         assert client.maybe_receive_message() is None  # its connection was closed
     assert any(
-        "Server stopped: 1 connections, 1 requests served." in line
+        "Server stopped: 1 connection, 1 request served." in line
         for line in server.process.stdout_lines
     )
     # A restarted server can bind the same port at once (SO_REUSEADDR, as the server sets it):

@@ -229,7 +229,7 @@ def test_ctrl_c_keeps_the_results_so_far(start_socklab: Callable[..., SocklabPro
         assert checker.wait(15) == INTERRUPTED
     lines = checker.stdout_lines
     assert lines[1].startswith("PASS  greeting ")
-    assert lines[-2] == "0 of 1 checks failed so far."
+    assert lines[-2] == "0 of 1 check failed so far."
     assert lines[-1] == "interrupted"
 
 

@@ -115,7 +115,7 @@ def test_plain_output_names_each_deviation(start_socklab: Callable[..., SocklabP
         'Message format U|L:<message>"'
     )
     assert lines[3].startswith("      received: \"Hi I'm your upper/lowercase converter.")
-    assert lines[-1] == "1 of 1 checks failed: the program does not conform."
+    assert lines[-1] == "1 of 1 check failed: the program does not conform."
 
 
 # The timeout is what a silent server costs per check: short where checks must wait it out,
@@ -273,4 +273,4 @@ def test_german_report(start_socklab: Callable[..., SocklabProcess]) -> None:
         ["--lang", "de", "check", "converter-server", f"{host}:{port}", "--only", "greeting"]
     )
     assert result.returncode == 0
-    assert result.stdout.splitlines()[-1] == "Alle 1 Prüfungen bestanden: das Programm ist konform."
+    assert result.stdout.splitlines()[-1] == "1 Prüfung bestanden: das Programm ist konform."

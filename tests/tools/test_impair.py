@@ -11,7 +11,6 @@ import contextlib
 import io
 import re
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -141,8 +140,10 @@ def test_delay_100ms_adds_100ms_to_the_round_trip(start_socklab: Start, transpor
     relay = start_impair(start_socklab, transport, server_port, "--delay", "100")
     port = impair_port(relay)
     measure = udp_round_trips if transport == "udp" else tcp_round_trips
-    direct = statistics.median(measure(server_port, 9))
-    impaired = statistics.median(measure(port, 9))
+    # The fastest of 9 round trips: a busy machine only ever adds to a round trip, so the
+    # minimum is what the relay itself adds (the median moved by 10 ms under a loaded CI).
+    direct = min(measure(server_port, 9))
+    impaired = min(measure(port, 9))
     added_ms = (impaired - direct) * 1000
     assert 90 <= added_ms <= 110, f"added {added_ms:.1f} ms"
 
@@ -190,11 +191,11 @@ def test_loss_over_2000_datagrams_in_the_binomial_interval(start_socklab: Start)
     sink.close()
     assert relay.stop() == 0
     stats = relay.stdout_lines[-1]
-    assert re.search(r"up: 2000 datagrams in, (\d+) out \((\d+) lost", stats), stats
+    assert re.search(r"up: 2,000 datagrams in, ([\d,]+) out \(([\d,]+) lost", stats), stats
     lost = 2000 - len(arrived)
     assert len(set(arrived)) == len(arrived)
     assert lost in binomial_interval(2000, 0.3)
-    assert f"{len(arrived)} out ({lost} lost" in stats
+    assert f"{len(arrived):,} out ({lost:,} lost" in stats
 
 
 def surviving_datagrams(start: Start, seed: str) -> list[bytes]:
@@ -282,8 +283,12 @@ def test_slice_1_gives_identical_replies(start_socklab: Start, framing: str) -> 
     assert client(port) == direct
     assert relay.stop() == 0
     # one byte per write: at least as many writes as bytes went up
-    match = re.search(r"up: (\d+) bytes in, (\d+) out in (\d+) writes", relay.stdout_lines[-1])
-    assert match and int(match.group(3)) == int(match.group(2)) > 0
+    match = re.search(
+        r"up: ([\d,]+) bytes in, ([\d,]+) out in ([\d,]+) writes", relay.stdout_lines[-1]
+    )
+    assert match
+    writes, forwarded = (int(match.group(n).replace(",", "")) for n in (3, 2))
+    assert writes == forwarded > 0
 
 
 def test_slice_1_delivers_a_byte_identical_stream(start_socklab: Start) -> None:
@@ -330,9 +335,11 @@ def test_udp_client_survives_loss_duplication_reordering(start_socklab: Start) -
     expected = [f"REQUEST {n}" if n % 2 else f"request {n}" for n in range(1000)]
     assert result.stdout.splitlines() == expected
     stats = result.stderr.strip()
-    match = re.search(r"(\d+) retries; losses seen (\d+), duplicate replies (\d+)", stats)
+    # Counts are grouped by thousands ("1,024 retries").
+    match = re.search(r"([\d,]+) retries; losses seen ([\d,]+), duplicate replies ([\d,]+)", stats)
     assert match, stats
-    assert int(match.group(1)) > 100 and int(match.group(2)) > 100 and int(match.group(3)) > 0
+    retries, losses, duplicates = (int(group.replace(",", "")) for group in match.groups())
+    assert retries > 100 and losses > 100 and duplicates > 0
     assert elapsed < 40
 
 
@@ -499,6 +506,6 @@ def test_unanswered_request_is_one_line_with_the_figures(start_socklab: Start) -
         lines[0],
     )
     assert re.match(
-        r"Stats: 1 requests, 0 answered, 1 unanswered; 3 datagrams sent, 2 retries; losses seen 3",
+        r"Stats: 1 request, 0 answered, 1 unanswered; 3 datagrams sent, 2 retries; losses seen 3",
         lines[1],
     )

@@ -156,5 +156,5 @@ def test_watch_caption_is_one_line_even_with_no_sockets(count: int) -> None:
     console = Console(file=io.StringIO(), width=120, no_color=True)
     console.print(watch_view(rows, 2.0, 6.0))
     lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
-    assert lines[-1] == "every 2.0 s · new: green · closed: red, kept 6.0 s · Ctrl+C stops"
+    assert lines[-1] == "every 2 s · new: green · closed: red, kept 6 s · Ctrl+C stops"
     assert len(lines) == 2 + count

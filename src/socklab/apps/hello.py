@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from socklab.apps.converter import exposure_note
 from socklab.errors import NetworkError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.runtimes.oserrors import translate_oserror
 from socklab.tracing import Tracer, new_socket, poll_quietly
@@ -80,8 +80,8 @@ def run_hello_server(
                     data_received = client_connection.recv(RECEIVE_BYTES)
                 except TimeoutError:
                     report(
-                        _("Server: No message within {seconds:g} s, closing.").format(
-                            seconds=receive_timeout_s
+                        _("Server: No message within {seconds} s, closing.").format(
+                            seconds=format_number(receive_timeout_s, decimals=None)
                         )
                     )
                 else:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number
 
 Report = Callable[[str], None]
 
@@ -91,32 +91,26 @@ class PeerLineLimiter:
 
 def summarize_datagrams(count: int, peers: int, at_least: bool) -> str:
     return _("… and {datagrams} from {peers}").format(
-        datagrams=ngettext("{count:,} more datagram", "{count:,} more datagrams", count).format(
-            count=count
-        ),
+        datagrams=format_count("{count} more datagram", "{count} more datagrams", count),
         peers=_describe_peers(peers, at_least),
     )
 
 
 def summarize_requests(count: int, peers: int, at_least: bool) -> str:
     return _("… and {requests} from {peers}").format(
-        requests=ngettext("{count:,} more request", "{count:,} more requests", count).format(
-            count=count
-        ),
+        requests=format_count("{count} more request", "{count} more requests", count),
         peers=_describe_peers(peers, at_least),
     )
 
 
 def summarize_connections(count: int, peers: int, at_least: bool) -> str:
     return _("… and {connections} from {peers}").format(
-        connections=ngettext(
-            "{count:,} more connection", "{count:,} more connections", count
-        ).format(count=count),
+        connections=format_count("{count} more connection", "{count} more connections", count),
         peers=_describe_peers(peers, at_least),
     )
 
 
 def _describe_peers(peers: int, at_least: bool) -> str:
     if at_least:
-        return _("at least {count:,} peers").format(count=peers)
-    return ngettext("{count:,} peer", "{count:,} peers", peers).format(count=peers)
+        return _("at least {count} peers").format(count=format_number(peers))
+    return format_count("{count} peer", "{count} peers", peers)

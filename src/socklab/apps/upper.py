@@ -26,7 +26,7 @@ from socklab.apps.peer_lines import (
     summarize_connections,
     summarize_datagrams,
 )
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.closing import TIMEOUTS, CloseReason
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
@@ -185,8 +185,8 @@ def _describe_connection(peer: tuple[str, int], reason: CloseReason, session: ob
             peer=shown_peer, request=_show(session.request), reply=_show(session.reply)
         )
     if reason in TIMEOUTS:
-        return _("Client {peer} sent nothing for {seconds:g} s: closed.").format(
-            peer=shown_peer, seconds=CLIENT_TIMEOUT_S
+        return _("Client {peer} sent nothing for {seconds} s: closed.").format(
+            peer=shown_peer, seconds=format_number(CLIENT_TIMEOUT_S, decimals=None)
         )
     if reason is CloseReason.RESET:
         return _("Connection with {peer} failed before it sent a sentence.").format(peer=shown_peer)

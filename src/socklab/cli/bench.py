@@ -26,8 +26,9 @@ from socklab.cli.arguments import (
 )
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, format_count, format_number
 from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.framing import describe_framing
 from socklab.runtimes import DEFAULT_RUNTIME
 from socklab.tools.bench.workload import SCENARIOS, Workload
 
@@ -214,7 +215,7 @@ def _progress_bar(env: Environment, *, enabled: bool) -> Iterator[ProgressCallba
         if progress.phase == "measure":
             measured = progress.elapsed_s - progress.warmup_s
             if measured > 0:
-                rate = _("{rate:,.0f} req/s").format(rate=progress.requests / measured)
+                rate = _("{rate} req/s").format(rate=format_number(progress.requests / measured))
         bar.update(
             task,
             completed=progress.elapsed_s / progress.total_s if progress.total_s else 1.0,
@@ -230,7 +231,7 @@ def _progress_bar(env: Environment, *, enabled: bool) -> Iterator[ProgressCallba
 
 
 def _megabytes(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1e6:,.1f} MB"
+    return "-" if value is None else f"{format_number(value / 1e6, 1)} MB"
 
 
 def _render_result(env: Environment, result: BenchResult) -> None:
@@ -247,20 +248,24 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     )
     if workload.transport == "udp":
         shape = _("UDP, {n} outstanding, {size} B").format(
-            n=workload.connections, size=workload.size
+            n=format_number(workload.connections), size=format_number(workload.size)
         )
     else:
-        shape = _("TCP {framing}, {n} connections, {size} B").format(
-            framing=workload.framing, n=workload.connections, size=workload.size
+        shape = _("TCP {framing}, {connections}, {size} B").format(
+            framing=describe_framing(workload.framing),
+            connections=format_count(
+                "{count} connection", "{count} connections", workload.connections
+            ),
+            size=format_number(workload.size),
         )
         if workload.idle:
-            shape += _(", {idle} idle").format(idle=workload.idle)
+            shape += _(", {idle} idle").format(idle=format_number(workload.idle))
         if workload.pipeline > 1:
             shape += _(", pipeline {k}").format(k=workload.pipeline)
     table.add_row(_("workload"), shape)
-    table.add_row(_("measured"), _("{s:.1f} s").format(s=result.elapsed_s))
-    table.add_row(_("requests"), f"{result.requests:,}")
-    table.add_row(_("requests/s"), f"{result.requests_per_s:,.0f}")
+    table.add_row(_("measured"), _("{s} s").format(s=format_number(result.elapsed_s, 1)))
+    table.add_row(_("requests"), format_number(result.requests))
+    table.add_row(_("requests/s"), format_number(result.requests_per_s))
     latency = result.latency
     for label, value in (
         ("p50", latency.p50_us),
@@ -269,9 +274,9 @@ def _render_result(env: Environment, result: BenchResult) -> None:
         ("p99.9", latency.p999_us),
         ("max", latency.max_us),
     ):
-        table.add_row(_("latency {which}").format(which=label), f"{value:,.0f} µs")
+        table.add_row(_("latency {which}").format(which=label), f"{format_number(value)} µs")
     errors = result.errors
-    table.add_row(_("errors"), str(errors.total))
+    table.add_row(_("errors"), format_number(errors.total))
     for label, count in (
         (_("wrong replies"), errors.mismatched),
         (_("wrong greetings"), errors.bad_greeting),
@@ -280,20 +285,27 @@ def _render_result(env: Environment, result: BenchResult) -> None:
         (_("requests unanswered"), errors.unanswered),
     ):
         if count:
-            table.add_row("  " + label, str(count))
+            table.add_row("  " + label, format_number(count))
     if workload.transport == "udp":
-        table.add_row(_("datagrams lost"), str(errors.lost))
+        table.add_row(_("datagrams lost"), format_number(errors.lost))
         if errors.late:
-            table.add_row(_("late replies"), str(errors.late))
+            table.add_row(_("late replies"), format_number(errors.late))
     if workload.idle:
-        table.add_row(_("idle connections open"), f"{result.idle_connected:,}/{workload.idle:,}")
+        table.add_row(
+            _("idle connections open"),
+            f"{format_number(result.idle_connected)}/{format_number(workload.idle)}",
+        )
     if result.server is not None:
-        table.add_row(_("server CPU"), _("{cores:.2f} cores").format(cores=result.server.cpu_cores))
+        table.add_row(
+            _("server CPU"),
+            _("{cores} cores").format(cores=format_number(result.server.cpu_cores, 2)),
+        )
         table.add_row(_("server peak RSS"), _megabytes(result.server.peak_rss_bytes))
     table.add_row(
         _("bench CPU"),
-        _("{cores:.2f} cores (busiest of {n} processes)").format(
-            cores=result.bench_cpu_cores, n=result.processes
+        _("{cores} cores (busiest of {processes})").format(
+            cores=format_number(result.bench_cpu_cores, 2),
+            processes=format_count("{count} process", "{count} processes", result.processes),
         ),
     )
     if result.placement is not None:
@@ -309,8 +321,8 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     if result.bench_is_bottleneck:
         env.say(
             _(
-                "Note: the load generator was busy {cores:.0%} of a core: it, not the server, limits this figure. On a machine with more cores use --processes N."
-            ).format(cores=result.bench_cpu_cores)
+                "Note: the load generator was busy {percent} % of a core: it, not the server, limits this figure. On a machine with more cores use --processes N."
+            ).format(percent=format_number(result.bench_cpu_cores * 100))
         )
 
 
@@ -486,9 +498,9 @@ def _render_comparison(env: Environment, comparison: Comparison) -> None:
                 row.append(_("failed"))
                 continue
             result = cell.result
-            text = f"{result.requests_per_s:,.0f} ({result.latency.p99_us:,.0f} µs)"
+            text = f"{format_number(result.requests_per_s)} ({format_number(result.latency.p99_us)} µs)"
             if result.errors.total:
-                text += " " + _("{n} errors").format(n=result.errors.total)
+                text += " " + format_count("{count} error", "{count} errors", result.errors.total)
             row.append(text)
             if result.server is not None and result.server.peak_rss_bytes:
                 peak = max(peak, result.server.peak_rss_bytes)

@@ -37,7 +37,7 @@ from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import (
     escape_for_terminal,
@@ -301,26 +301,29 @@ def _describe_skipped(count: int, options: CaptureOptions) -> str:
             "… display skipped {count} packet to keep up; it is in {path}",
             "… display skipped {count} packets to keep up; all are in {path}",
             count,
-        ).format(count=count, path=options.pcap_path)
+        ).format(count=format_number(count), path=options.pcap_path)
     return ngettext(
         "… display skipped {count} packet to keep up (captured and counted; -w FILE.pcap keeps every packet)",
         "… display skipped {count} packets to keep up (captured and counted; -w FILE.pcap keeps every packet)",
         count,
-    ).format(count=count)
+    ).format(count=format_number(count))
 
 
 def _describe_summary(summary: CaptureSummary, options: CaptureOptions) -> str:
-    line = ngettext(
+    line = format_count(
         "{count} packet captured", "{count} packets captured", summary.packets_captured
-    ).format(count=summary.packets_captured)
+    )
     if summary.display_skipped:
-        line += " " + _("({count} not displayed)").format(count=summary.display_skipped)
+        line += " " + _("({count} not displayed)").format(
+            count=format_number(summary.display_skipped)
+        )
     line += "; " + _("kernel: {received} received, {dropped} dropped").format(
-        received=summary.kernel_received, dropped=summary.kernel_dropped
+        received=format_number(summary.kernel_received),
+        dropped=format_number(summary.kernel_dropped),
     )
     if options.pcap_path is not None:
         line += "; " + _("{count} written to {path}").format(
-            count=summary.packets_written, path=options.pcap_path
+            count=format_number(summary.packets_written), path=options.pcap_path
         )
     if summary.kernel_dropped:
         line += ". " + _(
@@ -507,7 +510,9 @@ def describe_step_messages(step: LadderStep) -> str:
     pieces = "; ".join(describe_piece(piece) for piece in step.pieces)
     if step.whole_messages >= 2:
         pieces = (
-            _("{count} messages in one segment:").format(count=step.whole_messages) + " " + pieces
+            _("{count} messages in one segment:").format(count=format_number(step.whole_messages))
+            + " "
+            + pieces
         )
     if pieces:
         notes.append(pieces)
@@ -618,9 +623,7 @@ class _FollowView(_View):
             say(
                 f"#{connection.number} {marker} {format_endpoint(*packet.source)} → "
                 f"{format_endpoint(*packet.destination)} "
-                + ngettext("({count} byte)", "({count} bytes)", len(segment.delivered)).format(
-                    count=len(segment.delivered)
-                )
+                + format_count("({count} byte)", "({count} bytes)", len(segment.delivered))
             )
             if self.printer.hex_dump:
                 for line in hexdump_lines(segment.delivered, indent=HEX_INDENT, bars=False):

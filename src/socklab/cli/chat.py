@@ -36,7 +36,7 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.logfile import LineLog
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.chat import (
     BuddyJoined,
     BuddyLeft,
@@ -186,10 +186,11 @@ class ChatScreen:
                     line = _("Cannot reach {address}: {detail}. Giving up.")
                 else:
                     line = _(
-                        "Cannot reach {address}: {detail}. Still trying (first retry in {seconds:g} s)."
+                        "Cannot reach {address}: {detail}. Still trying (first retry in {seconds} s)."
                     )
+                seconds = "" if retry is None else format_number(retry, decimals=None)
                 self.notice(
-                    line.format(address=format_address(address), detail=detail, seconds=retry)
+                    line.format(address=format_address(address), detail=detail, seconds=seconds)
                 )
             case SelfConnection(address=address):
                 self.notice(
@@ -199,8 +200,12 @@ class ChatScreen:
                 )
             case IntroductionsIgnored(sender=sender, counts=counts):
                 self.notice(
-                    _("Not dialling {count} addresses introduced by {name}: {reasons}").format(
-                        count=sum(n for _reason, n in counts),
+                    ngettext(
+                        "Not dialling {count} address introduced by {name}: {reasons}",
+                        "Not dialling {count} addresses introduced by {name}: {reasons}",
+                        sum(n for _reason, n in counts),
+                    ).format(
+                        count=format_number(sum(n for _reason, n in counts)),
                         name=sender,
                         reasons=", ".join(_describe_refusal(r, n) for r, n in counts),
                     )
@@ -208,23 +213,29 @@ class ChatScreen:
             case MessagesDropped(sender=sender, messages=count, size_bytes=size):
                 limits = PolicyLimits()
                 self.notice(
-                    _(
-                        "Dropped {count} messages ({size:,} bytes) from {name}: more than "
-                        "{messages:g} messages or {kib:g} KiB a second"
+                    ngettext(
+                        "Dropped {count} message ({size}) from {name}: more than "
+                        "{messages} messages or {kib} KiB a second",
+                        "Dropped {count} messages ({size}) from {name}: more than "
+                        "{messages} messages or {kib} KiB a second",
+                        count,
                     ).format(
-                        count=count,
-                        size=size,
+                        count=format_number(count),
+                        size=format_count("{count} byte", "{count} bytes", size),
                         name=sender,
-                        messages=limits.messages_per_s,
-                        kib=limits.bytes_per_s / 1024,
+                        messages=format_number(limits.messages_per_s, decimals=None),
+                        kib=format_number(limits.bytes_per_s / 1024, decimals=None),
                     )
                 )
             case ConnectionsRefused(host=host, count=count, slots=slots):
                 self.notice(
-                    _(
+                    ngettext(
+                        "Refused {count} connection from {host}: {slots} of its connections "
+                        "have not said hello yet",
                         "Refused {count} connections from {host}: {slots} of its connections "
-                        "have not said hello yet"
-                    ).format(count=count, host=host, slots=slots)
+                        "have not said hello yet",
+                        count,
+                    ).format(count=format_number(count), host=host, slots=format_number(slots))
                 )
 
     @staticmethod
@@ -306,19 +317,21 @@ def _describe_undeliverable(reason: Undeliverable) -> str:
 def _describe_refusal(refusal: Refusal, count: int) -> str:
     limits = PolicyLimits()
     text = {
-        Refusal.HOST_NAME: _("{count} host names (never looked up)"),
+        Refusal.HOST_NAME: ngettext(
+            "{count} host name (never looked up)", "{count} host names (never looked up)", count
+        ),
         Refusal.OTHER_SCOPE: _("{count} outside its network scope"),
         Refusal.LOW_PORT: _("{count} on ports below 1024"),
         Refusal.BUDGET: _("{count} over its budget of {budget} a minute"),
-        Refusal.FAILED: _("{count} that failed {failures} times (paused for {minutes:g} minutes)"),
+        Refusal.FAILED: _("{count} that failed {failures} times (paused for {minutes} minutes)"),
         Refusal.LIFETIME: _("{count} over the lifetime limit of {lifetime} addresses"),
     }[refusal]
     return text.format(
-        count=count,
-        budget=limits.introductions_per_window,
-        failures=limits.failures_before_cooldown,
-        minutes=limits.cooldown_s / 60,
-        lifetime=limits.max_learned_targets,
+        count=format_number(count),
+        budget=format_number(limits.introductions_per_window),
+        failures=format_number(limits.failures_before_cooldown),
+        minutes=format_number(limits.cooldown_s / 60, decimals=None),
+        lifetime=format_number(limits.max_learned_targets),
     )
 
 

@@ -22,7 +22,8 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.progress import ProgressLine
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, format_number, ngettext
+from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.tools.check.client import (
     DEFAULT_CLIENT_TIMEOUT_S,
@@ -130,7 +131,7 @@ def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.clients > MAX_CONCURRENT_CLIENTS:
         env.fail(
             _("--clients {count} is more than the {limit} a check opens at most").format(
-                count=args.clients, limit=MAX_CONCURRENT_CLIENTS
+                count=args.clients, limit=format_number(MAX_CONCURRENT_CLIENTS)
             )
         )
         return ExitStatus.USAGE
@@ -304,7 +305,7 @@ def _heading(report: CheckReport) -> str:
     if report.transport == "udp":
         how = "UDP"
     else:
-        how = _("TCP, {framing} framing").format(framing=report.framing)
+        how = _("TCP, {framing} framing").format(framing=describe_framing(report.framing))
     return _("Checking {subject} {target} ({how})").format(
         subject=report.subject, target=report.target, how=how
     )
@@ -319,15 +320,29 @@ def _verdict_word(result: CheckResult) -> str:
 def _summary(report: CheckReport) -> str:
     total = len(report.results)
     if report.conforming:
-        return _("All {total} checks passed: the program conforms.").format(total=total)
+        return ngettext(
+            "{total} check passed: the program conforms.",
+            "All {total} checks passed: the program conforms.",
+            total,
+        ).format(total=format_number(total))
+    counts = {
+        "failed": format_number(report.failed_count),
+        "total": format_number(total),
+        "not_reached": format_number(report.not_reached_count),
+    }
     if report.not_reached_count:
+        # At least one failed and one not reached: never a single check.
         return _(
             "{failed} of {total} checks failed, {not_reached} not reached: the program does not conform."
-        ).format(failed=report.failed_count, total=total, not_reached=report.not_reached_count)
+        ).format(**counts)
     if report.interrupted:
-        return _("{failed} of {total} checks failed so far.").format(
-            failed=report.failed_count, total=total
-        )
-    return _("{failed} of {total} checks failed: the program does not conform.").format(
-        failed=report.failed_count, total=total
-    )
+        return ngettext(
+            "{failed} of {total} check failed so far.",
+            "{failed} of {total} checks failed so far.",
+            total,
+        ).format(**counts)
+    return ngettext(
+        "{failed} of {total} check failed: the program does not conform.",
+        "{failed} of {total} checks failed: the program does not conform.",
+        total,
+    ).format(**counts)

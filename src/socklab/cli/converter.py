@@ -31,7 +31,7 @@ from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, count_bytes, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
     CLOSE,
@@ -45,6 +45,7 @@ from socklab.protocol.converter import (
 )
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
+from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import Silence, answer_datagram
 from socklab.protocol.retransmission import (
@@ -200,8 +201,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=_(
-            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds:g}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds:g} s have passed)"
-        ).format(seconds=DEFAULT_CLIENT_TIMEOUT_S),
+            "seconds to wait for each reply; with --retries, for each attempt, as dig +time and snmpget -t count (default: {seconds}; with --retries, a timer that adapts to the round trip, RFC 6298, giving up when the retries are spent and at least {seconds} s have passed)"
+        ).format(seconds=format_number(DEFAULT_CLIENT_TIMEOUT_S, decimals=None)),
     )
     client.add_argument(
         "--retries",
@@ -265,7 +266,11 @@ def _announce_server(args: argparse.Namespace, handle: ServerHandle, env: Enviro
         env.say(
             _(
                 "Converter server listening on {address} (TCP, {framing} framing, model {model})"
-            ).format(address=format_endpoint(host, port), framing=args.framing, model=model)
+            ).format(
+                address=format_endpoint(host, port),
+                framing=describe_framing(args.framing),
+                model=model,
+            )
         )
     note = exposure_note(args.host)
     if note is not None:
@@ -340,14 +345,17 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
         datagram_lines.flush()
     stats = handle.stats
     env.say(
-        _("Server stopped: {connections} connections, {requests} requests served.").format(
-            connections=stats.connections_accepted, requests=stats.requests_served
+        _("Server stopped: {connections}, {requests} served.").format(
+            connections=format_count(
+                "{count} connection", "{count} connections", stats.connections_accepted
+            ),
+            requests=format_count("{count} request", "{count} requests", stats.requests_served),
         )
     )
     if args.verbose and args.transport == "tcp":
         env.say(
-            _("Largest output queue for one client: {size:,} bytes.").format(
-                size=stats.largest_output_queue_bytes
+            _("Largest output queue for one client: {size}.").format(
+                size=format_count("{count} byte", "{count} bytes", stats.largest_output_queue_bytes)
             )
         )
     return ExitStatus.OK
@@ -376,16 +384,20 @@ def describe_stalled_message(
     peer: tuple[str, int], buffered: int, held_s: float, framing: str
 ) -> str:
     """The -v line for a message begun and left unfinished: the framing mismatch named."""
-    values = {"peer": format_endpoint(*peer), "bytes": buffered, "seconds": f"{held_s:g}"}
+    values = {
+        "peer": format_endpoint(*peer),
+        "bytes": format_number(buffered),
+        "seconds": format_number(held_s, None),
+    }
     if framing == "length":
         return ngettext(
-            "From {peer}: {bytes:,} byte of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
-            "From {peer}: {bytes:,} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            "From {peer}: {bytes} byte of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            "From {peer}: {bytes} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
             buffered,
         ).format(**values)
     return ngettext(
-        "From {peer}: {bytes:,} byte without '\\n' after {seconds} s: a client without line framing? see --framing raw",
-        "From {peer}: {bytes:,} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        "From {peer}: {bytes} byte without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        "From {peer}: {bytes} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw",
         buffered,
     ).format(**values)
 
@@ -412,11 +424,11 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
             else:
                 payload = reply.payload if isinstance(reply, ErrorReply) else reply
                 reason = _(
-                    "its reply {reply} ({reply_bytes:,} bytes) would be longer than the request ({request_bytes:,} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                    "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
                     reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
-                    reply_bytes=len(_id) + len(payload),
-                    request_bytes=len(request),
+                    reply_bytes=format_number(len(_id) + len(payload)),
+                    request_bytes=format_number(len(request)),
                 )
         case Silence.EMPTY:
             reason = _("an empty datagram")
@@ -437,16 +449,23 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
 
 def describe_client_limits(limits: ClientLimits, *, workers: int = 1) -> str:
     """The -v line with the effective --max-clients, and what capped it."""
-    line = _("Serving at most {clients:,} clients at once").format(clients=limits.max_clients)
+    line = ngettext(
+        "Serving at most {clients} client at once",
+        "Serving at most {clients} clients at once",
+        limits.max_clients,
+    ).format(clients=format_number(limits.max_clients))
     if workers > 1:
         line += _(" in each worker")
     if limits.capped_by_descriptors:
         line += _(
-            " (asked for {requested:,}; the open-file limit of {limit:,} leaves room for no more)"
-        ).format(requested=limits.requested, limit=limits.open_file_limit)
+            " (asked for {requested}; the open-file limit of {limit} leaves room for no more)"
+        ).format(
+            requested=format_number(limits.requested),
+            limit=format_number(limits.open_file_limit or 0),
+        )
     if limits.max_clients_per_host is not None:
-        line += _(", at most {per_host:,} from one address").format(
-            per_host=limits.max_clients_per_host
+        line += _(", at most {per_host} from one address").format(
+            per_host=format_number(limits.max_clients_per_host)
         )
     return line + "."
 
@@ -491,31 +510,31 @@ def describe_alert(alert: ServerAlert) -> str:
     match alert:
         case DescriptorsExhausted(refused=refused, open_file_limit=limit, max_clients=clients):
             line = ngettext(
-                "Out of file descriptors: {refused:,} client got 'server busy'.",
-                "Out of file descriptors: {refused:,} clients got 'server busy'.",
+                "Out of file descriptors: {refused} client got 'server busy'.",
+                "Out of file descriptors: {refused} clients got 'server busy'.",
                 refused,
-            ).format(refused=refused)
+            ).format(refused=format_number(refused))
             if limit is None:
                 return line + _(
                     " The system's file table is full (fs.file-max): close other programs or raise it."
                 )
             return line + _(
-                " The open-file limit of {limit:,} leaves room for {clients:,} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
-            ).format(limit=limit, clients=clients)
+                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            ).format(limit=format_number(limit), clients=format_number(clients))
         case ThreadsExhausted(refused=refused, detail=detail):
             return ngettext(
-                "Could not start a thread for {refused:,} client ({detail}); it got 'server busy'.",
-                "Could not start a thread for {refused:,} clients ({detail}); they got 'server busy'.",
+                "Could not start a thread for {refused} client ({detail}); it got 'server busy'.",
+                "Could not start a thread for {refused} clients ({detail}); they got 'server busy'.",
                 refused,
-            ).format(refused=refused, detail=detail) + _(
+            ).format(refused=format_number(refused), detail=detail) + _(
                 " The memory limit (ulimit -v) or the thread limit (ulimit -u) is reached: lower --max-clients or raise the limit."
             )
         case MemoryExhausted(clients=clients):
             return ngettext(
-                "Out of memory while answering {clients:,} client; it got an 'E:' line and was closed.",
-                "Out of memory while answering {clients:,} clients; each got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} client; it got an 'E:' line and was closed.",
+                "Out of memory while answering {clients} clients; each got an 'E:' line and was closed.",
                 clients,
-            ).format(clients=clients) + _(
+            ).format(clients=format_number(clients)) + _(
                 " Lower --max-clients or raise the memory limit (ulimit -v)."
             )
         case _:
@@ -665,8 +684,11 @@ def _run_datagram_client(
                 if args.stats:
                     env.warn(
                         _(
-                            "Stats: {sent} requests, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
-                        ).format(sent=sent, answered=answered)
+                            "Stats: {sent}, {answered} answered; plain datagrams, no retries (--retries N resends lost ones)."
+                        ).format(
+                            sent=format_count("{count} request", "{count} requests", sent),
+                            answered=format_number(answered),
+                        )
                     )
             return _client_status(refused, skipped)
         # A person typing sees each answer before the next line is read: one request at a time.
@@ -726,8 +748,8 @@ def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
             line
             + " "
             + _(
-                "A server that reads at most {limit:,} bytes, as the slides' server does, cuts this datagram of {size:,} bytes off; socklab's upper server then does not answer it. Is the server running?"
-            ).format(limit=_SLIDES_DATAGRAM_BYTES, size=len(message))
+                "A server that reads at most {limit} bytes, as the slides' server does, cuts this datagram of {size} bytes off; socklab's upper server then does not answer it. Is the server running?"
+            ).format(limit=format_number(_SLIDES_DATAGRAM_BYTES), size=format_number(len(message)))
         )
     return (
         line
@@ -752,25 +774,23 @@ def _report_unanswered(
     values = {
         "request": _show(message),
         "address": format_endpoint(client.host, client.port),
-        "attempts": unanswered.attempts,
-        "timeout": f"{unanswered.waited_s:.1f}",
+        "attempts": format_count("{count} send", "{count} sends", unanswered.attempts),
+        "timeout": format_number(unanswered.waited_s, 1),
     }
     if isinstance(answer_datagram(message, client.local_port), Silence):
         line = " ".join(
             (
-                _(
-                    "No answer to '{request}' from {address} after {attempts} sends within {timeout} s."
-                ),
+                _("No answer to '{request}' from {address} after {attempts} within {timeout} s."),
                 _refused_reply_note(),
             )
         )
     elif stats is not None and not stats.answered:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s, and none to any request. Is the server running? A server that does not know request ids (the slides' server) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams."
         )
     else:
         line = _(
-            "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
+            "No answer to '{request}' from {address} after {attempts} within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         )
     env.fail(line.format(**values))
     return ExitStatus.NETWORK
@@ -778,21 +798,21 @@ def _report_unanswered(
 
 def describe_retransmission_stats(stats: RetransmissionStats) -> str:
     rtt = (
-        _("{ms} ms").format(ms=f"{stats.smoothed_rtt_s * 1000:.1f}")
+        _("{ms} ms").format(ms=format_number(stats.smoothed_rtt_s * 1000, 1))
         if stats.smoothed_rtt_s is not None
         else "-"
     )
     return _(
-        "Stats: {requests} requests, {answered} answered, {unanswered} unanswered; {sent} datagrams sent, {retries} retries; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
+        "Stats: {requests}, {answered} answered, {unanswered} unanswered; {sent} sent, {retries}; losses seen {losses}, duplicate replies {duplicates}, reordered replies {reordered}, stray replies {stray}; smoothed round trip {rtt}"
     ).format(
-        requests=stats.requests,
-        answered=stats.answered,
-        unanswered=stats.unanswered,
-        sent=stats.datagrams_sent,
-        retries=stats.retries,
-        losses=stats.losses_seen,
-        duplicates=stats.duplicate_replies,
-        reordered=stats.reordered_replies,
-        stray=stats.stray_replies + stats.replies_without_id,
+        requests=format_count("{count} request", "{count} requests", stats.requests),
+        answered=format_number(stats.answered),
+        unanswered=format_number(stats.unanswered),
+        sent=format_count("{count} datagram", "{count} datagrams", stats.datagrams_sent),
+        retries=format_count("{count} retry", "{count} retries", stats.retries),
+        losses=format_number(stats.losses_seen),
+        duplicates=format_number(stats.duplicate_replies),
+        reordered=format_number(stats.reordered_replies),
+        stray=format_number(stats.stray_replies + stats.replies_without_id),
         rtt=rtt,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socklab import errors
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
 
 
@@ -108,19 +108,19 @@ def describe_reply_timeout(error: errors.ReplyTimeoutError) -> str | None:
     (a server busy with another client); None where the plain timeout line says it all."""
     values = {
         "where": _where(error),
-        "timeout": f"{error.timeout_s:g}",
-        "bytes": error.partial_bytes,
+        "timeout": format_number(error.timeout_s, None),
+        "bytes": format_number(error.partial_bytes),
     }
     if error.partial_bytes and error.framing == "line":
         return ngettext(
-            "No whole reply from {where} within {timeout} s: {bytes:,} byte without a newline: is the server using --framing raw? Then use --framing raw here too.",
-            "No whole reply from {where} within {timeout} s: {bytes:,} bytes without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            "No whole reply from {where} within {timeout} s: {bytes} byte without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            "No whole reply from {where} within {timeout} s: {bytes} bytes without a newline: is the server using --framing raw? Then use --framing raw here too.",
             error.partial_bytes,
         ).format(**values)
     if error.partial_bytes and error.framing == "length":
         return ngettext(
-            "No whole reply from {where} within {timeout} s: {bytes:,} byte of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
-            "No whole reply from {where} within {timeout} s: {bytes:,} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            "No whole reply from {where} within {timeout} s: {bytes} byte of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            "No whole reply from {where} within {timeout} s: {bytes} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
             error.partial_bytes,
         ).format(**values)
     if error.awaiting_greeting:

@@ -26,7 +26,7 @@ from socklab.cli.logfile import add_log_option
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
-from socklab.i18n import _
+from socklab.i18n import _, format_count, format_number
 from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.impair import (
     FaultSettings,
@@ -261,7 +261,18 @@ def build_settings(args: argparse.Namespace) -> FaultSettings:
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    return format_number(value, decimals=None)
+
+
+def _bytes(count: int) -> str:
+    return format_count("{count} byte", "{count} bytes", count)
+
+
+def describe_direction(direction: str) -> str:
+    """The value of --direction in words of the user's language (English keeps the value)."""
+    # Translators: the values of --direction; up is client->target, down is target->client.
+    labels = {"up": _("up"), "down": _("down"), "both": _("both")}
+    return labels.get(direction, direction)
 
 
 def describe_faults(faults: FaultSettings) -> str:
@@ -279,67 +290,71 @@ def describe_faults(faults: FaultSettings) -> str:
             delay += f" ± {_number(faults.jitter_s * 1000)} ms"
         parts.append(delay)
     if faults.rate_bytes_per_s is not None:
-        parts.append(_("rate {rate} bytes/s").format(rate=faults.rate_bytes_per_s))
+        parts.append(_("rate {rate} bytes/s").format(rate=format_number(faults.rate_bytes_per_s)))
     if faults.slice_bytes is not None:
         parts.append(
-            _("slices of {size} bytes, {ms} ms apart").format(
-                size=faults.slice_bytes, ms=_number(faults.slice_delay_s * 1000)
+            _("slices of {size}, {ms} ms apart").format(
+                size=_bytes(faults.slice_bytes), ms=_number(faults.slice_delay_s * 1000)
             )
         )
     if faults.limit_bytes is not None:
-        parts.append(_("close after {n} bytes").format(n=faults.limit_bytes))
+        parts.append(_("close after {size}").format(size=_bytes(faults.limit_bytes)))
     if faults.reset_after_bytes is not None:
-        parts.append(_("reset after {n} bytes").format(n=faults.reset_after_bytes))
+        parts.append(_("reset after {size}").format(size=_bytes(faults.reset_after_bytes)))
     return ", ".join(parts) if parts else _("none (a plain relay)")
 
 
 def describe_stats(stats: ImpairStats) -> str:
+    ways = []
     if stats.transport == "udp":
-        ways = []
-        # "up" and "down" stay untranslated: they are the values of --direction.
         for label, counts in (("up", stats.up_datagrams), ("down", stats.down_datagrams)):
             ways.append(
                 _(
-                    "{way}: {received} datagrams in, {forwarded} out ({lost} lost, {duplicated} duplicated, {reordered} reordered, {dropped} dropped on full queues)"
+                    "{way}: {received} in, {forwarded} out ({lost} lost, {duplicated} duplicated, {reordered} reordered, {dropped} dropped on full queues)"
                 ).format(
-                    way=label,
-                    received=counts.received,
-                    forwarded=counts.forwarded,
-                    lost=counts.lost,
-                    duplicated=counts.duplicated,
-                    reordered=counts.reordered,
-                    dropped=counts.dropped_queue_full,
+                    way=describe_direction(label),
+                    received=format_count("{count} datagram", "{count} datagrams", counts.received),
+                    forwarded=format_number(counts.forwarded),
+                    lost=format_number(counts.lost),
+                    duplicated=format_number(counts.duplicated),
+                    reordered=format_number(counts.reordered),
+                    dropped=format_number(counts.dropped_queue_full),
                 )
             )
         clients = _("clients: {total} ({open} active, {evicted} evicted)").format(
-            total=stats.clients_total, open=stats.clients_open, evicted=stats.clients_refused
+            total=format_number(stats.clients_total),
+            open=format_number(stats.clients_open),
+            evicted=format_number(stats.clients_refused),
         )
     else:
-        ways = []
         for label, stream in (("up", stats.up_bytes), ("down", stats.down_bytes)):
             ways.append(
                 _(
-                    "{way}: {received} bytes in, {forwarded} out in {pieces} writes ({discarded} discarded)"
+                    "{way}: {received} in, {forwarded} out in {pieces} ({discarded} discarded)"
                 ).format(
-                    way=label,
-                    received=stream.bytes_received,
-                    forwarded=stream.bytes_forwarded,
-                    pieces=stream.pieces,
-                    discarded=stream.bytes_discarded,
+                    way=describe_direction(label),
+                    received=_bytes(stream.bytes_received),
+                    forwarded=format_number(stream.bytes_forwarded),
+                    pieces=format_count("{count} write", "{count} writes", stream.pieces),
+                    discarded=format_number(stream.bytes_discarded),
                 )
             )
         clients = _(
             "connections: {total} ({open} open, {refused} refused, {limit} closed at the limit, {resets} reset)"
         ).format(
-            total=stats.clients_total,
-            open=stats.clients_open,
-            refused=stats.clients_refused,
-            limit=stats.closed_at_limit,
-            resets=stats.resets_sent,
+            total=format_number(stats.clients_total),
+            open=format_number(stats.clients_open),
+            refused=format_number(stats.clients_refused),
+            limit=format_number(stats.closed_at_limit),
+            resets=format_number(stats.resets_sent),
         )
     line = _("impair stats: {ways}; {clients}").format(ways="; ".join(ways), clients=clients)
     if stats.target_failures:
-        line += "; " + _("target unreachable {count} times").format(count=stats.target_failures)
+        line += "; " + format_count(
+            "target unreachable {count} time",
+            "target unreachable {count} times",
+            stats.target_failures,
+        )
     return line
 
 
@@ -379,7 +394,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         )
         env.say(
             _("Faults ({direction}): {faults}").format(
-                direction=args.direction, faults=describe_faults(faults)
+                direction=describe_direction(args.direction), faults=describe_faults(faults)
             )
         )
         env.say(_("Press Ctrl+C to stop."))

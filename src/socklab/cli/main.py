@@ -208,7 +208,9 @@ def build_parser(
     parser.add_argument(
         "--lang",
         choices=SUPPORTED_LANGUAGES,
-        help=_("language of messages (default: from LANG, else English)"),
+        help=_(
+            "language of messages (default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English)"
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar=_("COMMAND"), parser_class=_Parser)
     summaries = command_summaries()

@@ -24,7 +24,7 @@ from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.ports import (
     TIME_WAIT,
@@ -83,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=_(
             "refresh every SECONDS (default {seconds}); new sockets are highlighted, closed ones stay marked for a while"
-        ).format(seconds=DEFAULT_WATCH_S),
+        ).format(seconds=format_number(DEFAULT_WATCH_S, decimals=None)),
     )
     parser.add_argument(
         "--log", metavar="FILE", help=_("with --watch: append every change to FILE")
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         _print_explanation(env, group_by_local_port(rows))
     else:
         print_socket_table(env, rows)
-        env.say(ngettext("{count} socket", "{count} sockets", len(rows)).format(count=len(rows)))
+        env.say(format_count("{count} socket", "{count} sockets", len(rows)))
     if table.hidden is not None:
         env.warn(describe_hidden(table.hidden))
     return ExitStatus.OK
@@ -166,7 +166,7 @@ def describe_hidden(hidden: Hidden) -> str:
         "{count} socket is shown without PID and process: it belongs to another user's process, which only an administrator may inspect. Run 'sudo socklab ports' to see it.",
         "{count} sockets are shown without PID and process: they belong to other users' processes, which only an administrator may inspect. Run 'sudo socklab ports' to see them.",
         hidden.count or 0,
-    ).format(count=hidden.count)
+    ).format(count=format_number(hidden.count or 0))
 
 
 def format_row_endpoint(address: str | None, port: int | None) -> str:
@@ -295,10 +295,13 @@ def _print_explanation(env: Environment, groups: tuple[PortGroup, ...]) -> None:
         sockets = sum(len(group.sockets) for group in waiting_only)
         env.say(
             ngettext(
-                "TIME_WAIT only: {sockets} sockets on {ports} more port",
-                "TIME_WAIT only: {sockets} sockets on {ports} more ports",
+                "TIME_WAIT only: {sockets} on {ports} more port",
+                "TIME_WAIT only: {sockets} on {ports} more ports",
                 len(waiting_only),
-            ).format(sockets=sockets, ports=len(waiting_only))
+            ).format(
+                sockets=format_count("{count} socket", "{count} sockets", sockets),
+                ports=format_number(len(waiting_only)),
+            )
         )
         env.say()
     if any(group.waiting for group in groups):
@@ -318,7 +321,7 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
                 "UDP port {port}: {count} socket",
                 "UDP port {port}: {count} sockets",
                 len(group.sockets),
-            ).format(port=group.local_port, count=len(group.sockets))
+            ).format(port=group.local_port, count=format_number(len(group.sockets)))
         )
     elif waiting:
         env.say(
@@ -326,15 +329,17 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
                 "TCP port {port}: {listening} listening, {connections} connected, {waiting} in TIME_WAIT"
             ).format(
                 port=group.local_port,
-                listening=len(listeners),
-                connections=len(connections),
-                waiting=len(waiting),
+                listening=format_number(len(listeners)),
+                connections=format_number(len(connections)),
+                waiting=format_number(len(waiting)),
             )
         )
     else:
         env.say(
             _("TCP port {port}: {listening} listening, {connections} connected").format(
-                port=group.local_port, listening=len(listeners), connections=len(connections)
+                port=group.local_port,
+                listening=format_number(len(listeners)),
+                connections=format_number(len(connections)),
             )
         )
     for row in group.sockets:
@@ -347,9 +352,7 @@ def _explain_group(env: Environment, group: PortGroup) -> None:
             by_address[row.local_address] = by_address.get(row.local_address, 0) + 1
         for address, count in by_address.items():
             local = format_row_endpoint(address, group.local_port)
-            closed = ngettext(
-                "{count} closed connection", "{count} closed connections", count
-            ).format(count=count)
+            closed = format_count("{count} closed connection", "{count} closed connections", count)
             env.say(f"  {TIME_WAIT:<12} {local + ' ⇄ ' + closed:<50} -")
     port = group.local_port
     if group.proto == "udp":
@@ -420,7 +423,10 @@ def watch_view(rows: Sequence[WatchedRow], interval_s: float, kept_s: float) -> 
 
     caption = _(
         "every {seconds} s · new: green · closed: red, kept {kept} s · Ctrl+C stops"
-    ).format(seconds=interval_s, kept=kept_s)
+    ).format(
+        seconds=format_number(interval_s, decimals=None),
+        kept=format_number(kept_s, decimals=None),
+    )
     # Below the table, not as its caption: rich wraps a caption to the table's width, and a
     # table with no rows is narrower than the caption.
     return Group(_socket_table(list(rows), show_status=True), Text(caption, style="table.caption"))

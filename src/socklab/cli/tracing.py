@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from socklab.cli.environment import Environment
-from socklab.i18n import _, ngettext
+from socklab.i18n import _, format_count
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 from socklab.tracing import Call, TraceEvent, Tracer
@@ -61,8 +61,8 @@ def format_address(address: tuple[str, int] | None) -> str:
 
 
 def count_bytes(nbytes: int) -> str:
-    """A size in words, singular or plural: "1 byte", "1,024 bytes"."""
-    return ngettext("{count:,} byte", "{count:,} bytes", nbytes).format(count=nbytes)
+    """A size in words, singular or plural, in the language's number format: "1 byte", "1,024 bytes"."""
+    return format_count("{count} byte", "{count} bytes", nbytes)
 
 
 def _argument(event: TraceEvent) -> str:

@@ -25,7 +25,7 @@ from socklab.errors import (
     ReplyTimeoutError,
     UsageError,
 )
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
@@ -122,9 +122,10 @@ class StreamConverterClient:
                 if isinstance(event, FrameTooLong) and event.header_looks_like_text:
                     raise RemoteProtocolError(
                         _(
-                            "the length header {header} announces a message of {size:,} bytes, but it looks like text: is the server using --framing line or raw?"
+                            "the length header {header} announces a message of {size} bytes, but it looks like text: is the server using --framing line or raw?"
                         ).format(
-                            header=escape_for_terminal(event.header, quoted=True), size=event.size
+                            header=escape_for_terminal(event.header, quoted=True),
+                            size=format_number(event.size),
                         )
                     )
                 if isinstance(event, FrameTooLong | TruncatedFrame):
@@ -190,8 +191,10 @@ class DatagramConverterClient:
             # send() would fail with EMSGSIZE ("Message too long"), which names no number.
             raise UsageError(
                 _(
-                    "a request of {size:,} bytes does not fit: a UDP datagram holds at most {limit:,} bytes"
-                ).format(size=len(datagram), limit=MAX_UDP_PAYLOAD_BYTES)
+                    "a request of {size} bytes does not fit: a UDP datagram holds at most {limit} bytes"
+                ).format(
+                    size=format_number(len(datagram)), limit=format_number(MAX_UDP_PAYLOAD_BYTES)
+                )
             )
         with self._oserrors:
             self._sock.send(datagram)

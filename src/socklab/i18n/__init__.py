@@ -6,8 +6,16 @@ and a missing German entry falls back to readable English. Catalogues live in
 installed socklab needs no gettext tools. Placeholders use `str.format` names:
 `_("Listening on port {port}").format(port=port)` keeps the word order free for translators.
 
-The language is chosen once per process: `--lang` wins, then LC_ALL, LC_MESSAGES, LANG
-(the POSIX order); anything that is not German falls back to English.
+The language is chosen once per process: `--lang` wins, then LANGUAGE (a colon-separated list of
+preferences, as GNU gettext reads it: the first supported one wins), then LC_ALL, LC_MESSAGES,
+LANG (the POSIX order); anything that is not German falls back to English.
+
+Counts go through `ngettext` (or `format_count`, which also formats the number) (German and English both have one singular and one plural form:
+`Plural-Forms: nplurals=2; plural=(n != 1);`), and every number a user reads goes through
+`format_number`, which writes the language's separators: "65,537" and "0.98" in English,
+"65.537" and "0,98" in German (the Duden's thousands point and decimal comma). Babel knows every
+locale's separators, but it is only a development dependency (it compiles the catalogue); two
+languages need two lines of data, not a runtime dependency.
 
 argparse writes words of its own ("usage:", "show this help message and exit", its error
 messages) through module-level `_` and `ngettext` names bound from gettext's global domain.
@@ -27,23 +35,46 @@ DOMAIN = "socklab"
 # os.path, not pathlib: every server process loads this module, and pathlib pulls in urllib.
 LOCALE_DIR = os.path.join(os.path.dirname(__file__), "locale")
 
+# (thousands separator, decimal separator) of each language: en as in "65,537.5", de as in
+# "65.537,5" (DIN 5008 and the Duden group thousands with a point and write a decimal comma).
+NUMBER_SEPARATORS = {"en": (",", "."), "de": (".", ",")}
+
 _translation: gettext.NullTranslations = gettext.NullTranslations()
 _language = "en"
 
 
+def _language_code(value: str) -> str:
+    """ "de_DE.UTF-8@euro" -> "de"; "C" and "POSIX" -> "c", "posix" (supported by no catalogue)."""
+    return value.split(".")[0].split("@")[0].split("_")[0].split("-")[0].strip().lower()
+
+
 def choose_language(explicit: str | None, environ: Mapping[str, str]) -> str:
-    """The language code to use: `explicit` if given, else the POSIX locale variables."""
+    """The language code to use: `explicit` if given, else LANGUAGE, then the POSIX variables.
+
+    LANGUAGE is a list of preferences ("fr:de:en"): the first language socklab speaks wins, and a
+    list naming none of them leaves the choice to the locale variables. Of LC_ALL, LC_MESSAGES and
+    LANG the first one set decides, and anything but German ("C", "POSIX", "fr_FR") is English.
+    GNU gettext ignores LANGUAGE when the locale is "C"; socklab does not, because containers and
+    CI machines often run with LANG=C.UTF-8 and LANGUAGE=de should still mean German there.
+    """
     if explicit:
-        candidates = [explicit]
-    else:
-        candidates = [environ.get(name, "") for name in ("LC_ALL", "LC_MESSAGES", "LANG")]
-    for value in candidates:
-        if not value:
-            continue
-        code = value.split(".")[0].split("_")[0].split("-")[0].lower()
-        # "C" and "POSIX" mean "no localisation": English.
+        code = _language_code(explicit)
         return code if code in SUPPORTED_LANGUAGES else "en"
+    for preference in environ.get("LANGUAGE", "").split(":"):
+        code = _language_code(preference)
+        if code in SUPPORTED_LANGUAGES:
+            return code
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            code = _language_code(value)
+            return code if code in SUPPORTED_LANGUAGES else "en"
     return "en"
+
+
+def current_language() -> str:
+    """The code of the language this process speaks ("en" or "de")."""
+    return _language
 
 
 def set_language(language: str) -> None:
@@ -67,3 +98,29 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, count: int) -> str:
     """Translate a message that depends on a count ("1 client" / "2 clients")."""
     return _translation.ngettext(singular, plural, count)
+
+
+def format_number(value: float, decimals: int | None = 0) -> str:
+    """`value` with `decimals` digits after the point, thousands grouped, in the current language.
+
+    format_number(65537) is "65,537" in English and "65.537" in German; format_number(0.98, 2) is
+    "0.98" and "0,98". decimals=None writes as many digits as the value needs (at most six, no
+    exponent: 12.5 -> "12.5", 30.0 -> "30"), for numbers a user typed. Pass the count itself to
+    `ngettext` and this text to the message.
+    """
+    if decimals is None:
+        _whole, _point, fraction = f"{value:.6f}".rstrip("0").partition(".")
+        decimals = len(fraction)
+    grouped = f"{value:,.{decimals}f}"
+    thousands, decimal = NUMBER_SEPARATORS[_language]
+    # One pass over the characters, so that swapping "," and "." cannot mix them up.
+    return grouped.translate(str.maketrans(",.", thousands + decimal))
+
+
+def format_count(singular: str, plural: str, count: int) -> str:
+    """A counted noun in the right form and number format: "1 request", "65,537 requests".
+
+    `singular` and `plural` are msgids with a `{count}` placeholder, translated with `ngettext`
+    (extraction keyword `format_count:1,2`, like `ngettext`).
+    """
+    return ngettext(singular, plural, count).format(count=format_number(count))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import codecs
 
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 
 # Code points escaped by one table lookup: C0, DEL, C1, the backslash, and the bytes that are
 # not UTF-8 (kept by the `surrogateescape` decoder as U+DC80..U+DCFF).
@@ -68,7 +68,7 @@ def escape_for_terminal(
     if quoted:
         text = f'"{text}"'
     if cut < size:
-        text = _("{text} ({size:,} bytes)").format(text=text, size=size)
+        text = _("{text} ({size} bytes)").format(text=text, size=format_number(size))
     return text
 
 

@@ -70,6 +70,11 @@ def demo_hello(say: Say) -> bool:
     return error is None and not server.is_alive()
 
 
+def _labelled(say: Say, template: str) -> Say:
+    """`say` with each line put into `template` ("server: {line}"), who speaks in its language."""
+    return lambda line: say(template.format(line=line))
+
+
 def demo_upper(say: Say) -> bool:
     ok = True
     for transport in ("udp", "tcp"):
@@ -81,10 +86,12 @@ def demo_upper(say: Say) -> bool:
         )
         # Server ready, client input, server's log of the request, client's reply line.
         turns = TakingTurns(say, "SCSC")
-        server = UpperServer(transport, "127.0.0.1", 0, turns.voice("S", "   server: "))
+        server = UpperServer(
+            transport, "127.0.0.1", 0, _labelled(turns.voice("S", "   "), _("server: {line}"))
+        )
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        client_says = turns.voice("C", "   client: ")
+        client_says = _labelled(turns.voice("C", "   "), _("client: {line}"))
         sentence = "hello sockets"
         client_says(_("Input lowercase sentence:") + " " + sentence)
         reply = run_upper_client(transport, "127.0.0.1", server.address[1], sentence, TIMEOUT_S)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
 from socklab.clients.converter_client import DatagramConverterClient
 from socklab.errors import NetworkTimeoutError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.retransmission import Answered
 from socklab.runtimes import DEFAULT_RUNTIME, serve
 from socklab.runtimes.config import ServerConfig
@@ -46,7 +46,7 @@ def demo_datagram(say: Say) -> bool:
             step(
                 say,
                 _("plain client, one datagram per request, {seconds} s for each answer:").format(
-                    seconds=PLAIN_WAIT_S
+                    seconds=format_number(PLAIN_WAIT_S, decimals=None)
                 ),
             )
             troubles = 0

@@ -183,7 +183,7 @@ def capture_ladder() -> list[str] | None:
     lines = []
     for packet in packets:
         rung = builder.add(packet)
-        arrow = "client ──▶ server" if rung.from_client else "client ◀── server"
+        arrow = _("client ──▶ server") if rung.from_client else _("client ◀── server")
         numbers = f"seq={rung.relative_seq}" + (
             f" ack={rung.relative_ack}" if rung.relative_ack is not None else ""
         )

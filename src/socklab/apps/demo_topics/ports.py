@@ -75,7 +75,9 @@ def system_wide_table() -> bool:
 
 
 def show_rows(say: Say, rows: list[SocketRow]) -> None:
-    step(say, f"   {'fd':>4}  {_('local'):<22} {_('remote'):<22} {_('state')}")
+    # Not inside the f-string: the extractor of the message catalogue does not look in there.
+    local, remote, state = _("local"), _("remote"), _("state")
+    step(say, f"   {'fd':>4}  {local:<22} {remote:<22} {state}")
     for row in rows:
         fd = str(row.fd) if row.fd >= 0 else "-"
         step(say, f"   {fd:>4}  {row.local:<22} {row.remote:<22} {row.status}")

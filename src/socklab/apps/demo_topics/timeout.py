@@ -12,7 +12,7 @@ import socket
 import threading
 
 from socklab.apps.demo_topics.narration import TIMEOUT_S, Say, heading, observe, step
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 
 WAIT_S = 0.5  # long enough to notice, short enough for the tour
 
@@ -38,7 +38,7 @@ def demo_timeout(say: Say) -> bool:
                 say,
                 _(
                     "server: accept() raised socket.timeout after {seconds} s: caught, the program still runs"
-                ).format(seconds=WAIT_S),
+                ).format(seconds=format_number(WAIT_S, decimals=None)),
             )
         listener.settimeout(TIMEOUT_S)
         with socket.create_connection(listener.getsockname(), timeout=TIMEOUT_S) as client:

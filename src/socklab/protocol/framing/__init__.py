@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from socklab.i18n import _
 from socklab.protocol.framing.base import (
     FrameEvent,
     Framer,
@@ -90,6 +91,21 @@ def framing_info(name: str) -> FramingInfo:
         return FRAMINGS[name]  # type: ignore[index]  # any str is looked up; unknown: KeyError
     except KeyError:
         raise ValueError(f"unknown framing {name!r}; choose one of {', '.join(FRAMINGS)}") from None
+
+
+def describe_framing(name: str) -> str:
+    """A framing's name (or "datagram") as the word the user's language puts before "framing".
+
+    English keeps the --framing value ("line framing"); German says "Zeilen-Framing". An unknown
+    name is shown as it is.
+    """
+    labels = {
+        "line": _("line"),
+        "length": _("length"),
+        "raw": _("raw"),
+        "datagram": _("datagram"),
+    }
+    return labels.get(name, name)
 
 
 def make_framer(name: str, max_message_bytes: int) -> Framer:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import IO, assert_never
 
 from socklab.errors import UsageError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.converter import (
     CLOSE,
@@ -216,8 +216,8 @@ class ScriptedSession:
                 return
             if len(log.requests) >= MAX_REQUESTS_PER_CONNECTION:
                 log.malformed.append(
-                    _("more than {count:,} requests on one connection").format(
-                        count=MAX_REQUESTS_PER_CONNECTION
+                    _("more than {count} requests on one connection").format(
+                        count=format_number(MAX_REQUESTS_PER_CONNECTION)
                     )
                 )
                 self._end(ConnectionEnd.RESET, CloseReason.PROTOCOL_ERROR)
@@ -585,7 +585,9 @@ def _replies_in_order(stdout: str, replies: list[bytes]) -> tuple[int, bytes | N
 
 def _describe_exit(record: ClientRecord, timeout_s: float) -> str:
     if record.timed_out:
-        return _("still running after {seconds:g} s (killed)").format(seconds=timeout_s)
+        return _("still running after {seconds} s (killed)").format(
+            seconds=format_number(timeout_s, decimals=None)
+        )
     if record.exit_status is not None and record.exit_status < 0:
         # Popen's negative status: ended by a signal it did not handle (not sent by the checker).
         number = -record.exit_status
@@ -872,8 +874,8 @@ def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
     if not exited and _last_stderr_line(record):
         received += f": {_last_stderr_line(record)}"
     return Finding(
-        _("exit status 0 (or 1 after an 'E:' reply) within {seconds:g} s").format(
-            seconds=target.timeout_s
+        _("exit status 0 (or 1 after an 'E:' reply) within {seconds} s").format(
+            seconds=format_number(target.timeout_s, decimals=None)
         ),
         received,
         exited,

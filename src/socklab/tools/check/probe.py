@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from socklab.errors import NetworkTimeoutError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.runtimes.oserrors import translate_oserror, translated_oserrors
 from socklab.tools.check.results import show_bytes
 
@@ -62,13 +62,15 @@ class Received:
                 )
             case Ending.TIMEOUT:
                 if not self.data:
-                    return _("nothing within {seconds:g} s").format(seconds=self.timeout_s)
-                return _("{data}, then nothing more within {seconds:g} s").format(
-                    data=show_bytes(self.data), seconds=self.timeout_s
+                    return _("nothing within {seconds} s").format(
+                        seconds=format_number(self.timeout_s, decimals=None)
+                    )
+                return _("{data}, then nothing more within {seconds} s").format(
+                    data=show_bytes(self.data), seconds=format_number(self.timeout_s, decimals=None)
                 )
             case Ending.FLOOD:
-                return _("{data}, and more: over {size:,} bytes in all").format(
-                    data=show_bytes(self.data), size=MAX_RECEIVED_BYTES
+                return _("{data}, and more: over {size} bytes in all").format(
+                    data=show_bytes(self.data), size=format_number(MAX_RECEIVED_BYTES)
                 )
             case Ending.RESET:
                 if not self.data:

@@ -21,9 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socklab.errors import NetworkError, RefusedError, UsageError
-from socklab.i18n import _
+from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.converter import ERROR_PREFIX, GREETING, handle_datagram
-from socklab.protocol.framing import FRAMINGS, FramingName, framing_info, make_framer
+from socklab.protocol.framing import (
+    FRAMINGS,
+    FramingName,
+    describe_framing,
+    framing_info,
+    make_framer,
+)
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.session import ConverterSession
 from socklab.tools.check.probe import DatagramProbe, Deadline, Ending, Received, StreamProbe
@@ -196,7 +202,7 @@ def unframed_greeting_note(framing: FramingName) -> str:
             return _("The greeting must start with its 4-byte length (length framing).")
         case _:
             return _("The greeting must be framed like every message ({framing} framing).").format(
-                framing=framing
+                framing=describe_framing(framing)
             )
 
 
@@ -326,8 +332,8 @@ def check_over_long(target: ServerTarget) -> Finding:
     over_long = make_framer(target.framing, limit + 1).encode(b"U:" + b"a" * (limit - 1))
     data = over_long[: header_bytes or limit + 1]
     expected = _(
-        "a reply starting 'E:' (the server may then close) for a message of {size:,} bytes"
-    ).format(size=limit + 1)
+        "a reply starting 'E:' (the server may then close) for a message of {size} bytes"
+    ).format(size=format_number(limit + 1))
     deadline = Deadline(target.timeout_s)
     with StreamProbe(target.host, target.port, deadline) as probe:
         ended = skip_greeting(probe, target)
@@ -341,8 +347,8 @@ def check_over_long(target: ServerTarget) -> Finding:
         note = unframed_reply_note(target.framing, received.data)
     else:
         note = _(
-            "A message longer than {limit:,} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
-        ).format(limit=limit)
+            "A message longer than {limit} bytes must be refused with 'E:' as soon as the limit is passed (use --max-message-bytes if the server's limit differs)."
+        ).format(limit=format_number(limit))
     return Finding(expected, received.describe(), passed, "" if passed else note)
 
 
@@ -387,9 +393,11 @@ def check_close(target: ServerTarget) -> Finding:
 
 def check_concurrent_clients(target: ServerTarget) -> Finding:
     count = target.concurrent_clients
-    expected = _(
-        "{count} clients connected at once each get the greeting and their own replies"
-    ).format(count=count)
+    expected = ngettext(
+        "{count} client connected gets the greeting and its own replies",
+        "{count} clients connected at once each get the greeting and their own replies",
+        count,
+    ).format(count=format_number(count))
     one_at_a_time = _(
         "Each client must be greeted and answered while the others stay connected; a server that serves one client at a time fails here."
     )
@@ -441,7 +449,13 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
     finally:
         for probe in probes:
             probe.close()
-    return Finding(expected, _("all {count} clients were served").format(count=count), True)
+    return Finding(
+        expected,
+        ngettext("the client was served", "all {count} clients were served", count).format(
+            count=format_number(count)
+        ),
+        True,
+    )
 
 
 # --- UDP checks --------------------------------------------------------------------------------
@@ -449,7 +463,9 @@ def check_concurrent_clients(target: ServerTarget) -> Finding:
 
 def show_datagram(datagram: bytes | None, timeout_s: float) -> str:
     if datagram is None:
-        return _("no datagram within {seconds:g} s").format(seconds=timeout_s)
+        return _("no datagram within {seconds} s").format(
+            seconds=format_number(timeout_s, decimals=None)
+        )
     return show_bytes(datagram)
 
 
@@ -513,7 +529,7 @@ def check_no_amplification(target: ServerTarget) -> Finding:
     # `ŉ` upper-cases to `ʼN`: 2 bytes become 3, so the converted text outgrows the request.
     request = b"U:" + "ŉ".encode() * 20
     expected = _("no reply, or one of at most {size} bytes (the request's size)").format(
-        size=len(request)
+        size=format_number(len(request))
     )
     marker, marker_reply = b"U:next", handle_datagram(b"U:next")
     assert marker_reply is not None
@@ -525,7 +541,8 @@ def check_no_amplification(target: ServerTarget) -> Finding:
     passed = marker_seen and not too_long and len(before) <= 1
     if before:
         shown = ", ".join(
-            _("{data} ({size} bytes)").format(data=show_bytes(d), size=len(d)) for d in before
+            _("{data} ({size} bytes)").format(data=show_bytes(d), size=format_number(len(d)))
+            for d in before
         )
     else:
         shown = _("no reply")
@@ -749,7 +766,7 @@ def check_converter_server(
         if not checks:
             raise UsageError(
                 _("check {names} does not apply to {framing} framing").format(
-                    names=", ".join(sorted(only)), framing=framing
+                    names=", ".join(sorted(only)), framing=describe_framing(framing)
                 )
             )
     # Nothing listening is a usage problem (wrong port): one line, not a dozen identical
