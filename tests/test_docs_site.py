@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import socklab
+from tests.i18n.test_voice import ONE_WORD, formal_address
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCS = PROJECT / "docs"
@@ -151,8 +152,9 @@ def test_a_german_page_translates_all_of_its_english_page(name: str) -> None:
     assert len(re.findall(r"^## ", german, re.M)) == len(re.findall(r"^## ", english, re.M))
     assert table_keys(german) == table_keys(english)
     assert f"(de/{name})" in english
-    # German with du, never the formal Sie (a sentence about "them" can start with "Die ...").
-    assert not re.search(r"\b(Sie|Ihnen)\b", german)
+    # The catalogue's voice: du, never Sie, and one word for each thing.
+    assert not formal_address(german)
+    assert not [word for word in ONE_WORD if re.search(word, german)]
 
 
 def test_the_teaching_docs_have_german_pages() -> None:
