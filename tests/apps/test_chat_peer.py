@@ -47,8 +47,10 @@ def leave_and_stop(peer: ChatPeer) -> None:
     ("first", "second"), [(m, n) for m in MODELS for n in MODELS if m != n], ids="-".join
 )
 def test_peers_of_two_models_chat_and_leave_nothing_behind(first: str, second: str) -> None:
-    # One-time costs first (uvloop keeps a pipe for the process, the escaper its tables).
-    leave_and_stop(start_chat_peer(first, ChatConfig("warmup"), lambda event: None))
+    # One-time costs first, of both models (uvloop keeps a pipe for the process, the escaper
+    # its tables): under xdist a worker may meet the second model here for the first time.
+    for model in (first, second):
+        leave_and_stop(start_chat_peer(model, ChatConfig("warmup"), lambda event: None))
     threads_before = set(threading.enumerate())
     descriptors_before = psutil.Process().num_fds()
     alice_events, bob_events = Events(), Events()
