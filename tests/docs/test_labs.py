@@ -1,4 +1,4 @@
-"""Every command of the lab sheets (docs/LABS.md, docs/LABS.de.md) runs, as written (issue 18).
+"""Every command of the lab sheets (docs/LABS.md, docs/de/LABS.md) runs, as written (issue 18).
 
 Each lab runs in a fresh folder. The sheets' fenced ```sh blocks are taken in order: a plain
 block's commands run to completion and must exit 0 (`sh fails`: must exit non-zero, as the lab
@@ -28,7 +28,7 @@ import pytest
 from tests.socklab_process import child_environment, free_port, socklab_command
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-SHEETS = {"en": DOCS / "LABS.md", "de": DOCS / "LABS.de.md"}
+SHEETS = {"en": DOCS / "LABS.md", "de": DOCS / "de" / "LABS.md"}
 LAB_HEADING = re.compile(r"^## (?:Lab|Übung) (\d+)", re.MULTILINE)
 BLOCK = re.compile(r"^```sh([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHEET_PORTS = ("9998", "9999", "12000", "50000", "50001", "50002")

@@ -78,6 +78,8 @@ def test_sdist_holds_what_rebuilding_and_testing_need(
         "tests/socklab_process.py",
         "tests/test_layers.py",
         "docs/PROTOCOL.md",
+        "docs/de/TEACHING.md",
+        "mkdocs.yml",
         *(f"man/{page}" for page in COMMANDS_WITH_PAGES),
     ]:
         assert needed in inside, needed
