@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCK := constraints.txt
 PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n man lock screenshots
+.PHONY: run test lint typecheck clean i18n man lock docs screenshots
 
 $(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -21,9 +21,10 @@ $(BIN)/socklab: pyproject.toml $(LOCK)
 	$(PIP) -e .
 	@touch $@
 
-# The tests use the live extra too (tests/live starts `socklab live`).
+# The test setup has the docs extra too: `make test` builds the documentation site (--strict);
+# and the live extra (tests/live starts `socklab live`).
 $(VENV)/.test-extras: $(BIN)/socklab
-	$(PIP) -e '.[test,live]'
+	$(PIP) -e '.[test,docs,live]'
 	@touch $@
 
 run: $(BIN)/socklab
@@ -50,6 +51,11 @@ i18n: $(VENV)/.test-extras
 man: $(VENV)/.test-extras
 	$(BIN)/python scripts/make_manpages.py
 
+# The documentation site (mkdocs.yml over docs/, the API reference from the docstrings) into site/,
+# offline; --strict turns every broken link or reference into an error. Open site/index.html.
+docs: $(VENV)/.test-extras
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # Refresh docs/images/live-*.png (docs/TEACHING.md) from the browser tests of `socklab live`; as
 # root, so the capture runs and the ladder has packets (needs chromium and chromium-driver).
 screenshots: $(VENV)/.test-extras
@@ -61,11 +67,11 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
-	.lock-venv/bin/python -m pip install --quiet -e '.[test,live]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,docs,live]'
 	{ echo "# The versions every install of socklab's development setup takes (make run, make test, CI)."; \
 	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version); refresh on purpose, then run make test."; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^socklab'; } > $(LOCK)
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

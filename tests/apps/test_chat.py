@@ -238,6 +238,8 @@ def test_private_messages_nick_and_who(start_chat: Callable[..., ChatProcess]) -
     )
     bob.wait_message(r"^\[alicia\] for all$")
     # The sender sees its private message once, with the recipient; an unknown one is named.
+    # (Waited for: alice's own stdout is read by another thread than bob's.)
+    alice.wait_message(r"^→ bob: just for you$")
     assert [line for line in alice.process.stdout_lines if "just for you" in line] == [
         "→ bob: just for you"
     ]

@@ -11,7 +11,7 @@ rest is the byte stream a peer sends. `check_protocol_input` then asserts the co
   design and only checked for crashes);
 * the same bytes as one UDP datagram get no reply or one no longer than the datagram.
 
-Run by `tests/fuzz/test_fuzz_protocol.py` for 100,000 inputs in CI. A long run (documented in
+Run by `tests/fuzz/test_fuzz_protocol.py` for 30,000 inputs in CI (100,000 with -m slow). A long run (documented in
 docs/RELIABILITY.md) keeps its corpus between runs:
 
     mkdir -p .fuzz-corpus && .venv/bin/python tests/fuzz/fuzz_protocol.py .fuzz-corpus \\

@@ -1,8 +1,10 @@
-"""The atheris harness in CI: 100,000 coverage-guided inputs, plus the harness's own checks.
+"""The atheris harness: 30,000 coverage-guided inputs in CI, 100,000 with `-m slow`, plus the
+harness's own checks.
 
 atheris (libFuzzer) exits the process when it finds a failure, so it runs as a subprocess with
 a fixed seed (reproducible) and a bound on time; a failure prints the crashing input. The
-measured figure on the 2-core CI machine is about 30 s for 100,000 runs. The first tests feed
+measured figure on the 2-core CI machine is about 30 s for 100,000 runs on a quiet machine,
+over 170 s on a loaded one: CI runs 30,000 (the same seed, so the same first 30,000 inputs). The first tests feed
 the harness known inputs directly, so a harness that checks nothing cannot pass unnoticed.
 """
 
@@ -18,7 +20,7 @@ from tests.fuzz.fuzz_protocol import FRAMINGS, check_protocol_input, run_session
 
 HARNESS = Path(__file__).with_name("fuzz_protocol.py")
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-CI_RUNS = 100_000
+RUNS = {"ci": 30_000, "full": 100_000}
 
 
 @pytest.mark.parametrize(
@@ -46,12 +48,14 @@ def test_harness_sees_a_reply_that_depends_on_chunking() -> None:
 
 
 @pytest.mark.timeout(180)
-def test_atheris_finds_no_failure_in_100000_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scale", ["ci", pytest.param("full", marks=pytest.mark.slow)])
+def test_atheris_finds_no_failure(scale: str, tmp_path: Path) -> None:
+    runs = RUNS[scale]
     result = subprocess.run(
         [
             sys.executable,
             str(HARNESS),
-            f"-runs={CI_RUNS}",
+            f"-runs={runs}",
             "-seed=20261123",
             "-max_len=1024",
             f"-artifact_prefix={tmp_path}/",
@@ -64,4 +68,4 @@ def test_atheris_finds_no_failure_in_100000_runs(tmp_path: Path) -> None:
     )
     tail = "\n".join(result.stderr.splitlines()[-30:])
     assert result.returncode == 0, tail
-    assert f"Done {CI_RUNS} runs" in result.stderr, tail
+    assert f"Done {runs} runs" in result.stderr, tail

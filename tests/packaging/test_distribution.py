@@ -78,6 +78,8 @@ def test_sdist_holds_what_rebuilding_and_testing_need(
         "tests/socklab_process.py",
         "tests/test_layers.py",
         "docs/PROTOCOL.md",
+        "docs/de/TEACHING.md",
+        "mkdocs.yml",
         *(f"man/{page}" for page in COMMANDS_WITH_PAGES),
     ]:
         assert needed in inside, needed
@@ -97,6 +99,9 @@ def test_wheel_built_from_the_sdist_has_man_pages_licence_and_catalogue(
     assert f"{NAME}.dist-info/licenses/LICENSE" in names
     assert "socklab/i18n/locale/de/LC_MESSAGES/socklab.mo" in names
     assert "socklab/py.typed" in names
+    # `socklab examples` writes these from the installed package, in both languages.
+    for language in ("en", "de"):
+        assert f"socklab/apps/examples/programs/{language}/converter_server.py" in names
     assert not [name for name in names if name.endswith(".po")]  # sources stay in the sdist
     assert f"Version: {socklab.__version__}" in metadata
     assert "License-Expression: MIT" in metadata

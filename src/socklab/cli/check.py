@@ -1,8 +1,11 @@
-"""`socklab check converter-server|converter-client`: grade a program against the protocol.
+"""`socklab check SUBJECT`: grade a program of the course against its protocol.
 
-Parses, calls socklab.tools.check, renders: one line per check as it completes (on a terminal with
-a progress line and colour, in a pipe plain), JSON with `--json` (the schema is in
-docs/CHECK.md). Exit status 0 when every check passes, NOT_CONFORMING when any check failed,
+Subjects: converter-server|converter-client (docs/PROTOCOL.md), hello-server|hello-client (the
+prep sheet), upper-server|upper-client (the lecture's K&R programs), chat-peer (the chat
+protocol of docs/PROTOCOL.md). Parses, calls
+socklab.tools.check, renders: one line per check as it completes (on a terminal with a progress
+line and colour, in a pipe plain), JSON with `--json` (the schema is in docs/CHECK.md), JUnit
+XML with `--junit FILE` (cli/junit.py). Exit status 0 when every check passes, NOT_CONFORMING when any check failed,
 INTERRUPTED after Ctrl+C (the results so far are still shown).
 """
 
@@ -20,17 +23,28 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.junit import write_junit
 from socklab.cli.progress import ProgressLine
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.framing import describe_framing
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
+from socklab.tools.check.chat import chat_check_ids, check_chat_peer
 from socklab.tools.check.client import (
     DEFAULT_CLIENT_TIMEOUT_S,
     DEFAULT_INPUT,
     ClientTarget,
     check_converter_client,
     client_checks,
+)
+from socklab.tools.check.course import (
+    DEFAULT_UPPER_INPUT,
+    STREAM,
+    check_hello_client,
+    check_hello_server,
+    check_upper_client,
+    check_upper_server,
+    subject_check_ids,
 )
 from socklab.tools.check.results import CheckReport, CheckResult
 from socklab.tools.check.server import (
@@ -118,11 +132,87 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=_("the client to run, e.g. -- python3 client.py {port}"),
     )
     client.set_defaults(handler=run_client_check)
+    _configure_course(subjects)
+
+
+def _configure_course(subjects: Any) -> None:
+    """The course texts' simple programs: the prep sheet's hello, the lecture's uppercase."""
+    for name, help_text, udp_help in (
+        ("hello-server", _("check the prep sheet's hello server listening at HOST:PORT"), None),
+        ("chat-peer", _("check a chat peer listening at HOST:PORT (docs/PROTOCOL.md)"), None),
+        (
+            "upper-server",
+            _("check the lecture's uppercase server listening at HOST:PORT"),
+            _("check the UDP server instead of TCP"),
+        ),
+    ):
+        server = subjects.add_parser(name, help=help_text)
+        server.add_argument(
+            "address", type=host_port, metavar="HOST:PORT", help=_("where the server listens")
+        )
+        if udp_help is not None:
+            add_udp_flag(server, help=udp_help)
+        else:
+            server.set_defaults(transport="tcp")
+        server.add_argument(
+            "--timeout",
+            type=positive_seconds,
+            default=DEFAULT_TIMEOUT_S,
+            help=_("seconds each check may take (default: %(default)s)"),
+        )
+        _add_output(server)
+        server.set_defaults(handler=run_course_server_check)
+    for name, help_text, udp_help in (
+        ("hello-client", _("run the prep sheet's hello client command against a server"), None),
+        (
+            "upper-client",
+            _("run the lecture's uppercase client command against a server"),
+            _("check a UDP client instead of TCP"),
+        ),
+    ):
+        client = subjects.add_parser(
+            name,
+            help=help_text,
+            description=_(
+                "Runs COMMAND against socklab's counterpart on a free loopback port. {host} and "
+                "{port} in COMMAND are replaced by its address (also in the environment as "
+                "SOCKLAB_CHECK_HOST and SOCKLAB_CHECK_PORT)."
+            ),
+        )
+        if udp_help is not None:
+            add_udp_flag(client, help=udp_help)
+            client.add_argument(
+                "--input",
+                metavar="LINE",
+                default=DEFAULT_UPPER_INPUT,
+                help=_("the sentence for the client's standard input (default: %(default)s)"),
+            )
+        else:
+            client.set_defaults(transport="tcp", input=None)
+        client.add_argument(
+            "--timeout",
+            type=positive_seconds,
+            default=DEFAULT_CLIENT_TIMEOUT_S,
+            help=_("seconds the client may run (default: %(default)s)"),
+        )
+        _add_output(client)
+        client.add_argument(
+            "command",
+            nargs=argparse.REMAINDER,
+            metavar="-- COMMAND",
+            help=_("the client to run, e.g. -- python3 client.py {host} {port}"),
+        )
+        client.set_defaults(handler=run_course_client_check)
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help=_("print the results as JSON for grading scripts")
+    )
+    parser.add_argument(
+        "--junit",
+        metavar="FILE",
+        help=_("also write the results as JUnit XML to FILE (a test case per check)"),
     )
 
 
@@ -147,15 +237,22 @@ def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     report = check_converter_server(
         target, udp=args.transport == "udp", only=frozenset(args.only or ()), observer=live
     )
-    return live.finish(report)
+    return _finish(live, report, args, env)
 
 
-def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
+def _client_command(args: argparse.Namespace, env: Environment) -> list[str]:
+    """The command after '--'; empty (with the error line written) when there is none."""
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
         env.fail(_("give the client command after '--', e.g. -- python3 client.py {port}"))
+    return command
+
+
+def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    command = _client_command(args, env)
+    if not command:
         return ExitStatus.USAGE
     target = ClientTarget(
         command=tuple(command),
@@ -166,7 +263,49 @@ def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     )
     live = LiveLines(env, as_json=args.json)
     report = check_converter_client(target, observer=live)
-    return live.finish(report)
+    return _finish(live, report, args, env)
+
+
+def run_course_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    host, port = args.address
+    target = ServerTarget(host=host, port=port, timeout_s=args.timeout)
+    live = LiveLines(env, as_json=args.json)
+    if args.subject == "hello-server":
+        report = check_hello_server(target, observer=live)
+    elif args.subject == "chat-peer":
+        report = check_chat_peer(target, observer=live)
+    else:
+        report = check_upper_server(target, udp=args.transport == "udp", observer=live)
+    return _finish(live, report, args, env)
+
+
+def run_course_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    command = _client_command(args, env)
+    if not command:
+        return ExitStatus.USAGE
+    target = ClientTarget(
+        command=tuple(command),
+        transport=args.transport,
+        timeout_s=args.timeout,
+        input_lines=(args.input,) if args.input is not None else (),
+    )
+    live = LiveLines(env, as_json=args.json)
+    if args.subject == "hello-client":
+        report = check_hello_client(target, observer=live)
+    else:
+        report = check_upper_client(target, observer=live)
+    return _finish(live, report, args, env)
+
+
+def _finish(
+    live: LiveLines, report: CheckReport, args: argparse.Namespace, env: Environment
+) -> ExitStatus:
+    """The report's last lines, then the JUnit file (`--junit`), whose error is one line."""
+    status = live.finish(report)
+    if args.junit:
+        write_junit(report, args.junit)
+        env.warn(_("JUnit XML written to {path}").format(path=args.junit))
+    return status
 
 
 def exit_status(report: CheckReport) -> ExitStatus:
@@ -254,6 +393,10 @@ class LiveLines:
         # Known from the catalogue of the subject: the id column stays aligned from the first
         # line on, before the later results exist.
         report = self._report
+        if report is not None and report.subject == "chat-peer":
+            return chat_check_ids()
+        if report is not None and not report.subject.startswith("converter-"):
+            return subject_check_ids(report.subject, report.transport)
         if report is not None and report.subject == "converter-client":
             return [check.check_id for check in client_checks()]
         if report is not None and report.transport == "udp":
@@ -304,6 +447,8 @@ def report_as_json(report: CheckReport) -> dict[str, Any]:
 def _heading(report: CheckReport) -> str:
     if report.transport == "udp":
         how = "UDP"
+    elif report.framing == STREAM:
+        how = "TCP"
     else:
         how = _("TCP, {framing} framing").format(framing=describe_framing(report.framing))
     return _("Checking {subject} {target} ({how})").format(

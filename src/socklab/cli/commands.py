@@ -20,7 +20,9 @@ def command_summaries() -> dict[str, str]:
         "demo": _("a guided tour: each program started, used and explained"),
         "impair": _("relay TCP or UDP through reproducible faults: loss, delay, slicing, resets"),
         "chat": _("the lecture's P2P chat: every peer is client and server"),
-        "check": _("grade a converter server or client against the protocol"),
+        "check": _(
+            "grade a program of the course (hello, upper, converter, chat) against its protocol"
+        ),
         "ports": _("every TCP/UDP socket with its ports, state and process (like ss, netstat)"),
         "capture": _(
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"
@@ -30,6 +32,7 @@ def command_summaries() -> dict[str, str]:
             "the instructor's live view in the browser: sockets, handshakes and messages as they happen"
         ),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
+        "examples": _("write the course's programs as Python 3 files, ready to run and check"),
         "completion": _("print a completion script for bash, zsh or fish"),
         "wireshark": _("the Lua dissector that lets Wireshark decode the converter and the chat"),
     }

@@ -91,7 +91,8 @@ def _checked_reply(
 
 
 class ReplySession:
-    """One connection of a server whose protocol is a reply function (module docstring).
+    """One connection of a server whose protocol is a reply function, driven in `Session`'s call
+    order (the module docstring draws its states).
 
     Every message arrives whole, whatever the framing: `reply` is called once per message, in
     order, and what it returns is sent framed the same way; None sends nothing. A message over

@@ -5,19 +5,8 @@ A runtime serves any session: it never knows which protocol it moves bytes for. 
 feeds the session, writes what the session hands back, and closes when the session says so
 (socketserver's `RequestHandlerClass`, websockets' drivers over one sans-I/O `Protocol`).
 
-Call order (a runtime does only this):
-
-    session = factory(framing, max_message_bytes=..., greet=True, record_events=False)
-    send(session.data_to_send())                  # the greeting (b"" for none)
-    loop:
-        session.receive_data(chunk)  or  session.receive_eof()    (or exchange(chunk))
-        send(session.data_to_send())
-        if session.should_close: close the socket once the bytes are sent
-    the runtime gives up on its own (a deadline, a stop):
-        session.abort(reason)  or  session.server_stopping()
-        send(session.data_to_send()) if the peer still reads, then close
-    session.closed()                              # always, once the socket is closed
-    report session.close_reason (None: the runtime's own reason)
+The call order (a runtime does only this) is in `Session`'s docstring, which the API reference
+shows to the authors of sessions.
 
 Peer faults never raise: they become an `E:` reply, a `SessionEvent` from `take_events()`, and
 the CLOSING state. Calling `receive_*` after CLOSED is our own bug and raises
@@ -121,8 +110,20 @@ _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
 
 
 class Session(Protocol):
-    """What a runtime calls on the session of one connection (the call order in the module
-    docstring); the runtime knows nothing else about the protocol it serves.
+    """What a runtime calls on the session of one connection, in this order; the runtime knows
+    nothing else about the protocol it serves.
+
+        session = factory(framing, max_message_bytes=..., greet=True, record_events=False)
+        send(session.data_to_send())                  # the greeting (b"" for none)
+        loop:
+            session.receive_data(chunk)  or  session.receive_eof()    (or exchange(chunk))
+            send(session.data_to_send())
+            if session.should_close: close the socket once the bytes are sent
+        the runtime gives up on its own (a deadline, a stop):
+            session.abort(reason)  or  session.server_stopping()
+            send(session.data_to_send()) if the peer still reads, then close
+        session.closed()                              # always, once the socket is closed
+        report session.close_reason (None: the runtime's own reason)
 
     A runtime may greet before it makes a session (`greet=False`, see `greeting_of`), and makes
     the session when the first byte arrives, so a connection that never speaks costs none.
@@ -252,7 +253,7 @@ def encoded_greeting(framing: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_
 
 class ConverterSession:
     """One TCP connection of the converter server, independent of any I/O model: the default
-    `Session` (its call order and transitions in the module docstring)."""
+    `Session` (the call order is `Session`'s, the transitions are in the module docstring)."""
 
     # Slots: a server holding 10,000 idle connections holds 10,000 sessions.
     __slots__ = (

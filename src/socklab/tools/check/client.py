@@ -583,7 +583,7 @@ def _replies_in_order(stdout: str, replies: list[bytes]) -> tuple[int, bytes | N
     return len(replies), None
 
 
-def _describe_exit(record: ClientRecord, timeout_s: float) -> str:
+def describe_exit(record: ClientRecord, timeout_s: float) -> str:
     if record.timed_out:
         return _("still running after {seconds} s (killed)").format(
             seconds=format_number(timeout_s, decimals=None)
@@ -604,7 +604,7 @@ def _describe_exit(record: ClientRecord, timeout_s: float) -> str:
 MAX_STDERR_LINE_BYTES = 200
 
 
-def _last_stderr_line(record: ClientRecord) -> str:
+def last_stderr_line(record: ClientRecord) -> str:
     lines = [line for line in record.stderr.splitlines() if line.strip()]
     if not lines:
         return ""
@@ -623,9 +623,9 @@ def judge_connects(target: ClientTarget, record: ClientRecord) -> Finding:
     else:
         nothing = _("no datagram") if udp else _("no connection")
         received = _("{nothing}; the client {ending}").format(
-            nothing=nothing, ending=_describe_exit(record, target.timeout_s)
+            nothing=nothing, ending=describe_exit(record, target.timeout_s)
         )
-        detail = _last_stderr_line(record)
+        detail = last_stderr_line(record)
         if detail:
             received += f" ({detail})"
     if udp:
@@ -774,7 +774,7 @@ def _describe_no_conversion_reply(target: ClientTarget, record: ClientRecord) ->
         why = _("all {count} U:/L: requests were answered with 'E:'").format(count=sent)
     if not _exited_well(record):
         why = _("{why}; then it {ending}").format(
-            why=why, ending=_describe_exit(record, target.timeout_s)
+            why=why, ending=describe_exit(record, target.timeout_s)
         )
     return why
 
@@ -813,9 +813,9 @@ def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
     crashed = TRACEBACK_MARK in record.stderr
     survived = not crashed and _exited_well(record)
     if crashed:
-        received = _("crashed: {line}").format(line=_last_stderr_line(record))
+        received = _("crashed: {line}").format(line=last_stderr_line(record))
     else:
-        received = _describe_exit(record, target.timeout_s)
+        received = describe_exit(record, target.timeout_s)
     return Finding(
         expected,
         received,
@@ -870,9 +870,9 @@ def _connection_end_text(end: ConnectionEnd) -> str:
 
 def judge_exits(target: ClientTarget, record: ClientRecord) -> Finding:
     exited = _exited_well(record)
-    received = _describe_exit(record, target.timeout_s)
-    if not exited and _last_stderr_line(record):
-        received += f": {_last_stderr_line(record)}"
+    received = describe_exit(record, target.timeout_s)
+    if not exited and last_stderr_line(record):
+        received += f": {last_stderr_line(record)}"
     return Finding(
         _("exit status 0 (or 1 after an 'E:' reply) within {seconds} s").format(
             seconds=format_number(target.timeout_s, decimals=None)
