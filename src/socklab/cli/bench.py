@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from socklab.cli.arguments import (
@@ -25,11 +26,14 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.pictures import PictureFile
 from socklab.cli.status import ExitStatus
+from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.endpoints import format_endpoint
 from socklab.runtimes import DEFAULT_RUNTIME
-from socklab.tools.bench.workload import SCENARIOS, Workload
+from socklab.tools.bench.results import format_megabytes
+from socklab.tools.bench.workload import SCENARIOS, Workload, describe_workload
 
 if TYPE_CHECKING:
     from socklab.tools.bench.compare import CellStart
@@ -131,6 +135,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help=_("print the results as JSON"))
+    parser.add_argument(
+        "--svg",
+        type=Path,
+        metavar="FILE",
+        help=_(
+            "with --compare: also draw the comparison as an SVG chart in FILE (requests/s and peak memory per model)"
+        ),
+    )
     parser.set_defaults(handler=run)
 
 
@@ -146,6 +158,10 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     if args.compare:
         return _run_compare(args, env)
+    if args.svg is not None:
+        raise UsageError(
+            _("--svg draws the comparison: add --compare (socklab bench --compare --svg FILE)")
+        )
     if args.scenarios:
         env.warn(_("Error: --scenarios applies to --compare only."))
         return ExitStatus.USAGE
@@ -227,10 +243,6 @@ def _progress_bar(env: Environment, *, enabled: bool) -> Iterator[ProgressCallba
 # --- rendering -------------------------------------------------------------------------------------
 
 
-def _megabytes(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1e6:,.1f} MB"
-
-
 def _render_result(env: Environment, result: BenchResult) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -243,19 +255,7 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     table.add_row(
         _("target"), format_endpoint(host, port) + (f" ({result.model})" if result.model else "")
     )
-    if workload.transport == "udp":
-        shape = _("UDP, {n} outstanding, {size} B").format(
-            n=workload.connections, size=workload.size
-        )
-    else:
-        shape = _("TCP {framing}, {n} connections, {size} B").format(
-            framing=workload.framing, n=workload.connections, size=workload.size
-        )
-        if workload.idle:
-            shape += _(", {idle} idle").format(idle=workload.idle)
-        if workload.pipeline > 1:
-            shape += _(", pipeline {k}").format(k=workload.pipeline)
-    table.add_row(_("workload"), shape)
+    table.add_row(_("workload"), describe_workload(workload))
     table.add_row(_("measured"), _("{s:.1f} s").format(s=result.elapsed_s))
     table.add_row(_("requests"), f"{result.requests:,}")
     table.add_row(_("requests/s"), f"{result.requests_per_s:,.0f}")
@@ -287,7 +287,7 @@ def _render_result(env: Environment, result: BenchResult) -> None:
         table.add_row(_("idle connections open"), f"{result.idle_connected:,}/{workload.idle:,}")
     if result.server is not None:
         table.add_row(_("server CPU"), _("{cores:.2f} cores").format(cores=result.server.cpu_cores))
-        table.add_row(_("server peak RSS"), _megabytes(result.server.peak_rss_bytes))
+        table.add_row(_("server peak RSS"), format_megabytes(result.server.peak_rss_bytes))
     table.add_row(
         _("bench CPU"),
         _("{cores:.2f} cores (busiest of {n} processes)").format(
@@ -382,20 +382,30 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     scenarios = parse_scenarios(args.scenarios)
     on_cell = CompareProgress(env)
+    picture = PictureFile(args.svg) if args.svg is not None else None
+    try:
+        comparison = run_comparison(
+            scenarios,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            framing=args.framing,
+            processes=args.processes,
+            pin=args.pin,
+            on_cell=on_cell,
+        )
+        if picture is not None:
+            from socklab.tools.bench.chart import render_comparison_svg
 
-    comparison = run_comparison(
-        scenarios,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
-        framing=args.framing,
-        processes=args.processes,
-        pin=args.pin,
-        on_cell=on_cell,
-    )
+            picture.write(render_comparison_svg(comparison))
+    finally:
+        if picture is not None:
+            picture.discard()
     if args.json:
         env.say(json.dumps(comparison_to_json(comparison), indent=2))
     else:
         _render_comparison(env, comparison)
+        if picture is not None:
+            env.say(_("Chart written to {path}.").format(path=picture.path))
     failed = any(cell.result is not None and cell.result.errors.total for cell in comparison.cells)
     return ExitStatus.PROTOCOL if failed else ExitStatus.OK
 
@@ -491,7 +501,7 @@ def _render_comparison(env: Environment, comparison: Comparison) -> None:
             if result.server is not None and result.server.peak_rss_bytes:
                 peak = max(peak, result.server.peak_rss_bytes)
         if present:
-            row.append(_megabytes(peak or None))
+            row.append(format_megabytes(peak or None))
             table.add_row(*row)
     Console(file=env.stdout, width=200).print(table)
     for cell in comparison.cells:

@@ -12,6 +12,11 @@ from socklab.tools.bench.workload import Workload
 BOTTLENECK_CPU = 0.9
 
 
+def format_megabytes(value: int | None) -> str:
+    """Bytes as decimal megabytes (`12.3 MB`, as ps and top count them); `-` for unknown."""
+    return "-" if value is None else f"{value / 1e6:,.1f} MB"
+
+
 @dataclass(frozen=True, slots=True)
 class LatencySummary:
     """Per-request latency in microseconds: time from sending a request to its whole reply."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from socklab.errors import UsageError
+from socklab.i18n import _
 from socklab.protocol.converter import (
     GREETING,
     UPPER,
@@ -68,6 +69,22 @@ class Workload:
         if self.pipeline > 1:
             name += f"_pipe{self.pipeline}"
         return name
+
+
+def describe_workload(workload: Workload) -> str:
+    """`TCP line, 100 connections, 64 B, 10000 idle`: a workload's shape, in the user's language."""
+    if workload.transport == "udp":
+        return _("UDP, {n} outstanding, {size} B").format(
+            n=workload.connections, size=workload.size
+        )
+    shape = _("TCP {framing}, {n} connections, {size} B").format(
+        framing=workload.framing, n=workload.connections, size=workload.size
+    )
+    if workload.idle:
+        shape += _(", {idle} idle").format(idle=workload.idle)
+    if workload.pipeline > 1:
+        shape += _(", pipeline {k}").format(k=workload.pipeline)
+    return shape
 
 
 def payload(size: int) -> bytes:
