@@ -10,7 +10,7 @@ the tests' own encoder. Every picture is parsed with ElementTree, as any SVG vie
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from socklab.tools.capture.packets import LINKTYPE_RAW, TcpFlags, decode_frame
 from socklab.tools.capture.pcap import encode_file_header, encode_record
 from socklab.tools.capture.savefile import read_capture
 from socklab.tools.svg import MAX_LABEL_CHARACTERS, SVG_NAMESPACE
-from tests.socklab_process import run_socklab
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
 from tests.tools.packet_builders import build_ipv4_tcp, build_ipv4_udp
 
 CONVERSATION = (
@@ -250,3 +250,25 @@ def test_lang_de_draws_a_german_picture(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     texts = texts_of(picture.read_text(encoding="utf-8"))
     assert any(text.startswith("TCP-Verbindung 1") for text in texts)
+
+
+@pytest.mark.serial  # counts packets on loopback: alone, after the parallel part of `make test`
+def test_a_live_capture_draws_its_ladder_when_stopped(
+    start_socklab: Callable[..., SocklabProcess], tmp_path: Path
+) -> None:
+    """As root (CI runs as root): stopped like Ctrl+C (SIGTERM), the capture writes the picture."""
+    port = free_port()
+    server = start_socklab(["converter", "server", "--port", str(port)])
+    server.wait_listening()
+    picture = tmp_path / "live.svg"
+    capture = start_socklab(["capture", "--port", str(port), "--ladder", "--svg", str(picture)])
+    capture.wait_for_line(r"^Capturing on lo ", timeout_s=30)
+    client = run_socklab(["converter", "client", "--port", str(port), "U:live", "C:"])
+    assert client.returncode == 0, client.stderr
+    for arrow in (r"FIN\+ACK", r"FIN\+ACK", r"-- ACK seq="):  # the four-way close, in order
+        capture.wait_for_line(arrow)
+    assert capture.stop() == 0
+    assert any(line.startswith("Ladder picture of ") for line in capture.stdout_lines)
+    texts = texts_of(picture.read_text(encoding="utf-8"))
+    assert "SYN seq=0" in texts and 'request "U:live"' in texts and 'reply "LIVE"' in texts
+    assert sum(text.startswith("FIN+ACK") for text in texts) == 2

@@ -102,11 +102,9 @@ def render_comparison_svg(comparison: Comparison) -> str:
             throughput_x, y, _("requests per second (more is better)"), size=FONT_PX, weight="bold"
         )
     )
-    body.append(
-        text_element(
-            memory_x, y, _("server peak memory, RSS (less is better)"), size=FONT_PX, weight="bold"
-        )
-    )
+    memory_heading = _("server peak memory, RSS (less is better)")
+    body.append(text_element(memory_x, y, memory_heading, size=FONT_PX, weight="bold"))
+    width = max(width, memory_x + text_width(memory_heading, FONT_PX) + MARGIN)
     y += 8
     bars: list[str] = []
     spans: list[tuple[float, float]] = []  # each scenario's rows: the grid runs behind them only
