@@ -32,13 +32,13 @@ GRID = "#c8c8c8"
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "'": "&apos;"}
 
-_STYLE = f"""
-text {{ font-family: {FONT_FAMILY}; white-space: pre; }}
+_STYLE = """
+text {{ font-family: {font}; white-space: pre; }}
 @media (prefers-color-scheme: dark) {{
   .paper {{ fill: #161616; }}
   .ink {{ fill: #f0f0f0; }}
   .rule {{ stroke: #f0f0f0; }}
-  .grid {{ stroke: #555555; }}
+  .grid {{ stroke: #555555; }}{dark}
 }}
 """
 
@@ -55,14 +55,20 @@ def text_width(text: str, font_px: float) -> float:
     return min(len(text), MAX_LABEL_CHARACTERS) * font_px * CHARACTER_WIDTH_EM
 
 
-def open_document(width: float, height: float, title: str) -> list[str]:
-    """The start of a picture: root element, accessible title, style and white background."""
+def open_document(
+    width: float, height: float, title: str, *, dark_rules: tuple[str, ...] = ()
+) -> list[str]:
+    """The start of a picture: root element, accessible title, style and white background.
+
+    `dark_rules` are CSS rules of the picture's own for the dark scheme (lighter colours).
+    """
+    dark = "".join(f"\n  {rule}" for rule in dark_rules)
     return [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="{SVG_NAMESPACE}" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" role="img">',
         f"<title>{xml_text(title)}</title>",
-        f"<style>{_STYLE}</style>",
+        f"<style>{_STYLE.format(font=FONT_FAMILY, dark=dark)}</style>",
         f'<rect class="paper" x="0" y="0" width="{width:.0f}" height="{height:.0f}" '
         f'fill="{PAPER}"/>',
     ]

@@ -50,15 +50,22 @@ HEADING_PX = 44
 COLUMNS_PX = 34
 MIN_LADDER_PX = 560
 
-CLIENT_COLOUR = "#0b4f9c"  # arrows from the client: blue
-SERVER_COLOUR = "#a33d00"  # arrows from the server: dark orange
-RESET_COLOUR = "#c00000"  # RST: red
+# Each kind of arrow: its colour on white, and a lighter one for the dark scheme.
+ARROW_COLOURS = {
+    "client": ("#0b4f9c", "#7ab8ff"),  # from the client: blue
+    "server": ("#a33d00", "#ffa366"),  # from the server: dark orange
+    "reset": ("#c00000", "#ff7070"),  # RST: red
+}
+_DARK_RULES = tuple(
+    f".arrow-{kind} {{ stroke: {dark}; }} .label-{kind} {{ fill: {dark}; }}"
+    for kind, (_light, dark) in ARROW_COLOURS.items()
+)
 
 
-def _arrow_colour(step: LadderStep) -> str:
+def _arrow_kind(step: LadderStep) -> str:
     if "RST" in step.flags:
-        return RESET_COLOUR
-    return CLIENT_COLOUR if step.from_client else SERVER_COLOUR
+        return "reset"
+    return "client" if step.from_client else "server"
 
 
 def _note_lines(step: LadderStep) -> list[str]:
@@ -165,12 +172,13 @@ def render_ladder_svg(
         elif span_top is None:
             span_top = y  # the first packets belong to a connection that began before
         top = y + FONT_PX + LINE_GAP
-        colour = _arrow_colour(step)
+        kind = _arrow_kind(step)
+        colour = ARROW_COLOURS[kind][0]
         start, end = (left, right) if step.from_client else (right, left)
-        marker = "head-" + colour.lstrip("#")
         body.append(
-            f'<line x1="{start:.1f}" y1="{top:.1f}" x2="{end:.1f}" y2="{top + SLOPE_PX:.1f}" '
-            f'stroke="{colour}" stroke-width="3" marker-end="url(#{marker})"/>'
+            f'<line class="arrow-{kind}" x1="{start:.1f}" y1="{top:.1f}" x2="{end:.1f}" '
+            f'y2="{top + SLOPE_PX:.1f}" stroke="{colour}" stroke-width="3" '
+            f'marker-end="url(#head-{kind})"/>'
         )
         if label:
             body.append(
@@ -181,7 +189,7 @@ def render_ladder_svg(
                     size=FONT_PX,
                     anchor="middle",
                     fill=colour,
-                    css_class="",
+                    css_class=f"label-{kind}",
                     weight="bold",
                 )
             )
@@ -199,13 +207,13 @@ def render_ladder_svg(
     body.append(text_element(MARGIN, y, footer, size=SMALL_PX))
     height = y + MARGIN
 
-    document = open_document(width, height, title)
+    document = open_document(width, height, title, dark_rules=_DARK_RULES)
     document.append("<defs>")
-    for colour in (CLIENT_COLOUR, SERVER_COLOUR, RESET_COLOUR):
+    for kind, (colour, _dark) in ARROW_COLOURS.items():
         document.append(
-            f'<marker id="head-{colour.lstrip("#")}" viewBox="0 0 10 10" refX="10" refY="5" '
+            f'<marker id="head-{kind}" viewBox="0 0 10 10" refX="10" refY="5" '
             f'markerWidth="5" markerHeight="5" orient="auto-start-reverse">'
-            f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+            f'<path class="label-{kind}" d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         )
     document.append("</defs>")
     for span_top, span_bottom in spans:
