@@ -12,6 +12,7 @@
         ├── PermissionDeniedError      privileged port, raw socket without rights, ...
         ├── HostNotFoundError          name resolution failed
         ├── NetworkTimeoutError        a blocking call ran out of time
+        │   └── ReplyTimeoutError      connected, but no whole message came (what did)
         ├── UnreachableError           no route to the host or network
         └── ResourceError              a socket that no longer works
             ├── ClosedResourceError    closed by us (using it is our bug)
@@ -88,6 +89,30 @@ class HostNotFoundError(NetworkError):
 
 class NetworkTimeoutError(NetworkError):
     """A blocking call (connect, recv) did not complete within its timeout."""
+
+
+class ReplyTimeoutError(NetworkTimeoutError):
+    """Connected, but no whole message from the server within `timeout_s`, with what did come:
+    `partial_bytes` of a message the reader's `framing` could not end (0: not a byte), and
+    whether the greeting was awaited (`awaiting_greeting`). The numbers tell a framing
+    mismatch (bytes without a newline) from a server busy with another client (no byte)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        timeout_s: float,
+        framing: str,
+        partial_bytes: int,
+        awaiting_greeting: bool,
+    ):
+        super().__init__(message, host=host, port=port)
+        self.timeout_s = timeout_s
+        self.framing = framing
+        self.partial_bytes = partial_bytes
+        self.awaiting_greeting = awaiting_greeting
 
 
 class UnreachableError(NetworkError):

@@ -18,6 +18,8 @@ import pytest
 from tests.socklab_process import child_environment, free_port, run_socklab, socklab_command
 
 NETWORK, PERMISSION, ADDRESS_IN_USE = 3, 5, 6
+# Every error line starts with the command that failed (docs/TEACHING.md, "One error style").
+CLIENT, SERVER = "socklab converter client: ", "socklab converter server: "
 
 
 def one_line(stderr: str) -> str:
@@ -41,7 +43,7 @@ def test_refused(lang: str, expected: str) -> None:
     port = free_port()
     result = run_socklab(["--lang", lang, "converter", "client", "--port", str(port), "U:x"])
     assert result.returncode == NETWORK
-    assert re.fullmatch(expected.format(port=port), one_line(result.stderr))
+    assert re.fullmatch(CLIENT + expected.format(port=port), one_line(result.stderr))
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,7 @@ def test_address_in_use_names_the_holder(start_socklab, lang: str, expected: str
     result = run_socklab(["--lang", lang, "converter", "server", "--port", str(port)])
     assert result.returncode == ADDRESS_IN_USE
     name = psutil.Process(holder.pid).name()
-    assert one_line(result.stderr) == expected.format(port=port, pid=holder.pid, name=name)
+    assert one_line(result.stderr) == SERVER + expected.format(port=port, pid=holder.pid, name=name)
 
 
 @pytest.fixture
@@ -80,8 +82,12 @@ def silent_listener() -> Iterator[int]:
 @pytest.mark.parametrize(
     ("lang", "start"),
     [
-        ("en", "No answer from 127.0.0.1:{port} in time."),
-        ("de", "Keine Antwort von 127.0.0.1:{port} in der Zeit."),
+        # Connected, but not a byte: what a busy iterative server looks like (issue 16).
+        ("en", "No answer from 127.0.0.1:{port} within 0.3 s: connected, but no greeting yet:"),
+        (
+            "de",
+            "Keine Antwort von 127.0.0.1:{port} innerhalb von 0.3 s: verbunden, aber noch keine Begrüßung:",
+        ),
     ],
 )
 def test_timeout(silent_listener: int, lang: str, start: str) -> None:
@@ -91,7 +97,7 @@ def test_timeout(silent_listener: int, lang: str, start: str) -> None:
     )
     assert result.returncode == NETWORK
     line = one_line(result.stderr)
-    assert line.startswith(start.format(port=port))
+    assert line.startswith(CLIENT + start.format(port=port))
     assert "--timeout" in line
 
 
@@ -126,7 +132,7 @@ def test_reset_by_peer(resetting_listener: int, lang: str, start: str) -> None:
     port = resetting_listener
     result = run_socklab(["--lang", lang, "converter", "client", "--port", str(port), "U:x"])
     assert result.returncode == NETWORK
-    assert one_line(result.stderr).startswith(start.format(port=port))
+    assert one_line(result.stderr).startswith(CLIENT + start.format(port=port))
 
 
 @pytest.fixture
@@ -178,7 +184,7 @@ def test_unreachable(empty_namespace: str, lang: str, expected: str) -> None:
         check=False,
     )
     assert result.returncode == NETWORK
-    assert one_line(result.stderr) == expected
+    assert one_line(result.stderr) == CLIENT + expected
 
 
 def unprivileged_prefix() -> list[str]:
@@ -225,7 +231,7 @@ def test_privileged_port_as_unprivileged_user(lang: str, expected: str) -> None:
         check=False,
     )
     assert result.returncode == PERMISSION, result.stderr
-    assert one_line(result.stderr) == expected.format(port=port)
+    assert one_line(result.stderr) == SERVER + expected.format(port=port)
 
 
 def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,16 +239,17 @@ def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.Monkey
     from socklab.cli import failures
     from socklab.errors import AddressInUseError
     from socklab.i18n import set_language
+    from socklab.tools.ports import PortBlockers
 
     set_language("en")  # an in-process test before this one may have left German behind
 
     asked: list[tuple[int, str]] = []
 
-    def holder_of(port: int, transport: str) -> str:
+    def blockers_of(port: int, transport: str) -> PortBlockers:
         asked.append((port, transport))
-        return "PID 7 (nc)"
+        return PortBlockers(holder="PID 7 (nc)", held=True, time_wait=0)
 
-    monkeypatch.setattr("socklab.tools.ports.describe_port_holder", holder_of)
+    monkeypatch.setattr("socklab.tools.ports.find_port_blockers", blockers_of)
     line, status = failures.describe_error(AddressInUseError("in use", port=9, transport="udp"))
     assert (line, status) == (
         "Port 9 is already in use by PID 7 (nc). Stop that program or choose another port with --port.",
@@ -252,3 +259,43 @@ def test_the_cli_asks_the_socket_table_for_the_holder(monkeypatch: pytest.Monkey
     line, _status = failures.describe_error(AddressInUseError("in use", port=9))
     assert line.startswith("Port 9 is already in use by another program.")
     assert asked == [(9, "udp")]  # no transport, no look-up
+    # A command whose own port is chosen by another flag names that flag (impair: --listen).
+    line, _status = failures.describe_error(
+        AddressInUseError("in use", port=9, transport="tcp"), port_option="--listen"
+    )
+    assert line.endswith("choose another port with --listen.")
+
+
+@pytest.mark.parametrize(
+    ("blockers", "expected"),
+    [
+        # A listener whose owner is hidden (another user's process) is not TIME_WAIT's fault.
+        ((None, True, 3), r"Port 9 is already in use by another program\. .*"),
+        ((None, False, 0), r"Port 9 is already in use by another program\. .*"),
+        (
+            (None, False, 1),
+            r"Port 9 is held by no program, only by 1 closed connection in TIME_WAIT: .*",
+        ),
+        (
+            (None, False, 2),
+            r"Port 9 is held by no program, only by 2 closed connections in TIME_WAIT: .*",
+        ),
+    ],
+)
+def test_time_wait_is_named_only_when_nothing_else_holds_the_port(
+    monkeypatch: pytest.MonkeyPatch, blockers: tuple[str | None, bool, int], expected: str
+) -> None:
+    from socklab.cli import failures
+    from socklab.errors import AddressInUseError
+    from socklab.i18n import set_language
+    from socklab.tools.ports import PortBlockers
+
+    set_language("en")
+    holder, held, time_wait = blockers
+    monkeypatch.setattr(
+        "socklab.tools.ports.find_port_blockers",
+        lambda _port, _transport: PortBlockers(holder=holder, held=held, time_wait=time_wait),
+    )
+    line, status = failures.describe_error(AddressInUseError("in use", port=9, transport="tcp"))
+    assert status == ADDRESS_IN_USE
+    assert re.fullmatch(expected, line)

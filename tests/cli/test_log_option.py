@@ -99,5 +99,5 @@ def test_a_log_that_cannot_be_opened_is_one_line_and_usage_status() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
-        "Error: cannot open log file /nonexistent/dir/upper.log: No such file or directory"
+        "socklab upper server: cannot open log file /nonexistent/dir/upper.log: No such file or directory"
     ]

@@ -50,6 +50,16 @@ def greets_and_closes() -> Iterator[int]:
                 continue
             with conn:
                 conn.sendall(GREETING + b"\n")
+                # Its close, as the client sees it: a FIN after the greeting. The peer then
+                # reads what the client sends until the client closes, so the request never
+                # meets a closed socket (whose RST would race the FIN: "reset" or "closed").
+                conn.shutdown(socket.SHUT_WR)
+                conn.settimeout(5)
+                try:
+                    while conn.recv(4096):
+                        pass
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -70,7 +80,7 @@ def test_server_that_greets_and_closes_is_named(greets_and_closes: int) -> None:
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"The server at 127.0.0.1:{port} closed the connection before answering 'U:a'."
+        f"socklab converter client: The server at 127.0.0.1:{port} closed the connection before answering 'U:a'."
     ]
 
 
@@ -87,7 +97,7 @@ def test_server_stopped_under_an_interactive_client(start_socklab: Start) -> Non
     stdin.close()
     assert client.wait() == 3
     assert client.stderr_lines == [
-        f"The server at 127.0.0.1:{port} closed the connection before answering 'U:b'."
+        f"socklab converter client: The server at 127.0.0.1:{port} closed the connection before answering 'U:b'."
     ]
 
 
@@ -99,7 +109,7 @@ def test_busy_server_line_is_shown_as_it_came(start_socklab: Start) -> None:
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"127.0.0.1:{port} refused to serve this client: E:server busy, try again later"
+        f"socklab converter client: 127.0.0.1:{port} refused to serve this client: E:server busy, try again later"
     ]
 
 
@@ -119,7 +129,7 @@ def test_hostile_refusal_cannot_reach_the_terminal() -> None:
     assert result.returncode == 3
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert result.stderr.splitlines() == [
-        f"127.0.0.1:{port} refused to serve this client: E:busy\\x1b[2J\\x07"
+        f"socklab converter client: 127.0.0.1:{port} refused to serve this client: E:busy\\x1b[2J\\x07"
     ]
 
 
@@ -181,7 +191,7 @@ def test_port_zero_for_a_client_is_one_line() -> None:
     result = run_socklab(["converter", "client", "--port", "0", "U:a"])
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "Error: port 0 cannot be dialled: a server given port 0 gets a free port from the system, and its 'listening on' line names it. Use that port."
+        "socklab converter client: port 0 cannot be dialled: a server given port 0 gets a free port from the system, and its 'listening on' line names it. Use that port."
     ]
 
 
@@ -191,7 +201,7 @@ def test_udp_line_longer_than_a_datagram_is_one_line(start_socklab: Start) -> No
     result = run_socklab(["converter", "client", "--udp", "--port", str(port)], input_text=line)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "Error: a request of 65,508 bytes does not fit: a UDP datagram holds at most 65,507 bytes"
+        "socklab converter client: a request of 65,508 bytes does not fit: a UDP datagram holds at most 65,507 bytes"
     ]
 
 
@@ -205,7 +215,7 @@ def test_datagram_cut_off_by_the_server_is_named(start_socklab: Start) -> None:
     )
     assert result.returncode == 3
     [line] = result.stderr.splitlines()
-    assert line.startswith("No answer to 'U:xxx")
+    assert line.startswith("socklab converter client: No answer to 'U:xxx")
     assert line.endswith(
         f"from 127.0.0.1:{port} within 0.5 s. A server that reads at most 2,048 bytes, as the slides' server does, cuts this datagram of 5,000 bytes off; socklab's upper server then does not answer it. Is the server running?"
     )
@@ -220,11 +230,11 @@ def test_datagram_cut_off_by_the_server_is_named(start_socklab: Start) -> None:
     [
         (
             "u:hello",
-            "Error: 'u:' is not a converter command: did you mean 'U:'? (--send-anyway sends it as it is)",
+            "socklab converter client: 'u:' is not a converter command: did you mean 'U:'? (--send-anyway sends it as it is)",
         ),
         (
             "X:c",
-            "Error: 'X:c' is not a converter request: a request starts with U:, L: or C:. (--send-anyway sends it as it is)",
+            "socklab converter client: 'X:c' is not a converter request: a request starts with U:, L: or C:. (--send-anyway sends it as it is)",
         ),
     ],
 )
@@ -247,7 +257,7 @@ def test_udp_typed_unknown_command_is_refused_and_the_session_goes_on(
     assert result.returncode == 2
     assert result.stdout.splitlines() == ["OK"]
     assert result.stderr.splitlines() == [
-        "Error: 'l:' is not a converter command: did you mean 'L:'? (--send-anyway sends it as it is)"
+        "socklab converter client: 'l:' is not a converter command: did you mean 'L:'? (--send-anyway sends it as it is)"
     ]
 
 
@@ -263,7 +273,7 @@ def test_udp_silence_for_a_reply_longer_than_the_request_is_named(
     )
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
-        f"No answer to '{shown}' from 127.0.0.1:{port} within 0.5 s. The server may have refused to answer a reply longer than the request: over UDP no reply is longer than its request, and an error reply for a short request is. Is the server running?"
+        f"socklab converter client: No answer to '{shown}' from 127.0.0.1:{port} within 0.5 s. The server may have refused to answer a reply longer than the request: over UDP no reply is longer than its request, and an error reply for a short request is. Is the server running?"
     ]
 
 
@@ -272,7 +282,7 @@ def test_second_udp_server_on_a_port_fails_like_tcp(start_socklab: Start) -> Non
     result = run_socklab(["converter", "server", "--udp", "--port", str(port)], timeout_s=15)
     assert result.returncode == 6, result.stdout + result.stderr
     assert result.stderr.splitlines() == [
-        f"Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
+        f"socklab converter server: Port {port} is already in use by PID {holder.pid} (socklab). Stop that program or choose another port with --port."
     ]
 
 
@@ -319,7 +329,7 @@ def test_retries_against_a_server_without_request_ids_say_so(
     assert result.returncode == 3
     [line] = result.stderr.splitlines()
     assert re.fullmatch(
-        rf"No answer to 'U:a' from 127\.0\.0\.1:{port} after 3 sends within \d+\.\d s, and none to any request\. Is the server running\? A server that does not know request ids \(the slides' server\) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams\.",
+        rf"socklab converter client: No answer to 'U:a' from 127\.0\.0\.1:{port} after 3 sends within \d+\.\d s, and none to any request\. Is the server running\? A server that does not know request ids \(the slides' server\) may not answer datagrams that start with '#<id> ': then leave --retries out to send plain datagrams\.",
         line,
     )
 

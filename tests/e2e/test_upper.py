@@ -113,7 +113,7 @@ def test_client_without_server_is_one_clear_line() -> None:
     result = run_socklab(["upper", "client", "--tcp", "--port", str(free_port())], input_text="x\n")
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
-        f"Connection to 127.0.0.1:{result.args[-1]} refused: nothing is listening there. Is the server running, and on this port?"
+        f"socklab upper client: Connection to 127.0.0.1:{result.args[-1]} refused: nothing is listening there. Is the server running, and on this port?"
     ]
 
 

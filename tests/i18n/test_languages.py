@@ -41,7 +41,8 @@ def test_usage_errors_are_german_in_one_language() -> None:
     result = run_socklab(["--lang", "de", "converter", "client", "--port", "x"])
     assert result.returncode == 2
     assert re.search(
-        r"^socklab converter client: Fehler: Argument --port: 'x' ist keine Portnummer$",
+        r"^socklab converter client: Argument --port: 'x' ist keine Portnummer\. "
+        r"Mehr mit 'socklab converter client --help'\.$",
         result.stderr,
         re.M,
     )
@@ -53,10 +54,12 @@ def test_network_error_line_in_both_languages() -> None:
     english = run_socklab(["converter", "client", "--port", str(port), "U:x"])
     german = run_socklab(["--lang", "de", "converter", "client", "--port", str(port), "U:x"])
     assert english.stderr.strip() == (
-        f"Connection to 127.0.0.1:{port} refused: nothing is listening there. "
+        f"socklab converter client: Connection to 127.0.0.1:{port} refused: nothing is listening there. "
         "Is the server running, and on this port?"
     )
-    assert german.stderr.strip().startswith(f"Verbindung zu 127.0.0.1:{port} abgelehnt")
+    assert german.stderr.strip().startswith(
+        f"socklab converter client: Verbindung zu 127.0.0.1:{port} abgelehnt"
+    )
 
 
 def test_hello_keeps_the_prep_sheet_lines_in_english(start_socklab) -> None:  # type: ignore[no-untyped-def]

@@ -40,3 +40,19 @@ def test_progress_restarts_the_idle_deadline_but_not_the_message_deadline() -> N
         for sent in (1, 2, 3)
     ]
     assert outcomes == [None, None, MESSAGE_TIMEOUT_REPLY]
+
+
+def test_a_stalled_message_is_named_once_at_the_third_sweep_that_sees_it() -> None:
+    # The third sweep: held at least two seconds, once per message (issue 16).
+    deadlines = Deadlines(ServerConfig(message_timeout_s=30))
+    stalled = []
+    for _ in range(6):
+        assert deadlines.sweep(bytes_received=7, partial_message=True, output_blocked=False) is None
+        stalled.append(deadlines.message_stalled_now)
+    assert stalled == [False, False, True, False, False, False]
+    deadlines.sweep(bytes_received=8, partial_message=False, output_blocked=False)
+    again = []
+    for _ in range(3):
+        deadlines.sweep(bytes_received=9, partial_message=True, output_blocked=False)
+        again.append(deadlines.message_stalled_now)
+    assert again == [False, False, True]

@@ -187,7 +187,7 @@ def test_svg_without_compare_is_a_one_line_usage_error(tmp_path: Path) -> None:
     done = run_socklab(["bench", "--svg", str(chart)], timeout_s=30)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "Error: --svg draws the comparison: add --compare (socklab bench --compare --svg FILE)"
+        "socklab bench: --svg draws the comparison: add --compare (socklab bench --compare --svg FILE)"
     )
     assert not chart.exists()
 
@@ -198,5 +198,5 @@ def test_an_unwritable_chart_fails_before_the_comparison_runs(tmp_path: Path) ->
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert lines[0].startswith(f"Error: cannot write the picture {chart}: ")
+    assert lines[0].startswith(f"socklab bench: cannot write the picture {chart}: ")
     assert done.stdout == ""

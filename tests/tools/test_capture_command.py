@@ -217,15 +217,22 @@ def test_without_cap_net_raw_one_line_says_how() -> None:
         timeout=30,
     )
     assert result.returncode == ExitStatus.PERMISSION
-    assert result.stderr.startswith("Capturing packets needs root or the CAP_NET_RAW capability.")
-    assert "setcap cap_net_raw+ep" in result.stderr and len(result.stderr.splitlines()) == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "socklab capture: capturing packets needs root or the CAP_NET_RAW capability. "
+        "Run it with sudo: sudo "
+    )
+    # The command again, by the path sudo needs, with the user's own arguments.
+    assert "socklab capture --duration 1. " in line
+    # No advice to give the system's Python raw sockets: only a dedicated copy.
+    assert "setcap" not in line and "dedicated copy of Python" in line
 
 
 def test_bad_options_are_one_line() -> None:
     result = run_socklab(["capture", "--iface", "no-such-if0", "--duration", "1"])
     assert result.returncode == ExitStatus.USAGE
     assert result.stderr.startswith(
-        "Error: there is no network interface 'no-such-if0' (interfaces: "
+        "socklab capture: there is no network interface 'no-such-if0' (interfaces: "
     )
     result = run_socklab(["capture", "--follow", "--udp"])
     assert result.returncode == ExitStatus.USAGE and "--follow" in result.stderr

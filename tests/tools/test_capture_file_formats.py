@@ -257,7 +257,9 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"these are my notes, not a capture\n")
     result = run_socklab(["capture", "-r", str(junk)])
     assert result.returncode == ExitStatus.USAGE and len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith(f"Error: cannot read {junk} at byte 0: unknown magic number")
+    assert result.stderr.startswith(
+        f"socklab capture: cannot read {junk} at byte 0: unknown magic number"
+    )
     assert "Traceback" not in result.stderr
 
     # A comment with terminal control bytes is shown escaped, never obeyed; then the file is cut.
@@ -272,7 +274,7 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
     # The copy's section and interface are whole; its packet block is cut: that is the offset.
     cut_block = len(body) + len(_shb("<") + _idb("<", LINKTYPE_RAW))
     assert re.match(
-        rf"Error: cannot read {hostile} at byte {cut_block}: .*The 1 packet before it was read",
+        rf"socklab capture: cannot read {hostile} at byte {cut_block}: .*The 1 packet before it was read",
         result.stderr,
     )
 
@@ -291,7 +293,7 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
 
     missing = run_socklab(["capture", "-r", str(tmp_path / "nope.pcap")])
     assert missing.returncode == ExitStatus.USAGE
-    assert missing.stderr.startswith("Error: cannot read the capture file ")
+    assert missing.stderr.startswith("socklab capture: cannot read the capture file ")
     same = run_socklab(["capture", "-r", str(junk), "-w", str(junk)])
     assert same.returncode == ExitStatus.USAGE and "name the same file" in same.stderr
     assert junk.read_bytes().startswith(b"these are my notes")
@@ -300,7 +302,9 @@ def test_broken_and_hostile_files_are_one_line_errors(tmp_path: Path) -> None:
         assert written.returncode == 0 and f"2 written to {copy}" in written.stdout, written.stderr
     unwritable = run_socklab(["capture", "-r", str(odd_times), "-w", "/nonexistent-dir/x.pcap"])
     assert unwritable.returncode == ExitStatus.USAGE and unwritable.stdout == ""
-    assert unwritable.stderr.startswith("Error: cannot write the capture file /nonexistent-dir/")
+    assert unwritable.stderr.startswith(
+        "socklab capture: cannot write the capture file /nonexistent-dir/"
+    )
     live_only = run_socklab(["capture", "-r", str(junk), "--duration", "1"])
     assert live_only.returncode == ExitStatus.USAGE and "--duration" in live_only.stderr
 

@@ -216,7 +216,7 @@ def test_svg_without_ladder_is_a_one_line_usage_error(tmp_path: Path) -> None:
     done = run_socklab(["capture", "-r", str(CONVERSATION), "--svg", str(picture)])
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "Error: --svg draws the ladder: add --ladder (socklab capture --ladder --svg FILE)"
+        "socklab capture: --svg draws the ladder: add --ladder (socklab capture --ladder --svg FILE)"
     )
     assert not picture.exists()
 
@@ -228,7 +228,7 @@ def test_a_picture_that_cannot_be_written_is_one_line(tmp_path: Path, where: str
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
-    assert lines[0].startswith(f"Error: cannot write the picture {picture}: ")
+    assert lines[0].startswith(f"socklab capture: cannot write the picture {picture}: ")
     assert lines[0].endswith("Choose a path in a folder you can write to.")
     assert done.stdout == ""  # checked before the file is read
 

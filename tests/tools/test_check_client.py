@@ -179,7 +179,7 @@ def test_unknown_program_is_one_line() -> None:
     result = run_socklab(["check", "converter-client", "--", "no-such-client-program-here"])
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "Error: the client command 'no-such-client-program-here' was not found"
+        "socklab check converter-client: the client command 'no-such-client-program-here' was not found"
     )
 
 

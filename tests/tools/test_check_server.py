@@ -244,7 +244,7 @@ def test_nothing_listening_is_one_line_and_network_status() -> None:
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
-        f"Connection to 127.0.0.1:{port} refused: nothing is listening there. "
+        f"socklab check converter-server: Connection to 127.0.0.1:{port} refused: nothing is listening there. "
         "Is the server running, and on this port?"
     ]
 

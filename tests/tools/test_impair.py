@@ -495,7 +495,8 @@ def test_unanswered_request_is_one_line_with_the_figures(start_socklab: Start) -
     assert result.returncode == 3
     lines = result.stderr.splitlines()
     assert re.match(
-        r"No answer to 'U:void' from 127\.0\.0\.1:\d+ after 3 sends within 1\.5 s", lines[0]
+        r"socklab converter client: No answer to 'U:void' from 127\.0\.0\.1:\d+ after 3 sends within 1\.5 s",
+        lines[0],
     )
     assert re.match(
         r"Stats: 1 requests, 0 answered, 1 unanswered; 3 datagrams sent, 2 retries; losses seen 3",

@@ -170,7 +170,10 @@ def test_watch_logs_appeared_and_closed_sockets(
 def test_usage_errors_are_one_line() -> None:
     result = run_socklab(["ports", "--log", "x.log"])
     assert result.returncode == ExitStatus.USAGE
-    assert result.stderr.strip() == "Error: --log records the changes seen by --watch; add --watch"
+    assert (
+        result.stderr.strip()
+        == "socklab ports: --log records the changes seen by --watch; add --watch."
+    )
     result = run_socklab(["ports", "--json", "--csv"])
     assert result.returncode == ExitStatus.USAGE and "not allowed with" in result.stderr
     result = run_socklab(["ports", "--port", "70000"])

@@ -166,7 +166,7 @@ def test_missing_program_is_one_line_with_the_shells_status() -> None:
     result = run_socklab(["trace", "--", "no-such-program-socklab"], timeout_s=WAIT_S)
     assert result.returncode == 127
     assert result.stderr.splitlines() == [
-        "No program named no-such-program-socklab was found: check its name, or give its path."
+        "socklab trace: No program named no-such-program-socklab was found: check its name, or give its path."
     ]
 
 
@@ -225,7 +225,7 @@ def test_c_program_without_strace_says_how_to_install_it(c_client: Path, tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "strace is needed to trace programs not written in Python: sudo apt install strace"
+        "socklab trace: strace is needed to trace programs not written in Python: sudo apt install strace"
     ]
 
 
@@ -310,7 +310,7 @@ def test_unwritable_output_file_is_one_line() -> None:
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory. "
+        "socklab trace: Cannot write the trace to /nonexistent-dir/trace.txt: No such file or directory. "
         "Choose another file with --output."
     ]
 
@@ -340,7 +340,7 @@ def test_a_file_that_is_not_executable_is_one_line(tmp_path: Path) -> None:
     result = run_socklab(["trace", "--", str(program)], timeout_s=WAIT_S)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"Cannot run {program}: Permission denied. "
+        f"socklab trace: Cannot run {program}: Permission denied. "
         "Check that it is a program you may run (chmod +x for your own)."
     ]
 

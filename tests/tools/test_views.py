@@ -44,7 +44,7 @@ def test_unsupported_platforms_get_one_line(
     monkeypatch.setattr("socklab.tools.capture.runner.sys.platform", platform)
     env, _out, err = environment()
     assert main(["capture", "--duration", "1"], env) == ExitStatus.ERROR
-    assert err.getvalue().startswith("socklab capture works on Linux only")
+    assert err.getvalue().startswith("socklab capture: packet capture works on Linux only")
     assert names in err.getvalue() and len(err.getvalue().splitlines()) == 1
 
 

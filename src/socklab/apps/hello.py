@@ -2,8 +2,9 @@
 
 The sheet's programs print every step so a student sees bind, listen, accept and connect happen;
 these do the same, with the sheet's exact English lines, and add what the sheet leaves out: an
-interruptible wait (Ctrl+C works on every OS), no crash on bytes that are not UTF-8, a hint
-with a next step after the sheet's error line, and what a server on a network needs:
+interruptible wait (Ctrl+C works on every OS), no crash on bytes that are not UTF-8, the
+socklab error after the sheet's error line (the CLI prints it as the hint with a next step and
+exits with its status), and what a server on a network needs:
 
 * it binds 0.0.0.0 as on the sheet (that is its lesson: "all available interfaces"), and says
   that other computers can now connect, as every socklab server does;
@@ -19,11 +20,10 @@ import socket
 from collections.abc import Callable
 
 from socklab.apps.converter import exposure_note
-from socklab.errors import AddressInUseError
+from socklab.errors import NetworkError
 from socklab.i18n import _
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.runtimes.oserrors import translate_oserror
-from socklab.tools.ports import describe_port_holder
 from socklab.tracing import Tracer, new_socket, poll_quietly
 
 Report = Callable[[str], None]
@@ -42,12 +42,11 @@ def run_hello_server(
     host: str,
     port: int,
     report: Report,
-    hint: Report,
     on_listening: Callable[[int], None] | None = None,
     tracer: Tracer | None = None,
     receive_timeout_s: float = RECEIVE_TIMEOUT_S,
-) -> bool:
-    """Serve one connection as the sheet's server does; False when a socket error happened.
+) -> NetworkError | None:
+    """Serve one connection as the sheet's server does; the socket error that ended it, if any.
 
     `on_listening(port)` is called once the socket listens (the demo uses it to start a client);
     `tracer` sees every socket call (--trace); a client silent for `receive_timeout_s` is closed.
@@ -90,27 +89,16 @@ def run_hello_server(
                     report(_("Server: Received: {message}").format(message=message))
             report(_("Server: Client connection closed."))
         report(_("Server: Server socket closed."))
-        return True
+        return None
     except KeyboardInterrupt:
         # Ctrl+C or SIGTERM: a normal way to stop a server, not an error; `with` closed the sockets.
         report(_("Server: Stopped by the user."))
         report(_("Server: Server socket closed."))
-        return True
+        return None
     except OSError as err:
         report(_("Server: Socket error: {error}").format(error=err))
-        error = translate_oserror(err, host=host, port=port)
-        if isinstance(error, AddressInUseError):
-            holder = describe_port_holder(port, "tcp")
-            hint(
-                _(
-                    "Port {port} is held by {holder}: stop it, or start with --port and another number."
-                ).format(port=port, holder=holder)
-                if holder
-                else _(
-                    "Port {port} is in use: stop the other server, or choose another --port."
-                ).format(port=port)
-            )
-        return False
+        # The transport lets the CLI name the port's holder, as for every other server.
+        return translate_oserror(err, host=host, port=port, transport="tcp")
 
 
 def run_hello_client(
@@ -120,8 +108,8 @@ def run_hello_client(
     report: Report,
     timeout_s: float,
     tracer: Tracer | None = None,
-) -> bool:
-    """Connect, send one message, close, as the sheet's client does; False on a socket error."""
+) -> NetworkError | None:
+    """Connect, send one message, close, as the sheet's client does; the socket error, if any."""
     report(_("Client: Starting..."))
     try:
         with new_socket(_family_for(host), socket.SOCK_STREAM, tracer) as client_socket:
@@ -133,14 +121,14 @@ def run_hello_client(
             client_socket.sendall(message.encode("utf-8"))
             report(_("Client: Sent: {message}").format(message=message))
         report(_("Client: Socket closed."))
-        return True
+        return None
     except OSError as err:
         report(
             _("Client: Failed to connect or send. Is server running? Error: {error}").format(
                 error=err
             )
         )
-        return False
+        return translate_oserror(err, host=host, port=port)
 
 
 def _family_for(host: str) -> socket.AddressFamily:

@@ -98,6 +98,15 @@ def summarize_datagrams(count: int, peers: int, at_least: bool) -> str:
     )
 
 
+def summarize_requests(count: int, peers: int, at_least: bool) -> str:
+    return _("… and {requests} from {peers}").format(
+        requests=ngettext("{count:,} more request", "{count:,} more requests", count).format(
+            count=count
+        ),
+        peers=_describe_peers(peers, at_least),
+    )
+
+
 def summarize_connections(count: int, peers: int, at_least: bool) -> str:
     return _("… and {connections} from {peers}").format(
         connections=ngettext(

@@ -163,7 +163,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
             _("--svg draws the comparison: add --compare (socklab bench --compare --svg FILE)")
         )
     if args.scenarios:
-        env.warn(_("Error: --scenarios applies to --compare only."))
+        env.fail(
+            _("--scenarios applies to --compare only: add --compare, or leave --scenarios out.")
+        )
         return ExitStatus.USAGE
     workload = Workload(
         transport=args.transport,

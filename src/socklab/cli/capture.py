@@ -23,10 +23,13 @@ every packet, so they never skip (they are meant for small teaching captures).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import queue
+import shlex
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -205,14 +208,14 @@ def _run_view(
                 owners.owner_of,
             )
         except PermissionDeniedError:
-            env.warn(
+            env.fail(
                 _(
-                    "Capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo, or give Python the capability: sudo setcap cap_net_raw+ep {python}"
-                ).format(python=Path(sys.executable).resolve())
+                    "capturing packets needs root or the CAP_NET_RAW capability. Run it with sudo: sudo {command}. Give the capability only to a dedicated copy of Python, never to the system's (every script would get raw sockets): see 'socklab capture' in docs/TOOLS.md."
+                ).format(command=sudo_command_line(env.arguments))
             )
             return ExitStatus.PERMISSION
         except UnsupportedPlatformError as error:
-            env.warn(_describe_unsupported(error.platform))
+            env.fail(_describe_unsupported(error.platform))
             return ExitStatus.ERROR
         view.finish()
         printer.say(_describe_summary(summary, options))
@@ -220,6 +223,24 @@ def _run_view(
         owners.close()
         printer.close()
     return ExitStatus.OK
+
+
+def sudo_command_line(arguments: Sequence[str]) -> str:
+    """This command again, as sudo needs it: the socklab of this environment, by its path.
+
+    sudo's secure_path does not hold the venv's bin directory, so a bare `socklab` is not found
+    (or is another installation); the path is shown relative to the current directory when the
+    venv lies below it (`.venv/bin/socklab`), as a student types it.
+    """
+    script = Path(sys.executable).parent / "socklab"
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            script = script.relative_to(Path.cwd())
+        program = [str(script)]
+    else:
+        program = [sys.executable, "-m", "socklab"]
+    # The user's own arguments, quoted for the shell; not a peer's bytes, but escaped all the same.
+    return escape_for_terminal(shlex.join([*program, *arguments]))
 
 
 def _run_file(path: Path, options: CaptureOptions, printer: _Printer, view: _View) -> ExitStatus:
@@ -272,13 +293,13 @@ def _describe_file_summary(summary: CaptureSummary, path: Path, options: Capture
 def _describe_unsupported(platform: str) -> str:
     if platform == "darwin":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
+            "packet capture works on Linux only (AF_PACKET sockets); on macOS use 'sudo tcpdump -i lo0 -w FILE.pcap port N' or Wireshark on lo0, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
     if platform == "win32":
         return _(
-            "socklab capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
+            "packet capture works on Linux only (AF_PACKET sockets); on Windows use RawCap ('RawCap.exe 127.0.0.1 FILE.pcap', as administrator) or Wireshark with Npcap's loopback adapter, then 'socklab capture -r FILE.pcap --ladder' shows the file here."
         )
-    return _("socklab capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
+    return _("packet capture works on Linux only (AF_PACKET sockets), not on {platform}.").format(
         platform=platform
     )
 

@@ -122,7 +122,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", metavar="FILE", help=_("append the conversation to FILE"))
     # Hidden: tests and demos shorten the keepalive (interval; dead after three intervals).
     parser.add_argument("--keepalive", type=positive_seconds, default=5.0, help=argparse.SUPPRESS)
-    parser.set_defaults(handler=run)
+    # Its own port is chosen with --listen: error lines name that flag, not --port.
+    parser.set_defaults(handler=run, port_option="--listen")
 
 
 class ChatScreen:
@@ -441,7 +442,7 @@ def _run_terminal(args: argparse.Namespace, env: Environment, log: LineLog | Non
         from prompt_toolkit.formatted_text import FormattedText
         from prompt_toolkit.patch_stdout import patch_stdout
     except ImportError:
-        env.warn(
+        env.fail(
             _(
                 "The chat's terminal view needs prompt_toolkit: pip install 'prompt_toolkit>=3.0'. Or pipe input to it for the scriptable mode."
             )

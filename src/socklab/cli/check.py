@@ -128,8 +128,8 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 def run_server_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     host, port = args.address
     if args.clients > MAX_CONCURRENT_CLIENTS:
-        env.warn(
-            _("Error: --clients {count} is more than the {limit} a check opens at most").format(
+        env.fail(
+            _("--clients {count} is more than the {limit} a check opens at most").format(
                 count=args.clients, limit=MAX_CONCURRENT_CLIENTS
             )
         )
@@ -154,7 +154,7 @@ def run_client_check(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        env.warn(_("Error: give the client command after '--', e.g. -- python3 client.py {port}"))
+        env.fail(_("give the client command after '--', e.g. -- python3 client.py {port}"))
         return ExitStatus.USAGE
     target = ClientTarget(
         command=tuple(command),

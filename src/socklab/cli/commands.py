@@ -28,4 +28,5 @@ def command_summaries() -> dict[str, str]:
         "trace": _("run any program unchanged and show every socket call it makes"),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
         "completion": _("print a completion script for bash, zsh or fish"),
+        "wireshark": _("the Lua dissector that lets Wireshark decode the converter and the chat"),
     }

@@ -13,7 +13,7 @@ from socklab.apps.converter import (
     decode_reply,
     exposure_note,
 )
-from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams
+from socklab.apps.peer_lines import PeerLineLimiter, summarize_datagrams, summarize_requests
 from socklab.cli.arguments import (
     add_framing,
     add_host_port,
@@ -28,7 +28,7 @@ from socklab.cli.environment import Environment
 from socklab.cli.logfile import add_log_option
 from socklab.cli.serving import wait_until_stopped
 from socklab.cli.status import ExitStatus
-from socklab.cli.tracing import add_trace_options, tracer_from_args
+from socklab.cli.tracing import add_trace_options, count_bytes, tracer_from_args
 from socklab.clients.converter_client import DatagramConverterClient, StreamConverterClient
 from socklab.errors import NetworkTimeoutError, RemoteProtocolError, UsageError
 from socklab.i18n import _, ngettext
@@ -54,14 +54,18 @@ from socklab.protocol.retransmission import (
     SentWithoutReply,
     Unanswered,
 )
+from socklab.protocol.session import RequestHandled
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES, serve
 from socklab.runtimes.config import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionRefusedBusy,
+    DatagramAnswered,
     DatagramUnanswered,
     DescriptorsExhausted,
     MemoryExhausted,
+    MessageStalled,
+    RequestServed,
     ServerAlert,
     ServerConfig,
     ServerEvent,
@@ -170,7 +174,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--send-buffer-bytes", type=positive_int, default=None, help=argparse.SUPPRESS
     )
     server.add_argument(
-        "--verbose", "-v", action="store_true", help=_("print a line per connection")
+        "--verbose",
+        "-v",
+        action="store_true",
+        help=_(
+            "print a line per connection and per request (with --udp per datagram), and name a message left without its newline"
+        ),
     )
     add_trace_options(server)
     add_log_option(server)
@@ -272,8 +281,10 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
 
-    # Over UDP, -v names each datagram left unanswered and why, a few lines a second at most.
-    unanswered_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    # -v names each request (TCP) and each datagram (UDP, with why one is left unanswered),
+    # a few lines a second at most: a benchmark against a -v server prints a summary a second.
+    datagram_lines = PeerLineLimiter(env.say, summarize_datagrams)
+    request_lines = PeerLineLimiter(env.say, summarize_requests)
 
     def observe(event: ServerEvent) -> None:
         match event:
@@ -287,10 +298,14 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 )
             case ConnectionRefusedBusy(peer):
                 env.say(_("Refused {peer}: server busy").format(peer=format_endpoint(*peer)))
+            case RequestServed(peer, handled):
+                request_lines.offer(peer, lambda: describe_request(peer, handled))
+            case MessageStalled(peer, buffered, held_s):
+                env.say(describe_stalled_message(peer, buffered, held_s, args.framing))
             case DatagramUnanswered(peer, request, why):
-                unanswered_lines.offer(
-                    peer, lambda: describe_unanswered_datagram(peer, request, why)
-                )
+                datagram_lines.offer(peer, lambda: describe_unanswered_datagram(peer, request, why))
+            case DatagramAnswered(peer, request, reply):
+                datagram_lines.offer(peer, lambda: describe_answered_datagram(peer, request, reply))
 
     if args.user_timeout is not None and not hasattr(socket, "TCP_USER_TIMEOUT"):
         raise UsageError(_("--user-timeout needs TCP_USER_TIMEOUT, which only Linux offers"))
@@ -321,7 +336,8 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
     try:
         wait_until_stopped(handle, lambda: _announce_server(args, handle, env))
     finally:
-        unanswered_lines.flush()
+        request_lines.flush()
+        datagram_lines.flush()
     stats = handle.stats
     env.say(
         _("Server stopped: {connections} connections, {requests} requests served.").format(
@@ -335,6 +351,54 @@ def run_server(args: argparse.Namespace, env: Environment) -> ExitStatus:
             )
         )
     return ExitStatus.OK
+
+
+def describe_request(peer: tuple[str, int], handled: RequestHandled) -> str:
+    """The -v line for one request over TCP: its command, its size, the reply's or the `E:`."""
+    values = {
+        "peer": format_endpoint(*peer),
+        "command": escape_for_terminal(handled.command, quoted=True),
+        "bytes_in": count_bytes(handled.bytes_in),
+        "bytes_out": count_bytes(handled.bytes_out),
+        "error": escape_for_terminal(handled.error or b"", max_bytes=_SHOWN_BYTES, quoted=True),
+    }
+    if handled.closes:
+        return _("Request from {peer}: {command}, {bytes_in} in: close requested").format(**values)
+    if not handled.command:
+        # A message refused before it was read whole (over --max-message-bytes).
+        return _("Request from {peer}: {bytes_in} in, sent {error}").format(**values)
+    if handled.error is not None:
+        return _("Request from {peer}: {command}, {bytes_in} in, sent {error}").format(**values)
+    return _("Request from {peer}: {command}, {bytes_in} in, {bytes_out} out").format(**values)
+
+
+def describe_stalled_message(
+    peer: tuple[str, int], buffered: int, held_s: float, framing: str
+) -> str:
+    """The -v line for a message begun and left unfinished: the framing mismatch named."""
+    values = {"peer": format_endpoint(*peer), "bytes": buffered, "seconds": f"{held_s:g}"}
+    if framing == "length":
+        return ngettext(
+            "From {peer}: {bytes:,} byte of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            "From {peer}: {bytes:,} bytes of a length-prefixed message still incomplete after {seconds} s: a client without length framing? see --framing line",
+            buffered,
+        ).format(**values)
+    return ngettext(
+        "From {peer}: {bytes:,} byte without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        "From {peer}: {bytes:,} bytes without '\\n' after {seconds} s: a client without line framing? see --framing raw",
+        buffered,
+    ).format(**values)
+
+
+def describe_answered_datagram(peer: tuple[str, int], request: bytes, reply: bytes) -> str:
+    """The -v line for a datagram the UDP server answered."""
+    return _("From {peer}: {request} ({request_bytes}) answered {reply} ({reply_bytes})").format(
+        peer=format_endpoint(*peer),
+        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
+        request_bytes=count_bytes(len(request)),
+        reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True),
+        reply_bytes=count_bytes(len(reply)),
+    )
 
 
 def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Silence) -> str:
@@ -525,7 +589,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         address = format_endpoint(client.host, client.port)
         if client.greeting.startswith(ERROR_PREFIX):
             # Instead of a greeting, a refusal ("E:server busy, try again later"): shown as it came.
-            env.warn(
+            env.fail(
                 _("{address} refused to serve this client: {line}").format(
                     address=address, line=_show(client.greeting)
                 )
@@ -542,7 +606,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
             if reply is None:
                 if message[:2] == CLOSE:
                     break
-                env.warn(
+                env.fail(
                     _(
                         "The server at {address} closed the connection before answering '{request}'."
                     ).format(address=address, request=_show(message))
@@ -571,7 +635,7 @@ def _run_datagram_client(
             message = request.encode("utf-8")
             refusal = None if args.send_anyway else describe_unknown_command(message)
             if refusal is not None:
-                env.warn(_("Error: {detail}").format(detail=refusal))
+                env.fail(refusal)
                 skipped += 1
                 continue
             yield message
@@ -591,7 +655,7 @@ def _run_datagram_client(
                     try:
                         reply = client.receive_datagram()
                     except NetworkTimeoutError:
-                        env.warn(_describe_silence(client, message))
+                        env.fail(_describe_silence(client, message))
                         return ExitStatus.NETWORK
                     answered += 1
                     if reply.startswith(ERROR_PREFIX):
@@ -708,7 +772,7 @@ def _report_unanswered(
         line = _(
             "No answer to '{request}' from {address} after {attempts} sends within {timeout} s: the requests or the replies were lost. Try a longer --timeout or more --retries."
         )
-    env.warn(line.format(**values))
+    env.fail(line.format(**values))
     return ExitStatus.NETWORK
 
 

@@ -23,6 +23,10 @@ class Environment:
     environ: Mapping[str, str]
     stdin_isatty: bool
     stdout_isatty: bool
+    # The words that started the command ("socklab hello client"): error lines begin with them.
+    program: str = "socklab"
+    # Its arguments as given, for a line that shows the command again (capture's sudo advice).
+    arguments: tuple[str, ...] = ()
     stderr_isatty: bool = False
     # Where every line said or warned is copied as well: the `--log FILE` of servers and impair
     # (see cli.logfile).
@@ -63,6 +67,12 @@ class Environment:
             self.stderr.flush()
             if self.copy_lines_to is not None:
                 self.copy_lines_to(line)
+
+    def fail(self, line: str) -> None:
+        """The error line that ends a command, in socklab's one style (`cli.failures`)."""
+        from socklab.cli.failures import format_error_line
+
+        self.warn(format_error_line(self.program, line))
 
 
 def _isatty(stream: TextIO | None) -> bool:

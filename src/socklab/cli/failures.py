@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socklab import errors
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _
+from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
 
 
@@ -16,31 +16,27 @@ def _where(error: errors.NetworkError) -> str:
     return _("the peer")
 
 
-def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
-    """The line a beginner reads for `error`, and the status the command exits with."""
+def format_error_line(program: str, line: str) -> str:
+    """The one style of every error line: `socklab <command>: <what happened>. <next step>`.
+
+    `program` is what the user typed to get here ("socklab", "socklab hello client"), as a
+    compiler or `grep` names itself, so a line in a script's log says which command failed.
+    """
+    return _("{program}: {message}").format(program=program, message=line)
+
+
+def describe_error(
+    error: errors.SocklabError, port_option: str = "--port"
+) -> tuple[str, ExitStatus]:
+    """The line a beginner reads for `error`, and the status the command exits with.
+
+    `port_option` is the flag that chooses the command's own port (`impair` has `--listen`).
+    """
     detail = str(error)
     if isinstance(error, errors.UsageError):
-        return _("Error: {detail}").format(detail=detail), ExitStatus.USAGE
+        return detail, ExitStatus.USAGE
     if isinstance(error, errors.AddressInUseError):
-        port = error.port
-        # Only a server's bind names its transport; the socket table is read for it alone, and
-        # imported here, so that a server does not keep that tool in memory for its whole life.
-        from socklab.tools.ports import describe_port_holder
-
-        holder = (
-            describe_port_holder(port, error.transport)
-            if port is not None and error.transport is not None
-            else None
-        )
-        if holder:
-            line = _(
-                "Port {port} is already in use by {holder}. Stop that program or choose another port with --port."
-            ).format(port=port, holder=holder)
-        else:
-            line = _(
-                "Port {port} is already in use by another program. Find it with 'socklab ports --port {port}', or choose another port with --port."
-            ).format(port=port)
-        return line, ExitStatus.ADDRESS_IN_USE
+        return _describe_address_in_use(error, port_option), ExitStatus.ADDRESS_IN_USE
     if isinstance(error, errors.AddressNotAvailableError):
         return (
             _(
@@ -72,6 +68,10 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
             ).format(host=error.host),
             ExitStatus.NETWORK,
         )
+    if isinstance(error, errors.ReplyTimeoutError):
+        timeout_line = describe_reply_timeout(error)
+        if timeout_line is not None:
+            return timeout_line, ExitStatus.NETWORK
     if isinstance(error, errors.NetworkTimeoutError):
         return (
             _(
@@ -99,4 +99,60 @@ def describe_error(error: errors.SocklabError) -> tuple[str, ExitStatus]:
         ), ExitStatus.NETWORK
     if isinstance(error, errors.RemoteProtocolError):
         return _("The peer broke the protocol: {detail}").format(detail=detail), ExitStatus.PROTOCOL
-    return _("Error: {detail}").format(detail=detail), ExitStatus.ERROR
+    return detail, ExitStatus.ERROR
+
+
+def describe_reply_timeout(error: errors.ReplyTimeoutError) -> str | None:
+    """The line for a connection on which no whole message came in time, naming what did:
+    bytes the framing could not end (a framing mismatch), or not a byte before the greeting
+    (a server busy with another client); None where the plain timeout line says it all."""
+    values = {
+        "where": _where(error),
+        "timeout": f"{error.timeout_s:g}",
+        "bytes": error.partial_bytes,
+    }
+    if error.partial_bytes and error.framing == "line":
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes without a newline: is the server using --framing raw? Then use --framing raw here too.",
+            error.partial_bytes,
+        ).format(**values)
+    if error.partial_bytes and error.framing == "length":
+        return ngettext(
+            "No whole reply from {where} within {timeout} s: {bytes:,} byte of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            "No whole reply from {where} within {timeout} s: {bytes:,} bytes of a length-prefixed message, still incomplete: is the server using --framing line or raw?",
+            error.partial_bytes,
+        ).format(**values)
+    if error.awaiting_greeting:
+        return _(
+            "No answer from {where} within {timeout} s: connected, but no greeting yet: the server may be serving another client (iterative model, listen backlog). Try again when it is free, or give a longer --timeout."
+        ).format(**values)
+    return None
+
+
+def _describe_address_in_use(error: errors.AddressInUseError, port_option: str) -> str:
+    port = error.port
+    # Only a server's bind names its transport; the socket table is read for it alone, and
+    # imported here, so that a server does not keep that tool in memory for its whole life.
+    from socklab.tools.ports import find_port_blockers
+
+    blockers = (
+        find_port_blockers(port, error.transport)
+        if port is not None and error.transport is not None
+        else None
+    )
+    if blockers is not None and blockers.holder is not None:
+        return _(
+            "Port {port} is already in use by {holder}. Stop that program or choose another port with {option}."
+        ).format(port=port, holder=blockers.holder, option=port_option)
+    if blockers is not None and not blockers.held and blockers.time_wait:
+        # Linux refuses the bind while a TIME_WAIT socket of the port lacks SO_REUSEADDR, even
+        # to a socket that sets it (socklab's servers do): the program that closed first did not.
+        return ngettext(
+            "Port {port} is held by no program, only by {count} closed connection in TIME_WAIT: the side that closes a TCP connection first keeps it for 2 × MSL (60 s on Linux), and the program that closed it had not set SO_REUSEADDR. Wait a minute, or choose another port with {option}.",
+            "Port {port} is held by no program, only by {count} closed connections in TIME_WAIT: the side that closes a TCP connection first keeps it for 2 × MSL (60 s on Linux), and the program that closed them had not set SO_REUSEADDR. Wait a minute, or choose another port with {option}.",
+            blockers.time_wait,
+        ).format(port=port, count=blockers.time_wait, option=port_option)
+    return _(
+        "Port {port} is already in use by another program. Find it with 'socklab ports --port {port}', or choose another port with {option}."
+    ).format(port=port, option=port_option)

@@ -199,7 +199,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     # graceful_stop: Ctrl+C and SIGTERM stop the relay and it exits 0 (cli.serving).
     add_log_option(parser)
-    parser.set_defaults(handler=run, graceful_stop=True)
+    # Its own port is chosen with --listen: error lines name that flag, not --port.
+    parser.set_defaults(handler=run, graceful_stop=True, port_option="--listen")
 
 
 def _flag(name: str) -> str:

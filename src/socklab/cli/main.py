@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 from socklab import __version__
 from socklab.cli import stop_signals
 from socklab.cli.commands import command_summaries
 from socklab.cli.environment import Environment
-from socklab.cli.failures import describe_error
+from socklab.cli.failures import describe_error, format_error_line
 from socklab.cli.logfile import copying_lines
 from socklab.cli.status import ExitStatus, exit_status_table
 from socklab.errors import SocklabError
 from socklab.i18n import SUPPORTED_LANGUAGES, _, choose_language, set_language
+from socklab.protocol.escaping import escape_for_terminal
+
+# Where the parsers leave the words that name the command being run ("socklab hello client").
+PROGRAM_ATTRIBUTE = "socklab_program"
 
 
 def _terminal_columns() -> int:
@@ -115,17 +120,67 @@ def exit_status_epilog() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors as one line plus a hint, with the USAGE status."""
+    """argparse that reports an error as one line in socklab's style, with the USAGE status.
+
+    `socklab converter client: argument --port: 'x' is not a port number. Try 'socklab converter
+    client --help'.`: no usage block first (it pushed the reason off a small terminal), and a
+    misspelt command gets a suggestion instead of the list of every choice.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        hint = _("Try '{prog} --help' for more.").format(prog=self.prog)
-        line = _("{prog}: error: {message}").format(prog=self.prog, message=message)
-        self.exit(ExitStatus.USAGE, f"{line}\n{hint}\n")
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # The innermost parser finishes first: its prog ("socklab hello client") names the
+        # command in error lines; the outer parsers keep it.
+        if getattr(parsed, PROGRAM_ATTRIBUTE, None) is None:
+            setattr(parsed, PROGRAM_ATTRIBUTE, self.prog)
+        return parsed, extras
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            raise argparse.ArgumentError(None, describe_unknown_command(value, action.choices))
+        super()._check_value(action, value)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # Reported by the command they were given to, not by the top-level parser.
+            program = getattr(parsed, PROGRAM_ATTRIBUTE, None) or self.prog
+            message = _("unrecognized arguments: %s") % " ".join(extras)
+            self.exit(ExitStatus.USAGE, _usage_error_line(program, message))
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.USAGE, _usage_error_line(self.prog, message))
+
+
+def _usage_error_line(program: str, message: str) -> str:
+    message = message.rstrip()
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    hint = _("Try '{prog} --help'.").format(prog=program)
+    return format_error_line(program, f"{message} {hint}") + "\n"
+
+
+def describe_unknown_command(word: str, commands: Iterable[str]) -> str:
+    """'unknown command 'helo': did you mean 'hello'?' (difflib, as git and pip suggest)."""
+    shown = escape_for_terminal(word, max_bytes=40)
+    names = list(commands)
+    close = difflib.get_close_matches(word, names, n=1)
+    if close:
+        return _("unknown command '{word}': did you mean '{match}'?").format(
+            word=shown, match=close[0]
+        )
+    return _("unknown command '{word}' (commands: {names})").format(
+        word=shown, names=", ".join(names)
+    )
 
 
 def build_parser(
@@ -193,13 +248,15 @@ def _run(argv: Sequence[str] | None, env: Environment | None) -> int:
     if handler is None:
         parser.print_help(env.stdout)
         return ExitStatus.USAGE
+    program = getattr(args, PROGRAM_ATTRIBUTE, None) or parser.prog
+    env.program, env.arguments = program, tuple(argv)
     try:
         # The command's --log file (servers, impair) records its lines, the error line included.
         with copying_lines(env, args):
             return _call(handler, args, env)
     except SocklabError as error:  # the log file cannot be opened
         line, status = describe_error(error)
-        env.warn(line)
+        env.fail(line)
         return status
 
 
@@ -212,11 +269,11 @@ def _call(handler: Any, args: argparse.Namespace, env: Environment) -> int:
             status: int = handler(args, env)
         return status
     except SocklabError as error:
-        line, status = describe_error(error)
-        env.warn(line)
+        line, status = describe_error(error, getattr(args, "port_option", "--port"))
+        env.fail(line)
         return status
     except KeyboardInterrupt:
-        env.warn(_("Interrupted."))
+        env.fail(_("Interrupted."))
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`socklab ports | head`): not an error for us.
@@ -224,7 +281,7 @@ def _call(handler: Any, args: argparse.Namespace, env: Environment) -> int:
     except Exception as exc:
         if env.environ.get("SOCKLAB_DEBUG"):
             traceback.print_exc(file=env.stderr)
-        env.warn(
+        env.fail(
             _(
                 "Internal error: {error}. Please report it; SOCKLAB_DEBUG=1 shows the details."
             ).format(error=f"{type(exc).__name__}: {exc}")

@@ -112,7 +112,7 @@ def _selection(args: argparse.Namespace) -> SocketFilter:
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.log is not None and args.watch is None:
-        raise UsageError(_("--log records the changes seen by --watch; add --watch"))
+        raise UsageError(_("--log records the changes seen by --watch; add --watch."))
     if args.watch is not None and (args.json or args.csv):
         raise UsageError(_("--watch shows a live table; use --json or --csv without --watch"))
     selection = _selection(args)
@@ -305,7 +305,7 @@ def _print_explanation(env: Environment, groups: tuple[PortGroup, ...]) -> None:
         env.say(
             "→ "
             + _(
-                "TIME_WAIT: the side that closed a TCP connection first keeps its 4-tuple for a while (60 s on Linux, 2 × MSL in RFC 9293), so that late segments of the old connection cannot be taken for a new one. The kernel holds these sockets, no process (no PID); they go away by themselves, and a server with SO_REUSEADDR can listen on the port meanwhile."
+                "TIME_WAIT: the side that closed a TCP connection first keeps its 4-tuple for a while (60 s on Linux, 2 × MSL in RFC 9293), so that late segments of the old connection cannot be taken for a new one. The kernel holds these sockets, no process (no PID); they go away by themselves. Meanwhile a new server can listen on the port only if it sets SO_REUSEADDR and so did the program that closed them (socklab's servers do)."
             )
         )
 

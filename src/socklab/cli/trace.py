@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
     program = escape_for_terminal(command[0], max_bytes=200)
     if not _program_exists(command[0]):
-        env.warn(
+        env.fail(
             _("No program named {program} was found: check its name, or give its path.").format(
                 program=program
             )
@@ -82,13 +82,13 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     method = method_for(command, force_strace=args.strace)
     if method is TraceMethod.STRACE and strace_path() is None:
         if sys.platform.startswith("linux"):
-            env.warn(
+            env.fail(
                 _(
                     "strace is needed to trace programs not written in Python: sudo apt install strace"
                 )
             )
         else:
-            env.warn(
+            env.fail(
                 _(
                     "Here socklab trace follows Python programs only: socklab trace -- python3 PROGRAM.py (other languages need Linux and strace)."
                 )
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         try:
             output = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
         except OSError as exc:
-            env.warn(
+            env.fail(
                 _(
                     "Cannot write the trace to {file}: {error}. Choose another file with --output."
                 ).format(file=escape_for_terminal(args.output), error=exc.strerror or exc)
@@ -141,7 +141,7 @@ def _run_program(
 
 
 def _cannot_run(program: str, error: str, env: Environment) -> int:
-    env.warn(
+    env.fail(
         _(
             "Cannot run {program}: {error}. Check that it is a program you may run (chmod +x for your own)."
         ).format(program=program, error=error)

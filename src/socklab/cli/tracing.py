@@ -60,8 +60,9 @@ def format_address(address: tuple[str, int] | None) -> str:
     return format_endpoint(address[0], address[1])
 
 
-def _count(nbytes: int) -> str:
-    return ngettext("{count} byte", "{count} bytes", nbytes).format(count=nbytes)
+def count_bytes(nbytes: int) -> str:
+    """A size in words, singular or plural: "1 byte", "1,024 bytes"."""
+    return ngettext("{count:,} byte", "{count:,} bytes", nbytes).format(count=nbytes)
 
 
 def _argument(event: TraceEvent) -> str:
@@ -94,13 +95,13 @@ def headline(event: TraceEvent) -> str:
                 fd=event.new_fd, peer=format_address(event.address)
             )
         case Call.SEND | Call.SENDALL | Call.WRITE:
-            return f"{name}() {_count(event.nbytes or 0)}"
+            return f"{name}() {count_bytes(event.nbytes or 0)}"
         case Call.SENDTO | Call.SENDMSG if event.address is not None:
             return _("sendto({address}) {count}").format(
-                address=format_address(event.address), count=_count(event.nbytes or 0)
+                address=format_address(event.address), count=count_bytes(event.nbytes or 0)
             )
         case Call.SENDMSG:
-            return f"{name}() {_count(event.nbytes or 0)}"
+            return f"{name}() {count_bytes(event.nbytes or 0)}"
         case Call.RECV | Call.RECVFROM | Call.RECVMSG | Call.RECV_INTO | Call.READ:
             call = f"{name}({_argument(event)})"
             if event.nbytes == 0 and event.transport == "tcp":
@@ -110,10 +111,10 @@ def headline(event: TraceEvent) -> str:
             if event.address is not None and event.transport == "udp":
                 return _("{call} -> {count} from {address}").format(
                     call=call,
-                    count=_count(event.nbytes or 0),
+                    count=count_bytes(event.nbytes or 0),
                     address=format_address(event.address),
                 )
-            return f"{call} -> {_count(event.nbytes or 0)}"
+            return f"{call} -> {count_bytes(event.nbytes or 0)}"
         case Call.CLOSE:
             return "close()"
     return f"{name}()"
@@ -238,7 +239,9 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
         assert event.nbytes is not None
         if event.nbytes > len(event.data):
             body.append(
-                _("... {count} more not shown").format(count=_count(event.nbytes - len(event.data)))
+                _("... {count} more not shown").format(
+                    count=count_bytes(event.nbytes - len(event.data))
+                )
             )
         if event.call in RECEIVING:
             label = f"{event.call.value} #{event.sequence}"
@@ -248,7 +251,7 @@ def render_event(event: TraceEvent, *, explain: bool) -> list[str]:
                 INDENT
                 + "└── "
                 + _("end of {call}: {count} in this one call").format(
-                    call=label, count=_count(event.nbytes)
+                    call=label, count=count_bytes(event.nbytes)
                 )
             )
         else:

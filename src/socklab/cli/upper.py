@@ -120,7 +120,7 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
     env.stdout.flush()
     line = env.stdin.readline()
     if not line:
-        env.warn(_("No sentence given: standard input was empty."))
+        env.fail(_("No sentence given: standard input was empty. Type one, or pipe it in."))
         return ExitStatus.USAGE
     sentence = line.rstrip("\r\n").encode("utf-8")
     if args.transport == "udp" and sentence and handle_upper_datagram(sentence) == sentence:

@@ -18,9 +18,16 @@ import time
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 
-from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
+from socklab.errors import (
+    BrokenResourceError,
+    NetworkTimeoutError,
+    RemoteProtocolError,
+    ReplyTimeoutError,
+    UsageError,
+)
 from socklab.i18n import _
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
+from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
@@ -57,12 +64,20 @@ class StreamConverterClient:
         # One translator for every call: it keeps no state between uses, and making one per
         # send and receive would cost more than the `with` itself.
         self._oserrors = translated_oserrors(host=host, port=port)
+        self.framing = framing
+        self.timeout_s = timeout_s
         self._framer = _reply_framer(framing, max_message_bytes)
         self._messages: collections.deque[bytes] = collections.deque()
         self._eof = False
+        self._greeted = False
         with translated_oserrors(host=host, port=port):
             self._sock = connect_stream(host, port, timeout_s=timeout_s, tracer=tracer)
-        self.greeting = self.receive_message()
+        try:
+            self.greeting = self.receive_message()
+        except BaseException:
+            self._sock.close()
+            raise
+        self._greeted = True
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -95,16 +110,41 @@ class StreamConverterClient:
         while not self._messages:
             if self._eof:
                 return None
-            with self._oserrors:
-                data = self._sock.recv(RECEIVE_BYTES)
+            try:
+                with self._oserrors:
+                    data = self._sock.recv(RECEIVE_BYTES)
+            except NetworkTimeoutError as exc:
+                raise self._timed_out() from exc
             events = self._framer.receive_data(data) if data else self._framer.receive_eof()
             if not data:
                 self._eof = True
             for event in events:
+                if isinstance(event, FrameTooLong) and event.header_looks_like_text:
+                    raise RemoteProtocolError(
+                        _(
+                            "the length header {header} announces a message of {size:,} bytes, but it looks like text: is the server using --framing line or raw?"
+                        ).format(
+                            header=escape_for_terminal(event.header, quoted=True), size=event.size
+                        )
+                    )
                 if isinstance(event, FrameTooLong | TruncatedFrame):
                     raise RemoteProtocolError(event.describe())
                 self._messages.append(event)
         return self._messages.popleft()
+
+    def _timed_out(self) -> ReplyTimeoutError:
+        """What the timeout of a read found: bytes of a message the framing could not end, or
+        none at all (before the greeting: a server busy with another client)."""
+        partial = self._framer.buffered_bytes
+        return ReplyTimeoutError(
+            f"no whole message within {self.timeout_s:g} s ({partial:,} bytes of one)",
+            host=self.host,
+            port=self.port,
+            timeout_s=self.timeout_s,
+            framing=self.framing,
+            partial_bytes=partial,
+            awaiting_greeting=not self._greeted,
+        )
 
     def close(self) -> None:
         self._sock.close()

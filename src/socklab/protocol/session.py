@@ -97,6 +97,20 @@ class SessionClosing:
 
 SessionEvent = RequestRejected | SessionClosing
 
+
+@dataclass(frozen=True, slots=True)
+class RequestHandled:
+    """One request served or refused, for a server's `-v` line: its first two bytes (the
+    command, as the peer sent them), its size, and the reply's size or the `E:` line sent
+    (`error`, unframed). `C:` has no reply: `closes` is set and `bytes_out` is 0."""
+
+    command: bytes
+    bytes_in: int
+    bytes_out: int
+    error: bytes | None = None
+    closes: bool = False
+
+
 _TRANSITIONS: dict[tuple[SessionState, str], SessionState] = {
     (SessionState.OPEN, "request"): SessionState.OPEN,
     (SessionState.OPEN, "finish"): SessionState.CLOSING,
@@ -166,6 +180,30 @@ class Session(Protocol):
         ...
 
 
+class ReportingSession(Session, Protocol):
+    """A session that can tell a server's `-v` what it does: optional, a runtime asks for
+    these members with getattr, and only when it has an observer (the converter's session
+    has them; a session without them is served the same, with fewer lines).
+
+    `take_requests_handled` is filled once `record_requests()` was called (a runtime calls it
+    right after making the session); `partial_message_bytes` is what a runtime names when a
+    begun message stays unfinished for seconds (a peer that sends no terminator: the
+    commonest framing mismatch)."""
+
+    @property
+    def partial_message_bytes(self) -> int:
+        """Bytes of the message begun but not ended (0 for none)."""
+        ...
+
+    def record_requests(self) -> None:
+        """From now on, list what each request was."""
+        ...
+
+    def take_requests_handled(self) -> list[RequestHandled]:
+        """The requests handled since the last call, in order, taken."""
+        ...
+
+
 class SessionFactory(Protocol):
     """Makes the session of one connection; `ConverterSession` itself is one (socketserver's
     `RequestHandlerClass`). `greet=False`: the runtime sent the greeting already; with
@@ -222,6 +260,7 @@ class ConverterSession:
         "_errors_in_a_row",
         "_events",
         "_framer",
+        "_handled",
         "_holds_one_bare_line",
         "_maybe_single_message",
         "_out",
@@ -257,6 +296,8 @@ class ConverterSession:
         # A server that never asks for events (every converter runtime) must not collect them:
         # a client sending bad requests for hours would grow the list without bound.
         self._events: list[SessionEvent] | None = [] if record_events else None
+        # What each request was, for a server's -v (`record_requests`); None: not recorded.
+        self._handled: list[RequestHandled] | None = None
         # Errors in a row, counted without a store per successful request: the run goes on
         # while no request was served since the previous error.
         self._errors_in_a_row = 0
@@ -349,6 +390,23 @@ class ConverterSession:
         events, self._events = self._events, []
         return events
 
+    def record_requests(self) -> None:
+        """From now on, list what each request was (`take_requests_handled`): what a runtime
+        with an observer (a server's -v) asks for. The fast paths skip the record, so they are
+        turned off: a recording session takes the general path for every chunk."""
+        if self._handled is None:
+            self._handled = []
+            self._maybe_single_message = self._holds_one_bare_line = None
+
+    def take_requests_handled(self) -> list[RequestHandled]:
+        """The requests handled since the last call, taken (empty until `record_requests`):
+        the runtime drains them after each chunk it feeds, so the list stays short."""
+        handled = self._handled
+        if not handled:
+            return []
+        self._handled = []
+        return handled
+
     @property
     def should_close(self) -> bool:
         """The connection should close once `data_to_send()` has been sent."""
@@ -367,13 +425,21 @@ class ConverterSession:
         """A message has begun but not ended: the runtime's message deadline applies."""
         return self.state is _OPEN and self._framer.has_partial_message
 
+    @property
+    def partial_message_bytes(self) -> int:
+        """Bytes of the message begun but not ended (0 for none)."""
+        return self._framer.buffered_bytes if self.state is _OPEN else 0
+
     # -- internals ----------------------------------------------------------------------------
     def _process(self, frames: list[bytes | FrameTooLong | TruncatedFrame]) -> None:
         encode = self._framer.encode
         out = self._out
+        handled = self._handled
         for frame in frames:
             if isinstance(frame, bytes):
                 reply = handle_request(frame)
+                if handled is not None:
+                    handled.append(_describe_handled(frame, reply))
                 if isinstance(reply, bytes):
                     out.append(encode(reply))
                     self.requests_served += 1
@@ -390,7 +456,10 @@ class ConverterSession:
                     self._finish(CloseReason.CLIENT_REQUESTED)
                     return
             elif isinstance(frame, FrameTooLong):
-                out.append(encode(ERROR_PREFIX + frame.describe().encode()))
+                notice = ERROR_PREFIX + frame.describe().encode()
+                if handled is not None:
+                    handled.append(RequestHandled(b"", frame.size, 0, notice))
+                out.append(encode(notice))
                 self._finish(CloseReason.MESSAGE_TOO_LONG, frame.describe())
                 return
             else:
@@ -441,3 +510,12 @@ class ConverterSession:
             raise LocalProtocolError(
                 f"{trigger!r} is not allowed in state {self.state.value}"
             ) from None
+
+
+def _describe_handled(request: bytes, reply: bytes | ErrorReply | CloseRequest) -> RequestHandled:
+    command = request[:2]
+    if isinstance(reply, bytes):
+        return RequestHandled(command, len(request), len(reply))
+    if isinstance(reply, ErrorReply):
+        return RequestHandled(command, len(request), 0, reply.payload)
+    return RequestHandled(command, len(request), 0, closes=True)

@@ -67,8 +67,11 @@ from socklab.runtimes.connections import (
     peer_of,
     recover_from_accept_error,
     refuse_busy,
+    report_requests,
+    report_stalled_message,
     resolve_client_limits,
     stop_timeout_s,
+    watch_requests,
 )
 from socklab.runtimes.datagrams import (
     DATAGRAM_BUDGET,
@@ -262,11 +265,14 @@ class _Connection(Deadlines, asyncio.Protocol):
 
     def start_session(self) -> Session:
         config = self.server.config
-        session = config.session_factory(
-            config.framing,
-            max_message_bytes=config.max_message_bytes,
-            greet=False,
-            record_events=False,
+        session = watch_requests(
+            config,
+            config.session_factory(
+                config.framing,
+                max_message_bytes=config.max_message_bytes,
+                greet=False,
+                record_events=False,
+            ),
         )
         self.session = session
         return session
@@ -291,6 +297,8 @@ class _Connection(Deadlines, asyncio.Protocol):
             return
         # The common case, one read of at most one slice, inline (same steps as `_feed`).
         out = session.exchange(data)
+        if self.server.reporting:
+            report_requests(self.server.config, self.peer, session)
         if out:
             transport = self.transport
             transport.write(out)  # may call pause_writing() at once
@@ -330,6 +338,8 @@ class _Connection(Deadlines, asyncio.Protocol):
             )
             offset += len(piece)
             session.receive_data(piece)
+            if self.server.reporting:
+                report_requests(self.server.config, self.peer, session)
             out = session.data_to_send()
             if out:
                 self.transport.write(out)  # may call pause_writing() at once
@@ -353,6 +363,8 @@ class _Connection(Deadlines, asyncio.Protocol):
                 pending, self.pending_input = self.pending_input, b""
                 session.receive_data(pending)
             session.receive_eof()
+            if self.server.reporting:
+                report_requests(self.server.config, self.peer, session)
             out = session.data_to_send()
             if out:
                 self.transport.write(out)
@@ -501,6 +513,8 @@ class AsyncioServer(EventLoopHandle):
         if config.transport != "udp":
             self.client_limits = limits
             self.alerts.append(self.admission.descriptor_alert)
+        # -v: sessions report each request, and the sweep names a message left unfinished.
+        self.reporting = config.observer is not None
         self.needs_peer = (
             config.observer is not None or limits.max_clients_per_host is not None or self.live
         )
@@ -738,6 +752,8 @@ class AsyncioServer(EventLoopHandle):
                 if reason is not None:
                     self.stats.connections_timed_out += 1
                     conn.abort(reason)
+                elif self.reporting:
+                    report_stalled_message(self.config, conn.peer, session, conn)
 
 
 def serve(config: ServerConfig) -> AsyncioServer:

@@ -61,9 +61,12 @@ from socklab.runtimes.connections import (
     notify,
     peer_of,
     recover_from_accept_error,
+    report_requests,
+    report_stalled_message,
     resolve_client_limits,
     send_notice_nowait,
     stop_timeout_s,
+    watch_requests,
 )
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
 from socklab.runtimes.handle import ServerHandle
@@ -115,11 +118,14 @@ class BlockingConnection:
         self.session = (
             session
             if session is not None
-            else config.session_factory(
-                config.framing,
-                max_message_bytes=config.max_message_bytes,
-                greet=True,
-                record_events=False,
+            else watch_requests(
+                config,
+                config.session_factory(
+                    config.framing,
+                    max_message_bytes=config.max_message_bytes,
+                    greet=True,
+                    record_events=False,
+                ),
             )
         )
         self._deadlines = WritingDeadlines(config)
@@ -190,6 +196,7 @@ class BlockingConnection:
                 bytes_received=self._bytes_received, session=self.session, output_pending=sending
             )
             if reason is None:
+                report_stalled_message(self.server.config, self.peer, self.session, self._deadlines)
                 return False
             # First: the connection's thread reads it once it sees _ending. While a reply is
             # stuck the peer would not read a notice either.
@@ -203,6 +210,8 @@ class BlockingConnection:
         session = self.session
         receive = self.sock.recv
         watched = self._watched
+        config = self.server.config
+        reporting = config.observer is not None
         greeting = session.data_to_send()
         if greeting:  # a session may have none (upper): then no empty send in a --trace
             self._send(greeting)
@@ -216,12 +225,16 @@ class BlockingConnection:
             if data:
                 self._bytes_received += len(data)
                 out = session.exchange(data)
+                if reporting:
+                    report_requests(config, self.peer, session)
                 if out:
                     self._send(out)
             elif data is not None:
                 if self._ending is not None:
                     self._end()  # the watchdog or a stop woke recv(): not the peer's EOF
                 session.receive_eof()
+                if reporting:
+                    report_requests(config, self.peer, session)
                 out = session.data_to_send()
                 if out:
                     self._send(out)
@@ -302,6 +315,7 @@ class BlockingConnection:
             bytes_received=self._bytes_received, session=self.session, output_pending=sending
         )
         if reason is None:
+            report_stalled_message(self.server.config, self.peer, self.session, self._deadlines)
             return
         self.server.count_timeout()
         if not sending:

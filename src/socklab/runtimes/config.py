@@ -12,7 +12,7 @@ from socklab.protocol.converter import handle_datagram
 from socklab.protocol.framing import FramingName
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 from socklab.protocol.reflection import DatagramHandler, Silence
-from socklab.protocol.session import ConverterSession, Session, SessionFactory
+from socklab.protocol.session import ConverterSession, RequestHandled, Session, SessionFactory
 from socklab.tracing.events import Tracer
 
 Transport = Literal["tcp", "udp"]
@@ -40,6 +40,27 @@ class ConnectionClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestServed:
+    """A client's request was answered (or refused with `E:`): what the session reported.
+    Sent only to an observer, and only by a session that reports its requests."""
+
+    peer: tuple[str, int]
+    handled: RequestHandled
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStalled:
+    """A client began a message and has not finished it for `held_s` seconds: `buffered_bytes`
+    wait for the framing's end (a newline, the rest of a length-prefixed message). Told once
+    per message, long before the message deadline closes the connection: the commonest cause
+    is a client that uses no framing at all (the slides' `send(b'U:lower')`)."""
+
+    peer: tuple[str, int]
+    buffered_bytes: int
+    held_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRefusedBusy:
     """A connection over --max-clients got `E:server busy` and was closed."""
 
@@ -57,7 +78,24 @@ class DatagramUnanswered:
     why: Silence
 
 
-ServerEvent = ConnectionOpened | ConnectionClosed | ConnectionRefusedBusy | DatagramUnanswered
+@dataclass(frozen=True, slots=True)
+class DatagramAnswered:
+    """A UDP server answered a datagram with `reply`. Sent only to an observer."""
+
+    peer: tuple[str, int]
+    request: bytes
+    reply: bytes
+
+
+ServerEvent = (
+    ConnectionOpened
+    | ConnectionClosed
+    | ConnectionRefusedBusy
+    | RequestServed
+    | MessageStalled
+    | DatagramUnanswered
+    | DatagramAnswered
+)
 ServerObserver = Callable[[ServerEvent], None]
 
 

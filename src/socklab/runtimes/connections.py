@@ -29,8 +29,15 @@ from typing import Any
 
 from socklab.protocol.closing import CloseReason
 from socklab.protocol.session import Session, notice_of
-from socklab.runtimes.config import DescriptorsExhausted, ServerAlert, ServerConfig, ServerEvent
-from socklab.runtimes.deadlines import Deadlines
+from socklab.runtimes.config import (
+    DescriptorsExhausted,
+    MessageStalled,
+    RequestServed,
+    ServerAlert,
+    ServerConfig,
+    ServerEvent,
+)
+from socklab.runtimes.deadlines import STALLED_MESSAGE_S, Deadlines
 from socklab.runtimes.listening import configure_accepted_socket
 from socklab.tracing import poll_quietly
 
@@ -175,6 +182,39 @@ def notify(config: ServerConfig, event: ServerEvent) -> None:
     observer = config.observer
     if observer is not None:
         observer(event)
+
+
+def report_requests(config: ServerConfig, peer: tuple[str, int], session: Session) -> None:
+    """Tell the observer what each request the session handled was, if the session says
+    (`ReportingSession`); call only when `config.observer` is set, after feeding the session."""
+    take = getattr(session, "take_requests_handled", None)
+    if take is None:
+        return
+    for handled in take():
+        notify(config, RequestServed(peer, handled))
+
+
+def report_stalled_message(
+    config: ServerConfig, peer: tuple[str, int], session: Session | None, deadlines: Deadlines
+) -> None:
+    """After a sweep that closed nothing: tell the observer, once per message, of a begun
+    message held unfinished for `STALLED_MESSAGE_S` (a client without the framing's end)."""
+    if config.observer is None or session is None or not deadlines.message_stalled_now:
+        return
+    buffered = getattr(session, "partial_message_bytes", 0)
+    if buffered:
+        notify(config, MessageStalled(peer, buffered, STALLED_MESSAGE_S))
+
+
+def watch_requests(config: ServerConfig, session: Session) -> Session:
+    """`session`, asked to record what each request was when the server has an observer (-v)
+    and the session can (`ReportingSession.record_requests`); a server without one pays
+    nothing for it."""
+    if config.observer is not None:
+        record = getattr(session, "record_requests", None)
+        if record is not None:
+            record()
+    return session
 
 
 def raise_open_file_limit() -> int | None:

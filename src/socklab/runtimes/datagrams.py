@@ -22,7 +22,7 @@ from typing import Any
 from socklab.protocol.converter import handle_datagram
 from socklab.protocol.reflection import DatagramHandler, Silence
 from socklab.protocol.reflection import answer_datagram as decide_answer
-from socklab.runtimes.config import DatagramUnanswered, ServerObserver
+from socklab.runtimes.config import DatagramAnswered, DatagramUnanswered, ServerObserver
 from socklab.runtimes.handle import ServerStats
 
 # Larger than any UDP payload (65,507 bytes over IPv4), so no datagram is silently truncated.
@@ -42,12 +42,17 @@ def reply_to_datagram(
 ) -> bytes | None:
     """The reply to send to `address` (a `recvfrom()` address), or None: stay silent.
 
-    An `observer` (the server's -v) hears of every silence and why: a student whose `u:hello`
-    gets nothing can read on the server that its error reply was longer than the request.
+    An `observer` (the server's -v) hears of every datagram: of each reply, and of every
+    silence and why: a student whose `u:hello` gets nothing can read on the server that its
+    error reply was longer than the request.
     """
     reply = decide_answer(data, address[1], handle)
-    if observer is not None and isinstance(reply, Silence):
-        observer(DatagramUnanswered((str(address[0]), int(address[1])), data, reply))
+    if observer is not None:
+        peer = (str(address[0]), int(address[1]))
+        if isinstance(reply, Silence):
+            observer(DatagramUnanswered(peer, data, reply))
+        else:
+            observer(DatagramAnswered(peer, data, reply))
     return reply if reply.__class__ is bytes else None
 
 

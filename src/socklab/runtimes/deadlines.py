@@ -28,6 +28,13 @@ from socklab.runtimes.config import ServerConfig
 
 SWEEP_INTERVAL_S = 1.0
 
+# A begun message still unfinished at this many sweeps in a row has been held at least
+# (this - 1) sweep intervals: 2 s, long enough for any client that frames its messages (a
+# line typed at a terminal is sent whole with its newline) and far below the message
+# deadline, so a server's -v names a client without framing while it still waits.
+STALLED_MESSAGE_SWEEPS = 3
+STALLED_MESSAGE_S = (STALLED_MESSAGE_SWEEPS - 1) * SWEEP_INTERVAL_S
+
 # Module globals: the sweep returns them without a lookup through the Enum class.
 _IDLE_TIMEOUT = CloseReason.IDLE_TIMEOUT
 _MESSAGE_TIMEOUT = CloseReason.MESSAGE_TIMEOUT
@@ -85,3 +92,9 @@ class Deadlines:
             self._seen = bytes_received
             self._idle = 0
         return None
+
+    @property
+    def message_stalled_now(self) -> bool:
+        """True at the one sweep at which a begun message has been held `STALLED_MESSAGE_S`:
+        a runtime tells its observer then, once per message."""
+        return self._message == STALLED_MESSAGE_SWEEPS

@@ -62,8 +62,11 @@ from socklab.runtimes.connections import (
     peer_of,
     recover_from_accept_error,
     refuse_busy,
+    report_requests,
+    report_stalled_message,
     resolve_client_limits,
     stop_timeout_s,
+    watch_requests,
 )
 from socklab.runtimes.datagrams import DATAGRAM_BUDGET, answer_pending_datagrams
 from socklab.runtimes.deadlines import SWEEP_INTERVAL_S
@@ -127,6 +130,8 @@ class SelectorServer(ServerHandle):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # -v: sessions report each request, and the sweep names a message left unfinished.
+        self._reporting = config.observer is not None
         self._spare: SpareDescriptor | None = None
         if config.transport == "udp":
             self._sock = open_datagram_socket(config)
@@ -353,11 +358,14 @@ class SelectorServer(ServerHandle):
                 self._close(conn, CloseReason.PEER_EOF)
                 return
             config = self.config
-            session = conn.session = config.session_factory(
-                config.framing,
-                max_message_bytes=config.max_message_bytes,
-                greet=False,
-                record_events=False,
+            session = conn.session = watch_requests(
+                config,
+                config.session_factory(
+                    config.framing,
+                    max_message_bytes=config.max_message_bytes,
+                    greet=False,
+                    record_events=False,
+                ),
             )
         if data:
             conn.bytes_received += len(data)
@@ -365,6 +373,8 @@ class SelectorServer(ServerHandle):
         else:
             session.receive_eof()
             out = session.data_to_send()
+        if self._reporting:
+            report_requests(self.config, conn.peer, session)
         if session.should_close:
             conn.closing = True
         self._queue_output(conn, out)
@@ -491,6 +501,7 @@ class SelectorServer(ServerHandle):
                 output_pending=bool(conn.output),
             )
             if reason is None:
+                report_stalled_message(self.config, conn.peer, session, conn)
                 continue
             self.stats.connections_timed_out += 1
             if conn.output or conn.closing:

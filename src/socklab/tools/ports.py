@@ -380,14 +380,35 @@ def describe_holder(row: SocketRow) -> str | None:
     return f"PID {row.pid} ({row.process or '?'})"
 
 
-def describe_port_holder(port: int, transport: str) -> str | None:
-    """'PID 1234 (python3)' for the process bound to `port`, when the OS lets us see it."""
+@dataclass(frozen=True, slots=True)
+class PortBlockers:
+    """What keeps a server from binding `port`: a holding socket, or closed connections only.
+
+    `holder` is 'PID 1234 (python3)' when the port's listener (UDP: its bound socket) and its
+    owner are visible, None otherwise; `held` says whether such a socket exists at all (its
+    owner may be another user's process); `time_wait` counts the port's TCP connections in
+    TIME_WAIT, which no process owns.
+    """
+
+    holder: str | None
+    held: bool
+    time_wait: int
+
+
+def find_port_blockers(port: int, transport: str) -> PortBlockers | None:
+    """Who or what holds local `port` for `transport`; None when the table cannot be read."""
+    proto = "udp" if transport == "udp" else "tcp"
     try:
-        table = read_socket_table()
+        table = read_socket_table(SocketFilter(protocols=frozenset({proto}), port=port))
     except OSError:
         return None
-    holder = find_port_holder(table.rows, port, "udp" if transport == "udp" else "tcp")
-    return describe_holder(holder) if holder is not None else None
+    holder = find_port_holder(table.rows, port, proto)
+    time_wait = sum(1 for row in table.rows if row.local_port == port and row.state == TIME_WAIT)
+    return PortBlockers(
+        holder=describe_holder(holder) if holder is not None else None,
+        held=holder is not None,
+        time_wait=time_wait,
+    )
 
 
 # --- demultiplexing: which socket receives a packet ----------------------------------------------

@@ -45,13 +45,13 @@ def demo_hello(say: Say) -> bool:
     server_says = turns.voice("S", "   ")
     server = threading.Thread(
         target=run_hello_server,
-        args=("127.0.0.1", 0, server_says, server_says, on_listening),
+        args=("127.0.0.1", 0, server_says, on_listening),
         daemon=True,
     )
     server.start()
     if not listening.wait(TIMEOUT_S):
         return False
-    ok = run_hello_client(
+    error = run_hello_client(
         "127.0.0.1", port_box[0], "Hi server!", turns.voice("C", "   "), TIMEOUT_S
     )
     server.join(TIMEOUT_S)
@@ -67,7 +67,7 @@ def demo_hello(say: Say) -> bool:
             "connect() reaches the server's IP and port; sendall() sends bytes: the text was encoded to UTF-8 first."
         ),
     )
-    return ok and not server.is_alive()
+    return error is None and not server.is_alive()
 
 
 def demo_upper(say: Say) -> bool:

@@ -15,7 +15,7 @@ terminator) or a `TruncatedFrame` event when the stream ended inside a message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -26,12 +26,27 @@ class FrameTooLong:
     size: int
     limit: int
     exact: bool  # True when `size` is the announced length, False when it is only a lower bound
+    # The length header that announced `size` (b"": the framing has none): kept so that a
+    # reader can tell a header from text sent without length framing ("Hi I" announces
+    # 1,214,849,097 bytes).
+    header: bytes = field(default=b"", compare=False)
+
+    @property
+    def header_looks_like_text(self) -> bool:
+        """The header is printable ASCII: most likely the start of a line of text from a peer
+        that does not use length framing, not a length."""
+        return bool(self.header) and all(_is_text_byte(byte) for byte in self.header)
 
     def describe(self) -> str:
         """One English line for an `E:` reply or a log, with the numbers."""
         if self.exact:
             return f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
         return f"message of over {self.limit:,} bytes exceeds the {self.limit:,}-byte limit"
+
+
+def _is_text_byte(byte: int) -> bool:
+    # Printable ASCII, and the tab and line ends text holds.
+    return 0x20 <= byte < 0x7F or byte in b"\t\r\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,12 @@ class LengthPrefixFramer:
         while available - offset >= HEADER_BYTES:
             length = int.from_bytes(buffer[offset : offset + HEADER_BYTES], "big")
             if length > self.max_message_bytes:
+                header = bytes(buffer[offset : offset + HEADER_BYTES])
                 self._failed = True
                 buffer.clear()
-                events.append(FrameTooLong(length, self.max_message_bytes, exact=True))
+                events.append(
+                    FrameTooLong(length, self.max_message_bytes, exact=True, header=header)
+                )
                 return events
             end = offset + HEADER_BYTES + length
             if end > available:
