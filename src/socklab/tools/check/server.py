@@ -525,7 +525,8 @@ def check_no_amplification(target: ServerTarget) -> Finding:
     passed = marker_seen and not too_long and len(before) <= 1
     if before:
         shown = ", ".join(
-            _("{data} ({size} bytes)").format(data=show_bytes(d), size=len(d)) for d in before
+            _("{data} ({size} bytes)").format(data=show_bytes(d, name_size=False), size=len(d))
+            for d in before
         )
     else:
         shown = _("no reply")
