@@ -6,7 +6,7 @@ import argparse
 import threading
 
 from socklab.apps.converter import exposure_note
-from socklab.apps.upper import DEFAULT_HOST, UpperServer, run_upper_client
+from socklab.apps.upper import DEFAULT_HOST, UDP_RECEIVE_BYTES, UpperServer, run_upper_client
 from socklab.cli import stop_signals
 from socklab.cli.arguments import (
     add_host_port,
@@ -128,6 +128,12 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
             _(
                 "Your sentence is upper case already: socklab's UDP server does not answer it, since the same datagram back could bounce between two servers forever."
             )
+        )
+    if args.transport == "udp" and len(sentence) > UDP_RECEIVE_BYTES:
+        env.warn(
+            _(
+                "Your sentence is {size:,} bytes: a UDP server that reads at most {limit:,} bytes, as the slides' server does, cuts it off, and socklab's upper server does not answer it."
+            ).format(size=len(sentence), limit=UDP_RECEIVE_BYTES)
         )
     reply = run_upper_client(
         args.transport,
