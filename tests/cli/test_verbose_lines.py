@@ -81,9 +81,7 @@ def test_long_datagrams_name_their_size_once() -> None:
     assert line == (
         f'From 127.0.0.1:40522: "U:{"a" * 58}…" (5,000 bytes) answered "{"A" * 60}…" (4,998 bytes)'
     )
-    unanswered = describe_unanswered_datagram(
-        PEER, "U:".encode() + "ΐ".encode() * 40, Silence.NO_REPLY
-    )
+    unanswered = describe_unanswered_datagram(PEER, b"U:" + "ΐ".encode() * 40, Silence.NO_REPLY)
     assert '…" (240 bytes) would be longer than the request (82 bytes)' in unanswered
     assert unanswered.count("240 bytes") == 1, unanswered
 
