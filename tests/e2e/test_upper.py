@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -160,3 +161,24 @@ def test_udp_sentence_longer_than_the_server_reads_is_named(
     )
     assert lines[1].startswith(f"socklab upper client: No answer from 127.0.0.1:{port} in time.")
     assert len(lines) == 2, lines
+
+
+def test_hostile_reply_is_printed_escaped() -> None:
+    """The client prints the server's reply: its escape sequences never reach the terminal raw."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                conn.recv(100)
+                conn.sendall(b"\x1b]0;PWNED\x07\x1b[2J\rforged")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        result = run_socklab(["upper", "client", "--tcp", "--port", str(port)], input_text="x\n")
+        thread.join(5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("From Server: \\x1b]0;PWNED\\x07\\x1b[2J\\rforged")

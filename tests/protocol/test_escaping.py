@@ -82,3 +82,10 @@ def test_holding_back_the_incomplete_tail_shows_any_cut_text_as_typed(
         first[len(first) - held :] + second
     )
     assert shown == escape_for_terminal(encoded)
+
+
+def test_escape_lines_keeps_newlines_and_escapes_the_rest() -> None:
+    from socklab.protocol.escaping import escape_lines_for_terminal
+
+    assert escape_lines_for_terminal(b"upper\nl:\x1b[2J\xff\r") == "upper\nl:\\x1b[2J\\xff\\r"
+    assert escape_lines_for_terminal("STRASSE\n\u202e") == "STRASSE\n\\u202e"

@@ -21,6 +21,7 @@ from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.errors import UsageError
 from socklab.i18n import _
 from socklab.protocol.endpoints import format_host
+from socklab.protocol.escaping import escape_lines_for_terminal
 from socklab.protocol.upper import handle_upper_datagram
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
@@ -143,5 +144,5 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         args.timeout,
         tracer_from_args(args, env),
     )
-    env.say(_("From Server: {reply}").format(reply=reply))
+    env.say(_("From Server: {reply}").format(reply=escape_lines_for_terminal(reply)))
     return ExitStatus.OK

@@ -77,6 +77,15 @@ def escape_for_terminal(
     return text
 
 
+def escape_lines_for_terminal(data: bytes | str) -> str:
+    """`data` that may span lines (a reply in raw framing, a sentence): each line escaped as
+    `escape_for_terminal` does, the newlines kept. A peer's escape sequences, carriage returns
+    and invalid bytes never reach the terminal raw; its lines still read as lines."""
+    if isinstance(data, str):
+        return "\n".join(escape_for_terminal(line) for line in data.split("\n"))
+    return "\n".join(escape_for_terminal(line) for line in data.split(b"\n"))
+
+
 def incomplete_character_bytes(data: bytes) -> int:
     """How many bytes at the end of `data` begin a UTF-8 character that is not complete yet.
 
