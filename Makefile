@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCK := constraints.txt
 PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n man lock docs screenshots
+.PHONY: run test lint typecheck clean i18n man lock docs pictures capture-fixture screenshots
 
 $(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -55,6 +55,21 @@ man: $(VENV)/.test-extras
 # offline; --strict turns every broken link or reference into an error. Open site/index.html.
 docs: $(VENV)/.test-extras
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The pictures of the docs (commit them): the ladder of docs/CONCURRENCY.md, drawn from the
+# committed capture of a converter conversation, and the chart of docs/PERFORMANCE.md, from a
+# short real `bench --compare` on this machine (a few minutes; its figures are this machine's).
+# bench exits 4 when a run counted errors, which the iterative model does by design with 100
+# clients (the chart shows them); any other status fails.
+LADDER_CAPTURE := tests/fixtures/captures/converter-conversation.pcapng
+pictures: $(VENV)/.test-extras
+	$(BIN)/socklab --lang en capture -r $(LADDER_CAPTURE) --ladder --svg docs/images/capture-ladder.svg
+	$(BIN)/socklab --lang en bench --compare --duration 2 --warmup 0.5 \
+	  --svg docs/images/bench-compare.svg || [ $$? -eq 4 ]
+
+# Capture that conversation again (Linux, root or CAP_NET_RAW): real servers and clients on loopback.
+capture-fixture: $(VENV)/.test-extras
+	$(BIN)/python scripts/capture_conversation.py $(LADDER_CAPTURE)
 
 # Refresh docs/images/live-*.png (docs/TEACHING.md) from the browser tests of `socklab live`; as
 # root, so the capture runs and the ladder has packets (needs chromium and chromium-driver).

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from collections.abc import Callable
 
 import pytest
 
-from tests.socklab_process import run_socklab
+from tests.socklab_process import SocklabProcess, run_socklab
 
 # Counts packets on loopback: alone, after the parallel part of `make test`.
 pytestmark = pytest.mark.serial
@@ -161,3 +162,20 @@ def test_step_waits_for_enter_between_points_and_goes_on_at_the_end_of_input(
     assert lines[-1].startswith("Done. Try it yourself:")
     without = run_socklab(["demo", "stream"], timeout_s=60)
     assert "[Enter" not in without.stdout
+
+
+def test_the_stream_suggestion_works_as_typed(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    """The raw server and the client it names, run as suggested (on a free port): the client
+    must speak the server's framing, or it waits 5 s for a newline that never comes."""
+    from socklab.apps.demo import try_it_yourself
+
+    server_command, client_command = re.findall(r"'socklab ([^']+)'", try_it_yourself("stream"))
+    server = start_socklab([*server_command.split(), "--port", "0"])
+    _host, port = server.wait_listening()
+    client_args = client_command.split()
+    at = client_args.index("client") + 1
+    client_args[at:at] = ["--port", str(port), "--timeout", "2"]
+    result = run_socklab(client_args)
+    assert (result.returncode, result.stdout) == (0, "A\nb\n"), result.stderr

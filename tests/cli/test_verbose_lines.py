@@ -11,8 +11,10 @@ from socklab.cli.converter import (
     describe_answered_datagram,
     describe_request,
     describe_stalled_message,
+    describe_unanswered_datagram,
 )
 from socklab.i18n import set_language
+from socklab.protocol.reflection import Silence
 from socklab.protocol.session import RequestHandled
 
 PEER = ("127.0.0.1", 40522)
@@ -70,6 +72,18 @@ def test_answered_datagram_line_escapes_the_peer_bytes() -> None:
     assert describe_answered_datagram(PEER, b"U:\x07a", b"\x07A") == (
         'From 127.0.0.1:40522: "U:\\x07a" (4 bytes) answered "\\x07A" (2 bytes)'
     )
+
+
+def test_long_datagrams_name_their_size_once() -> None:
+    """The 5,000-byte datagram of issue 16: cut to 60 bytes, its size said once, not twice."""
+    request = b"U:" + b"a" * 4_998
+    line = describe_answered_datagram(PEER, request, request[2:].upper())
+    assert line == (
+        f'From 127.0.0.1:40522: "U:{"a" * 58}…" (5,000 bytes) answered "{"A" * 60}…" (4,998 bytes)'
+    )
+    unanswered = describe_unanswered_datagram(PEER, b"U:" + "ΐ".encode() * 40, Silence.NO_REPLY)
+    assert '…" (240 bytes) would be longer than the request (82 bytes)' in unanswered
+    assert unanswered.count("240 bytes") == 1, unanswered
 
 
 @pytest.mark.usefixtures("german")

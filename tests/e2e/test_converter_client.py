@@ -184,6 +184,74 @@ def test_a_person_at_a_terminal_sees_the_greeting(start_socklab: Start) -> None:
     assert out.decode().splitlines() == [GREETING.decode(), "ONE"]
 
 
+HOSTILE = b"\x1b]0;PWNED\x07\x1b[2J\xc2\x9b2J\xff\rforged"
+HOSTILE_SHOWN = "\\x1b]0;PWNED\\x07\\x1b[2J\\u009b2J\\xff\\rforged"
+
+
+def test_hostile_greeting_and_replies_are_escaped_at_a_terminal() -> None:
+    """The greeting a person sees and every reply are the server's bytes: escaped, never raw."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"Hi " + HOSTILE + b"\n")
+                conn.settimeout(10)
+                conn.recv(100)
+                conn.sendall(HOSTILE + b"\n")
+                conn.recv(100)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen(
+            [*socklab_command(), "converter", "client", "--port", str(port)],
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_environment(),
+        )
+        os.close(secondary)
+        try:
+            os.write(primary, b"U:a\n\x04")
+            out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(primary)
+        thread.join(5)
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == ["Hi " + HOSTILE_SHOWN, HOSTILE_SHOWN]
+
+
+def test_raw_replies_keep_their_lines_and_escape_the_rest() -> None:
+    """In raw framing a reply may hold newlines (the slides' merged requests): kept as lines."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(GREETING)
+                conn.settimeout(10)
+                conn.recv(100)
+                conn.sendall(b"upper\nl:\x1b[31mcont")
+                conn.recv(100)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        result = run_socklab(
+            ["converter", "client", "--framing", "raw", "--port", str(port), "L:x"]
+        )
+        thread.join(5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["upper", "l:\\x1b[31mcont"]
+
+
 # --- one line naming the cause -----------------------------------------------------------------
 
 

@@ -130,6 +130,29 @@ def test_server_verbose_names_requests_mismatches_and_close_reasons(
     idle.close()
 
 
+@pytest.mark.parametrize("model", TCP_MODELS, ids=lambda model: f"{model}-tcp-line")
+def test_server_verbose_names_the_write_timeout(start_socklab: Start, model: str) -> None:
+    """A client that sends and never reads: its replies fill both buffers, the server cannot
+    write for --write-timeout, and -v says so in the words of every other model."""
+    server, port = start_server(start_socklab, "--model", model, "-v", "--write-timeout", "1")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    client.connect(("127.0.0.1", port))
+    client.settimeout(0.5)
+    request = b"U:" + b"a" * 60_000 + b"\n"
+    try:
+        while True:  # until the server stops reading, because it cannot write its replies
+            client.sendall(request)
+    except TimeoutError:
+        pass
+    try:
+        server.wait_for_line(
+            closed_line(local_port(client), "write timeout: the replies were not read")
+        )
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("model", UDP_MODELS, ids=lambda model: f"{model}-udp")
 def test_udp_server_verbose_names_each_datagram(start_socklab: Start, model: str) -> None:
     server, port = start_server(start_socklab, "--udp", "--model", model, "-v")

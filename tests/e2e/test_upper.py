@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -140,3 +141,44 @@ def test_udp_sentence_in_upper_case_is_not_answered_and_the_client_says_why(
     assert result.returncode == 3  # no reply: HELLO back could bounce between two servers
     assert result.stderr.startswith("Your sentence is upper case already")
     assert "Traceback" not in result.stderr
+
+
+def test_udp_sentence_longer_than_the_server_reads_is_named(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    """5,000 bytes to a server that reads 2,048 (the slides' recvfrom): the server reports it
+    cut off, and the client says why no answer comes (issue 16), before its timeout line."""
+    port = start_upper_server(start_socklab, "udp")
+    result = run_socklab(
+        ["upper", "client", "--udp", "--port", str(port), "--timeout", "1"],
+        input_text="a" * 5_000 + "\n",
+    )
+    assert result.returncode == 3
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "Your sentence is 5,000 bytes: a UDP server that reads at most 2,048 bytes, as the slides'"
+        " server does, cuts it off, and socklab's upper server does not answer it."
+    )
+    assert lines[1].startswith(f"socklab upper client: No answer from 127.0.0.1:{port} in time.")
+    assert len(lines) == 2, lines
+
+
+def test_hostile_reply_is_printed_escaped() -> None:
+    """The client prints the server's reply: its escape sequences never reach the terminal raw."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                conn.recv(100)
+                conn.sendall(b"\x1b]0;PWNED\x07\x1b[2J\rforged")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        result = run_socklab(["upper", "client", "--tcp", "--port", str(port)], input_text="x\n")
+        thread.join(5)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ("From Server: \\x1b]0;PWNED\\x07\\x1b[2J\\rforged")

@@ -35,6 +35,10 @@ def test_long_data_is_cut_before_escaping_with_its_size() -> None:
     # Never inside a UTF-8 character: ß is 2 bytes.
     assert escape_for_terminal("ß".encode() * 10, max_bytes=5) == "ßß… (20 bytes)"
     assert escape_for_terminal(b"abc", max_bytes=3) == "abc"
+    # A line that names every size itself asks for the cut text alone: one size, not two.
+    assert escape_for_terminal(b"a" * 2078, max_bytes=4, quoted=True, name_size=False) == (
+        '"aaaa…"'
+    )
 
 
 def test_text_that_is_already_a_string_is_escaped_the_same_way() -> None:
@@ -78,3 +82,10 @@ def test_holding_back_the_incomplete_tail_shows_any_cut_text_as_typed(
         first[len(first) - held :] + second
     )
     assert shown == escape_for_terminal(encoded)
+
+
+def test_escape_lines_keeps_newlines_and_escapes_the_rest() -> None:
+    from socklab.protocol.escaping import escape_lines_for_terminal
+
+    assert escape_lines_for_terminal(b"upper\nl:\x1b[2J\xff\r") == "upper\nl:\\x1b[2J\\xff\\r"
+    assert escape_lines_for_terminal("STRASSE\n\u202e") == "STRASSE\n\\u202e"

@@ -14,9 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -291,7 +289,6 @@ def test_nothing_listening_is_one_line() -> None:
         ["--connections", "0"],
         ["--scenarios", "c1_64"],
         ["--compare", "--scenarios", "c7_99"],
-        ["--svg", "chart.svg"],
     ],
     ids=[
         "udp-idle",
@@ -301,7 +298,6 @@ def test_nothing_listening_is_one_line() -> None:
         "zero",
         "scenarios",
         "bad-scenario",
-        "svg-without-compare",
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str]) -> None:
@@ -310,8 +306,7 @@ def test_bad_options_are_usage_errors(args: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_compare_lists_every_model(tmp_path: Path) -> None:
-    chart = tmp_path / "compare.svg"
+def test_compare_lists_every_model() -> None:
     done = run_socklab(
         [
             "bench",
@@ -323,8 +318,6 @@ def test_compare_lists_every_model(tmp_path: Path) -> None:
             "--warmup",
             "0",
             "--json",
-            "--svg",
-            str(chart),
         ],
         timeout_s=110,
     )
@@ -343,12 +336,6 @@ def test_compare_lists_every_model(tmp_path: Path) -> None:
     udp = cells[("asyncio/asyncio", "udp32_64")]
     assert udp["result"]["errors"] == 0
     assert done.returncode == 0
-    # --svg: a bar per model and scenario that ran (UDP only where a model serves it), and one
-    # of memory per model, each labelled with its figure
-    root = ElementTree.parse(chart).getroot()
-    bars = root.findall(".//{http://www.w3.org/2000/svg}rect[@class='bar']")
-    ran = [cell for cell in comparison["cells"] if cell["result"] is not None]
-    assert len(bars) == len(ran) + len(servers)
 
 
 def test_progress_bar_on_a_terminal_then_the_table() -> None:

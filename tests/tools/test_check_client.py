@@ -147,6 +147,41 @@ def test_unterminated_request_is_named() -> None:
     )
 
 
+def test_client_of_unknown_commands_only_is_not_told_no_e_was_sent() -> None:
+    """It got the server's ordinary `E:` for `X:`, but never a conversion request, so never the
+    checker's deliberate `E:`: the note says exactly that (issue 16: every note true)."""
+    script = (
+        "import socket, sys\n"
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+        "f = s.makefile('rb')\n"
+        "f.readline()\n"
+        "s.sendall(b'X:1\\n')\n"
+        "print(f.readline().decode().strip())\n"
+        "s.sendall(b'C:\\n')\n"
+    )
+    result = run_socklab(
+        [
+            "check",
+            "converter-client",
+            "--json",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+            "{host}",
+            "{port}",
+        ],
+        timeout_s=60,
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == NOT_CONFORMING
+    assert verdicts(report) == expect("PFNNNPP"), report
+    assert by_id(report, "error-reply")["received"] == (
+        "not reached: the client sent no conversion request while connected, so the checker's"
+        " deliberate 'E:' reply was never sent"
+    )
+
+
 def test_hanging_client_is_killed_at_the_timeout() -> None:
     command = fixture_command("check_broken_clients.py", "hangs", "{host}", "{port}")
     _status, report = check_client("--timeout", "1", command=command)

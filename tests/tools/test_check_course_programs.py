@@ -106,7 +106,7 @@ def test_single_recv_client_without_newlines_is_one_root_cause() -> None:
     )
     # No E: was ever sent to it: nothing claims it survived or failed one.
     assert by_id(report, "error-reply")["received"] == (
-        "not reached: the client sent no conversion request while connected, so no 'E:' was sent"
+        "not reached: the client sent no conversion request while connected, so the checker's deliberate 'E:' reply was never sent"
     )
     assert by_id(report, "replies-shown")["received"] == "not reached: requests failed first"
     # It closed by itself, and nobody killed it.

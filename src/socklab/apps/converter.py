@@ -6,6 +6,7 @@ import contextlib
 import socket
 
 from socklab.i18n import _
+from socklab.protocol.escaping import escape_lines_for_terminal
 
 DEFAULT_PORT = 50000
 DEFAULT_HOST = "127.0.0.1"  # like Redis: loopback unless told otherwise
@@ -34,4 +35,6 @@ def exposure_note(host: str) -> str | None:
 
 
 def decode_reply(reply: bytes) -> str:
-    return reply.decode("utf-8", errors="replace")
+    """A server's greeting or reply as the client prints it: the server's bytes are hostile,
+    so control characters and invalid UTF-8 are escaped; newlines (raw framing) are kept."""
+    return escape_lines_for_terminal(reply)

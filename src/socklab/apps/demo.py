@@ -58,7 +58,7 @@ def try_it_yourself(topic: str | None) -> str:
             )
         case "stream":
             return _(
-                "'socklab converter server --framing raw --trace' in one terminal, 'socklab converter client U:a L:B' in another; then the server with --framing line."
+                "'socklab converter server --framing raw --trace' in one terminal, 'socklab converter client --framing raw U:a L:B' in another; then both with --framing line."
             )
         case "ports":
             return _(

@@ -26,13 +26,14 @@ from socklab.cli.arguments import (
     positive_seconds,
 )
 from socklab.cli.environment import Environment
+from socklab.cli.pictures import PictureFile
 from socklab.cli.status import ExitStatus
 from socklab.errors import UsageError
 from socklab.i18n import _, format_count, format_number
 from socklab.protocol.endpoints import format_endpoint
-from socklab.protocol.framing import describe_framing
 from socklab.runtimes import DEFAULT_RUNTIME
-from socklab.tools.bench.workload import SCENARIOS, Workload
+from socklab.tools.bench.results import format_megabytes
+from socklab.tools.bench.workload import SCENARIOS, Workload, describe_workload
 
 if TYPE_CHECKING:
     from socklab.tools.bench.compare import CellStart
@@ -137,8 +138,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--svg",
         type=Path,
-        metavar="FILE.svg",
-        help=_("with --compare: also draw requests/s and memory per model into FILE.svg"),
+        metavar="FILE",
+        help=_(
+            "with --compare: also draw the comparison as an SVG chart in FILE (requests/s and peak memory per model)"
+        ),
     )
     parser.set_defaults(handler=run)
 
@@ -156,7 +159,9 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.compare:
         return _run_compare(args, env)
     if args.svg is not None:
-        raise UsageError(_("--svg draws the comparison: use it with --compare"))
+        raise UsageError(
+            _("--svg draws the comparison: add --compare (socklab bench --compare --svg FILE)")
+        )
     if args.scenarios:
         env.fail(
             _("--scenarios applies to --compare only: add --compare, or leave --scenarios out.")
@@ -240,10 +245,6 @@ def _progress_bar(env: Environment, *, enabled: bool) -> Iterator[ProgressCallba
 # --- rendering -------------------------------------------------------------------------------------
 
 
-def _megabytes(value: int | None) -> str:
-    return "-" if value is None else f"{format_number(value / 1e6, 1)} MB"
-
-
 def _render_result(env: Environment, result: BenchResult) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -256,23 +257,7 @@ def _render_result(env: Environment, result: BenchResult) -> None:
     table.add_row(
         _("target"), format_endpoint(host, port) + (f" ({result.model})" if result.model else "")
     )
-    if workload.transport == "udp":
-        shape = _("UDP, {n} outstanding, {size} B").format(
-            n=format_number(workload.connections), size=format_number(workload.size)
-        )
-    else:
-        shape = _("TCP {framing}, {connections}, {size} B").format(
-            framing=describe_framing(workload.framing),
-            connections=format_count(
-                "{count} connection", "{count} connections", workload.connections
-            ),
-            size=format_number(workload.size),
-        )
-        if workload.idle:
-            shape += _(", {idle} idle").format(idle=format_number(workload.idle))
-        if workload.pipeline > 1:
-            shape += _(", pipeline {k}").format(k=workload.pipeline)
-    table.add_row(_("workload"), shape)
+    table.add_row(_("workload"), describe_workload(workload))
     table.add_row(_("measured"), _("{s} s").format(s=format_number(result.elapsed_s, 1)))
     table.add_row(_("requests"), format_number(result.requests))
     table.add_row(_("requests/s"), format_number(result.requests_per_s))
@@ -310,7 +295,7 @@ def _render_result(env: Environment, result: BenchResult) -> None:
             _("server CPU"),
             _("{cores} cores").format(cores=format_number(result.server.cpu_cores, 2)),
         )
-        table.add_row(_("server peak RSS"), _megabytes(result.server.peak_rss_bytes))
+        table.add_row(_("server peak RSS"), format_megabytes(result.server.peak_rss_bytes))
     table.add_row(
         _("bench CPU"),
         _("{cores} cores (busiest of {processes})").format(
@@ -406,24 +391,30 @@ def _run_compare(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     scenarios = parse_scenarios(args.scenarios)
     on_cell = CompareProgress(env)
+    picture = PictureFile(args.svg) if args.svg is not None else None
+    try:
+        comparison = run_comparison(
+            scenarios,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            framing=args.framing,
+            processes=args.processes,
+            pin=args.pin,
+            on_cell=on_cell,
+        )
+        if picture is not None:
+            from socklab.tools.bench.chart import render_comparison_svg
 
-    comparison = run_comparison(
-        scenarios,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
-        framing=args.framing,
-        processes=args.processes,
-        pin=args.pin,
-        on_cell=on_cell,
-    )
+            picture.write(render_comparison_svg(comparison))
+    finally:
+        if picture is not None:
+            picture.discard()
     if args.json:
         env.say(json.dumps(comparison_to_json(comparison), indent=2))
     else:
         _render_comparison(env, comparison)
-    if args.svg is not None:
-        write_comparison_svg(comparison, args.svg)
-        if not args.json:
-            env.say(_("Chart drawn into {path}").format(path=args.svg))
+        if picture is not None:
+            env.say(_("Chart written to {path}.").format(path=picture.path))
     failed = any(cell.result is not None and cell.result.errors.total for cell in comparison.cells)
     return ExitStatus.PROTOCOL if failed else ExitStatus.OK
 
@@ -470,40 +461,6 @@ def format_time_left(seconds: float) -> str:
         return _("{m} min {s:02d} s").format(m=minutes, s=secs)
     hours, minutes = divmod(minutes, 60)
     return _("{h} h {m:02d} min").format(h=hours, m=minutes)
-
-
-def write_comparison_svg(comparison: Comparison, path: Path) -> None:
-    """The comparison as a bar chart (tools/bench/chart.py): requests/s per scenario, peak RSS."""
-    from socklab.tools.bench.chart import ChartWords, render_comparison_svg
-
-    figures: dict[tuple[str, str], float | None] = {}
-    peaks: dict[str, int | None] = {}
-    for cell in comparison.cells:
-        result = cell.result
-        figures[cell.server, cell.scenario] = None if result is None else result.requests_per_s
-        if result is not None and result.server is not None and result.server.peak_rss_bytes:
-            peaks[cell.server] = max(peaks.get(cell.server) or 0, result.server.peak_rss_bytes)
-    words = ChartWords(
-        title=_("requests/s per model and scenario, and peak memory"),
-        memory=_("peak RSS (memory)"),
-        failed=_("failed"),
-        not_run=_("not run"),
-        not_measured=_("not measured"),
-        requests_unit=_("{value} req/s"),
-        memory_unit=_("{value} MB"),
-        number=format_number,
-    )
-    document = render_comparison_svg(
-        comparison.servers, comparison.scenarios, figures, peaks, words
-    )
-    try:
-        path.write_text(document, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            _("cannot write the chart {path}: {reason}").format(
-                path=path, reason=exc.strerror or exc
-            )
-        ) from exc
 
 
 def comparison_to_json(comparison: Comparison) -> dict[str, Any]:
@@ -553,7 +510,7 @@ def _render_comparison(env: Environment, comparison: Comparison) -> None:
             if result.server is not None and result.server.peak_rss_bytes:
                 peak = max(peak, result.server.peak_rss_bytes)
         if present:
-            row.append(_megabytes(peak or None))
+            row.append(format_megabytes(peak or None))
             table.add_row(*row)
     Console(file=env.stdout, width=200).print(table)
     for cell in comparison.cells:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from socklab.cli.arguments import port_number, positive_int, positive_seconds
 from socklab.cli.environment import Environment
+from socklab.cli.pictures import PictureFile
 from socklab.cli.status import ExitStatus
 from socklab.errors import PermissionDeniedError, UsageError
 from socklab.i18n import _, format_count, format_number, ngettext
@@ -44,14 +45,13 @@ from socklab.protocol.escaping import (
     hexdump_lines,
     incomplete_character_bytes,
 )
-from socklab.tools.capture.ladder import (
-    Fragment,
-    LadderBuilder,
-    LadderStep,
-    MessageKind,
-    MessagePiece,
+from socklab.tools.capture.ladder import LadderBuilder, LadderStep
+from socklab.tools.capture.ladder_labels import (
+    describe_arrow,
+    describe_connection,
+    describe_step_messages,
 )
-from socklab.tools.capture.ladder_svg import StepWords, render_ladder_svg
+from socklab.tools.capture.ladder_svg import MAX_DRAWN_STEPS, render_ladder_svg
 from socklab.tools.capture.owners import SocketOwners
 from socklab.tools.capture.packets import Packet, TcpFlags, describe_flags
 from socklab.tools.capture.runner import (
@@ -68,8 +68,6 @@ from socklab.tools.capture.streams import MAX_CONNECTIONS, ConnectionTracker, Se
 from socklab.tools.ports import SocketRow
 
 PREVIEW_BYTES = 48
-# A picture of more arrows than this is no longer read by anyone (and the list is kept in memory).
-MAX_SVG_ARROWS = 2_000
 LADDER_WIDTH = 46  # characters between the two columns of the ladder
 HEX_INDENT = "    "  # a hex dump under its packet line
 # The first socket-table read can take seconds on a machine with many thousands of sockets;
@@ -134,15 +132,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--svg",
         type=Path,
-        metavar="FILE.svg",
-        help=_("with --ladder: also draw the ladders into FILE.svg when the capture ends"),
+        metavar="FILE",
+        help=_(
+            "with --ladder: also draw the ladder as an SVG picture in FILE (for slides and documents), written when the capture ends"
+        ),
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.svg is not None and not args.ladder:
-        raise UsageError(_("--svg draws the ladder: use it with --ladder"))
+        raise UsageError(
+            _("--svg draws the ladder: add --ladder (socklab capture --ladder --svg FILE)")
+        )
     if args.follow and args.udp:
         raise UsageError(_("--follow reassembles TCP streams; it cannot be used with --udp"))
     protocols = frozenset(
@@ -160,10 +162,25 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
         pcap_path=args.pcap,
         may_skip_display=not (args.ladder or args.follow),
     )
+    picture = PictureFile(args.svg) if args.svg is not None else None
+    try:
+        return _run_view(args, env, options, picture)
+    finally:
+        if picture is not None:
+            picture.discard()
+
+
+def _run_view(
+    args: argparse.Namespace,
+    env: Environment,
+    options: CaptureOptions,
+    picture: PictureFile | None,
+) -> ExitStatus:
     printer = _Printer(env, hex_dump=args.hex)
     view: _View
     if args.ladder:
-        view = _LadderView(printer, absolute=args.absolute, svg_path=args.svg)
+        source = str(args.read) if args.read is not None else options.interface
+        view = _LadderView(printer, absolute=args.absolute, picture=picture, source=source)
     elif args.follow:
         view = _FollowView(printer)
     else:
@@ -489,97 +506,44 @@ class _LineView(_View):
                 self.printer.say(line)
 
 
-def _kind_label(kind: MessageKind) -> str:
-    return {
-        MessageKind.GREETING: _("greeting"),
-        MessageKind.UPPER_REQUEST: _("request"),
-        MessageKind.LOWER_REQUEST: _("request"),
-        MessageKind.CLOSE_REQUEST: _("close request"),
-        MessageKind.ERROR_REPLY: _("error reply"),
-        MessageKind.REPLY: _("reply"),
-        MessageKind.TEXT: _("message"),
-    }[kind]
-
-
-def describe_piece(piece: MessagePiece) -> str:
-    label = f"{_kind_label(piece.kind)} {format_preview(piece.text, 40)}"
-    if piece.ended_by_close:
-        return label + " " + _("(no delimiter: ended by the FIN)")
-    if piece.fragment is Fragment.START:
-        return label + " " + _("(begins here, continues in a later segment)")
-    if piece.fragment is Fragment.END:
-        return label + " " + _("(completed here; began in an earlier segment)")
-    if piece.fragment is Fragment.MIDDLE:
-        return _("part of a message {text} (continues)").format(text=format_preview(piece.text, 40))
-    return label
-
-
-def describe_step_messages(step: LadderStep) -> str:
-    notes = []
-    if step.retransmission:
-        notes.append(_("retransmission: bytes already delivered"))
-    pieces = "; ".join(describe_piece(piece) for piece in step.pieces)
-    if step.whole_messages >= 2:
-        pieces = (
-            _("{count} messages in one segment:").format(count=format_number(step.whole_messages))
-            + " "
-            + pieces
-        )
-    if pieces:
-        notes.append(pieces)
-    return " · ".join(notes)
-
-
 class _LadderView(_View):
     """Each connection as two columns (client ip:port, server ip:port) and arrows between."""
 
     def __init__(
-        self, printer: _Printer, *, absolute: bool = False, svg_path: Path | None = None
+        self,
+        printer: _Printer,
+        *,
+        absolute: bool = False,
+        picture: PictureFile | None = None,
+        source: str = "",
     ) -> None:
         self.printer = printer
         self.absolute = absolute
-        self.svg_path = svg_path
-        self._drawn: list[tuple[LadderStep, StepWords]] = []
-        self._not_drawn = 0
         self.builder = LadderBuilder()
         self._start: dict[tuple[str, int], float] = {}
         self._owners_named: set[tuple[str, tuple[str, int]]] = set()
+        self._picture = picture
+        self._source = source
+        self._drawn: list[LadderStep] = []  # the steps for the picture, at most MAX_DRAWN_STEPS
+        self._not_drawn = 0
 
     def show(self, packet: Packet, owner: SocketRow | None, comment: str | None = None) -> None:
         step = self.builder.add(packet)
+        if self._picture is not None:
+            if len(self._drawn) < MAX_DRAWN_STEPS:
+                self._drawn.append(step)
+            else:
+                self._not_drawn += 1
         key = (step.proto, step.connection)
         say = self.printer.say
         if step.opens_connection:
             self._start[key] = step.time
-            title = (
-                _("TCP connection {number}: client {client} ⇄ server {server}")
-                if step.proto == "tcp"
-                else _("UDP flow {number}: {client} ⇄ {server} (first sender on the left)")
-            )
             say("")
-            say(
-                title.format(
-                    number=step.connection,
-                    client=format_endpoint(*step.client),
-                    server=format_endpoint(*step.server),
-                )
-            )
+            say(describe_connection(step))
             left, right = format_endpoint(*step.client), format_endpoint(*step.server)
             say(f"{'':>14}{left:<{LADDER_WIDTH // 2}}{right:>{LADDER_WIDTH // 2 + 2}}")
         elapsed = step.time - self._start.get(key, step.time)
-        seq, ack = step.relative_seq, step.relative_ack
-        if self.absolute and seq is not None:
-            seq, ack = packet.seq, packet.ack if packet.has(TcpFlags.ACK) else None
-        label = " ".join(
-            part
-            for part in (
-                step.flags,
-                f"seq={seq}" if seq is not None else "",
-                f"ack={ack}" if ack is not None else "",
-                f"len={step.payload_length}" if step.payload_length or step.proto == "udp" else "",
-            )
-            if part
-        )
+        label = describe_arrow(step, absolute=self.absolute)
         arrow = _arrow(label, to_right=step.from_client)
         prefix = f"{step.proto}#{step.connection}"
         line = f"{prefix:<6} {elapsed:6.3f} |{arrow}|"
@@ -587,11 +551,6 @@ class _LadderView(_View):
         if notes:
             line += "  " + notes
         say(line)
-        if self.svg_path is not None:
-            if len(self._drawn) < MAX_SVG_ARROWS:
-                self._drawn.append((step, StepWords(label, notes)))
-            else:
-                self._not_drawn += 1
         named = (step.proto, step.receiver)
         delivered = describe_owner(owner)
         if delivered and named not in self._owners_named:
@@ -602,36 +561,22 @@ class _LadderView(_View):
                 say(dump_line)
 
     def finish(self) -> None:
-        if self.svg_path is None:
+        if self._picture is None:
             return
-        document = render_ladder_svg(self._drawn, _ladder_names)
-        try:
-            self.svg_path.write_text(document, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                _("cannot write the ladder picture {path}: {reason}").format(
-                    path=self.svg_path, reason=exc.strerror or exc
-                )
-            ) from exc
-        self.printer.say(
-            _("Ladder of {count} arrows drawn into {path}").format(
-                count=len(self._drawn), path=self.svg_path
-            )
+        svg = render_ladder_svg(
+            self._drawn,
+            title=_("socklab capture --ladder: {source}").format(source=self._source),
+            absolute=self.absolute,
+            omitted=self._not_drawn,
         )
-        if self._not_drawn:
-            self.printer.say(
-                _("{count} later arrows not drawn: the picture stops at {limit}").format(
-                    count=self._not_drawn, limit=MAX_SVG_ARROWS
-                )
-            )
-
-
-def _ladder_names(step: LadderStep) -> tuple[str, str, str]:
-    """A connection's title and its columns' captions, for the SVG ladder."""
-    title = (
-        _("TCP connection {number}") if step.proto == "tcp" else _("UDP flow {number}")
-    ).format(number=step.connection)
-    return title, _("client"), _("server")
+        self._picture.write(svg)
+        self.printer.say(
+            ngettext(
+                "Ladder picture of {count} packet written to {path}.",
+                "Ladder picture of {count} packets written to {path}.",
+                len(self._drawn),
+            ).format(count=len(self._drawn), path=self._picture.path)
+        )
 
 
 def _arrow(label: str, *, to_right: bool) -> str:

@@ -406,9 +406,9 @@ def describe_answered_datagram(peer: tuple[str, int], request: bytes, reply: byt
     """The -v line for a datagram the UDP server answered."""
     return _("From {peer}: {request} ({request_bytes}) answered {reply} ({reply_bytes})").format(
         peer=format_endpoint(*peer),
-        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True),
+        request=escape_for_terminal(request, max_bytes=_SHOWN_BYTES, quoted=True, name_size=False),
         request_bytes=count_bytes(len(request)),
-        reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True),
+        reply=escape_for_terminal(reply, max_bytes=_SHOWN_BYTES, quoted=True, name_size=False),
         reply_bytes=count_bytes(len(reply)),
     )
 
@@ -426,7 +426,9 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
                 reason = _(
                     "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
-                    reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
+                    reply=escape_for_terminal(
+                        payload, max_bytes=_SHOWN_BYTES, quoted=True, name_size=False
+                    ),
                     reply_bytes=format_number(len(_id) + len(payload)),
                     request_bytes=format_number(len(request)),
                 )

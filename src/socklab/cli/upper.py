@@ -6,7 +6,7 @@ import argparse
 import threading
 
 from socklab.apps.converter import exposure_note
-from socklab.apps.upper import DEFAULT_HOST, UpperServer, run_upper_client
+from socklab.apps.upper import DEFAULT_HOST, UDP_RECEIVE_BYTES, UpperServer, run_upper_client
 from socklab.cli import stop_signals
 from socklab.cli.arguments import (
     add_host_port,
@@ -19,8 +19,9 @@ from socklab.cli.logfile import add_log_option
 from socklab.cli.status import ExitStatus
 from socklab.cli.tracing import add_trace_options, tracer_from_args
 from socklab.errors import UsageError
-from socklab.i18n import _
+from socklab.i18n import _, format_number
 from socklab.protocol.endpoints import format_host
+from socklab.protocol.escaping import escape_lines_for_terminal
 from socklab.protocol.upper import handle_upper_datagram
 from socklab.runtimes import DEFAULT_RUNTIME, RUNTIMES
 
@@ -129,6 +130,12 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
                 "Your sentence is upper case already: socklab's UDP server does not answer it, since the same datagram back could bounce between two servers forever."
             )
         )
+    if args.transport == "udp" and len(sentence) > UDP_RECEIVE_BYTES:
+        env.warn(
+            _(
+                "Your sentence is {size} bytes: a UDP server that reads at most {limit} bytes, as the slides' server does, cuts it off, and socklab's upper server does not answer it."
+            ).format(size=format_number(len(sentence)), limit=format_number(UDP_RECEIVE_BYTES))
+        )
     reply = run_upper_client(
         args.transport,
         args.host,
@@ -137,5 +144,5 @@ def run_client(args: argparse.Namespace, env: Environment) -> ExitStatus:
         args.timeout,
         tracer_from_args(args, env),
     )
-    env.say(_("From Server: {reply}").format(reply=reply))
+    env.say(_("From Server: {reply}").format(reply=escape_lines_for_terminal(reply)))
     return ExitStatus.OK

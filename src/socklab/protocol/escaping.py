@@ -45,13 +45,18 @@ _MAX_CHARACTER_BYTES = 4
 
 
 def escape_for_terminal(
-    data: bytes | str, *, max_bytes: int | None = None, quoted: bool = False
+    data: bytes | str,
+    *,
+    max_bytes: int | None = None,
+    quoted: bool = False,
+    name_size: bool = True,
 ) -> str:
     """`data` as one line safe to print: control and invisible characters escaped.
 
     `max_bytes` cuts longer data (at a character boundary) and names its size; `quoted` wraps
-    the text in double quotes and escapes the quotes inside. A `str` (a chat message already
-    decoded) is escaped the same way, counted in its UTF-8 bytes.
+    the text in double quotes and escapes the quotes inside. `name_size=False` leaves the size
+    out (a cut text ends in … only), for a caller whose line names every size itself. A `str`
+    (a chat message already decoded) is escaped the same way, counted in its UTF-8 bytes.
     """
     # surrogatepass: a chat message parsed from JSON may hold lone surrogates ("\\ud800"); they
     # come out as the bytes they encode to, shown as \\xNN.
@@ -67,9 +72,18 @@ def escape_for_terminal(
         text += "…"
     if quoted:
         text = f'"{text}"'
-    if cut < size:
+    if cut < size and name_size:
         text = _("{text} ({size} bytes)").format(text=text, size=format_number(size))
     return text
+
+
+def escape_lines_for_terminal(data: bytes | str) -> str:
+    """`data` that may span lines (a reply in raw framing, a sentence): each line escaped as
+    `escape_for_terminal` does, the newlines kept. A peer's escape sequences, carriage returns
+    and invalid bytes never reach the terminal raw; its lines still read as lines."""
+    if isinstance(data, str):
+        return "\n".join(escape_for_terminal(line) for line in data.split("\n"))
+    return "\n".join(escape_for_terminal(line) for line in data.split(b"\n"))
 
 
 def incomplete_character_bytes(data: bytes) -> int:

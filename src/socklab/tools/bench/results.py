@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from socklab.i18n import format_number
 from socklab.tools.bench.placement import Placement
 from socklab.tools.bench.workload import Workload
 
 # A process whose CPU use over the measured window is at least this (1.0 = one core) cannot go
 # faster: when the load generator reaches it, the figures describe the generator, not the server.
 BOTTLENECK_CPU = 0.9
+
+
+def format_megabytes(value: int | None) -> str:
+    """Bytes as decimal megabytes (`12.3 MB`, as ps and top count them); `-` for unknown."""
+    return "-" if value is None else f"{format_number(value / 1e6, 1)} MB"
 
 
 @dataclass(frozen=True, slots=True)

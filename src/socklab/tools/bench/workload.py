@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from socklab.errors import UsageError
+from socklab.i18n import _, format_count, format_number
 from socklab.protocol.converter import (
     GREETING,
     UPPER,
     handle_request,
 )
-from socklab.protocol.framing import make_framer
+from socklab.protocol.framing import describe_framing, make_framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
 
 # The payload alphabet: lower-case ASCII, so every reply differs from its request and a server
@@ -68,6 +69,25 @@ class Workload:
         if self.pipeline > 1:
             name += f"_pipe{self.pipeline}"
         return name
+
+
+def describe_workload(workload: Workload) -> str:
+    """`TCP line framing, 100 connections, 64 B, 10,000 idle`: a workload's shape, in the user's
+    language, with its numbers in the language's format."""
+    if workload.transport == "udp":
+        return _("UDP, {n} outstanding, {size} B").format(
+            n=format_number(workload.connections), size=format_number(workload.size)
+        )
+    shape = _("TCP {framing}, {connections}, {size} B").format(
+        framing=describe_framing(workload.framing),
+        connections=format_count("{count} connection", "{count} connections", workload.connections),
+        size=format_number(workload.size),
+    )
+    if workload.idle:
+        shape += _(", {idle} idle").format(idle=format_number(workload.idle))
+    if workload.pipeline > 1:
+        shape += _(", pipeline {k}").format(k=workload.pipeline)
+    return shape
 
 
 def payload(size: int) -> bytes:

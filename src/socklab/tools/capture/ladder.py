@@ -73,6 +73,9 @@ class LadderStep:
     opens_connection: bool = False  # the first arrow of a connection: draw its header
     client: tuple[str, int] = ("", 0)
     server: tuple[str, int] = ("", 0)
+    # The numbers as on the wire (tcpdump -S); the ACK number only where the ACK flag is set.
+    absolute_seq: int | None = None
+    absolute_ack: int | None = None
 
     @property
     def whole_messages(self) -> int:
@@ -141,6 +144,8 @@ class LadderBuilder:
             opens_connection=segment.is_new_connection,
             client=connection.client,
             server=connection.server,
+            absolute_seq=packet.seq,
+            absolute_ack=packet.ack if packet.has(TcpFlags.ACK) else None,
         )
 
     @staticmethod

@@ -1,186 +1,241 @@
-"""The ladder as an SVG picture: one diagram per connection, arrows between two ip:port columns.
+"""The ladder as a picture (`capture --ladder --svg FILE`): the terminal ladder, drawn.
 
-Strategy: the same geometry as the live page's ladder (tools/live/static/live.js: two columns, one
-row per arrow, the arrow's words above it) so a figure in the docs looks like the projected page.
-The caller supplies the words (flags line and messages line per step, already translated: the
-terminal ladder's own lines); ElementTree writes them as text nodes, so whatever a peer sent is
-character data in the file, never markup. Pure: steps in, a string out.
+Two vertical lines, the client's on the left and the server's on the right, and one arrow per
+segment (or datagram) going down the page in capture order, labelled with its flags and numbers
+as the terminal ladder labels it; the messages inside each segment are written beside it, one
+per line. A new connection starts with its heading and its two ip:port names above the lines;
+connections that overlap in time share the lines, and each arrow names its connection on the
+left (`tcp#2`), with the seconds since that connection began.
+
+Pure: ladder steps in, SVG text out. Every word comes from `ladder_labels` (the same words as
+the terminal, translated), every message is escaped and bounded there, and everything is made
+XML text by `socklab.tools.svg`. A picture holds at most `MAX_DRAWN_STEPS` arrows; the caller
+keeps only those and counts the rest, which the picture names at its foot.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Sequence
 
+from socklab.i18n import _, ngettext
 from socklab.protocol.endpoints import format_endpoint
 from socklab.tools.capture.ladder import LadderStep
+from socklab.tools.capture.ladder_labels import (
+    describe_arrow,
+    describe_connection,
+    describe_step_notes,
+)
+from socklab.tools.svg import (
+    GRID,
+    close_document,
+    open_document,
+    text_element,
+    text_width,
+)
 
-SVG_NAMESPACE: Final = "http://www.w3.org/2000/svg"
-WIDTH: Final = 1000
-CLIENT_X: Final = 170
-SERVER_X: Final = 830
-HEADER: Final = 64  # the two endpoint names above each diagram
-ROW: Final = 58
-MESSAGE_ROW: Final = 22
-DROP: Final = 22  # how far an arrow falls: time passes while it travels
-GAP: Final = 40  # between two connections' diagrams
-INK: Final = {"fg": "#000000", "muted": "#555555", "client": "#0044aa", "server": "#8a2c00"}
-RST_INK: Final = "#c00000"
+# A ladder is read, not scrolled through: past a few hundred arrows it is a list, and the
+# terminal ladder (or Wireshark) serves better. The picture stops there and says so.
+MAX_DRAWN_STEPS = 400
+# Message lines beside one arrow: a segment carrying many messages shows this many and a count.
+MAX_NOTE_LINES = 4
+
+FONT_PX = 20  # readable from the back of a lecture room
+SMALL_PX = 17
+TITLE_PX = 26
+MARGIN = 24
+LINE_GAP = 6
+ROW_PX = 64  # one arrow: its label above, its slope, room to breathe
+SLOPE_PX = 18  # an arrow goes down as it crosses: time passes while a segment travels
+HEADING_PX = 44
+COLUMNS_PX = 34
+MIN_LADDER_PX = 560
+
+# Each kind of arrow: its colour on white, and a lighter one for the dark scheme.
+ARROW_COLOURS = {
+    "client": ("#0b4f9c", "#7ab8ff"),  # from the client: blue
+    "server": ("#a33d00", "#ffa366"),  # from the server: dark orange
+    "reset": ("#c00000", "#ff7070"),  # RST: red
+}
+_DARK_RULES = tuple(
+    f".arrow-{kind} {{ stroke: {dark}; }} .label-{kind} {{ fill: {dark}; }}"
+    for kind, (_light, dark) in ARROW_COLOURS.items()
+)
 
 
-@dataclass(frozen=True, slots=True)
-class StepWords:
-    """What an arrow says: its flags line and its messages line ('' for none)."""
+def _arrow_kind(step: LadderStep) -> str:
+    if "RST" in step.flags:
+        return "reset"
+    return "client" if step.from_client else "server"
 
-    flags: str
-    messages: str
+
+def _note_lines(step: LadderStep) -> list[str]:
+    retransmission, heading, pieces = describe_step_notes(step)
+    lines = [note for note in (retransmission, heading) if note]
+    shown = pieces[:MAX_NOTE_LINES]
+    lines += shown
+    if len(pieces) > len(shown):
+        hidden = len(pieces) - len(shown)
+        lines.append(
+            ngettext("… and {count} more message", "… and {count} more messages", hidden).format(
+                count=hidden
+            )
+        )
+    return lines
+
+
+def _gutter_text(step: LadderStep, elapsed_s: float) -> str:
+    return f"{step.proto}#{step.connection} {elapsed_s:6.3f}"
 
 
 def render_ladder_svg(
-    drawn: Sequence[tuple[LadderStep, StepWords]],
-    names: Callable[[LadderStep], tuple[str, str, str]],
+    steps: Sequence[LadderStep],
+    *,
+    title: str,
+    absolute: bool = False,
+    omitted: int = 0,
 ) -> str:
-    """All connections of `drawn` (steps in capture order, with their words) as one SVG document.
+    """The ladder of `steps` (in capture order) as an SVG document.
 
-    `names(first_step)` gives a connection's title and its two column captions (client, server).
+    `title` names the source (a file, an interface); `omitted` counts the steps after the ones
+    given that were not kept, named at the foot of the picture.
     """
-    connections: dict[tuple[str, int], list[tuple[LadderStep, StepWords]]] = {}
-    for step, step_words in drawn:
-        connections.setdefault((step.proto, step.connection), []).append((step, step_words))
-    ElementTree.register_namespace("", SVG_NAMESPACE)
-    root = ElementTree.Element(
-        "svg",
-        {
-            "xmlns": SVG_NAMESPACE,
-            "font-family": "DejaVu Sans, Arial, sans-serif",
-            "font-size": "17",
-        },
-    )
-    ElementTree.SubElement(
-        root, "rect", {"x": "0", "y": "0", "width": str(WIDTH), "fill": "#ffffff"}
-    )
-    defs = ElementTree.SubElement(root, "defs")
-    marker = ElementTree.SubElement(
-        defs,
-        "marker",
-        {
-            "id": "arrowhead",
-            "viewBox": "0 0 10 10",
-            "refX": "10",
-            "refY": "5",
-            "markerWidth": "9",
-            "markerHeight": "9",
-            "orient": "auto-start-reverse",
-        },
-    )
-    ElementTree.SubElement(marker, "path", {"d": "M0,0 L10,5 L0,10 z", "fill": INK["fg"]})
-    top = 0
-    for connection_steps in connections.values():
-        top = _draw_connection(root, connection_steps, top, names) + GAP
-    height = max(top - GAP, 1)
-    root.set("viewBox", f"0 0 {WIDTH} {height}")
-    root.set("width", str(WIDTH))
-    root.set("height", str(height))
-    root[0].set("height", str(height))
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n"
+    steps = steps[:MAX_DRAWN_STEPS]
+    starts: dict[tuple[str, int], float] = {}
+    rows: list[tuple[LadderStep, str, float, list[str]]] = []
+    for step in steps:
+        key = (step.proto, step.connection)
+        if step.opens_connection or key not in starts:
+            starts[key] = step.time
+        elapsed = step.time - starts[key]
+        rows.append((step, describe_arrow(step, absolute=absolute), elapsed, _note_lines(step)))
 
-
-def _text(parent: ElementTree.Element, x: float, y: float, text: str, **attributes: str) -> None:
-    node = ElementTree.SubElement(
-        parent, "text", {"x": str(x), "y": str(y), "text-anchor": "middle", **attributes}
+    gutter = max([text_width(_gutter_text(s, e), SMALL_PX) for s, _l, e, _n in rows] + [0.0])
+    widest_columns = max(
+        [
+            text_width(format_endpoint(*s.client), FONT_PX)
+            + text_width(format_endpoint(*s.server), FONT_PX)
+            for s, *_rest in rows
+            if s.opens_connection
+        ]
+        + [0.0]
     )
-    node.text = text
+    ladder = max(
+        MIN_LADDER_PX,
+        max([text_width(label, FONT_PX) + 60 for _s, label, _e, _n in rows] + [0.0]),
+        widest_columns / 2 + 80,
+    )
+    left = MARGIN + gutter + 16 + widest_columns / 4
+    right = left + ladder
+    notes_x = right + 24
+    notes_width = max(
+        [text_width(line, FONT_PX) for *_rest, notes in rows for line in notes] + [0.0]
+    )
+    headings_width = max(
+        [text_width(describe_connection(s), FONT_PX) + MARGIN for s, *_rest in rows] + [0.0]
+    )
+    footer = _footer(len(steps), omitted)
+    width = max(
+        notes_x + notes_width + MARGIN,
+        headings_width + MARGIN,
+        text_width(title, TITLE_PX) + 2 * MARGIN,
+        text_width(footer, SMALL_PX) + 2 * MARGIN,
+    )
 
-
-def _draw_connection(
-    root: ElementTree.Element,
-    drawn: list[tuple[LadderStep, StepWords]],
-    top: int,
-    names: Callable[[LadderStep], tuple[str, str, str]],
-) -> int:
-    steps = [step for step, _words in drawn]
-    said = [step_words for _step, step_words in drawn]
-    group = ElementTree.SubElement(root, "g", {"class": "connection"})
-    title, client, server = names(steps[0])
-    _text(group, WIDTH / 2, top + 22, title, **{"font-weight": "bold", "fill": INK["fg"]})
-    for x, caption, endpoint in (
-        (CLIENT_X, client, steps[0].client),
-        (SERVER_X, server, steps[0].server),
-    ):
-        _text(group, x, top + 46, caption, **{"font-weight": "bold", "fill": INK["fg"]})
-        _text(
-            group,
-            x,
-            top + 66,
-            format_endpoint(*endpoint),
-            **{"font-family": "DejaVu Sans Mono, monospace", "fill": INK["fg"]},
+    body: list[str] = []
+    y = MARGIN + TITLE_PX
+    body.append(text_element(MARGIN, y, title, size=TITLE_PX, weight="bold"))
+    y += LINE_GAP * 2
+    # The two lines run from under each connection's column names to the next heading.
+    spans: list[tuple[float, float]] = []
+    span_top: float | None = None
+    for step, label, elapsed, notes in rows:
+        if step.opens_connection:
+            if span_top is not None:
+                spans.append((span_top, y))
+            y += HEADING_PX
+            body.append(
+                text_element(MARGIN, y, describe_connection(step), size=FONT_PX, weight="bold")
+            )
+            y += COLUMNS_PX
+            body.append(
+                text_element(left, y, format_endpoint(*step.client), size=FONT_PX, anchor="middle")
+            )
+            body.append(
+                text_element(right, y, format_endpoint(*step.server), size=FONT_PX, anchor="middle")
+            )
+            body.append(
+                f'<line class="rule" x1="{left:.1f}" y1="{y + 8:.1f}" x2="{right:.1f}" '
+                f'y2="{y + 8:.1f}" stroke="{GRID}" stroke-width="1"/>'
+            )
+            y += LINE_GAP * 2
+            span_top = y
+        elif span_top is None:
+            span_top = y  # the first packets belong to a connection that began before
+        top = y + FONT_PX + LINE_GAP
+        kind = _arrow_kind(step)
+        colour = ARROW_COLOURS[kind][0]
+        start, end = (left, right) if step.from_client else (right, left)
+        body.append(
+            f'<line class="arrow-{kind}" x1="{start:.1f}" y1="{top:.1f}" x2="{end:.1f}" '
+            f'y2="{top + SLOPE_PX:.1f}" stroke="{colour}" stroke-width="3" '
+            f'marker-end="url(#head-{kind})"/>'
         )
-    bottom = top + HEADER + 16 + sum(ROW + (MESSAGE_ROW if w.messages else 0) for w in said)
-    for x in (CLIENT_X, SERVER_X):
-        ElementTree.SubElement(
-            group,
-            "line",
-            {
-                "x1": str(x),
-                "y1": str(top + HEADER + 10),
-                "x2": str(x),
-                "y2": str(bottom),
-                "stroke": INK["muted"],
-                "stroke-width": "2",
-            },
+        if label:
+            body.append(
+                text_element(
+                    (left + right) / 2,
+                    top - LINE_GAP,
+                    label,
+                    size=FONT_PX,
+                    anchor="middle",
+                    fill=colour,
+                    css_class=f"label-{kind}",
+                    weight="bold",
+                )
+            )
+        body.append(
+            text_element(MARGIN, top + SLOPE_PX / 2 + 6, _gutter_text(step, elapsed), size=SMALL_PX)
         )
-    y_top = top + HEADER + 16
-    start = steps[0].time
-    for step, step_words in zip(steps, said, strict=True):
-        y_top = _draw_arrow(group, step, step_words, y_top, start)
-    return bottom
+        for index, note in enumerate(notes):
+            body.append(
+                text_element(notes_x, top + 6 + index * (FONT_PX + LINE_GAP), note, size=FONT_PX)
+            )
+        y += max(ROW_PX, FONT_PX + LINE_GAP + len(notes) * (FONT_PX + LINE_GAP) + 8)
+    if span_top is not None:
+        spans.append((span_top, y + LINE_GAP))
+    y += MARGIN + SMALL_PX
+    body.append(text_element(MARGIN, y, footer, size=SMALL_PX))
+    height = y + MARGIN
 
-
-def _draw_arrow(
-    parent: ElementTree.Element, step: LadderStep, words: StepWords, top: int, start: float
-) -> int:
-    colour = (
-        RST_INK if "RST" in step.flags else INK["client"] if step.from_client else INK["server"]
-    )
-    arrow = ElementTree.SubElement(
-        parent,
-        "g",
-        {"class": "arrow " + ("from-client" if step.from_client else "from-server")},
-    )
-    y = top + 26 + (MESSAGE_ROW if words.messages else 0)
-    from_x, to_x = (CLIENT_X, SERVER_X) if step.from_client else (SERVER_X, CLIENT_X)
-    line = {
-        "x1": str(from_x),
-        "y1": str(y),
-        "x2": str(to_x),
-        "y2": str(y + DROP),
-        "stroke": colour,
-        "stroke-width": "3",
-        "marker-end": "url(#arrowhead)",
-    }
-    if step.retransmission:
-        line["stroke-dasharray"] = "8 6"
-    ElementTree.SubElement(arrow, "line", line)
-    middle = (CLIENT_X + SERVER_X) / 2
-    _text(arrow, middle, top + 18, words.flags, **{"font-weight": "bold", "fill": colour})
-    if words.messages:
-        _text(
-            arrow,
-            middle,
-            top + 40,
-            words.messages,
-            **{"font-family": "DejaVu Sans Mono, monospace", "fill": INK["fg"]},
+    document = open_document(width, height, title, dark_rules=_DARK_RULES)
+    document.append("<defs>")
+    for kind, (colour, _dark) in ARROW_COLOURS.items():
+        document.append(
+            f'<marker id="head-{kind}" viewBox="0 0 10 10" refX="10" refY="5" '
+            f'markerWidth="5" markerHeight="5" orient="auto-start-reverse">'
+            f'<path class="label-{kind}" d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         )
-    seconds = f"{step.time - start:.3f} s"
-    time_label = ElementTree.SubElement(
-        arrow,
-        "text",
-        {"x": "4", "y": str(y + 6), "font-size": "15", "fill": INK["muted"]},
-    )
-    time_label.text = seconds
-    return top + ROW + (MESSAGE_ROW if words.messages else 0)
+    document.append("</defs>")
+    for span_top, span_bottom in spans:
+        for x in (left, right):
+            document.append(
+                f'<line class="rule" x1="{x:.1f}" y1="{span_top:.1f}" x2="{x:.1f}" '
+                f'y2="{span_bottom:.1f}" stroke="#111111" stroke-width="3"/>'
+            )
+    document += body
+    return close_document(document)
 
 
-__all__ = ["StepWords", "render_ladder_svg"]
+def _footer(drawn: int, omitted: int) -> str:
+    line = ngettext("{count} packet drawn", "{count} packets drawn", drawn).format(count=drawn)
+    if omitted:
+        line += "; " + ngettext(
+            "{count} more not drawn (a picture keeps the first {limit})",
+            "{count} more not drawn (a picture keeps the first {limit})",
+            omitted,
+        ).format(count=omitted, limit=MAX_DRAWN_STEPS)
+    line += " · " + _("blue: client to server, orange: server to client, red: reset")
+    return line
+
+
+__all__ = ["MAX_DRAWN_STEPS", "render_ladder_svg"]

@@ -807,7 +807,7 @@ def judge_error_reply(target: ClientTarget, record: ClientRecord) -> Finding:
             "",
             False,
             not_reached=_(
-                "not reached: the client sent no conversion request while connected, so no 'E:' was sent"
+                "not reached: the client sent no conversion request while connected, so the checker's deliberate 'E:' reply was never sent"
             ),
         )
     crashed = TRACEBACK_MARK in record.stderr

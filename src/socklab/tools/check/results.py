@@ -228,12 +228,12 @@ def not_reached_result(check: DeclaredCheck, blocker: CheckResult) -> CheckResul
     )
 
 
-def show_bytes(data: bytes, *, limit: int = 120) -> str:
+def show_bytes(data: bytes, *, limit: int = 120, name_size: bool = True) -> str:
     """Bytes as a reader wants to see them: "quoted" text, with \\n, \\r, \\t and \\xNN escapes.
 
     Valid UTF-8 is shown as its characters (so `STRASSE` and `straße` read as typed); control
     characters, invalid bytes and quotes are escaped, so trailing newlines and stray bytes are
     visible. Data longer than `limit` bytes is cut, with the total size (the project's one
-    escaper).
+    escaper); `name_size=False` for a line that names the size itself.
     """
-    return escape_for_terminal(data, max_bytes=limit, quoted=True)
+    return escape_for_terminal(data, max_bytes=limit, quoted=True, name_size=name_size)

@@ -541,7 +541,9 @@ def check_no_amplification(target: ServerTarget) -> Finding:
     passed = marker_seen and not too_long and len(before) <= 1
     if before:
         shown = ", ".join(
-            _("{data} ({size} bytes)").format(data=show_bytes(d), size=format_number(len(d)))
+            _("{data} ({size} bytes)").format(
+                data=show_bytes(d, name_size=False), size=format_number(len(d))
+            )
             for d in before
         )
     else:
