@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCK := constraints.txt
 PIP := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(BIN)/python -m pip install --quiet --constraint $(LOCK)
 
-.PHONY: run test lint typecheck clean i18n man lock docs pictures capture-fixture
+.PHONY: run test lint typecheck clean i18n man lock docs pictures capture-fixture screenshots
 
 $(BIN)/socklab: pyproject.toml $(LOCK)
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -21,9 +21,10 @@ $(BIN)/socklab: pyproject.toml $(LOCK)
 	$(PIP) -e .
 	@touch $@
 
-# The test setup has the docs extra too: `make test` builds the documentation site (--strict).
+# The test setup has the docs extra too: `make test` builds the documentation site (--strict);
+# and the live extra (tests/live starts `socklab live`).
 $(VENV)/.test-extras: $(BIN)/socklab
-	$(PIP) -e '.[test,docs]'
+	$(PIP) -e '.[test,docs,live]'
 	@touch $@
 
 run: $(BIN)/socklab
@@ -70,13 +71,18 @@ pictures: $(VENV)/.test-extras
 capture-fixture: $(VENV)/.test-extras
 	$(BIN)/python scripts/capture_conversation.py $(LADDER_CAPTURE)
 
+# Refresh docs/images/live-*.png (docs/TEACHING.md) from the browser tests of `socklab live`; as
+# root, so the capture runs and the ladder has packets (needs chromium and chromium-driver).
+screenshots: $(VENV)/.test-extras
+	SOCKLAB_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q -p no:xdist tests/live/test_live_page.py
+
 # Refresh constraints.txt on purpose: the newest releases that satisfy pyproject.toml, installed in
 # a throw-away venv and frozen. Run `make test` on the result before committing it.
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip setuptools
-	.lock-venv/bin/python -m pip install --quiet -e '.[test,docs]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,docs,live]'
 	{ echo "# The versions every install of socklab's development setup takes (make run, make test, CI)."; \
 	  echo "# Made by 'make lock' with $$(.lock-venv/bin/python --version); refresh on purpose, then run make test."; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v '^socklab'; } > $(LOCK)

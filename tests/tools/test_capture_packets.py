@@ -203,12 +203,15 @@ SELECTIONS = [
     PacketSelection(frozenset({"tcp"}), 50000),
     PacketSelection(frozenset({"udp"}), 40000),
     PacketSelection(frozenset({"udp"}), 4),
+    PacketSelection(frozenset({"tcp", "udp"}), None, frozenset({4, 50000})),
+    PacketSelection(frozenset({"tcp"}), 6, frozenset({1, 40000})),
 ]
 
 
 def selection_id(selection: PacketSelection) -> str:
     """A test id that does not depend on set order (xdist workers must collect the same ids)."""
-    return "+".join(sorted(selection.protocols)) + f":{selection.port}"
+    ports = ",".join(str(port) for port in sorted(selection.ports)) or "None"
+    return "+".join(sorted(selection.protocols)) + f":{ports}"
 
 
 @pytest.mark.parametrize("selection", SELECTIONS, ids=selection_id)

@@ -28,6 +28,9 @@ def command_summaries() -> dict[str, str]:
             "capture packets, one line each; ladder and stream views (like tcpdump, RawCap)"
         ),
         "trace": _("run any program unchanged and show every socket call it makes"),
+        "live": _(
+            "the instructor's live view in the browser: sockets, handshakes and messages as they happen"
+        ),
         "bench": _("load a converter server, verify every reply, report requests/s and latency"),
         "examples": _("write the course's programs as Python 3 files, ready to run and check"),
         "completion": _("print a completion script for bash, zsh or fish"),

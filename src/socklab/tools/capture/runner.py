@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -110,6 +110,8 @@ def run_capture(
     on_skipped: Callable[[int], None] = lambda _count: None,
     display_lagging: Callable[[], bool] = lambda: False,
     owner_of: OwnerLookup = _no_owner,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_frames: Callable[[Sequence[Frame]], None] = lambda _frames: None,
 ) -> CaptureSummary:
     """Capture until the count, the duration or Ctrl+C; `on_packet(packet, owner)` per match.
 
@@ -119,6 +121,10 @@ def run_capture(
     `on_skipped(count)` after a run of packets the display skipped (see may_skip_display);
     `display_lagging()` says the output is still busy with earlier lines (a slow terminal):
     then the display skips too, so a stalled terminal never stalls reading the ring.
+    `should_stop()` is asked before each batch (at least every POLL_S): a capture running in a
+    thread (the live view's) ends when it says so, as one in the main thread ends on Ctrl+C.
+    `on_frames(frames)` gets every kept frame of a batch, as the file does (shown or skipped):
+    the live view keeps the newest in a ring for its export.
     """
     if not sys.platform.startswith("linux"):
         raise UnsupportedPlatformError(sys.platform)
@@ -145,7 +151,9 @@ def run_capture(
                 options.interface, source.link_type, source.buffer_bytes, program is not None
             )
         )
-        hooks = _Hooks(on_packet, on_batch, on_skipped, display_lagging, owner_of)
+        hooks = _Hooks(
+            on_packet, on_batch, on_skipped, display_lagging, owner_of, should_stop, on_frames
+        )
         return _loop(options, source, writer, hooks, prefiltered=program is not None)
     finally:
         source.close()
@@ -160,6 +168,8 @@ class _Hooks:
     on_skipped: Callable[[int], None]
     display_lagging: Callable[[], bool]
     owner_of: OwnerLookup
+    should_stop: Callable[[], bool]
+    on_frames: Callable[[Sequence[Frame]], None]
 
 
 def _open_pcap(path: Path) -> BinaryIO:
@@ -192,7 +202,7 @@ def _loop(
     comments: list[str | None] | None = None if isinstance(writer, PcapWriter | None) else []
     skipping = False
     try:
-        while options.count is None or captured < options.count:
+        while (options.count is None or captured < options.count) and not hooks.should_stop():
             timeout = POLL_S
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
@@ -212,6 +222,7 @@ def _loop(
                 if writer is not None:
                     writer.write_many(frames)
                     writer.flush()
+                hooks.on_frames(frames)
                 captured += len(frames)
                 skipped += len(frames)
                 skipped_run += len(frames)
@@ -243,6 +254,7 @@ def _loop(
             if writer is not None:
                 writer.write_many(kept, comments)
                 writer.flush()
+            hooks.on_frames(kept)
             hooks.on_batch()
     except KeyboardInterrupt:
         interrupted = True

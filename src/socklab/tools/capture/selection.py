@@ -39,11 +39,18 @@ _RET_K: Final = 0x06
 class PacketSelection:
     protocols: frozenset[str] = frozenset({"tcp", "udp"})
     port: int | None = None  # source or destination port
+    more_ports: frozenset[int] = frozenset()  # further ports, any of them (socklab live --port ...)
+
+    @property
+    def ports(self) -> frozenset[int]:
+        """Every selected port; empty means all."""
+        return self.more_ports | {self.port} if self.port is not None else self.more_ports
 
     def matches(self, packet: Packet) -> bool:
         if packet.proto not in self.protocols:
             return False
-        return self.port is None or self.port in (packet.src_port, packet.dst_port)
+        ports = self.ports
+        return not ports or packet.src_port in ports or packet.dst_port in ports
 
 
 class _Assembler:
@@ -112,32 +119,40 @@ def build_bpf_program(
     asm.label("ipv4_ports")
     asm.op(_LD_H_ABS, link_bytes + 6)
     asm.jump(_JSET_K, 0x1FFF, "drop", 0)  # a later fragment has no ports
-    if selection.port is None:
+    ports = sorted(selection.ports)
+    if not ports:
         asm.op(_RET_K, accept_bytes)
     else:
         asm.op(_LDX_B_MSH, link_bytes)
         asm.op(_LD_H_IND, link_bytes)  # source port at X + link
-        asm.jump(_JEQ_K, selection.port, "accept", 0)
+        _jump_if_port(asm, ports, otherwise=0)
         asm.op(_LD_H_IND, link_bytes + 2)  # destination port
-        asm.jump(_JEQ_K, selection.port, "accept", "drop")
+        _jump_if_port(asm, ports, otherwise="drop")
     # IPv6: next header at byte 6, ports right after the 40-byte header (extension headers are
     # not walked here; the user-space check still sees such packets correctly if they pass).
     asm.label("ipv6")
     asm.op(_LD_B_ABS, link_bytes + 6)
     _jump_if_protocol(asm, protocols, "ipv6_ports")
     asm.label("ipv6_ports")
-    if selection.port is None:
+    if not ports:
         asm.op(_RET_K, accept_bytes)
     else:
         asm.op(_LD_H_ABS, link_bytes + 40)
-        asm.jump(_JEQ_K, selection.port, "accept", 0)
+        _jump_if_port(asm, ports, otherwise=0)
         asm.op(_LD_H_ABS, link_bytes + 42)
-        asm.jump(_JEQ_K, selection.port, "accept", "drop")
+        _jump_if_port(asm, ports, otherwise="drop")
     asm.label("accept")
     asm.op(_RET_K, accept_bytes)
     asm.label("drop")
     asm.op(_RET_K, 0)
     return asm.assemble()
+
+
+def _jump_if_port(asm: _Assembler, ports: list[int], *, otherwise: str | int) -> None:
+    """Accept if the loaded port is one of `ports`; else fall through (0) or jump to `otherwise`."""
+    for index, port in enumerate(ports):
+        last = index == len(ports) - 1
+        asm.jump(_JEQ_K, port, "accept", otherwise if last else 0)
 
 
 def _jump_if_protocol(asm: _Assembler, protocols: list[int], target: str) -> None:

@@ -1,0 +1,292 @@
+"""What the live page shows, as JSON-ready dicts: ladder steps, the socket table, bounded history.
+
+Strategy: the page only presents. Packets go through the capture's own `LadderBuilder` (the same
+message analysis as `socklab capture --ladder`), rows through the ports tool's `SocketWatch`
+(new, changed and closed sockets, kept greyed for a while), and each result becomes a small dict
+whose every byte from the network is escaped text (`escape_for_terminal`, bounded), never markup.
+
+Memory is bounded everywhere: steps go into a ring of the last `max_events`, each numbered; a
+browser asks for "everything after number N" and, if it fell so far behind that the ring moved
+on, is told how many it missed (`dropped`) instead of anything queueing for it. Captured frames
+for the pcap export are a ring as well. Pure: no clocks, no sockets (times are passed in).
+
+What a relay did to a datagram is read off the wire as well, not asked of the relay: a datagram
+that arrives at port A and leaves, same bytes, from port B to someone other than its sender was
+forwarded, and A is a relay's port. A datagram that arrived at a relay's port and has not left it
+within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated. Each fate is an
+event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
+
+Call order: `add_packet(packet)`* , `add_frames(frames)`* , `judge_datagrams(now)`* and `update_sockets(rows,
+now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
+in any interleaving under the caller's lock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.escaping import escape_for_terminal
+from socklab.tools.capture.ladder import LadderBuilder, LadderStep
+from socklab.tools.capture.packets import Packet
+from socklab.tools.ports import SocketRow, SocketWatch, WatchedRow
+
+# 5,000 arrows: minutes of a classroom demo, a few seconds of a flood; each dict is ~1 KiB.
+DEFAULT_MAX_EVENTS: Final = 5_000
+# Frames kept for the pcap export: at most this many, the newest (tcpdump -C's idea of a ring).
+DEFAULT_MAX_FRAMES: Final = 20_000
+# A message shown on an arrow: long enough for a sentence, short enough for a projector.
+MESSAGE_SHOWN_BYTES: Final = 120
+# Rows of the socket table: a machine has thousands of sockets; the page is for the selected few.
+MAX_SOCKET_ROWS: Final = 200
+# How long a new socket stays highlighted and a closed one stays greyed (seconds).
+SOCKET_RETENTION_S: Final = 10.0
+# A relay (socklab impair, any UDP proxy) forwards a datagram within milliseconds; one it has not
+# forwarded after this long is shown as lost there. A relay's --delay beyond it reads as loss.
+FORWARD_WITHIN_S: Final = 1.0
+MAX_WAITING_DATAGRAMS: Final = 1_000  # datagrams waiting to be seen leaving a relay
+# The socket table is read every half second: a relay's new flow socket may take that long to
+# show its owner, so a datagram is judged once its sockets are known, or after this long.
+OWNERS_WAIT_S: Final = 3.0
+UNFORWARDED_KEPT_S: Final = 10.0  # how long a datagram may still turn out lost at a new relay
+
+Json = dict[str, Any]
+
+
+def connection_key(step: LadderStep) -> str:
+    """One name per connection across protocols ('tcp-1', 'udp-1': the builder counts each)."""
+    return f"{step.proto}-{step.connection}"
+
+
+def step_to_json(step: LadderStep, started: float) -> Json:
+    """One arrow for the page: endpoints as ip:port, messages as escaped text."""
+    return {
+        "conn": connection_key(step),
+        "proto": step.proto,
+        "time": round(step.time - started, 6),
+        "from": format_endpoint(*step.sender),
+        "to": format_endpoint(*step.receiver),
+        "client": format_endpoint(*step.client),
+        "server": format_endpoint(*step.server),
+        "from_client": step.from_client,
+        "flags": step.flags,
+        "seq": step.relative_seq,
+        "ack": step.relative_ack,
+        "length": step.payload_length,
+        "retransmission": step.retransmission,
+        "opens": step.opens_connection,
+        "messages": [
+            {
+                "text": escape_for_terminal(piece.text, max_bytes=MESSAGE_SHOWN_BYTES),
+                "kind": piece.kind.value,
+                "fragment": piece.fragment.value,
+                "ended_by_close": piece.ended_by_close,
+            }
+            for piece in step.pieces
+        ],
+    }
+
+
+def row_to_json(watched: WatchedRow) -> Json:
+    row = watched.row
+    remote = (
+        format_endpoint(row.remote_address, row.remote_port)
+        if row.remote_address is not None and row.remote_port is not None
+        else ""
+    )
+    return {
+        "proto": row.proto,
+        "state": row.state or "",
+        "local": format_endpoint(row.local_address, row.local_port),
+        "remote": remote,
+        "pid": row.pid,
+        # A process name is chosen by whoever started the process: text, bounded, escaped.
+        "process": escape_for_terminal(row.process, max_bytes=40) if row.process else "",
+        "listening": row.is_listening,
+        "status": watched.status.value,
+    }
+
+
+@dataclass(slots=True)
+class _Arrival:
+    """A datagram that came in; it may leave a relay again (see the module docstring)."""
+
+    number: int  # its arrow's event number
+    conn: str
+    time: float
+    sender: tuple[str, int]
+    receiver: tuple[str, int]
+    payload: bytes
+    # Ports that sent the same bytes on to a third party soon after: the forwards, if the same
+    # process owns them and the receiving port (checked when judged: the socket table lags).
+    departures: list[int] = field(default_factory=list)
+
+
+class RelayFates:
+    """Forwarded, duplicated, lost: what relays did to datagrams, judged from the capture alone.
+
+    Call order: datagram(...)* and judge(now, owners)* interleaved, times never going backwards.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
+        # Not forwarded, at a port not (yet) known as a relay's: most are a server's requests.
+        self._unforwarded: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
+        self.relay_ports: set[int] = set()
+
+    def datagram(self, number: int, conn: str, packet: Packet) -> None:
+        for arrival in self._waiting:
+            if (
+                arrival.payload == packet.payload
+                and packet.time - arrival.time <= FORWARD_WITHIN_S
+                # on to a third party: not back to the sender, not to the relay itself
+                and packet.destination not in (arrival.sender, arrival.receiver)
+                and packet.source not in (arrival.sender, arrival.receiver)
+            ):
+                arrival.departures.append(packet.src_port)
+        self._waiting.append(
+            _Arrival(number, conn, packet.time, packet.source, packet.destination, packet.payload)
+        )
+
+    def judge(self, now: float, owners: Mapping[int, int]) -> list[Json]:
+        """Fates of the datagrams that waited long enough; `owners` maps UDP port -> PID."""
+        fates: list[Json] = []
+        while self._waiting and now - self._waiting[0].time > FORWARD_WITHIN_S:
+            arrival = self._waiting[0]
+            ports = (arrival.receiver[1], *arrival.departures)
+            if now - arrival.time < OWNERS_WAIT_S and any(port not in owners for port in ports):
+                break  # the socket table has not shown these sockets yet: judge later
+            self._waiting.popleft()
+            owner = owners.get(arrival.receiver[1])
+            forwards = sum(
+                1 for port in arrival.departures if owner is not None and owners.get(port) == owner
+            )
+            port = arrival.receiver[1]
+            if forwards and port not in self.relay_ports:
+                self.relay_ports.add(port)
+                # Datagrams this relay swallowed before it was recognised: lost as well.
+                fates += [
+                    _fate("lost", early) for early in self._unforwarded if early.receiver[1] == port
+                ]
+                self._unforwarded = deque(
+                    (early for early in self._unforwarded if early.receiver[1] != port),
+                    maxlen=MAX_WAITING_DATAGRAMS,
+                )
+            if forwards > 1:
+                fates.append(_fate("duplicated", arrival))
+            elif forwards == 0 and port in self.relay_ports:
+                fates.append(_fate("lost", arrival))
+            elif forwards == 0:
+                self._unforwarded.append(arrival)
+        while self._unforwarded and now - self._unforwarded[0].time > UNFORWARDED_KEPT_S:
+            self._unforwarded.popleft()
+        return fates
+
+
+def _fate(fate: str, arrival: _Arrival) -> Json:
+    return {"fate": fate, "step": arrival.number, "conn": arrival.conn}
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    events: tuple[Json, ...]
+    cursor: int  # the number of the last event given: ask for events after it next time
+    dropped: int  # events the asker missed because the ring had moved past them
+
+
+class LiveModel:
+    """The server side's whole state for the page (see the module docstring for the call order)."""
+
+    def __init__(
+        self,
+        started: float,
+        *,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+    ) -> None:
+        self.started = started
+        self._ladder = LadderBuilder()
+        self._fates = RelayFates()
+        self._events: deque[tuple[int, Json]] = deque(maxlen=max_events)
+        self._last_number = 0
+        self.frames: deque[tuple[float, bytes, int]] = deque(maxlen=max_frames)
+        self.link_type: int | None = None
+        self.packets = 0
+        self.packets_not_drawn = 0  # captured while the capture was too far behind to draw them
+        self._watch = SocketWatch(retention_s=SOCKET_RETENTION_S)
+        self._rows: tuple[Json, ...] = ()
+        # UDP port -> PID of its socket, as last seen (a closed flow's port stays known)
+        self._udp_owners: dict[int, int] = {}
+        self.sockets_version = 0
+
+    def add_frames(self, frames: Iterable[tuple[float, bytes, int]]) -> None:
+        """Captured frames (time, bytes, original length) for the export: the newest are kept."""
+        self.frames.extend(frames)
+
+    def add_packet(self, packet: Packet) -> None:
+        """One captured packet: an arrow of its connection's ladder."""
+        self.packets += 1
+        step = self._ladder.add(packet)
+        event = step_to_json(step, self.started)
+        number = self._append(event)
+        event["number"] = number
+        if packet.proto == "udp" and packet.payload:
+            self._fates.datagram(number, event["conn"], packet)
+
+    def count_skipped(self, count: int) -> None:
+        """Packets captured but not drawn: the capture fell behind a flood (runner.py)."""
+        self.packets += count
+        self.packets_not_drawn += count
+
+    def judge_datagrams(self, now: float) -> None:
+        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock)."""
+        for fate in self._fates.judge(now, self._udp_owners):
+            self._append(fate)
+
+    def _append(self, event: Json) -> int:
+        self._last_number += 1
+        self._events.append((self._last_number, event))
+        return self._last_number
+
+    def events_after(self, cursor: int, limit: int) -> EventBatch:
+        """At most `limit` events numbered after `cursor`, oldest first, and how many were missed."""
+        if cursor >= self._last_number:
+            return EventBatch((), cursor, 0)
+        first = self._events[0][0]
+        dropped = max(0, first - cursor - 1)
+        start = max(cursor + 1, first) - first
+        chosen = [
+            self._events[index] for index in range(start, min(start + limit, len(self._events)))
+        ]
+        return EventBatch(tuple(event for _number, event in chosen), chosen[-1][0], dropped)
+
+    @property
+    def last_number(self) -> int:
+        return self._last_number
+
+    def update_sockets(self, rows: Iterable[SocketRow], now: float) -> None:
+        rows = tuple(rows)
+        for row in rows:
+            if row.proto == "udp" and row.pid is not None:
+                self._udp_owners[row.local_port] = row.pid
+        watched, _changes = self._watch.update(rows, now)
+        fresh = tuple(row_to_json(row) for row in watched[:MAX_SOCKET_ROWS])
+        if fresh != self._rows:
+            self._rows = fresh
+            self.sockets_version += 1
+
+    def snapshot_sockets(self) -> tuple[Json, ...]:
+        return self._rows
+
+
+__all__ = [
+    "DEFAULT_MAX_EVENTS",
+    "EventBatch",
+    "LiveModel",
+    "connection_key",
+    "row_to_json",
+    "step_to_json",
+]

@@ -1,0 +1,332 @@
+"""`socklab live` in a real browser: Debian's chromium driven by Selenium, headless.
+
+One live server (English) and one browser session for the module, so the page costs a start-up,
+not one per test; the German test opens a second, small live server in the same browser. The
+converter server and its clients are real `socklab` subprocesses on free loopback ports. Every
+wait is a bounded WebDriverWait on a condition of the page, never a sleep.
+
+Packets need root or CAP_NET_RAW (CI runs as root): without, the packet tests are skipped and
+the page's one line saying how to get packets is checked instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
+
+webdriver = pytest.importorskip("selenium.webdriver")
+pytest.importorskip("aiohttp")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+CAN_CAPTURE = os.name == "posix" and os.geteuid() == 0
+needs_capture = pytest.mark.skipif(not CAN_CAPTURE, reason="capturing packets needs root")
+APPEAR_S = 2.0  # the issue's bound: a conversation shows within 2 s
+WAIT_S = 15.0  # start-up of the page and the servers on a loaded CI machine
+SCREENSHOTS = os.environ.get("SOCKLAB_SCREENSHOTS")  # a directory: `make screenshots` sets it
+URL_LINE = re.compile(r"^socklab live: (http://127\.0\.0\.1:\d+/)$")
+
+
+def start_live(args: list[str]) -> tuple[SocklabProcess, str]:
+    live = SocklabProcess(["live", "--http", "127.0.0.1:0", *args])
+    url = live.wait_for_line(URL_LINE.pattern, WAIT_S).group(1)
+    return live, url
+
+
+@pytest.fixture(scope="module")
+def converter_port() -> Iterator[int]:
+    port = free_port()
+    server = SocklabProcess(["converter", "server", "--port", str(port)])
+    server.wait_listening()
+    yield port
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def relay_port() -> int:
+    """Where `socklab impair` relays UDP to the converter: selected from the start."""
+    return free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture(scope="module")
+def live_url(converter_port: int, relay_port: int) -> Iterator[str]:
+    live, url = start_live(["--port", str(converter_port), "--port", str(relay_port)])
+    yield url
+    assert live.stop() == 0, live.stderr_lines
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.mkdtemp(prefix="socklab-live-chromium-")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1600,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(WAIT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(driver: Any, condition: Callable[[Any], Any], timeout_s: float = WAIT_S) -> Any:
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.05).until(condition)
+
+
+def open_page(driver: Any, url: str) -> None:
+    driver.get(url)
+    wait_for(driver, lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+    wait_for(driver, lambda d: d.execute_script("return window.socklabLive.state.connected"))
+
+
+def capture_running(driver: Any) -> bool:
+    return bool(
+        driver.execute_script(
+            "return document.getElementById('capture-note').dataset.state === 'running'"
+        )
+    )
+
+
+def arrows(driver: Any) -> list[Any]:
+    return list(driver.find_elements(By.CSS_SELECTOR, "#ladder svg g.arrow"))
+
+
+def ladder_text(driver: Any) -> str:
+    return str(driver.execute_script("return window.socklabLive.ladderSvgText()"))
+
+
+def converse(port: int, *requests: str) -> list[str]:
+    result = run_socklab(["converter", "client", "--port", str(port), *requests])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def screenshot(driver: Any, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(SCREENSHOTS) / name))
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, live_url: str) -> Any:
+    open_page(browser, live_url)
+    return browser
+
+
+def test_page_loads_with_the_listening_socket(page: Any, converter_port: int) -> None:
+    assert page.title == "socklab live"
+    row = wait_for(
+        page,
+        lambda d: next(
+            (
+                r
+                for r in d.find_elements(By.CSS_SELECTOR, "#sockets tbody tr.listening")
+                if f":{converter_port}" in r.text
+            ),
+            None,
+        ),
+    )
+    assert "LISTEN" in row.text
+
+
+@needs_capture
+def test_a_converter_conversation_appears_as_a_ladder(page: Any, converter_port: int) -> None:
+    wait_for(page, capture_running)
+    replies = converse(converter_port, "U:hello", "L:WORLD")
+    assert replies[-2:] == ["HELLO", "world"]
+
+    def complete(driver: Any) -> bool:
+        flags = [arrow.get_attribute("data-flags") for arrow in arrows(driver)]
+        text = ladder_text(driver)
+        return (
+            flags[:3] == ["SYN", "SYN+ACK", "ACK"]
+            and "U:hello" in text
+            and "HELLO" in text
+            and "world" in text
+            and any("FIN" in flag for flag in flags)
+        )
+
+    wait_for(page, complete, APPEAR_S)
+    # The per-client socket of the conversation showed up next to the listening one (or is
+    # already closed: TIME_WAIT on the client's side), and the byte stream names the messages.
+    stream = page.find_element(By.ID, "stream").text
+    assert "U:hello" in stream and "HELLO" in stream
+    screenshot(page, "live-ladder.png")
+
+
+@needs_capture
+def test_markup_in_a_request_shows_as_text(page: Any, converter_port: int) -> None:
+    wait_for(page, capture_running)
+    markup = "U:<b>x</b><script>window.pwned=1</script>"
+    converse(converter_port, markup)
+    wait_for(
+        page,
+        lambda d: "<script>window.pwned=1</script>" in d.find_element(By.ID, "stream").text,
+        APPEAR_S,
+    )
+    assert page.find_elements(By.CSS_SELECTOR, "#stream b, #ladder b, #stream script") == []
+    assert page.execute_script("return window.pwned === undefined")
+    assert "<SCRIPT>WINDOW.PWNED=1</SCRIPT>" in page.find_element(By.ID, "stream").text
+
+
+@needs_capture
+def test_pause_stops_updates_and_step_applies_one(page: Any, converter_port: int) -> None:
+    wait_for(page, capture_running)
+    converse(converter_port, "U:before")
+    wait_for(page, lambda d: "U:before" in ladder_text(d), APPEAR_S)
+    page.find_element(By.ID, "pause").click()
+    shown = ladder_text(page)
+    converse(converter_port, "U:while-paused")
+    wait_for(
+        page, lambda d: d.execute_script("return window.socklabLive.state.pending.length") >= 7
+    )
+    assert ladder_text(page) == shown  # nothing drawn while paused
+    assert page.find_element(By.ID, "pause").get_attribute("aria-pressed") == "true"
+    page.find_element(By.ID, "step").click()
+    stepped = ladder_text(page)
+    assert stepped != shown and "U:while-paused" not in stepped  # one arrow: the SYN
+    assert [a.get_attribute("data-flags") for a in arrows(page)] == ["SYN"]
+    page.find_element(By.ID, "pause").click()
+    wait_for(page, lambda d: "U:while-paused" in ladder_text(d), APPEAR_S)
+
+
+@needs_capture
+def test_the_svg_export_parses_as_svg(page: Any, converter_port: int) -> None:
+    wait_for(page, capture_running)
+    converse(converter_port, "U:export")
+    wait_for(page, lambda d: "U:export" in ladder_text(d), APPEAR_S)
+    root = ElementTree.fromstring(ladder_text(page))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = [node.text or "" for node in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "SYN" in texts and any("U:export" in text for text in texts)
+
+
+@needs_capture
+def test_the_pcapng_export_holds_the_packets(page: Any, converter_port: int) -> None:
+    from socklab.tools.capture.savefile import read_capture
+
+    wait_for(page, capture_running)
+    converse(converter_port, "U:saved")
+    wait_for(page, lambda d: "U:saved" in ladder_text(d), APPEAR_S)
+    body = page.execute_script(
+        "return fetch('/export.pcapng').then(r => r.arrayBuffer())"
+        ".then(b => Array.from(new Uint8Array(b)))"
+    )
+    kind, frames = read_capture(io.BytesIO(bytes(body)))
+    assert kind == "pcapng"
+    assert any(b"U:saved" in frame.data for frame in frames)
+
+
+@needs_capture
+def test_a_datagram_lost_in_impair_is_shown_as_lost(
+    page: Any, start_socklab: Callable[..., SocklabProcess], converter_port: int, relay_port: int
+) -> None:
+    wait_for(page, capture_running)
+    server = start_socklab(["converter", "server", "--udp", "--port", str(converter_port)])
+    server.wait_listening()
+    relay = start_socklab(
+        [
+            "impair", "--udp", "--listen", str(relay_port), "--target",
+            f"127.0.0.1:{converter_port}", "--loss", "0.5", "--direction", "up", "--seed", "4",
+        ]
+    )  # fmt: skip
+    relay.wait_for_line(r"^impair listening on ")
+    requests = [f"U:datagram{number}" for number in range(8)]
+    result = run_socklab(
+        ["converter", "client", "--udp", "--port", str(relay_port), "--retries", "10",
+         "--timeout", "0.3", *requests]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # The client <-> relay ladder: the lost datagram's arrow says so (within the relay's
+    # forwarding window of 1 s plus the page's 2 s). The relay runs on meanwhile: the live view
+    # tells a relay by its two sockets in the socket table.
+    # Found and clicked in one script: the buttons are redrawn with every update.
+    select_flow = (
+        "const b = [...document.querySelectorAll('#connections button')].find("
+        "  (b) => b.textContent.startsWith('UDP') && b.textContent.endsWith(':' + arguments[0]));"
+        "if (b) b.click(); return Boolean(b);"
+    )
+    wait_for(page, lambda d: d.execute_script(select_flow, str(relay_port)), APPEAR_S)
+    lost = wait_for(
+        page,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#ladder svg g.arrow[data-fate='lost']"),
+        1.0 + APPEAR_S,
+    )
+    assert "lost in the relay" in lost[0].text
+    assert relay.stop() == 0
+    # impair's own count agrees: it did lose some on the way up
+    summary = relay.stdout_lines[-1]
+    assert re.search(r"up: \d+ datagrams in, \d+ out \([1-9]\d* lost", summary), summary
+    screenshot(page, "live-udp-lost.png")
+
+
+def test_the_theme_toggle_switches_light_and_dark(page: Any) -> None:
+    def background() -> str:
+        return str(page.execute_script("return getComputedStyle(document.body).backgroundColor"))
+
+    before = background()
+    page.find_element(By.ID, "theme").click()
+    after = background()
+    assert {before, after} == {"rgb(255, 255, 255)", "rgb(0, 0, 0)"}
+    screenshot(page, "live-dark.png")
+    page.find_element(By.ID, "theme").click()
+    assert background() == before
+
+
+def test_without_capture_rights_the_page_says_how(page: Any) -> None:
+    note = wait_for(
+        page,
+        lambda d: d.execute_script("return document.getElementById('capture-note').dataset.state"),
+    )
+    if CAN_CAPTURE:
+        assert note == "running"
+        assert not page.find_element(By.ID, "capture-note").is_displayed()
+    else:
+        assert note == "no-permission"
+        assert "sudo .venv/bin/socklab live" in page.find_element(By.ID, "capture-note").text
+
+
+def test_german_mode_shows_german_labels(browser: Any, converter_port: int) -> None:
+    live, url = start_live(["--port", str(converter_port), "--lang", "de"])
+    try:
+        open_page(browser, url)
+        headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+        assert "Verbindungen" in headings and "Bytestrom" in headings
+        assert browser.find_element(By.ID, "clear").text == "Leeren"
+        assert browser.execute_script("return document.documentElement.lang") == "de"
+        screenshot(browser, "live-de.png")
+    finally:
+        assert live.stop() == 0

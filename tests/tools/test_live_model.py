@@ -1,0 +1,157 @@
+"""The live view's model (pure): arrows as escaped text, bounded history, counted misses."""
+
+from __future__ import annotations
+
+from socklab.tools.capture.ladder import LadderBuilder
+from socklab.tools.capture.packets import Packet, TcpFlags
+from socklab.tools.live.model import LiveModel, step_to_json
+from socklab.tools.ports import SocketRow
+
+CLIENT = ("127.0.0.1", 40000)
+SERVER = ("127.0.0.1", 50000)
+
+
+def segment(time: float, source, destination, flags: TcpFlags, seq: int, ack: int, payload=b""):
+    return Packet(
+        time, "tcp", "ipv4", *source, *destination, payload, len(payload), flags, seq, ack, 65535
+    )
+
+
+def handshake_and_request(request: bytes) -> list[Packet]:
+    return [
+        segment(10.0, CLIENT, SERVER, TcpFlags.SYN, 100, 0),
+        segment(10.1, SERVER, CLIENT, TcpFlags.SYN | TcpFlags.ACK, 500, 101),
+        segment(10.2, CLIENT, SERVER, TcpFlags.ACK, 101, 501),
+        segment(10.3, CLIENT, SERVER, TcpFlags.PSH | TcpFlags.ACK, 101, 501, request),
+    ]
+
+
+def test_arrows_carry_flags_endpoints_and_messages_as_escaped_text() -> None:
+    model = LiveModel(started=10.0)
+    for packet in handshake_and_request(b"U:<b>\x1b[31m</b>\n"):
+        model.add_packet(packet)
+    batch = model.events_after(0, 100)
+    assert [event["flags"] for event in batch.events] == ["SYN", "SYN+ACK", "ACK", "PSH+ACK"]
+    first, last = batch.events[0], batch.events[-1]
+    assert (first["client"], first["server"], first["opens"]) == (
+        "127.0.0.1:40000",
+        "127.0.0.1:50000",
+        True,
+    )
+    assert last["messages"] == [
+        {
+            "text": "U:<b>\\x1b[31m</b>",
+            "kind": "upper",
+            "fragment": "whole",
+            "ended_by_close": False,
+        }
+    ]
+    assert last["time"] == 0.3 and batch.cursor == 4 and batch.dropped == 0
+    assert model.events_after(4, 100).events == ()
+
+
+def test_a_long_message_is_cut_for_the_page() -> None:
+    builder = LadderBuilder()
+    steps = [builder.add(packet) for packet in handshake_and_request(b"U:" + b"x" * 5000 + b"\n")]
+    text = step_to_json(steps[-1], 0.0)["messages"][0]["text"]
+    assert len(text) < 200 and "5,002 bytes" in text
+
+
+def test_history_is_a_ring_and_a_late_reader_is_told_what_it_missed() -> None:
+    model = LiveModel(started=0.0, max_events=3, max_frames=2)
+    for packet in handshake_and_request(b"U:a\n") * 2:
+        model.add_packet(packet)
+        model.add_frames([(packet.time, b"frame", 5)])
+    assert list(model.frames) == [(10.2, b"frame", 5), (10.3, b"frame", 5)]
+    assert model.packets == 8
+    batch = model.events_after(0, 100)
+    assert (len(batch.events), batch.cursor, batch.dropped) == (3, 8, 5)
+    model.count_skipped(1000)  # a flood the capture only counted
+    assert (model.packets, model.packets_not_drawn, model.last_number) == (1008, 1000, 8)
+    limited = model.events_after(5, 1)
+    assert (len(limited.events), limited.cursor, limited.dropped) == (1, 6, 0)
+
+
+def test_socket_rows_say_listening_new_and_closed() -> None:
+    listening = SocketRow("tcp", "ipv4", "127.0.0.1", 50000, None, None, "LISTEN", 7, "socklab")
+    accepted = SocketRow(
+        "tcp", "ipv4", "127.0.0.1", 50000, "127.0.0.1", 40000, "ESTABLISHED", 7, "socklab\x1b"
+    )
+    model = LiveModel(started=0.0)
+    model.update_sockets([listening], 1.0)
+    version = model.sockets_version
+    model.update_sockets([listening, accepted], 1.5)
+    rows = model.snapshot_sockets()
+    assert model.sockets_version == version + 1
+    assert [(row["listening"], row["status"]) for row in rows] == [
+        (True, "open"),
+        (False, "appeared"),
+    ]
+    assert rows[1]["process"] == "socklab\\x1b" and rows[1]["remote"] == "127.0.0.1:40000"
+    model.update_sockets([listening], 2.0)
+    assert model.snapshot_sockets()[1]["status"] == "closed"
+    model.update_sockets([listening], 2.0)
+    assert model.sockets_version == version + 2  # unchanged table: no new version to send
+
+
+def datagram(time: float, source, destination, payload: bytes) -> Packet:
+    return Packet(time, "udp", "ipv4", *source, *destination, payload, len(payload))
+
+
+def udp_row(port: int, pid: int) -> SocketRow:
+    return SocketRow("udp", "ipv4", "127.0.0.1", port, None, None, None, pid, "p")
+
+
+def test_a_relay_is_recognised_on_the_wire_and_its_losses_and_duplicates_named() -> None:
+    client, relay, flow, server = (("127.0.0.1", port) for port in (40000, 50001, 45000, 50000))
+    model = LiveModel(started=0.0)
+    # the relay (PID 2) owns its listening port and its flow's port; client 1, server 3
+    model.update_sockets(
+        [udp_row(40000, 1), udp_row(50001, 2), udp_row(45000, 2), udp_row(50000, 3)], 0.0
+    )
+    packets = [
+        datagram(1.0, client, relay, b"U:a"),  # forwarded: the relay is recognised
+        datagram(1.01, flow, server, b"U:a"),
+        datagram(1.02, server, flow, b"A"),  # the reply comes back through it
+        datagram(1.03, relay, client, b"A"),
+        datagram(1.1, client, relay, b"U:b"),  # never comes out: lost
+        datagram(1.2, client, relay, b"U:c"),  # comes out twice: duplicated
+        datagram(1.21, flow, server, b"U:c"),
+        datagram(1.22, flow, server, b"U:c"),
+        datagram(1.3, server, client, b"U:a"),  # same bytes from the receiving port: no forward
+        datagram(1.31, client, server, b"U:a"),  # same bytes, another process: no forward
+    ]
+    for packet in packets:
+        model.add_packet(packet)
+    model.judge_datagrams(1.5)  # too early for anything
+    assert [e for e in model.events_after(0, 100).events if "fate" in e] == []
+    model.judge_datagrams(3.0)
+    events = model.events_after(0, 100).events
+    numbers = {
+        event["messages"][0]["text"] + "@" + event["to"]: event["number"]
+        for event in events
+        if "number" in event
+    }
+    fates = [(event["fate"], event["step"]) for event in events if "fate" in event]
+    assert fates == [
+        ("lost", numbers["U:b@127.0.0.1:50001"]),
+        ("duplicated", numbers["U:c@127.0.0.1:50001"]),
+    ]
+
+
+def test_a_loss_before_the_relay_was_recognised_and_a_lagging_table_are_judged_right() -> None:
+    client, relay, flow, server = (("127.0.0.1", port) for port in (40000, 50001, 45000, 50000))
+    model = LiveModel(started=0.0)
+    model.update_sockets([udp_row(40000, 1), udp_row(50001, 2), udp_row(50000, 3)], 0.0)
+    for packet in [
+        datagram(1.0, client, relay, b"U:first"),  # lost: the relay is not known yet
+        datagram(1.5, client, relay, b"U:second"),  # forwarded through a flow socket ...
+        datagram(1.51, flow, server, b"U:second"),  # ... the table has not shown yet
+    ]:
+        model.add_packet(packet)
+    model.judge_datagrams(2.6)
+    assert not any("fate" in event for event in model.events_after(0, 100).events)
+    model.update_sockets([udp_row(45000, 2)], 2.7)  # the table catches up
+    model.judge_datagrams(2.8)
+    fates = [(e["fate"], e["step"]) for e in model.events_after(0, 100).events if "fate" in e]
+    assert fates == [("lost", 1)]
