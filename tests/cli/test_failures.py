@@ -86,7 +86,7 @@ def silent_listener() -> Iterator[int]:
         ("en", "No answer from 127.0.0.1:{port} within 0.3 s: connected, but no greeting yet:"),
         (
             "de",
-            "Keine Antwort von 127.0.0.1:{port} innerhalb von 0.3 s: verbunden, aber noch keine Begrüßung:",
+            "Keine Antwort von 127.0.0.1:{port} innerhalb von 0,3 s: verbunden, aber noch keine Begrüßung:",
         ),
     ],
 )
