@@ -7,12 +7,17 @@ that no traceback reaches the user, and that what came after the bad input is no
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.socklab_process import run_socklab
+from tests.socklab_process import SocklabProcess, run_socklab
+
+Start = Callable[..., SocklabProcess]
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 
@@ -33,3 +38,69 @@ def test_trace_survives_garbage_on_its_event_pipe() -> None:
     assert any("listen(" in line for line in traced), result.stderr
     assert any("close(" in line for line in traced), result.stderr
     assert "\x1b" not in result.stderr
+
+
+def _converse(host: str, port: int, data: bytes) -> None:
+    """Send `data`, read the replies until the server's close or a quiet second."""
+    with socket.create_connection((host, port), timeout=5) as client:
+        client.sendall(data)
+        client.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(TimeoutError):
+            while client.recv(65536):
+                pass
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
+def test_a_log_that_fills_up_is_one_line_not_a_traceback_per_line(start_socklab: Start) -> None:
+    """A peer whose requests fill the disk through -v --log: stdlib logging printed a
+    "--- Logging error ---" traceback for every line from then on. Now: one line, once, and the
+    server's own lines go on to its terminal."""
+    server = start_socklab(["converter", "server", "--port", "0", "-v", "--log", "/dev/full"])
+    host, port = server.wait_listening()
+    _converse(host, port, b"U:one\nU:two\nU:three\n")
+    server.wait_for_line(r"^Connection from 127\.0\.0\.1:\d+ closed")
+    assert server.stop() == 0
+    errors = "\n".join(server.stderr_lines)
+    assert "Traceback" not in errors
+    assert "Logging error" not in errors
+    problems = [line for line in server.stderr_lines if "log file" in line]
+    assert problems == [
+        "socklab converter server: cannot write to the log file /dev/full any more: No space "
+        "left on device. Lines go on to the terminal only; free space and start again with --log"
+    ]
+    assert sum("Request from" in line for line in server.stdout_lines) == 3
+
+
+def test_hostile_bytes_reach_the_log_escaped(start_socklab: Start, tmp_path: Path) -> None:
+    """Terminal escapes, NUL and invalid UTF-8 a peer sends are escaped in -v lines and in the
+    log alike (a `cat` or `tail -f` of the log must not run them)."""
+    log = tmp_path / "server.log"
+    server = start_socklab(["upper", "server", "--udp", "--port", "0", "--log", str(log)])
+    match = server.wait_for_line(r"^Uppercase server \(UDP\) on ([\d.]+):(\d+)\.")
+    host, port = match.group(1), int(match.group(2))
+    evil = b"]]><&\x00\x1b[2J\x1b]0;pwn\x07\x9b31m\xff\xed\xa0\x80\xe2\x80\xae"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(evil, (host, port))
+        client.recv(65536)
+    server.wait_for_line(r"^From 127\.0\.0\.1:\d+: ")
+    assert server.stop() == 0
+    raw = log.read_bytes()
+    assert b"From 127.0.0.1:" in raw
+    for byte in (b"\x00", b"\x1b", b"\x07", b"\x9b", b"\xff", b"\xe2\x80\xae"):
+        assert byte not in raw
+    assert b"\\x1b[2J" in raw
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
+def test_ports_watch_log_on_a_full_disk_is_one_line() -> None:
+    """`ports --watch --log` on a full disk ended in "Internal error: OSError" (the report-a-bug
+    line); it is the same line as a log that cannot be opened."""
+    with socket.socket() as listener:  # at least one socket for the first refresh to log
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        result = run_socklab(["ports", "--watch", "1", "--log", "/dev/full"], timeout_s=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "socklab ports: cannot write the log file /dev/full: No space left on device"
+    ]
