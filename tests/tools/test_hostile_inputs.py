@@ -104,3 +104,37 @@ def test_ports_watch_log_on_a_full_disk_is_one_line() -> None:
     assert result.stderr.splitlines() == [
         "socklab ports: cannot write the log file /dev/full: No space left on device"
     ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
+def test_trace_output_on_a_full_disk_is_one_line() -> None:
+    """`trace --output` to a file that fills up ended in "Internal error: OSError ... Please
+    report it" from the file's close; now the line of a file that cannot be written, and the
+    program's own exit status."""
+    program = "import socket, sys; socket.socket().close(); print('ran'); sys.exit(3)"
+    result = run_socklab(
+        ["trace", "--output", "/dev/full", "--", sys.executable, "-c", program], timeout_s=30
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == "ran\n"
+    assert result.stderr.splitlines() == [
+        "socklab trace: Cannot write the trace to /dev/full: No space left on device. "
+        "Choose another file with --output."
+    ]
+
+
+@pytest.mark.parametrize("target", ["directory", "dangling-symlink"])
+def test_trace_output_to_a_path_it_cannot_write(tmp_path: Path, target: str) -> None:
+    """A directory or a symlink into nowhere: one line, exit 1, the program not started."""
+    path = tmp_path / "out"
+    if target == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(tmp_path / "missing" / "trace.txt")
+    marker = tmp_path / "started"
+    program = f"open({str(marker)!r}, 'w').close()"
+    result = run_socklab(["trace", "--output", str(path), "--", sys.executable, "-c", program])
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"socklab trace: Cannot write the trace to {path}: ")
+    assert not marker.exists()
