@@ -8,6 +8,7 @@ that no traceback reaches the user, and that what came after the bad input is no
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.check_processes import running_fixture
 from tests.socklab_process import SocklabProcess, run_socklab
 
 Start = Callable[..., SocklabProcess]
@@ -138,3 +140,36 @@ def test_trace_output_to_a_path_it_cannot_write(tmp_path: Path, target: str) -> 
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith(f"socklab trace: Cannot write the trace to {path}: ")
     assert not marker.exists()
+
+
+def _chat_check(mode: str) -> dict[str, str]:
+    """`check chat-peer --json` against the hostile peer in `mode`: each check's received."""
+    with running_fixture("hostile/chat_peer.py", mode) as port:
+        result = run_socklab(
+            ["check", "chat-peer", f"127.0.0.1:{port}", "--timeout", "3", "--json"],
+            timeout_s=90,
+        )
+    assert result.returncode == 7, result.stderr  # not conforming
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    return {check["id"]: check["received"] for check in report["checks"]}
+
+
+def test_check_chat_peer_names_a_flood_a_flood() -> None:
+    """A peer that pings without end: the checker decoded everything received again at every
+    recv (quadratic), spent its whole deadline on it (5 s of CPU in a 7-check run) and reported
+    "then nothing more within 3 s" of a peer that never stopped sending."""
+    received = _chat_check("flood")
+    for check in ("introduces", "answers-ping", "acknowledges", "leaves"):
+        assert received[check].endswith(", and more: over 1,048,576 bytes in all"), received
+        assert "nothing more" not in received[check]
+
+
+def test_check_chat_peer_stops_decoding_after_a_lost_frame_length() -> None:
+    """After a length of 2 GiB nothing marks a frame boundary: the bytes after it were read as
+    the length of a made-up second frame ("a frame of 1,094,795,585 bytes", that is "AAAA")."""
+    received = _chat_check("huge")
+    assert received["introduces"].startswith(
+        'hello, a malformed frame ("a frame of 2,147,483,648 bytes"), then '
+    ), received
+    assert not any("1,094,795,585" in text for text in received.values()), received
