@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -173,3 +174,30 @@ def test_check_chat_peer_stops_decoding_after_a_lost_frame_length() -> None:
         'hello, a malformed frame ("a frame of 2,147,483,648 bytes"), then '
     ), received
     assert not any("1,094,795,585" in text for text in received.values()), received
+
+
+def test_check_reports_of_a_hostile_client_stay_well_formed_and_bounded(tmp_path: Path) -> None:
+    """What a program under test sends and prints reaches the terminal escaped, the JSON
+    parseable and the JUnit XML well-formed (no XML-forbidden character, no raw `]]>` or `<`)
+    and small, whatever it was and however much."""
+    junit = tmp_path / "report.xml"
+    command = [sys.executable, str(HOSTILE / "check_client.py"), "{host}", "{port}"]
+    shown = run_socklab(["check", "hello-client", "--junit", str(junit), "--", *command])
+    as_json = run_socklab(["check", "hello-client", "--json", "--", *command])
+    assert shown.returncode == as_json.returncode == 7, shown.stderr
+    for output in (shown.stdout, shown.stderr, as_json.stdout):
+        assert not any(ord(c) < 32 and c not in "\n" for c in output), repr(output[:300])
+        assert "\x9b" not in output and "\ufffe" not in output
+    assert 'received: "]]><x>&amp;\\x00\\x01\\x07\\x1b[31mRED' in shown.stdout
+    report = json.loads(as_json.stdout)
+    verdicts = {check["id"]: check["verdict"] for check in report["checks"]}
+    assert verdicts["message"] == verdicts["exits"] == "fail"
+    assert len(junit.read_bytes()) < 64 * 1024
+    root = ElementTree.parse(junit).getroot()  # raises on a file that is not well-formed
+    failures = {case.get("name"): case.find("failure") for case in root.iter("testcase")}
+    message = failures["message"]
+    assert message is not None and message.text is not None
+    assert "]]><x>&amp;\\x00" in message.text  # escaped by the checker, then by XML
+    exits = failures["exits"]
+    assert exits is not None and exits.text is not None
+    assert "exited with status 3" in exits.text
