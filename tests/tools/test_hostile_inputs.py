@@ -201,3 +201,19 @@ def test_check_reports_of_a_hostile_client_stay_well_formed_and_bounded(tmp_path
     exits = failures["exits"]
     assert exits is not None and exits.text is not None
     assert "exited with status 3" in exits.text
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
+def test_chat_log_on_a_full_disk_is_one_notice() -> None:
+    """The chat's own `--log`: one notice when the file cannot be written, no traceback."""
+    result = run_socklab(
+        ["chat", "--name", "alice", "--listen", "127.0.0.1:0", "--log", "/dev/full"],
+        input_text="hello\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr
+    notices = [line for line in result.stderr.splitlines() if "log file" in line]
+    assert notices == [
+        "cannot write to the log file /dev/full any more: No space left on device. Lines go "
+        "on to the terminal only; free space and start again with --log"
+    ]
