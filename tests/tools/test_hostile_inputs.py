@@ -217,3 +217,18 @@ def test_chat_log_on_a_full_disk_is_one_notice() -> None:
         "cannot write to the log file /dev/full any more: No space left on device. Lines go "
         "on to the terminal only; free space and start again with --log"
     ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the pipe through /proc")
+def test_trace_never_writes_into_a_file_that_took_its_pipes_number(tmp_path: Path) -> None:
+    """The hook wrote every event to the descriptor number it was given: once the program had
+    closed the pipe and opened a file under that number, the trace's JSON lines went into the
+    program's own file."""
+    own = tmp_path / "own.txt"
+    result = run_socklab(
+        ["trace", "--", sys.executable, str(HOSTILE / "trace_fd_reused.py"), str(own)]
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert own.read_text(encoding="utf-8") == "the program's own line\n"
+    assert "Traceback" not in result.stderr
