@@ -232,3 +232,19 @@ def test_trace_never_writes_into_a_file_that_took_its_pipes_number(tmp_path: Pat
     assert result.stdout == "done\n"
     assert own.read_text(encoding="utf-8") == "the program's own line\n"
     assert "Traceback" not in result.stderr
+
+
+def test_check_lines_are_lines_as_a_terminal_shows_them() -> None:
+    """The sheet's lines joined by U+2028 are one line on a terminal, but str.splitlines() cut
+    them apart and `lines` passed; now only a newline ends a line."""
+    command = [sys.executable, str(HOSTILE / "check_joined_lines.py"), "{host}", "{port}"]
+    result = run_socklab(["check", "hello-client", "--json", "--", *command])
+    assert result.returncode == 7, result.stderr
+    verdicts = {check["id"]: check["verdict"] for check in json.loads(result.stdout)["checks"]}
+    assert verdicts == {
+        "connects": "pass",
+        "message": "pass",
+        "closes-cleanly": "pass",
+        "lines": "fail",
+        "exits": "pass",
+    }
