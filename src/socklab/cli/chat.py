@@ -150,8 +150,8 @@ class ChatScreen:
         self._append_log("* " + line)
 
     def _append_log(self, line: str) -> None:
-        if self._log is not None:
-            self._log.write(line)
+        if self._log is not None and (problem := self._log.write(line)) is not None:
+            self._write_notice(problem)  # once: the log is closed to further lines
 
     def show_event(self, event: ChatEvent) -> None:
         match event:

@@ -4,6 +4,11 @@ The servers (hello, upper, converter) and `impair` copy every line they print, t
 among them, with `add_log_option`; the chat appends its conversation. The file is opened for
 appending and never rotated by socklab: rotation is the system's job (logrotate's copytruncate,
 newsyslog), as for any daemon that keeps its log open.
+
+A log that cannot be written to any more (disk full, a quota, an I/O error) is said once, on
+stderr, and no more is written to it; the lines go on to the terminal. Left to stdlib logging, every line printed a
+"--- Logging error ---" traceback, and a peer whose requests fill the disk through -v would
+have flooded the terminal with them.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from socklab.cli.failures import format_error_line
 from socklab.errors import UsageError
 from socklab.i18n import _
 
@@ -29,13 +36,31 @@ _log_numbers = itertools.count(1)
 
 
 class LineLog:
-    """A file that lines are appended to, one timestamp each; safe to call from any thread."""
+    """A file that lines are appended to, one timestamp each; safe to call from any thread.
+
+    `failure` is the reason the file could not be written to, once that happened; from then on
+    `write` does nothing.
+    """
 
     def __init__(self, path: str) -> None:
         import logging  # only when a log is asked for: servers start without it
 
+        log = self
+
+        class _Handler(logging.FileHandler):
+            def handleError(self, record: logging.LogRecord) -> None:
+                import sys
+
+                error = sys.exc_info()[1]
+                reason = getattr(error, "strerror", None) or str(error)
+                log.failure = log.failure or reason
+
+        self.path = path
+        self.failure: str | None = None
+        self._reported = False
+        self._lock = threading.Lock()
         try:
-            handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+            handler = _Handler(path, mode="a", encoding="utf-8")
         except OSError as exc:
             raise UsageError(
                 _("cannot open log file {path}: {reason}").format(
@@ -49,12 +74,23 @@ class LineLog:
         self._logger.setLevel(logging.INFO)
         self._logger.addHandler(handler)
 
-    def write(self, line: str) -> None:
+    def write(self, line: str) -> str | None:
+        """Append `line`; the one line to show the user when this write found the file broken."""
+        if self.failure is not None:
+            return None
         self._logger.info(line)  # the handler writes and flushes under its own lock
+        with self._lock:  # two threads may both have found it broken: one says so
+            if self.failure is None or self._reported:
+                return None
+            self._reported = True
+        return _(
+            "cannot write to the log file {path} any more: {reason}. Lines go on to the terminal only; free space and start again with --log"
+        ).format(path=self.path, reason=self.failure)
 
     def close(self) -> None:
         self._logger.removeHandler(self._handler)
-        self._handler.close()
+        with contextlib.suppress(OSError):  # its last flush, on a full disk
+            self._handler.close()
 
 
 def add_log_option(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +112,15 @@ def copying_lines(env: Environment, args: argparse.Namespace) -> Iterator[None]:
         return
     log = LineLog(path)
     previous = env.copy_lines_to
-    env.copy_lines_to = log.write
+
+    def copy(line: str) -> None:
+        # Called under env's lock (say, warn): the one line about the log goes straight out.
+        problem = log.write(line)
+        if problem is not None:
+            env.stderr.write(format_error_line(env.program, problem) + "\n")
+            env.stderr.flush()
+
+    env.copy_lines_to = copy
     try:
         yield
     finally:

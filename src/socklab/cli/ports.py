@@ -15,6 +15,7 @@ the screen, text whose width on screen is not its length.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -436,15 +437,19 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
     interval = float(args.watch)
     watch = SocketWatch(retention_s=max(MIN_RETENTION_S, 3 * interval))
     log: TextIO | None = None
+
+    def log_failure(exc: OSError) -> UsageError:
+        return UsageError(
+            _("cannot write the log file {path}: {reason}").format(
+                path=args.log, reason=exc.strerror or exc
+            )
+        )
+
     if args.log is not None:
         try:
             log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 (closed in finally)
         except OSError as exc:
-            raise UsageError(
-                _("cannot write the log file {path}: {reason}").format(
-                    path=args.log, reason=exc.strerror or exc
-                )
-            ) from exc
+            raise log_failure(exc) from exc
     hidden_reported = False
 
     def refresh() -> tuple[WatchedRow, ...]:
@@ -452,8 +457,11 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
         table = read_socket_table(selection)
         rows, changes = watch.update(select_rows(table.rows, selection), time.time())
         if log is not None and changes:
-            log.writelines(_describe_change(change) + "\n" for change in changes)
-            log.flush()
+            try:  # a full disk, a quota: one line, not an "Internal error"
+                log.writelines(_describe_change(change) + "\n" for change in changes)
+                log.flush()
+            except OSError as exc:
+                raise log_failure(exc) from exc
         if not env.stdout_isatty:
             for change in changes:
                 env.say(_describe_change(change))
@@ -489,4 +497,5 @@ def _watch(args: argparse.Namespace, env: Environment, selection: SocketFilter) 
         return ExitStatus.OK
     finally:
         if log is not None:
-            log.close()
+            with contextlib.suppress(OSError):  # its last flush, on a full disk
+                log.close()

@@ -95,15 +95,19 @@ def run(args: argparse.Namespace, env: Environment) -> int:
             )
         return ExitStatus.ERROR
     output: TextIO | None = None
+
+    def cannot_write(exc: OSError) -> None:
+        env.fail(
+            _(
+                "Cannot write the trace to {file}: {error}. Choose another file with --output."
+            ).format(file=escape_for_terminal(args.output), error=exc.strerror or exc)
+        )
+
     if args.output is not None:
         try:
             output = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
         except OSError as exc:
-            env.fail(
-                _(
-                    "Cannot write the trace to {file}: {error}. Choose another file with --output."
-                ).format(file=escape_for_terminal(args.output), error=exc.strerror or exc)
-            )
+            cannot_write(exc)
             return ExitStatus.ERROR
     try:
         trace_env = env if output is None else dataclasses.replace(env, stderr=output)
@@ -112,7 +116,12 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
     finally:
         if output is not None:
-            output.close()
+            try:
+                output.close()
+            except OSError as exc:
+                # The file filled up (a disk, a quota) while the program ran: the lines that did
+                # not fit are lost, say so; the exit status stays the program's.
+                cannot_write(exc)
 
 
 def _run_program(

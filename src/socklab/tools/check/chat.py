@@ -36,7 +36,7 @@ from socklab.protocol.chat.frames import (
 )
 from socklab.protocol.framing import make_framer
 from socklab.tools.check.course import CourseCheck, run_course_checks
-from socklab.tools.check.probe import Deadline, Ending, StreamProbe
+from socklab.tools.check.probe import MAX_RECEIVED_BYTES, Deadline, Ending, StreamProbe
 from socklab.tools.check.results import CheckObserver, CheckReport, Finding, show_bytes
 from socklab.tools.check.server import ServerTarget
 
@@ -51,21 +51,40 @@ def frame_bytes(frame: Frame) -> bytes:
     return make_framer("length", MAX_FRAME_BYTES).encode(encode_frame(frame))
 
 
-def split_frames(data: bytes) -> tuple[list[Frame | FrameRejected], bytes]:
-    """The complete frames at the start of `data` (decoded) and the bytes after them."""
-    frames: list[Frame | FrameRejected] = []
-    offset = 0
-    while len(data) - offset >= HEADER_BYTES:
-        size = int.from_bytes(data[offset : offset + HEADER_BYTES], "big")
-        if size > MAX_FRAME_BYTES:
-            frames.append(FrameRejected(f"a frame of {size:,} bytes"))
-            return frames, b""
-        end = offset + HEADER_BYTES + size
-        if len(data) < end:
-            break
-        frames.append(decode_frame(data[offset + HEADER_BYTES : end]))
-        offset = end
-    return frames, data[offset:]
+class FrameStream:
+    """Frames decoded as their bytes come, each once: a flood of small frames costs time in
+    proportion to its size (decoding everything again at every recv was quadratic, and a
+    flooding peer held the checker busy until its deadline, reported as silence).
+
+    A length over MAX_FRAME_BYTES loses the stream: nothing after it is a frame boundary any
+    more, so no further bytes are decoded (they were read as the lengths of made-up frames).
+    """
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+        self.lost = False
+
+    def feed(self, data: bytes) -> list[Frame | FrameRejected]:
+        """The frames that `data` completes, in order."""
+        if self.lost:
+            return []
+        self.pending += data
+        frames: list[Frame | FrameRejected] = []
+        offset = 0
+        while len(self.pending) - offset >= HEADER_BYTES:
+            size = int.from_bytes(self.pending[offset : offset + HEADER_BYTES], "big")
+            if size > MAX_FRAME_BYTES:
+                frames.append(FrameRejected(f"a frame of {size:,} bytes"))
+                self.lost = True
+                self.pending.clear()
+                return frames
+            end = offset + HEADER_BYTES + size
+            if len(self.pending) < end:
+                break
+            frames.append(decode_frame(bytes(self.pending[offset + HEADER_BYTES : end])))
+            offset = end
+        del self.pending[:offset]
+        return frames
 
 
 def describe_frame(frame: Frame | FrameRejected) -> str:
@@ -87,7 +106,7 @@ class Buddy:
         self.listen = ("127.0.0.1", listen_port)
         self.frames: list[Frame | FrameRejected] = []
         self.ending = Ending.COMPLETE
-        self._rest = b""
+        self._stream = FrameStream()
 
     def send(self, frame: Frame) -> None:
         self.probe.send(frame_bytes(frame))
@@ -103,14 +122,23 @@ class Buddy:
         if found is not None:
             return found
 
+        fed = 0  # bytes of this wait given to the stream so far (the probe passes them all)
+        start = len(self.frames)
+
+        def feed(data: bytes) -> list[Frame | FrameRejected]:
+            nonlocal fed
+            frames = self._stream.feed(data[fed:])
+            fed = len(data)
+            self.frames += frames
+            return frames
+
         def complete(data: bytes) -> bool:
-            return any(wanted(frame) for frame in split_frames(self._rest + data)[0])
+            return any(wanted(frame) for frame in feed(data))
 
         received = self.probe.receive_until(complete)
         self.ending = received.ending
-        frames, self._rest = split_frames(self._rest + received.data)
-        self.frames += frames
-        return next((frame for frame in frames if wanted(frame)), None)
+        feed(received.data)  # the last bytes, if the wait ended on a close or a flood
+        return next((frame for frame in self.frames[start:] if wanted(frame)), None)
 
     def seen(self) -> str:
         """What came so far, readably, and how the wait ended."""
@@ -123,6 +151,10 @@ class Buddy:
             case Ending.TIMEOUT:
                 return _("{frames}, then nothing more within {seconds} s").format(
                     frames=shown, seconds=format_number(self.deadline.timeout_s, None)
+                )
+            case Ending.FLOOD:
+                return _("{data}, and more: over {size} bytes in all").format(
+                    data=shown, size=format_number(MAX_RECEIVED_BYTES)
                 )
             case _:
                 return shown

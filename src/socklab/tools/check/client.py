@@ -604,8 +604,17 @@ def describe_exit(record: ClientRecord, timeout_s: float) -> str:
 MAX_STDERR_LINE_BYTES = 200
 
 
+def terminal_lines(text: str) -> list[str]:
+    """`text` cut into lines as a terminal shows them: at newlines only.
+
+    str.splitlines() also cuts at U+2028, U+0085, form feeds and more, which a terminal shows
+    inside one line: a program printing the sheet's lines joined by U+2028 on one line passed.
+    """
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def last_stderr_line(record: ClientRecord) -> str:
-    lines = [line for line in record.stderr.splitlines() if line.strip()]
+    lines = [line for line in terminal_lines(record.stderr) if line.strip()]
     if not lines:
         return ""
     return escape_for_terminal(lines[-1].strip(), max_bytes=MAX_STDERR_LINE_BYTES)

@@ -51,6 +51,7 @@ from socklab.tools.check.client import (
     last_stderr_line,
     run_client,
     substitute,
+    terminal_lines,
 )
 from socklab.tools.check.probe import (
     MAX_RECEIVED_BYTES,
@@ -600,7 +601,7 @@ def _judge_exact_bytes(expected: bytes, record: ClientRecord, note: str) -> Find
 
 def _judge_lines(expected: list[str], record: ClientRecord) -> Finding:
     """Each expected line in the output, in this order (other lines may come between)."""
-    lines = [line.rstrip() for line in record.stdout.splitlines()]
+    lines = [line.rstrip() for line in terminal_lines(record.stdout)]
     position = 0
     missing = ""
     for line in expected:
@@ -714,7 +715,7 @@ def check_upper_client(target: ClientTarget, observer: CheckObserver | None = No
 def _judge_reply_shown(reply: bytes, record: ClientRecord) -> Finding:
     text = reply.decode("utf-8", errors="replace")
     shown = text in record.stdout
-    last = record.stdout.strip().splitlines()[-1:] or [""]
+    last = terminal_lines(record.stdout.strip())[-1:] or [""]
     received = (
         _("shown")
         if shown

@@ -49,6 +49,9 @@ class _PipeWriter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        # The pipe as the kernel knows it: a program that closes its descriptors (a daemon's
+        # closerange) and opens a file that gets the same number must not find events in it.
+        self.identity = _identity(fd)
         self.lock = threading.Lock()
         self.broken = False
         # A fork while another thread holds the lock would leave the child's copy held forever.
@@ -64,9 +67,17 @@ class _PipeWriter:
         line = encode_event(event)
         with self.lock:
             try:
+                if _identity(self.fd) != self.identity:
+                    self.broken = True  # the program reused the number: not our pipe any more
+                    return
                 os.write(self.fd, line)
             except OSError:  # socklab trace ended (Ctrl+C): the program goes on untraced
                 self.broken = True
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 _writer: _PipeWriter | None = None

@@ -133,5 +133,7 @@ def decode_event(line: bytes) -> TraceEvent | None:
             listening=fields.get("listening") is True,
             connected=fields.get("connected") is not False,
         )
-    except (KeyError, TypeError, ValueError):  # json.JSONDecodeError is a ValueError
+    # RecursionError: a line of 2,000 nested brackets fits in MAX_EVENT_BYTES and is deeper than
+    # json's C decoder goes; uncaught, it ended the reader thread (a traceback, the pipe closed).
+    except (KeyError, TypeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return None
