@@ -40,8 +40,8 @@ typecheck: $(VENV)/.test-extras
 # Over the cores with pytest-xdist (at most 4 workers: more would mostly load the timing bounds
 # of the robustness tests), then, alone, the tests that count every packet on loopback.
 test: $(VENV)/.test-extras lint typecheck
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow and not serial"
-	$(BIN)/python -m pytest -m "serial and not slow"
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow and not serial" --durations=20
+	$(BIN)/python -m pytest -m "serial and not slow" --durations=10
 
 # Merge the German catalogue parts and compile them into the package (commit the .mo).
 i18n: $(VENV)/.test-extras
