@@ -36,7 +36,7 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.logfile import LineLog
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _, format_count, format_number, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext, translate
 from socklab.protocol.chat import (
     BuddyJoined,
     BuddyLeft,
@@ -166,7 +166,7 @@ class ChatScreen:
                 )
                 self.notice(line.format(name=name, address=format_address(address)))
             case BuddyLeft(name=name, kind=kind, detail=detail):
-                self.notice(self._describe_leave(name, kind, detail))
+                self.notice(self._describe_leave(name, kind, translate(detail)))
             case BuddyRenamed(old=old, new=new):
                 self.notice(_("{old} is now known as {new}").format(old=old, new=new))
             case MessageUndeliverable(recipient=name, message_id=number, text=text, reason=reason):
@@ -178,7 +178,7 @@ class ChatScreen:
             case ConnectionRejected(address=address, detail=detail):
                 self.notice(
                     _("Disconnected {address}: {detail}").format(
-                        address=format_address(address), detail=detail
+                        address=format_address(address), detail=translate(detail)
                     )
                 )
             case PeerUnreachable(address=address, detail=detail, retry_in_s=retry):
@@ -190,7 +190,9 @@ class ChatScreen:
                     )
                 seconds = "" if retry is None else format_number(retry, decimals=None)
                 self.notice(
-                    line.format(address=format_address(address), detail=detail, seconds=seconds)
+                    line.format(
+                        address=format_address(address), detail=translate(detail), seconds=seconds
+                    )
                 )
             case SelfConnection(address=address):
                 self.notice(

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from socklab.errors import LocalProtocolError
+from socklab.i18n import lazy_gettext
 from socklab.protocol.chat.events import (
     Action,
     BuddyInfo,
@@ -282,7 +283,11 @@ class ChatNode:
             for buddy in list(self._buddies.values()):
                 if buddy.listen == target.address and buddy.presence is Presence.AWAY:
                     minutes = self.settings.reconnect_give_up_s / 60
-                    self._forget(buddy, LeaveKind.GONE, f"away for {minutes:g} minutes")
+                    self._forget(
+                        buddy,
+                        LeaveKind.GONE,
+                        lazy_gettext("away for {minutes} min", minutes=minutes),
+                    )
             return
         if give_up:
             del self._targets[target.address]
