@@ -232,12 +232,18 @@ class ChatScreen:
             case ConnectionsRefused(host=host, count=count, slots=slots):
                 self.notice(
                     ngettext(
-                        "Refused {count} connection from {host}: {slots} of its connections "
-                        "have not said hello yet",
-                        "Refused {count} connections from {host}: {slots} of its connections "
-                        "have not said hello yet",
+                        "Refused {count} connection from {host}: {waiting}",
+                        "Refused {count} connections from {host}: {waiting}",
                         count,
-                    ).format(count=format_number(count), host=host, slots=format_number(slots))
+                    ).format(
+                        count=format_number(count),
+                        host=host,
+                        waiting=ngettext(
+                            "{slots} of its connections has not said hello yet",
+                            "{slots} of its connections have not said hello yet",
+                            slots,
+                        ).format(slots=format_number(slots)),
+                    )
                 )
 
     @staticmethod
@@ -325,8 +331,16 @@ def _describe_refusal(refusal: Refusal, count: int) -> str:
         Refusal.OTHER_SCOPE: _("{count} outside its network scope"),
         Refusal.LOW_PORT: _("{count} on ports below 1024"),
         Refusal.BUDGET: _("{count} over its budget of {budget} a minute"),
-        Refusal.FAILED: _("{count} that failed {failures} times (paused for {minutes} minutes)"),
-        Refusal.LIFETIME: _("{count} over the lifetime limit of {lifetime} addresses"),
+        Refusal.FAILED: ngettext(
+            "{count} that failed {failures} time (paused for {minutes} min)",
+            "{count} that failed {failures} times (paused for {minutes} min)",
+            limits.failures_before_cooldown,
+        ),
+        Refusal.LIFETIME: ngettext(
+            "{count} over the lifetime limit of {lifetime} address",
+            "{count} over the lifetime limit of {lifetime} addresses",
+            limits.max_learned_targets,
+        ),
     }[refusal]
     return text.format(
         count=format_number(count),

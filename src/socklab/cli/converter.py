@@ -424,11 +424,13 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
             else:
                 payload = reply.payload if isinstance(reply, ErrorReply) else reply
                 reason = _(
-                    "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                    "its reply {reply} ({reply_size}) would be longer than the request ({request_size}), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
                     reply=escape_for_terminal(payload, max_bytes=_SHOWN_BYTES, quoted=True),
-                    reply_bytes=format_number(len(_id) + len(payload)),
-                    request_bytes=format_number(len(request)),
+                    reply_size=format_count(
+                        "{count} byte", "{count} bytes", len(_id) + len(payload)
+                    ),
+                    request_size=format_count("{count} byte", "{count} bytes", len(request)),
                 )
         case Silence.EMPTY:
             reason = _("an empty datagram")
@@ -518,8 +520,10 @@ def describe_alert(alert: ServerAlert) -> str:
                 return line + _(
                     " The system's file table is full (fs.file-max): close other programs or raise it."
                 )
-            return line + _(
-                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            return line + ngettext(
+                " The open-file limit of {limit} leaves room for {clients} client at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server.",
+                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server.",
+                clients,
             ).format(limit=format_number(limit), clients=format_number(clients))
         case ThreadsExhausted(refused=refused, detail=detail):
             return ngettext(
