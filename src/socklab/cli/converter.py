@@ -118,7 +118,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=_(
             "connections served at once; more get 'E:server busy' (default: {event_loops} for asyncio and selectors, {blocking} for threads; never more than the open-file limit allows)"
-        ).format(event_loops=f"{EVENT_LOOP_MAX_CLIENTS:,}", blocking=f"{BLOCKING_MAX_CLIENTS:,}"),
+        ).format(
+            event_loops=format_number(EVENT_LOOP_MAX_CLIENTS),
+            blocking=format_number(BLOCKING_MAX_CLIENTS),
+        ),
     )
     server.add_argument(
         "--max-clients-per-host",
@@ -741,7 +744,7 @@ def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
     line = _("No answer to '{request}' from {address} within {timeout} s.").format(
         request=_show(message),
         address=format_endpoint(client.host, client.port),
-        timeout=f"{client.timeout_s:g}",
+        timeout=format_number(client.timeout_s, None),
     )
     # The same decision the server makes: silence where the reply would be longer than the
     # request (no amplification) or could start a loop.
