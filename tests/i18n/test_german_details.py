@@ -17,12 +17,15 @@ import pytest
 
 from socklab.i18n import lazy_ngettext, set_language, translate
 from socklab.runtimes.connections import RESERVED_FILE_DESCRIPTORS
-from tests.socklab_process import SocklabProcess, run_socklab
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
 WAIT_S = 15.0
 LIMIT = 65_536  # DEFAULT_MAX_MESSAGE_BYTES, in the German lines as "65.536"
 # Words of English sentences that never occur in socklab's German lines outside quoted peer data.
-ENGLISH_WORDS = re.compile(r"\b(the|is|of|bytes|exceeds|limit|received|nothing|frame with)\b")
+ENGLISH_WORDS = re.compile(
+    r"\b(the|is|of|to|at|and|or|with|for|has|no|not|only|does|bytes|exceeds|limit|applies|"
+    r"received|nothing|connections?)\b"
+)
 
 
 def english_words(line: str) -> list[str]:
@@ -179,3 +182,26 @@ def test_the_descriptor_alert_leaves_room_for_1_client_in_german(
         line
     ), line
     assert not english_words(line)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench", "--udp", "--idle", "5"],
+        ["bench", "--udp", "--pipeline", "2"],
+        ["bench", "--udp", "--size", "70000"],
+        ["converter", "client", "--port", "{closed}", "U:x"],
+        ["converter", "client", "--udp", "--port", "{closed}", "U:" + "x" * 70_000],
+        ["converter", "server", "--port", "99999"],
+    ],
+    ids=["bench-udp-idle", "bench-udp-pipeline", "bench-udp-size", "refused", "udp-size", "port"],
+)
+def test_error_lines_in_german_hold_no_english_sentence(args: list[str]) -> None:
+    closed = str(free_port())  # nothing listens there
+    result = run_socklab(
+        ["--lang", "de", *(arg.replace("{closed}", closed) for arg in args)], timeout_s=WAIT_S
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("socklab "), result.stderr
+    assert not english_words(lines[0]), lines[0]
