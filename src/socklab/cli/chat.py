@@ -38,6 +38,7 @@ from socklab.cli.logfile import LineLog
 from socklab.cli.status import ExitStatus
 from socklab.i18n import _, format_count, format_number, ngettext, translate
 from socklab.protocol.chat import (
+    MAX_TEXT_BYTES,
     BuddyJoined,
     BuddyLeft,
     BuddyRenamed,
@@ -359,7 +360,9 @@ def _describe_problem(problem: SendProblem, to: str | None = None) -> str:
     return {
         SendProblem.LEAVING: _("leaving the chat"),
         SendProblem.EMPTY: _("empty message"),
-        SendProblem.TOO_LONG: _("the message is longer than 16,384 bytes"),
+        SendProblem.TOO_LONG: _("the message is longer than {limit} bytes").format(
+            limit=format_number(MAX_TEXT_BYTES)
+        ),
         SendProblem.ALONE: _("nobody else is in the chat yet"),
     }[problem]
 
