@@ -7,6 +7,7 @@ language. Each test runs the real `socklab --lang de` on loopback and reads what
 
 from __future__ import annotations
 
+import pickle
 import re
 import socket
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from socklab.i18n import lazy_ngettext, set_language, translate
+from socklab.i18n import Fixed, lazy_gettext, lazy_ngettext, set_language, translate
 from socklab.runtimes.connections import RESERVED_FILE_DESCRIPTORS
 from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
@@ -63,6 +64,18 @@ def test_a_deferred_detail_is_english_until_translated(english_afterwards: None)
     assert detail.encode() == b"message of 1 byte exceeds the 65,536-byte limit"
     assert translate(detail) == "Nachricht mit 1 Byte überschreitet die Grenze von 65.536 Bytes"
     assert translate("peer's own words") == "peer's own words"
+    # A worker process pickles the events that carry one.
+    copy = pickle.loads(pickle.dumps(detail))
+    assert copy == detail and translate(copy) == translate(detail)
+
+
+def test_a_deferred_keeps_the_decimals_it_was_given(english_afterwards: None) -> None:
+    detail = lazy_gettext("nothing received for {seconds} s", seconds=Fixed(3.0, 1))
+    set_language("de")
+    assert (detail, translate(detail)) == (
+        "nothing received for 3.0 s",
+        "seit 3,0 s nichts empfangen",
+    )
 
 
 @pytest.fixture
