@@ -218,3 +218,13 @@ def test_error_lines_in_german_hold_no_english_sentence(args: list[str]) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("socklab "), result.stderr
     assert not english_words(lines[0]), lines[0]
+
+
+def test_chat_says_why_a_dial_failed_in_german(
+    start_socklab: Callable[..., SocklabProcess],
+) -> None:
+    closed = free_port()  # nothing listens there
+    bob = start_socklab(["--lang", "de", "chat", "--name", "bob", "--peer", f"127.0.0.1:{closed}"])
+    line = _wait_for_stderr(bob, rf"^127\.0\.0\.1:{closed} ist nicht erreichbar: .*").group(0)
+    assert line.startswith(f"127.0.0.1:{closed} ist nicht erreichbar: Verbindung abgelehnt."), line
+    assert not english_words(line)
