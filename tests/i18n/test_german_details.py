@@ -206,8 +206,17 @@ def test_the_descriptor_alert_leaves_room_for_1_client_in_german(
         ["converter", "client", "--port", "{closed}", "U:x"],
         ["converter", "client", "--udp", "--port", "{closed}", "U:" + "x" * 70_000],
         ["converter", "server", "--port", "99999"],
+        ["converter", "server", "--port", "0", "--udp", "--model", "threads"],
     ],
-    ids=["bench-udp-idle", "bench-udp-pipeline", "bench-udp-size", "refused", "udp-size", "port"],
+    ids=[
+        "bench-udp-idle",
+        "bench-udp-pipeline",
+        "bench-udp-size",
+        "refused",
+        "udp-size",
+        "port",
+        "udp-threads",
+    ],
 )
 def test_error_lines_in_german_hold_no_english_sentence(args: list[str]) -> None:
     closed = str(free_port())  # nothing listens there
