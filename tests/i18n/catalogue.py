@@ -1,6 +1,6 @@
 """What the i18n tests compare: the msgids the code uses and the German catalogue parts.
 
-Message ids are extracted with babel's Python extractor (keywords `_`, `ngettext` and `format_count`), the
+Message ids are extracted with babel's Python extractor (keywords `_`, `ngettext`, `format_count`, `lazy_gettext` and `lazy_ngettext`), the
 same way `pybabel extract` would, from every module under src/socklab; argparse's own msgids
 are extracted from the argparse module of the running interpreter.
 """
@@ -18,7 +18,13 @@ from babel.messages.pofile import read_po
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "src" / "socklab"
 PARTS = SOURCE / "i18n" / "locale" / "de" / "parts"
-KEYWORDS = {"_": None, "ngettext": (1, 2), "format_count": (1, 2)}
+KEYWORDS = {
+    "_": None,
+    "ngettext": (1, 2),
+    "format_count": (1, 2),
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+}
 
 MessageId = str | tuple[str, str]
 

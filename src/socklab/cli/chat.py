@@ -36,8 +36,9 @@ from socklab.cli.arguments import (
 from socklab.cli.environment import Environment
 from socklab.cli.logfile import LineLog
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _, format_count, format_number, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext, translate
 from socklab.protocol.chat import (
+    MAX_TEXT_BYTES,
     BuddyJoined,
     BuddyLeft,
     BuddyRenamed,
@@ -166,7 +167,7 @@ class ChatScreen:
                 )
                 self.notice(line.format(name=name, address=format_address(address)))
             case BuddyLeft(name=name, kind=kind, detail=detail):
-                self.notice(self._describe_leave(name, kind, detail))
+                self.notice(self._describe_leave(name, kind, translate(detail)))
             case BuddyRenamed(old=old, new=new):
                 self.notice(_("{old} is now known as {new}").format(old=old, new=new))
             case MessageUndeliverable(recipient=name, message_id=number, text=text, reason=reason):
@@ -178,7 +179,7 @@ class ChatScreen:
             case ConnectionRejected(address=address, detail=detail):
                 self.notice(
                     _("Disconnected {address}: {detail}").format(
-                        address=format_address(address), detail=detail
+                        address=format_address(address), detail=translate(detail)
                     )
                 )
             case PeerUnreachable(address=address, detail=detail, retry_in_s=retry):
@@ -190,7 +191,9 @@ class ChatScreen:
                     )
                 seconds = "" if retry is None else format_number(retry, decimals=None)
                 self.notice(
-                    line.format(address=format_address(address), detail=detail, seconds=seconds)
+                    line.format(
+                        address=format_address(address), detail=translate(detail), seconds=seconds
+                    )
                 )
             case SelfConnection(address=address):
                 self.notice(
@@ -230,12 +233,18 @@ class ChatScreen:
             case ConnectionsRefused(host=host, count=count, slots=slots):
                 self.notice(
                     ngettext(
-                        "Refused {count} connection from {host}: {slots} of its connections "
-                        "have not said hello yet",
-                        "Refused {count} connections from {host}: {slots} of its connections "
-                        "have not said hello yet",
+                        "Refused {count} connection from {host}: {waiting}",
+                        "Refused {count} connections from {host}: {waiting}",
                         count,
-                    ).format(count=format_number(count), host=host, slots=format_number(slots))
+                    ).format(
+                        count=format_number(count),
+                        host=host,
+                        waiting=ngettext(
+                            "{slots} of its connections has not said hello yet",
+                            "{slots} of its connections have not said hello yet",
+                            slots,
+                        ).format(slots=format_number(slots)),
+                    )
                 )
 
     @staticmethod
@@ -323,8 +332,16 @@ def _describe_refusal(refusal: Refusal, count: int) -> str:
         Refusal.OTHER_SCOPE: _("{count} outside its network scope"),
         Refusal.LOW_PORT: _("{count} on ports below 1024"),
         Refusal.BUDGET: _("{count} over its budget of {budget} a minute"),
-        Refusal.FAILED: _("{count} that failed {failures} times (paused for {minutes} minutes)"),
-        Refusal.LIFETIME: _("{count} over the lifetime limit of {lifetime} addresses"),
+        Refusal.FAILED: ngettext(
+            "{count} that failed {failures} time (paused for {minutes} min)",
+            "{count} that failed {failures} times (paused for {minutes} min)",
+            limits.failures_before_cooldown,
+        ),
+        Refusal.LIFETIME: ngettext(
+            "{count} over the lifetime limit of {lifetime} address",
+            "{count} over the lifetime limit of {lifetime} addresses",
+            limits.max_learned_targets,
+        ),
     }[refusal]
     return text.format(
         count=format_number(count),
@@ -343,7 +360,9 @@ def _describe_problem(problem: SendProblem, to: str | None = None) -> str:
     return {
         SendProblem.LEAVING: _("leaving the chat"),
         SendProblem.EMPTY: _("empty message"),
-        SendProblem.TOO_LONG: _("the message is longer than 16,384 bytes"),
+        SendProblem.TOO_LONG: _("the message is longer than {limit} bytes").format(
+            limit=format_number(MAX_TEXT_BYTES)
+        ),
         SendProblem.ALONE: _("nobody else is in the chat yet"),
     }[problem]
 

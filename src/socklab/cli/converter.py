@@ -118,7 +118,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=_(
             "connections served at once; more get 'E:server busy' (default: {event_loops} for asyncio and selectors, {blocking} for threads; never more than the open-file limit allows)"
-        ).format(event_loops=f"{EVENT_LOOP_MAX_CLIENTS:,}", blocking=f"{BLOCKING_MAX_CLIENTS:,}"),
+        ).format(
+            event_loops=format_number(EVENT_LOOP_MAX_CLIENTS),
+            blocking=format_number(BLOCKING_MAX_CLIENTS),
+        ),
     )
     server.add_argument(
         "--max-clients-per-host",
@@ -424,13 +427,15 @@ def describe_unanswered_datagram(peer: tuple[str, int], request: bytes, why: Sil
             else:
                 payload = reply.payload if isinstance(reply, ErrorReply) else reply
                 reason = _(
-                    "its reply {reply} ({reply_bytes} bytes) would be longer than the request ({request_bytes} bytes), and no UDP reply is, so that no one can use the server to amplify traffic"
+                    "its reply {reply} ({reply_size}) would be longer than the request ({request_size}), and no UDP reply is, so that no one can use the server to amplify traffic"
                 ).format(
                     reply=escape_for_terminal(
                         payload, max_bytes=_SHOWN_BYTES, quoted=True, name_size=False
                     ),
-                    reply_bytes=format_number(len(_id) + len(payload)),
-                    request_bytes=format_number(len(request)),
+                    reply_size=format_count(
+                        "{count} byte", "{count} bytes", len(_id) + len(payload)
+                    ),
+                    request_size=format_count("{count} byte", "{count} bytes", len(request)),
                 )
         case Silence.EMPTY:
             reason = _("an empty datagram")
@@ -520,8 +525,10 @@ def describe_alert(alert: ServerAlert) -> str:
                 return line + _(
                     " The system's file table is full (fs.file-max): close other programs or raise it."
                 )
-            return line + _(
-                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server."
+            return line + ngettext(
+                " The open-file limit of {limit} leaves room for {clients} client at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server.",
+                " The open-file limit of {limit} leaves room for {clients} clients at once; raise it (ulimit -n, or LimitNOFILE= for a systemd service) before starting the server.",
+                clients,
             ).format(limit=format_number(limit), clients=format_number(clients))
         case ThreadsExhausted(refused=refused, detail=detail):
             return ngettext(
@@ -739,7 +746,7 @@ def _describe_silence(client: DatagramConverterClient, message: bytes) -> str:
     line = _("No answer to '{request}' from {address} within {timeout} s.").format(
         request=_show(message),
         address=format_endpoint(client.host, client.port),
-        timeout=f"{client.timeout_s:g}",
+        timeout=format_number(client.timeout_s, None),
     )
     # The same decision the server makes: silence where the reply would be longer than the
     # request (no amplification) or could start a loop.

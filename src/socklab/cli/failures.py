@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from socklab import errors
 from socklab.cli.status import ExitStatus
-from socklab.i18n import _, format_number, ngettext
+from socklab.i18n import Deferred, _, format_number, ngettext
 from socklab.protocol.endpoints import format_endpoint
 
 
@@ -32,7 +32,8 @@ def describe_error(
 
     `port_option` is the flag that chooses the command's own port (`impair` has `--listen`).
     """
-    detail = str(error)
+    # A detail worded in the core (a framing error) is English until it reaches the terminal.
+    detail = error.args[0].translated() if _is_deferred(error.args) else str(error)
     if isinstance(error, errors.UsageError):
         return detail, ExitStatus.USAGE
     if isinstance(error, errors.AddressInUseError):
@@ -100,6 +101,10 @@ def describe_error(
     if isinstance(error, errors.RemoteProtocolError):
         return _("The peer broke the protocol: {detail}").format(detail=detail), ExitStatus.PROTOCOL
     return detail, ExitStatus.ERROR
+
+
+def _is_deferred(args: tuple[object, ...]) -> bool:
+    return len(args) == 1 and isinstance(args[0], Deferred)
 
 
 def describe_reply_timeout(error: errors.ReplyTimeoutError) -> str | None:

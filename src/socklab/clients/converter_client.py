@@ -25,7 +25,7 @@ from socklab.errors import (
     ReplyTimeoutError,
     UsageError,
 )
-from socklab.i18n import _, format_number
+from socklab.i18n import _, format_count, format_number
 from socklab.protocol.converter import MAX_REQUEST_ID_DIGITS, build_datagram
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.framing import FrameTooLong, TruncatedFrame, framing_info
@@ -298,6 +298,10 @@ def _check_fits_datagram(message: bytes) -> None:
     longest = len(message) + MAX_REQUEST_ID_DIGITS + 2
     if longest > MAX_UDP_PAYLOAD_BYTES:
         raise UsageError(
-            f"a request of {len(message):,} bytes does not fit in one UDP datagram with its id "
-            f"(at most {MAX_UDP_PAYLOAD_BYTES - MAX_REQUEST_ID_DIGITS - 2:,} bytes)"
+            _(
+                "a request of {size} does not fit in one UDP datagram with its id (at most {limit} bytes)"
+            ).format(
+                size=format_count("{count} byte", "{count} bytes", len(message)),
+                limit=format_number(MAX_UDP_PAYLOAD_BYTES - MAX_REQUEST_ID_DIGITS - 2),
+            )
         )

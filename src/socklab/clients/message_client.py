@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from socklab.errors import BrokenResourceError, RemoteProtocolError, UsageError
+from socklab.i18n import _, format_count, format_number
 from socklab.protocol.framing import FRAMINGS, FrameTooLong, TruncatedFrame, framing_info
 from socklab.protocol.framing.base import Framer
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES, MAX_UDP_PAYLOAD_BYTES
@@ -93,7 +94,9 @@ class StreamClient(Client):
             try:
                 self._check_message(message)
             except ValueError as exc:
-                raise UsageError(str(exc)) from exc
+                # The framing's words (an i18n.Deferred): English for a library caller's str(),
+                # translated by the CLI when it shows the error.
+                raise UsageError(exc.args[0] if exc.args else str(exc)) from exc
         with self._oserrors:
             self._sock.sendall(self._framer.encode(message))
 
@@ -149,8 +152,12 @@ class DatagramClient(Client):
         """Send `message` as one datagram; UsageError if it does not fit in one."""
         if len(message) > MAX_UDP_PAYLOAD_BYTES:
             raise UsageError(
-                f"a message of {len(message):,} bytes does not fit in one UDP datagram "
-                f"({MAX_UDP_PAYLOAD_BYTES:,} bytes at most)"
+                _(
+                    "a message of {size} does not fit in one UDP datagram ({limit} bytes at most)"
+                ).format(
+                    size=format_count("{count} byte", "{count} bytes", len(message)),
+                    limit=format_number(MAX_UDP_PAYLOAD_BYTES),
+                )
             )
         with self._oserrors:
             self._sock.send(message)

@@ -29,6 +29,7 @@ import argparse
 import gettext
 import os
 from collections.abc import Mapping
+from typing import NamedTuple
 
 SUPPORTED_LANGUAGES = ("en", "de")
 DOMAIN = "socklab"
@@ -108,11 +109,15 @@ def format_number(value: float, decimals: int | None = 0) -> str:
     exponent: 12.5 -> "12.5", 30.0 -> "30"), for numbers a user typed. Pass the count itself to
     `ngettext` and this text to the message.
     """
+    return _format_number_in(_language, value, decimals)
+
+
+def _format_number_in(language: str, value: float, decimals: int | None) -> str:
     if decimals is None:
         _whole, _point, fraction = f"{value:.6f}".rstrip("0").partition(".")
         decimals = len(fraction)
     grouped = f"{value:,.{decimals}f}"
-    thousands, decimal = NUMBER_SEPARATORS[_language]
+    thousands, decimal = NUMBER_SEPARATORS[language]
     # One pass over the characters, so that swapping "," and "." cannot mix them up.
     return grouped.translate(str.maketrans(",.", thousands + decimal))
 
@@ -124,3 +129,86 @@ def format_count(singular: str, plural: str, count: int) -> str:
     (extraction keyword `format_count:1,2`, like `ngettext`).
     """
     return ngettext(singular, plural, count).format(count=format_number(count))
+
+
+class Fixed(NamedTuple):
+    """A number to show with exactly `decimals` digits after the point in a `Deferred`."""
+
+    value: float
+    decimals: int
+
+
+class Deferred(str):
+    """A message made where the words are known but shown later: its `str` value is English,
+    `translated()` is the current language at the time it is called.
+
+    The sans-I/O core (`protocol/`) words what a peer did wrong once, and the same words go both
+    onto the wire (an `E:` reply, a chat `bye` reason: English, part of the protocol) and to a
+    user's terminal (translated). Being a `str`, a Deferred goes wherever the English line went
+    (`.encode()`, slicing, comparison); the CLI shows it with `translate()`. Numbers among the
+    values are formatted when the text is made (English) and again when it is translated: an
+    `int` with no decimals, a `float` with as many as it has (round it first), a `Fixed` with
+    its own number of decimals.
+    """
+
+    _singular: str
+    _plural: str | None
+    _count: int | None
+    _values: dict[str, object]
+
+    def __new__(
+        cls, singular: str, plural: str | None, count: int | None, values: dict[str, object]
+    ) -> Deferred:
+        english = _render(gettext.NullTranslations(), "en", singular, plural, count, values)
+        text = super().__new__(cls, english)
+        text._singular, text._plural, text._count, text._values = singular, plural, count, values
+        return text
+
+    def translated(self) -> str:
+        """The message in the language of this process, as it is now."""
+        return _render(
+            _translation, _language, self._singular, self._plural, self._count, self._values
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # A worker process may pickle an event that carries one.
+        return (Deferred, (self._singular, self._plural, self._count, self._values))
+
+
+def _render(
+    catalogue: gettext.NullTranslations,
+    language: str,
+    singular: str,
+    plural: str | None,
+    count: int | None,
+    values: dict[str, object],
+) -> str:
+    if plural is None or count is None:
+        template = catalogue.gettext(singular)
+    else:
+        template = catalogue.ngettext(singular, plural, count)
+        values = {"count": count, **values}
+    return template.format(**{name: _shown(language, value) for name, value in values.items()})
+
+
+def _shown(language: str, value: object) -> object:
+    if isinstance(value, Fixed):
+        return _format_number_in(language, value.value, value.decimals)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _format_number_in(language, value, 0 if isinstance(value, int) else None)
+    return value
+
+
+def lazy_gettext(message: str, **values: object) -> Deferred:
+    """`_(message).format(**values)`, translated only when shown (see `Deferred`)."""
+    return Deferred(message, None, None, values)
+
+
+def lazy_ngettext(singular: str, plural: str, count: int, **values: object) -> Deferred:
+    """`ngettext(...)` with `{count}` and `values` filled in, translated only when shown."""
+    return Deferred(singular, plural, count, values)
+
+
+def translate(text: str) -> str:
+    """`text` in the current language if it is a `Deferred`, else unchanged (peer data, ...)."""
+    return text.translated() if isinstance(text, Deferred) else text

@@ -83,8 +83,15 @@ def serve(model: str, config: ServerConfig) -> ServerHandle:
     info = RUNTIMES[model]
     if config.transport not in info.transports:
         from socklab.errors import UsageError
+        from socklab.i18n import lazy_gettext
 
-        raise UsageError(f"the {model} model does not serve {config.transport.upper()}")
+        raise UsageError(
+            lazy_gettext(
+                "the {model} model does not serve {transport}",
+                model=model,
+                transport=config.transport.upper(),
+            )
+        )
     if config.workers > 1:
         from socklab.runtimes.workers import WorkerPool
 

@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from socklab.errors import SocklabError, UsageError
+from socklab.i18n import _, format_number, ngettext
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.connections import resolve_client_limits
 from socklab.runtimes.handle import ServerHandle, ServerStats
@@ -188,8 +189,15 @@ class WorkerPool(ServerHandle):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SocklabError(
-                    f"{len(waiting)} of {len(self._workers)} workers did not start "
-                    f"within {WORKER_START_TIMEOUT_S:.0f} s"
+                    ngettext(
+                        "{waiting} of {count} worker did not start within {seconds} s",
+                        "{waiting} of {count} workers did not start within {seconds} s",
+                        len(self._workers),
+                    ).format(
+                        waiting=format_number(len(waiting)),
+                        count=format_number(len(self._workers)),
+                        seconds=format_number(WORKER_START_TIMEOUT_S, None),
+                    )
                 )
             for channel in wait(list(waiting), remaining):
                 assert isinstance(channel, Connection)
@@ -199,8 +207,9 @@ class WorkerPool(ServerHandle):
                 except EOFError:
                     worker.process.join(WORKER_EXIT_MARGIN_S)
                     raise SocklabError(
-                        f"worker {worker.number} ended before it was ready "
-                        f"(exit status {worker.process.exitcode})"
+                        _(
+                            "worker {number} ended before it was ready (exit status {status})"
+                        ).format(number=worker.number, status=worker.process.exitcode)
                     ) from None
                 if kind == "failed":
                     raise SocklabError(str(detail))
@@ -245,10 +254,9 @@ class WorkerPool(ServerHandle):
             # The signal went to the group: the others stop too (SIGTERM from us, if not yet).
             self._stop_requested = True
         elif not self._stop_requested and self._failure_message is None:
-            self._failure_message = (
-                f"worker {worker.number} ended unexpectedly "
-                f"(exit status {worker.process.exitcode}); all workers were stopped"
-            )
+            self._failure_message = _(
+                "worker {number} ended unexpectedly (exit status {status}); all workers were stopped"
+            ).format(number=worker.number, status=worker.process.exitcode)
             self._stop_requested = True
 
     def _read_reports(self, worker: _Worker) -> None:
@@ -265,7 +273,9 @@ class WorkerPool(ServerHandle):
                         combined = max if field.name.startswith("largest_") else operator.add
                         setattr(self.stats, field.name, combined(total, value))
                 elif kind == "failed" and self._failure_message is None:
-                    self._failure_message = f"worker {worker.number}: {detail}"
+                    self._failure_message = _("worker {number}: {detail}").format(
+                        number=worker.number, detail=detail
+                    )
         except (EOFError, OSError):
             channel.close()  # the worker has gone: nothing more to read, nor to wait for
 

@@ -37,6 +37,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from socklab.errors import (
+    HostNotFoundError,
+    NetworkError,
+    NetworkTimeoutError,
+    RefusedError,
+    UnreachableError,
+)
+from socklab.i18n import Deferred, lazy_gettext
 from socklab.protocol.chat import (
     BuddyInfo,
     ChatEvent,
@@ -303,7 +311,11 @@ class ChatPeer:
                 del self._sessions[cid]
                 # Unless stopped: closed without an end of stream first, so reset, broken, or
                 # timed out by the runtime (a reason the runtime does not pass to sessions yet).
-                detail = "stopped" if session.stopped else "the connection broke"
+                detail = (
+                    lazy_gettext("stopped")
+                    if session.stopped
+                    else lazy_gettext("the connection broke")
+                )
                 self.node.connection_closed(cid, time.monotonic(), detail)
             else:  # a dialled socket the runtime never served (it was stopping)
                 self.node.connect_failed(cid, "stopped", time.monotonic())
@@ -318,7 +330,7 @@ class ChatPeer:
         def failed(exc: OSError) -> None:
             error = translate_oserror(exc, host=action.address[0], port=action.address[1])
             with self._lock:
-                self.node.connect_failed(action.cid, str(error), time.monotonic())
+                self.node.connect_failed(action.cid, _dial_failure(error), time.monotonic())
                 self._pump_locked()
 
         dial_in_background(
@@ -367,3 +379,18 @@ class ChatPeer:
                 session.wake()
         if self.node.finished:
             self._finished.set()
+
+
+def _dial_failure(error: NetworkError) -> str:
+    """Why a dial failed, in words the chat translates when it shows them (the system's own
+    text, such as strerror, for the rarer errors)."""
+    words: Deferred | None = None
+    if isinstance(error, RefusedError):
+        words = lazy_gettext("connection refused")
+    elif isinstance(error, NetworkTimeoutError):
+        words = lazy_gettext("no answer in time")
+    elif isinstance(error, HostNotFoundError):
+        words = lazy_gettext("host not found")
+    elif isinstance(error, UnreachableError):
+        words = lazy_gettext("no route to it")
+    return words if words is not None else str(error)

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from socklab.i18n import lazy_gettext, lazy_ngettext
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
@@ -192,58 +193,81 @@ def decode_frame(payload: bytes) -> Frame | FrameRejected:
     newline = payload.find(b"\n", 0, MAX_HEADER_BYTES + 1)
     if newline < 0:
         if len(payload) > MAX_HEADER_BYTES:
-            return FrameRejected(f"frame header longer than {MAX_HEADER_BYTES:,} bytes")
-        return FrameRejected("frame without the newline after its JSON header")
+            return FrameRejected(
+                lazy_ngettext(
+                    "frame header longer than {count} byte",
+                    "frame header longer than {count} bytes",
+                    MAX_HEADER_BYTES,
+                )
+            )
+        return FrameRejected(lazy_gettext("frame without the newline after its JSON header"))
     try:
         header = _loads(payload[:newline].decode("utf-8"))
     except (ValueError, RecursionError):
-        return FrameRejected("frame header is not UTF-8 JSON")
+        return FrameRejected(lazy_gettext("frame header is not UTF-8 JSON"))
     if not isinstance(header, dict):
-        return FrameRejected("frame header is not a JSON object")
+        return FrameRejected(lazy_gettext("frame header is not a JSON object"))
     body = payload[newline + 1 :]
     kind, sender, frame_id, sent_at = (header.get(k) for k in ("type", "from", "id", "time"))
     if kind not in FRAME_TYPES:
-        return FrameRejected(f"unknown frame type {str(kind)[:40]!r}")
+        return FrameRejected(lazy_gettext("unknown frame type {kind}", kind=repr(str(kind)[:40])))
     if not isinstance(sender, str) or not is_valid_name(sender):
-        return FrameRejected(f"{kind} frame with an invalid 'from' name")
+        return FrameRejected(lazy_gettext("{kind} frame with an invalid 'from' name", kind=kind))
     if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 0 <= frame_id < 2**63:
-        return FrameRejected(f"{kind} frame with an invalid 'id'")
+        return FrameRejected(lazy_gettext("{kind} frame with an invalid 'id'", kind=kind))
     if (
         isinstance(sent_at, bool)
         or not isinstance(sent_at, int | float)
         or not math.isfinite(sent_at)
     ):
-        return FrameRejected(f"{kind} frame with an invalid 'time'")
+        return FrameRejected(lazy_gettext("{kind} frame with an invalid 'time'", kind=kind))
     sent_at = float(sent_at)
     if kind not in ("msg", "peers") and body:
-        return FrameRejected(f"{kind} frame with a body of {len(body):,} bytes")
+        return FrameRejected(
+            lazy_ngettext(
+                "{kind} frame with a body of {count} byte",
+                "{kind} frame with a body of {count} bytes",
+                len(body),
+                kind=kind,
+            )
+        )
     match kind:
         case "hello":
             node, listen_text = header.get("node"), header.get("listen")
             if header.get("v") != PROTOCOL_VERSION:
-                return FrameRejected(f"hello for protocol version {header.get('v')!r}, not 1")
+                return FrameRejected(
+                    lazy_gettext(
+                        "hello for protocol version {version}, not 1",
+                        version=repr(header.get("v"))[:40],
+                    )
+                )
             if not isinstance(node, str) or NODE_PATTERN.fullmatch(node) is None:
-                return FrameRejected("hello with an invalid 'node'")
+                return FrameRejected(lazy_gettext("hello with an invalid 'node'"))
             listen = parse_address(listen_text) if isinstance(listen_text, str) else None
             if listen is None:
-                return FrameRejected("hello with an invalid 'listen' address")
+                return FrameRejected(lazy_gettext("hello with an invalid 'listen' address"))
             return Hello(sender, sent_at, node, listen)
         case "peers":
             return _decode_peers(sender, sent_at, body)
         case "msg":
             to = header.get("to")
             if to is not None and not (isinstance(to, str) and is_valid_name(to)):
-                return FrameRejected("msg frame with an invalid 'to' name")
+                return FrameRejected(lazy_gettext("msg frame with an invalid 'to' name"))
             if frame_id == 0:
-                return FrameRejected("msg frame with id 0 (message ids start at 1)")
+                return FrameRejected(lazy_gettext("msg frame with id 0 (message ids start at 1)"))
             if len(body) > MAX_TEXT_BYTES:
                 return FrameRejected(
-                    f"message text of {len(body):,} bytes exceeds the {MAX_TEXT_BYTES:,}-byte limit"
+                    lazy_ngettext(
+                        "message text of {count} byte exceeds the {limit}-byte limit",
+                        "message text of {count} bytes exceeds the {limit}-byte limit",
+                        len(body),
+                        limit=MAX_TEXT_BYTES,
+                    )
                 )
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
-                return FrameRejected("message text is not UTF-8")
+                return FrameRejected(lazy_gettext("message text is not UTF-8"))
             return Message(sender, sent_at, frame_id, text, to)
         case "ack":
             return Ack(sender, sent_at, frame_id)
@@ -256,7 +280,7 @@ def decode_frame(payload: bytes) -> Frame | FrameRejected:
         case _:
             reason = header.get("reason")
             if not isinstance(reason, str) or len(reason) > 200:
-                return FrameRejected("bye frame without a short 'reason'")
+                return FrameRejected(lazy_gettext("bye frame without a short 'reason'"))
             return Bye(sender, sent_at, printable_text(reason))
 
 
@@ -264,13 +288,19 @@ def _decode_peers(sender: str, sent_at: float, body: bytes) -> Peers | FrameReje
     try:
         items = _loads(body.decode("utf-8"))
     except (ValueError, RecursionError):
-        return FrameRejected("peers body is not UTF-8 JSON")
+        return FrameRejected(lazy_gettext("peers body is not UTF-8 JSON"))
     if not isinstance(items, list) or len(items) > MAX_BUDDIES:
-        return FrameRejected(f"peers body is not a list of at most {MAX_BUDDIES} entries")
+        return FrameRejected(
+            lazy_ngettext(
+                "peers body is not a list of at most {count} entry",
+                "peers body is not a list of at most {count} entries",
+                MAX_BUDDIES,
+            )
+        )
     entries: list[PeerEntry] = []
     for item in items:
         if not isinstance(item, dict):
-            return FrameRejected("peers entry is not a JSON object")
+            return FrameRejected(lazy_gettext("peers entry is not a JSON object"))
         node, name, listen_text = item.get("node"), item.get("name"), item.get("listen")
         listen = parse_address(listen_text) if isinstance(listen_text, str) else None
         if (
@@ -280,6 +310,8 @@ def _decode_peers(sender: str, sent_at: float, body: bytes) -> Peers | FrameReje
             or not is_valid_name(name)
             or listen is None
         ):
-            return FrameRejected("peers entry without a valid node, name and listen address")
+            return FrameRejected(
+                lazy_gettext("peers entry without a valid node, name and listen address")
+            )
         entries.append(PeerEntry(node, name, listen))
     return Peers(sender, sent_at, tuple(entries))

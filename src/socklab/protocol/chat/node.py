@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from socklab.errors import LocalProtocolError
+from socklab.i18n import lazy_gettext
 from socklab.protocol.chat.events import (
     Action,
     BuddyInfo,
@@ -230,7 +231,7 @@ class ChatNode:
             self._reports.add(("handshakes", address[0]), now)
         elif self._open_connections() > MAX_CONNECTIONS:
             self._finish(cid, EndKind.LOCAL, "too many", bye="too many connections")
-            self._events.append(ConnectionRejected(address, "too many connections"))
+            self._events.append(ConnectionRejected(address, lazy_gettext("too many connections")))
         self._flush_reports(now)
         return cid
 
@@ -282,7 +283,11 @@ class ChatNode:
             for buddy in list(self._buddies.values()):
                 if buddy.listen == target.address and buddy.presence is Presence.AWAY:
                     minutes = self.settings.reconnect_give_up_s / 60
-                    self._forget(buddy, LeaveKind.GONE, f"away for {minutes:g} minutes")
+                    self._forget(
+                        buddy,
+                        LeaveKind.GONE,
+                        lazy_gettext("away for {minutes} min", minutes=minutes),
+                    )
             return
         if give_up:
             del self._targets[target.address]
@@ -605,9 +610,11 @@ class ChatNode:
                 # Buddies that are gone must not keep a real one out: a buddy coming back with
                 # a new node id every time would otherwise fill the table for 10 minutes.
                 oldest = min(away, key=lambda b: b.away_since)
-                self._forget(oldest, LeaveKind.GONE, "making room for a new buddy")
+                self._forget(oldest, LeaveKind.GONE, lazy_gettext("making room for a new buddy"))
             if len(self._buddies) >= MAX_BUDDIES:
-                self._events.append(ConnectionRejected(conn.address, "too many buddies"))
+                self._events.append(
+                    ConnectionRejected(conn.address, lazy_gettext("too many buddies"))
+                )
                 self._finish(conn.cid, EndKind.LOCAL, "too many", bye="too many buddies")
                 return
             for old in list(self._buddies.values()):

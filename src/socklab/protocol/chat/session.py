@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass
 
 from socklab.errors import LocalProtocolError
+from socklab.i18n import Fixed, lazy_gettext, lazy_ngettext
 from socklab.protocol.chat.frames import (
     MAX_FRAME_BYTES,
     Bye,
@@ -153,7 +154,11 @@ class PeerSession:
             self._queued_bytes = 0
             self._overflow = self._end(
                 EndKind.SLOW_READER,
-                f"over {self.max_queued_bytes:,} bytes waited for it to read",
+                lazy_ngettext(
+                    "over {count} byte waited for it to read",
+                    "over {count} bytes waited for it to read",
+                    self.max_queued_bytes,
+                ),
             )
             return
         self._out.append(encoded)
@@ -187,12 +192,14 @@ class PeerSession:
                 return [*events, self._end(EndKind.VIOLATION, frame.detail)]
             if self.state is SessionState.AWAITING_HELLO:
                 if not isinstance(frame, Hello):
-                    detail = f"{type(frame).__name__.lower()} frame before hello"
+                    detail = lazy_gettext(
+                        "{kind} frame before hello", kind=type(frame).__name__.lower()
+                    )
                     return [*events, self._end(EndKind.VIOLATION, detail)]
                 self.hello = frame
                 self._move("hello")
             elif isinstance(frame, Hello):
-                return [*events, self._end(EndKind.VIOLATION, "a second hello")]
+                return [*events, self._end(EndKind.VIOLATION, lazy_gettext("a second hello"))]
             events.append(frame)
             if isinstance(frame, Bye):
                 events.append(self._end(EndKind.BYE, frame.reason))
@@ -204,7 +211,7 @@ class PeerSession:
             raise LocalProtocolError("receive_eof() on a closed chat session")
         if self.state is SessionState.CLOSING:
             return []
-        detail = "the buddy closed the connection"
+        detail: str = lazy_gettext("the buddy closed the connection")
         for item in self._framer.receive_eof():
             if isinstance(item, TruncatedFrame):
                 detail = item.describe()
@@ -214,12 +221,16 @@ class PeerSession:
         """Keepalive and handshake deadlines; call at least every `next_deadline()`."""
         if self.state is SessionState.AWAITING_HELLO:
             if now - self._opened_at >= self.timers.handshake_timeout_s:
-                detail = f"no hello within {self.timers.handshake_timeout_s:g} s"
+                detail = lazy_gettext(
+                    "no hello within {seconds} s", seconds=float(self.timers.handshake_timeout_s)
+                )
                 return [self._end(EndKind.VIOLATION, detail)]
         elif self.state is SessionState.ESTABLISHED:
             silent_s = now - self._last_received
             if silent_s >= self.timers.keepalive_timeout_s:
-                detail = f"nothing received for {silent_s:.1f} s"
+                detail = lazy_gettext(
+                    "nothing received for {seconds} s", seconds=Fixed(silent_s, 1)
+                )
                 return [self._end(EndKind.TIMEOUT, detail)]
             if now - self._last_sent >= self.timers.keepalive_interval_s:
                 self._ping_counter += 1

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from socklab.i18n import Deferred, lazy_ngettext
+
 
 @dataclass(frozen=True, slots=True)
 class FrameTooLong:
@@ -37,11 +39,22 @@ class FrameTooLong:
         that does not use length framing, not a length."""
         return bool(self.header) and all(_is_text_byte(byte) for byte in self.header)
 
-    def describe(self) -> str:
-        """One English line for an `E:` reply or a log, with the numbers."""
+    def describe(self) -> Deferred:
+        """One line with the numbers: English as a `str` (for an `E:` reply), translated by
+        `translated()` (for the terminal)."""
         if self.exact:
-            return f"message of {self.size:,} bytes exceeds the {self.limit:,}-byte limit"
-        return f"message of over {self.limit:,} bytes exceeds the {self.limit:,}-byte limit"
+            return lazy_ngettext(
+                "message of {count} byte exceeds the {limit}-byte limit",
+                "message of {count} bytes exceeds the {limit}-byte limit",
+                self.size,
+                limit=self.limit,
+            )
+        return lazy_ngettext(
+            "message of over {count} byte exceeds the {limit}-byte limit",
+            "message of over {count} bytes exceeds the {limit}-byte limit",
+            self.limit,
+            limit=self.limit,
+        )
 
 
 def _is_text_byte(byte: int) -> bool:
@@ -55,9 +68,14 @@ class TruncatedFrame:
 
     pending: int
 
-    def describe(self) -> str:
-        """One English line for a log, with the number of bytes that arrived."""
-        return f"connection closed in the middle of a message ({self.pending:,} bytes received)"
+    def describe(self) -> Deferred:
+        """One line with the number of bytes that arrived: English as a `str`, translated by
+        `translated()`."""
+        return lazy_ngettext(
+            "connection closed in the middle of a message ({count} byte received)",
+            "connection closed in the middle of a message ({count} bytes received)",
+            self.pending,
+        )
 
 
 FrameEvent = bytes | FrameTooLong | TruncatedFrame

@@ -8,6 +8,7 @@ which keeps a chunk of many small messages linear in its size.
 
 from __future__ import annotations
 
+from socklab.i18n import lazy_gettext
 from socklab.protocol.framing.base import FrameEvent, FrameTooLong, TruncatedFrame
 
 HEADER_BYTES = 4
@@ -83,6 +84,9 @@ class LengthPrefixFramer:
         """Raise ValueError if `message` is too long for the 4-byte header to announce."""
         if len(message) > MAX_ANNOUNCED_BYTES:
             raise ValueError(
-                f"a message of {len(message):,} bytes exceeds the length framing's "
-                f"{MAX_ANNOUNCED_BYTES:,}-byte maximum"
+                lazy_gettext(
+                    "a message of {size} bytes exceeds the length framing's {limit}-byte maximum",
+                    size=len(message),
+                    limit=MAX_ANNOUNCED_BYTES,
+                )
             )

@@ -17,6 +17,7 @@ At end of stream an unterminated last line is still a message, as `file.readline
 
 from __future__ import annotations
 
+from socklab.i18n import lazy_gettext
 from socklab.protocol.framing.base import FrameEvent, FrameTooLong
 
 _CR = ord("\r")
@@ -134,6 +135,9 @@ class LineFramer:
         position = message.find(b"\n")
         if position >= 0:
             raise ValueError(
-                f"a message with the line framing cannot contain a newline (byte {position:,} "
-                f"of {len(message):,}); use the length framing for arbitrary bytes"
+                lazy_gettext(
+                    "a message with the line framing cannot contain a newline (byte {position} of {size}); use the length framing for arbitrary bytes",
+                    position=position,
+                    size=len(message),
+                )
             )

@@ -200,9 +200,9 @@ def _describe_runs(results: list[BenchResult]) -> str:
     if not results:
         return ""
     first = results[0].workload
-    return _(
-        "Each run: a fresh server, {warmup:g} s of warm-up, then {duration:g} s measured."
-    ).format(warmup=first.warmup_s, duration=first.duration_s)
+    return _("Each run: a fresh server, {warmup} s of warm-up, then {duration} s measured.").format(
+        warmup=format_number(first.warmup_s, None), duration=format_number(first.duration_s, None)
+    )
 
 
 def _bar(x: float, middle: float, length: float, colour: str, figure: str) -> list[str]:

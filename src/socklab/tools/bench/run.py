@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from socklab.errors import SocklabError, UsageError
+from socklab.i18n import format_number, ngettext
 from socklab.tools.bench.histogram import LatencyHistogram
 from socklab.tools.bench.load import (
     PHASE_DONE,
@@ -91,8 +92,16 @@ def raise_file_limit(needed: int) -> None:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft != resource.RLIM_INFINITY and soft < want:
         raise UsageError(
-            f"{needed:,} connections need {want:,} open files, but the limit is {soft:,} "
-            f"(raise it with 'ulimit -n {want}')"
+            ngettext(
+                "{needed} connection needs {want} open files, but the limit is {soft} (raise it with 'ulimit -n {raw}')",
+                "{needed} connections need {want} open files, but the limit is {soft} (raise it with 'ulimit -n {raw}')",
+                needed,
+            ).format(
+                needed=format_number(needed),
+                want=format_number(want),
+                soft=format_number(soft),
+                raw=want,
+            )
         )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from socklab.errors import SocklabError, UsageError
+from socklab.i18n import _, format_number
 from socklab.tools.bench.placement import running_on
 
 READY_TIMEOUT_S = 20.0
@@ -140,7 +141,9 @@ class ServerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ServerStartError(
-                    f"the server did not report listening within {READY_TIMEOUT_S:.0f} s"
+                    _("the server did not report listening within {seconds} s").format(
+                        seconds=format_number(READY_TIMEOUT_S, None)
+                    )
                 )
             try:
                 line = self._lines.get(timeout=remaining)

@@ -45,18 +45,26 @@ class Workload:
             raise UsageError(f"unknown transport {self.transport!r}")
         if self.transport == "udp":
             if self.idle:
-                raise UsageError("--idle applies to TCP only (UDP has no connections)")
+                raise UsageError(_("--idle applies to TCP only (UDP has no connections)"))
             if self.pipeline != 1:
-                raise UsageError("--pipeline applies to TCP only")
+                raise UsageError(_("--pipeline applies to TCP only"))
             if self.size + 32 > MAX_UDP_PAYLOAD_BYTES:
                 raise UsageError(
-                    f"--size {self.size:,} does not fit in one UDP datagram "
-                    f"(at most {MAX_UDP_PAYLOAD_BYTES - 32:,} bytes of text)"
+                    _(
+                        "--size {size} does not fit in one UDP datagram (at most {limit} bytes of text)"
+                    ).format(
+                        size=format_number(self.size),
+                        limit=format_number(MAX_UDP_PAYLOAD_BYTES - 32),
+                    )
                 )
         elif self.size + len(UPPER) > DEFAULT_MAX_MESSAGE_BYTES:
             raise UsageError(
-                f"--size {self.size:,} exceeds the server's default message limit "
-                f"({DEFAULT_MAX_MESSAGE_BYTES - len(UPPER):,} bytes of text)"
+                _(
+                    "--size {size} exceeds the server's default message limit ({limit} bytes of text)"
+                ).format(
+                    size=format_number(self.size),
+                    limit=format_number(DEFAULT_MAX_MESSAGE_BYTES - len(UPPER)),
+                )
             )
 
     @property

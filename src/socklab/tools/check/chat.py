@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from socklab.i18n import _, format_number
+from socklab.i18n import _, format_number, lazy_ngettext, translate
 from socklab.protocol.chat.frames import (
     MAX_FRAME_BYTES,
     Ack,
@@ -74,7 +74,11 @@ class FrameStream:
         while len(self.pending) - offset >= HEADER_BYTES:
             size = int.from_bytes(self.pending[offset : offset + HEADER_BYTES], "big")
             if size > MAX_FRAME_BYTES:
-                frames.append(FrameRejected(f"a frame of {size:,} bytes"))
+                frames.append(
+                    FrameRejected(
+                        lazy_ngettext("a frame of {count} byte", "a frame of {count} bytes", size)
+                    )
+                )
                 self.lost = True
                 self.pending.clear()
                 return frames
@@ -89,7 +93,9 @@ class FrameStream:
 
 def describe_frame(frame: Frame | FrameRejected) -> str:
     if isinstance(frame, FrameRejected):
-        return _("a malformed frame ({detail})").format(detail=show_bytes(frame.detail.encode()))
+        return _("a malformed frame ({detail})").format(
+            detail=show_bytes(translate(frame.detail).encode())
+        )
     kind = type(frame).__name__.lower()
     number = getattr(frame, "id", None)
     return f"{kind} {number}" if number is not None and kind != "hello" else kind

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from socklab.errors import NetworkError, RefusedError, UsageError
-from socklab.i18n import _, format_number
+from socklab.i18n import _, format_number, ngettext
 from socklab.protocol.reflection import answer_datagram
 from socklab.protocol.upper import SENTENCE_BYTES, handle_upper_datagram, upper_case
 from socklab.runtimes.config import Transport
@@ -612,7 +612,13 @@ def _judge_lines(expected: list[str], record: ClientRecord) -> Finding:
             break
     shown = "; ".join(expected)
     if not missing:
-        return Finding(shown, _("all {count} lines, in order").format(count=len(expected)), True)
+        return Finding(
+            shown,
+            ngettext("the {count} line", "all {count} lines, in order", len(expected)).format(
+                count=format_number(len(expected))
+            ),
+            True,
+        )
     return Finding(
         shown,
         _("missing {line}").format(line=show_bytes(missing.encode())),

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from socklab.errors import NetworkError, RefusedError, UsageError
-from socklab.i18n import _, format_number, ngettext
+from socklab.i18n import _, format_count, format_number, ngettext
 from socklab.protocol.converter import ERROR_PREFIX, GREETING, handle_datagram
 from socklab.protocol.framing import (
     FRAMINGS,
@@ -541,8 +541,9 @@ def check_no_amplification(target: ServerTarget) -> Finding:
     passed = marker_seen and not too_long and len(before) <= 1
     if before:
         shown = ", ".join(
-            _("{data} ({size} bytes)").format(
-                data=show_bytes(d, name_size=False), size=format_number(len(d))
+            _("{data} ({size})").format(
+                data=show_bytes(d, name_size=False),
+                size=format_count("{count} byte", "{count} bytes", len(d)),
             )
             for d in before
         )
