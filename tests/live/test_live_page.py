@@ -69,8 +69,15 @@ def relay_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_url(converter_port: int, relay_port: int) -> Iterator[str]:
-    live, url = start_live(["--port", str(converter_port), "--port", str(relay_port)])
+def reorder_port() -> int:
+    """Where a second `socklab impair` reorders UDP to the converter: selected from the start."""
+    return free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture(scope="module")
+def live_url(converter_port: int, relay_port: int, reorder_port: int) -> Iterator[str]:
+    ports = [converter_port, relay_port, reorder_port]
+    live, url = start_live([word for port in ports for word in ("--port", str(port))])
     yield url
     assert live.stop() == 0, live.stderr_lines
 
@@ -250,47 +257,89 @@ def test_the_pcapng_export_holds_the_packets(page: Any, converter_port: int) -> 
     assert any(b"U:saved" in frame.data for frame in frames)
 
 
+# Found and clicked in one script: the buttons are redrawn with every update.
+SELECT_UDP_FLOW = (
+    "const b = [...document.querySelectorAll('#connections button')].find("
+    "  (b) => b.textContent.startsWith('UDP') && b.textContent.endsWith(':' + arguments[0]));"
+    "if (b) b.click(); return Boolean(b);"
+)
+
+
+def arrows_with_fate(driver: Any, relay_port: int, fate: str) -> list[Any]:
+    """Select the client <-> relay flow and wait for arrows marked with `fate` (within the
+    relay's forwarding window of 1 s plus the page's 2 s)."""
+    wait_for(driver, lambda d: d.execute_script(SELECT_UDP_FLOW, str(relay_port)), APPEAR_S)
+    selector = f"#ladder svg g.arrow[data-fate~='{fate}']"
+    return list(
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), 1.0 + APPEAR_S)
+    )
+
+
+def start_udp_relay(
+    page: Any,
+    start_socklab: Callable[..., SocklabProcess],
+    server_port: int,
+    port: int,
+    *faults: str,
+) -> SocklabProcess:
+    """A UDP converter server on `server_port` and `socklab impair` relaying `port` to it, its
+    `faults` on the way up (requests only, so a reply's fate never muddles the request's)."""
+    wait_for(page, capture_running)
+    server = start_socklab(["converter", "server", "--udp", "--port", str(server_port)])
+    server.wait_listening()
+    relay = start_socklab(
+        ["impair", "--udp", "--listen", str(port), "--target", f"127.0.0.1:{server_port}",
+         "--direction", "up", *faults]
+    )  # fmt: skip
+    relay.wait_for_line(r"^impair listening on ")
+    return relay
+
+
 @needs_capture
 def test_a_datagram_lost_in_impair_is_shown_as_lost(
     page: Any, start_socklab: Callable[..., SocklabProcess], converter_port: int, relay_port: int
 ) -> None:
-    wait_for(page, capture_running)
-    server = start_socklab(["converter", "server", "--udp", "--port", str(converter_port)])
-    server.wait_listening()
-    relay = start_socklab(
-        [
-            "impair", "--udp", "--listen", str(relay_port), "--target",
-            f"127.0.0.1:{converter_port}", "--loss", "0.5", "--direction", "up", "--seed", "4",
-        ]
-    )  # fmt: skip
-    relay.wait_for_line(r"^impair listening on ")
+    relay = start_udp_relay(
+        page, start_socklab, converter_port, relay_port, "--loss", "0.5", "--seed", "4"
+    )
     requests = [f"U:datagram{number}" for number in range(8)]
     result = run_socklab(
         ["converter", "client", "--udp", "--port", str(relay_port), "--retries", "10",
          "--timeout", "0.3", *requests]
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    # The client <-> relay ladder: the lost datagram's arrow says so (within the relay's
-    # forwarding window of 1 s plus the page's 2 s). The relay runs on meanwhile: the live view
-    # tells a relay by its two sockets in the socket table.
-    # Found and clicked in one script: the buttons are redrawn with every update.
-    select_flow = (
-        "const b = [...document.querySelectorAll('#connections button')].find("
-        "  (b) => b.textContent.startsWith('UDP') && b.textContent.endsWith(':' + arguments[0]));"
-        "if (b) b.click(); return Boolean(b);"
-    )
-    wait_for(page, lambda d: d.execute_script(select_flow, str(relay_port)), APPEAR_S)
-    lost = wait_for(
-        page,
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#ladder svg g.arrow[data-fate='lost']"),
-        1.0 + APPEAR_S,
-    )
+    # The client <-> relay ladder: the lost datagram's arrow says so. The relay runs on
+    # meanwhile: the live view tells a relay by its two sockets in the socket table.
+    lost = arrows_with_fate(page, relay_port, "lost")
     assert "lost in the relay" in lost[0].text
     assert relay.stop() == 0
     # impair's own count agrees: it did lose some on the way up
     summary = relay.stdout_lines[-1]
     assert re.search(r"up: \d+ datagrams in, \d+ out \([1-9]\d* lost", summary), summary
     screenshot(page, "live-udp-lost.png")
+
+
+@needs_capture
+def test_a_datagram_reordered_in_impair_is_shown_as_reordered(
+    page: Any, start_socklab: Callable[..., SocklabProcess], converter_port: int, reorder_port: int
+) -> None:
+    relay = start_udp_relay(
+        page, start_socklab, converter_port, reorder_port, "--reorder", "0.5", "--seed", "7"
+    )
+    # Back to back, so a held-back datagram has a successor to overtake it (the converter
+    # client waits for each reply: nothing would overtake). Replies are read, then ignored.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(WAIT_S)
+        for number in range(12):
+            client.sendto(f"U:burst{number}".encode(), ("127.0.0.1", reorder_port))
+        client.recv(2048)
+    reordered = arrows_with_fate(page, reorder_port, "reordered")
+    assert "reordered by the relay" in reordered[0].text
+    assert relay.stop() == 0
+    # impair's own count agrees, and the page marks no more than impair reordered
+    summary = relay.stdout_lines[-1]
+    counted = re.search(r"up: \d+ datagrams in, \d+ out \(.*?(\d+) reordered", summary)
+    assert counted and 1 <= len(reordered) <= int(counted.group(1)), summary
 
 
 def test_the_theme_toggle_switches_light_and_dark(page: Any) -> None:

@@ -155,3 +155,32 @@ def test_a_loss_before_the_relay_was_recognised_and_a_lagging_table_are_judged_r
     model.judge_datagrams(2.8)
     fates = [(e["fate"], e["step"]) for e in model.events_after(0, 100).events if "fate" in e]
     assert fates == [("lost", 1)]
+
+
+def test_a_datagram_the_relay_forwarded_after_a_later_one_is_named_reordered() -> None:
+    client, other, relay, flow, other_flow, server = (
+        ("127.0.0.1", port) for port in (40000, 40001, 50001, 45000, 45001, 50000)
+    )
+    model = LiveModel(started=0.0)
+    owners = {40000: 1, 40001: 4, 50001: 2, 45000: 2, 45001: 2, 50000: 3}  # the relay is PID 2
+    model.update_sockets([udp_row(port, pid) for port, pid in owners.items()], 0.0)
+    for packet in [
+        datagram(1.0, client, relay, b"U:1"),  # in order
+        datagram(1.01, flow, server, b"U:1"),
+        datagram(1.1, client, relay, b"U:2"),  # held back ...
+        datagram(1.11, client, relay, b"U:3"),
+        datagram(1.12, flow, server, b"U:3"),  # ... U:3 overtakes it
+        datagram(1.13, flow, server, b"U:2"),
+        datagram(1.2, other, relay, b"U:x"),  # another flow: overtaking it is no reordering
+        datagram(1.21, client, relay, b"U:4"),
+        datagram(1.22, flow, server, b"U:4"),
+        datagram(1.23, other_flow, server, b"U:x"),
+    ]:
+        model.add_packet(packet)
+    model.judge_datagrams(3.0)
+    events = model.events_after(0, 100).events
+    numbers = {
+        e["messages"][0]["text"]: e["number"] for e in events if e.get("to") == "127.0.0.1:50001"
+    }
+    fates = [(e["fate"], e["step"]) for e in events if "fate" in e]
+    assert fates == [("reordered", numbers["U:2"])]

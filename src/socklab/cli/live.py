@@ -119,6 +119,7 @@ def page_labels() -> dict[str, str]:
         "fragment_end": _("ends a message begun earlier"),
         "fate_lost": _("lost in the relay: it never came out"),
         "fate_duplicated": _("duplicated by the relay: it came out twice"),
+        "fate_reordered": _("reordered by the relay: a later datagram came out before it"),
         "earlier_hidden": _("earlier arrows not shown: {count}"),
     }
 

@@ -13,8 +13,10 @@ for the pcap export are a ring as well. Pure: no clocks, no sockets (times are p
 What a relay did to a datagram is read off the wire as well, not asked of the relay: a datagram
 that arrives at port A and leaves, same bytes, from port B to someone other than its sender was
 forwarded, and A is a relay's port. A datagram that arrived at a relay's port and has not left it
-within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated. Each fate is an
-event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
+within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated; one that left after
+a datagram of the same flow that arrived after it was reordered (overtaken: its forward order
+differs from its arrival order, as netem's and `impair --reorder`'s held-back datagram). Each fate
+is an event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
 
 Call order: `add_packet(packet)`* , `add_frames(frames)`* , `judge_datagrams(now)`* and `update_sockets(rows,
 now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
@@ -120,9 +122,20 @@ class _Arrival:
     sender: tuple[str, int]
     receiver: tuple[str, int]
     payload: bytes
-    # Ports that sent the same bytes on to a third party soon after: the forwards, if the same
-    # process owns them and the receiving port (checked when judged: the socket table lags).
-    departures: list[int] = field(default_factory=list)
+    # (port, order) of each datagram that carried the same bytes on to a third party soon after:
+    # the forwards, if the same process owns the port and the receiving port (checked when
+    # judged: the socket table lags). `order` counts datagrams seen, so forwards can be ordered.
+    departures: list[tuple[int, int]] = field(default_factory=list)
+
+    def first_forward(self, owners: Mapping[int, int]) -> int | None:
+        """The order of its first forward by the owner of its receiving port (None: none seen)."""
+        owner = owners.get(self.receiver[1])
+        orders = [
+            order
+            for port, order in self.departures
+            if owner is not None and owners.get(port) == owner
+        ]
+        return min(orders) if orders else None
 
 
 class RelayFates:
@@ -136,8 +149,10 @@ class RelayFates:
         # Not forwarded, at a port not (yet) known as a relay's: most are a server's requests.
         self._unforwarded: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
         self.relay_ports: set[int] = set()
+        self._seen = 0  # datagrams seen: the order of arrivals and departures alike
 
     def datagram(self, number: int, conn: str, packet: Packet) -> None:
+        self._seen += 1
         for arrival in self._waiting:
             if (
                 arrival.payload == packet.payload
@@ -146,7 +161,7 @@ class RelayFates:
                 and packet.destination not in (arrival.sender, arrival.receiver)
                 and packet.source not in (arrival.sender, arrival.receiver)
             ):
-                arrival.departures.append(packet.src_port)
+                arrival.departures.append((packet.src_port, self._seen))
         self._waiting.append(
             _Arrival(number, conn, packet.time, packet.source, packet.destination, packet.payload)
         )
@@ -156,13 +171,15 @@ class RelayFates:
         fates: list[Json] = []
         while self._waiting and now - self._waiting[0].time > FORWARD_WITHIN_S:
             arrival = self._waiting[0]
-            ports = (arrival.receiver[1], *arrival.departures)
+            ports = (arrival.receiver[1], *(port for port, _order in arrival.departures))
             if now - arrival.time < OWNERS_WAIT_S and any(port not in owners for port in ports):
                 break  # the socket table has not shown these sockets yet: judge later
             self._waiting.popleft()
             owner = owners.get(arrival.receiver[1])
             forwards = sum(
-                1 for port in arrival.departures if owner is not None and owners.get(port) == owner
+                1
+                for port, _order in arrival.departures
+                if owner is not None and owners.get(port) == owner
             )
             port = arrival.receiver[1]
             if forwards and port not in self.relay_ports:
@@ -177,6 +194,8 @@ class RelayFates:
                 )
             if forwards > 1:
                 fates.append(_fate("duplicated", arrival))
+            if forwards and self._overtaken(arrival, owners):
+                fates.append(_fate("reordered", arrival))
             elif forwards == 0 and port in self.relay_ports:
                 fates.append(_fate("lost", arrival))
             elif forwards == 0:
@@ -184,6 +203,23 @@ class RelayFates:
         while self._unforwarded and now - self._unforwarded[0].time > UNFORWARDED_KEPT_S:
             self._unforwarded.popleft()
         return fates
+
+    def _overtaken(self, arrival: _Arrival, owners: Mapping[int, int]) -> bool:
+        """Did a later datagram of its flow (same sender, same relay port) leave before it did?
+
+        The later ones are still waiting (arrival order), their forwards already seen: a relay
+        sends the overtaking datagram first.
+        """
+        mine = arrival.first_forward(owners)
+        if mine is None:
+            return False
+        for later in self._waiting:
+            if later.sender != arrival.sender or later.receiver != arrival.receiver:
+                continue
+            theirs = later.first_forward(owners)
+            if theirs is not None and theirs < mine:
+                return True
+        return False
 
 
 def _fate(fate: str, arrival: _Arrival) -> Json:

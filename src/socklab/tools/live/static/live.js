@@ -78,7 +78,8 @@ function apply(event) {
   if (event.fate) {
     // What a relay did to an arrow already drawn (see tools/live/model.py, RelayFates).
     const step = state.connections.get(event.conn)?.steps.find((s) => s.number === event.step);
-    if (step) step.fate = event.fate;
+    // One arrow may have several (duplicated and reordered): each is said, none twice.
+    if (step && !step.fates?.includes(event.fate)) step.fates = [...(step.fates ?? []), event.fate];
     return;
   }
   const step = event;
@@ -189,7 +190,7 @@ function stepLabel(step) {
 }
 
 function fateLabel(step) {
-  return step.fate ? ` — ${label(`fate_${step.fate}`)}` : "";
+  return (step.fates ?? []).map((fate) => ` — ${label(`fate_${fate}`)}`).join("");
 }
 
 function ladderSvg(connection) {
@@ -235,12 +236,12 @@ function arrow(step, top) {
   const y = top + 26 + (step.messages.length ? MESSAGE_ROW : 0);
   const fromX = step.from_client ? CLIENT_X : SERVER_X;
   const toX = step.from_client ? SERVER_X : CLIENT_X;
-  const colour = step.flags.includes("RST") || step.fate ? INK.rst : step.from_client ? INK.client : INK.server;
-  const alarm = step.flags.includes("RST") || step.fate ? " rst" : "";
+  const colour = step.flags.includes("RST") || step.fates ? INK.rst : step.from_client ? INK.client : INK.server;
+  const alarm = step.flags.includes("RST") || step.fates ? " rst" : "";
   const group = svgElement("g", { class: `arrow ${step.from_client ? "from-client" : "from-server"}${alarm}` });
   group.dataset.flags = step.flags;
   group.dataset.proto = step.proto;
-  if (step.fate) group.dataset.fate = step.fate;
+  if (step.fates) group.dataset.fate = step.fates.join(" "); // CSS: [data-fate~='reordered']
   const line = svgElement("line", { x1: fromX, y1: y, x2: toX, y2: y + DROP, stroke: colour,
                                     "stroke-width": 3, "marker-end": "url(#arrowhead)" });
   if (step.retransmission) line.setAttribute("stroke-dasharray", "8 6");
