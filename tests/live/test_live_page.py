@@ -75,11 +75,27 @@ def reorder_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_url(converter_port: int, relay_port: int, reorder_port: int) -> Iterator[str]:
-    ports = [converter_port, relay_port, reorder_port]
+def traced_port() -> int:
+    """Where a converter server runs with --trace, sending its recv() calls to the page."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    converter_port: int, relay_port: int, reorder_port: int, traced_port: int
+) -> Iterator[tuple[str, str]]:
+    """The page's URL and the address traced programs send their recv() calls to."""
+    ports = [converter_port, relay_port, reorder_port, traced_port]
     live, url = start_live([word for port in ports for word in ("--port", str(port))])
-    yield url
+    trace_line = r"^recv\(\) calls of traced programs: SOCKLAB_LIVE=(127\.0\.0\.1:\d+) socklab"
+    trace_address = live.wait_for_line(trace_line, WAIT_S).group(1)
+    yield url, trace_address
     assert live.stop() == 0, live.stderr_lines
+
+
+@pytest.fixture(scope="module")
+def live_url(live_server: tuple[str, str]) -> str:
+    return live_server[0]
 
 
 @pytest.fixture(scope="module")
@@ -258,9 +274,9 @@ def test_the_pcapng_export_holds_the_packets(page: Any, converter_port: int) -> 
 
 
 # Found and clicked in one script: the buttons are redrawn with every update.
-SELECT_UDP_FLOW = (
+SELECT_CONNECTION = (
     "const b = [...document.querySelectorAll('#connections button')].find("
-    "  (b) => b.textContent.startsWith('UDP') && b.textContent.endsWith(':' + arguments[0]));"
+    "  (b) => b.textContent.startsWith(arguments[0]) && b.textContent.endsWith(':' + arguments[1]));"
     "if (b) b.click(); return Boolean(b);"
 )
 
@@ -268,7 +284,9 @@ SELECT_UDP_FLOW = (
 def arrows_with_fate(driver: Any, relay_port: int, fate: str) -> list[Any]:
     """Select the client <-> relay flow and wait for arrows marked with `fate` (within the
     relay's forwarding window of 1 s plus the page's 2 s)."""
-    wait_for(driver, lambda d: d.execute_script(SELECT_UDP_FLOW, str(relay_port)), APPEAR_S)
+    wait_for(
+        driver, lambda d: d.execute_script(SELECT_CONNECTION, "UDP", str(relay_port)), APPEAR_S
+    )
     selector = f"#ladder svg g.arrow[data-fate~='{fate}']"
     return list(
         wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), 1.0 + APPEAR_S)
@@ -340,6 +358,46 @@ def test_a_datagram_reordered_in_impair_is_shown_as_reordered(
     summary = relay.stdout_lines[-1]
     counted = re.search(r"up: \d+ datagrams in, \d+ out \(.*?(\d+) reordered", summary)
     assert counted and 1 <= len(reordered) <= int(counted.group(1)), summary
+
+
+@needs_capture
+def test_traced_recv_calls_show_beside_the_segments(
+    page: Any,
+    start_socklab: Callable[..., SocklabProcess],
+    traced_port: int,
+    live_server: tuple[str, str],
+) -> None:
+    wait_for(page, capture_running)
+    server = start_socklab(
+        ["converter", "server", "--port", str(traced_port), "--trace"],
+        env={"SOCKLAB_LIVE": live_server[1]},
+    )
+    server.wait_listening()
+    two_messages = b"U:one\nU:two\n"  # one send, one segment: TCP keeps no message boundaries
+    with socket.create_connection(("127.0.0.1", traced_port), timeout=WAIT_S) as client:
+        client.sendall(two_messages)
+        replies = b""
+        while replies.count(b"\n") < 2:
+            chunk = client.recv(4096)
+            assert chunk, replies
+            replies += chunk
+    assert replies.endswith(b"ONE\nTWO\n")
+    wait_for(page, lambda d: d.execute_script(SELECT_CONNECTION, "TCP", str(traced_port)), APPEAR_S)
+    # Read in one script: the stream is redrawn with every update.
+    first_recv = (
+        "const line = document.querySelector('#stream .line.recv');"
+        "return line && [line.dataset.first, line.dataset.last, line.textContent];"
+    )
+    first, last, text = wait_for(page, lambda d: d.execute_script(first_recv), 1.0 + APPEAR_S)
+    # The server's first recv() returned both messages at once: one call, the whole segment.
+    assert (first, last) == ("1", "12")
+    assert "recv() #1 returned 12 bytes: 1–12" in text
+    stream = page.execute_script("return document.getElementById('stream').innerText")
+    assert "segment bytes 1–12" in stream and "U:one" in stream and "U:two" in stream
+    assert "SOCKLAB_LIVE=" + live_server[1] in page.find_element(By.ID, "trace-hint").text
+    page.execute_script("document.getElementById('stream').scrollIntoView({block: 'center'})")
+    screenshot(page, "live-recv.png")
+    page.execute_script("window.scrollTo(0, 0)")
 
 
 def test_the_theme_toggle_switches_light_and_dark(page: Any) -> None:

@@ -121,6 +121,12 @@ def page_labels() -> dict[str, str]:
         "fate_duplicated": _("duplicated by the relay: it came out twice"),
         "fate_reordered": _("reordered by the relay: a later datagram came out before it"),
         "earlier_hidden": _("earlier arrows not shown: {count}"),
+        "trace_hint": _(
+            "recv() boundaries: start a socklab program with --trace and SOCKLAB_LIVE={address} in its environment"
+        ),
+        "recv_call": _("{call}() #{number} returned {count} bytes: {first}–{last}"),
+        "recv_end": _("{call}() #{number} returned 0 bytes: the peer closed its side"),
+        "segment_bytes": _("segment bytes {first}–{last}"),
     }
 
 
@@ -176,6 +182,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     def announce() -> None:
         env.say(_("socklab live: {url}").format(url=url))
+        if server.trace_address is not None:
+            env.say(
+                _(
+                    "recv() calls of traced programs: SOCKLAB_LIVE={address} socklab ... --trace"
+                ).format(address=format_endpoint(*server.trace_address))
+            )
         env.say(_("Press Ctrl+C to stop."))
         if args.open:
             webbrowser.open(url)

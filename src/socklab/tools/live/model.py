@@ -18,23 +18,33 @@ a datagram of the same flow that arrived after it was reordered (overtaken: its 
 differs from its arrival order, as netem's and `impair --reorder`'s held-back datagram). Each fate
 is an event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
 
-Call order: `add_packet(packet)`* , `add_frames(frames)`* , `judge_datagrams(now)`* and `update_sockets(rows,
-now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
+A traced socklab program (`--trace` with `SOCKLAB_LIVE`, see tracing/live_sink.py) sends its TCP
+receive calls; `parse_trace_record` validates each (hostile-ish: bounded, exact fields, ip:port
+literals only) and `add_trace` turns it into a `recv` event of the connection whose segments
+carried those bytes (the sender's peer -> local direction), with the byte range the call
+returned, numbered like the segments' relative sequence numbers: the page draws both side by
+side. A call whose connection the capture has not shown yet waits, briefly and bounded.
+
+Call order: `add_packet(packet)`* , `add_frames(frames)`* , `add_trace(record, now)`*,
+`judge_datagrams(now)`* and `update_sockets(rows, now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
 in any interleaving under the caller's lock.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.endpoints import format_endpoint, parse_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.tools.capture.ladder import LadderBuilder, LadderStep
 from socklab.tools.capture.packets import Packet
 from socklab.tools.ports import SocketRow, SocketWatch, WatchedRow
+from socklab.tracing.live_sink import MAX_RECORD_BYTES, RECORD_VERSION
 
 # 5,000 arrows: minutes of a classroom demo, a few seconds of a flood; each dict is ~1 KiB.
 DEFAULT_MAX_EVENTS: Final = 5_000
@@ -54,6 +64,14 @@ MAX_WAITING_DATAGRAMS: Final = 1_000  # datagrams waiting to be seen leaving a r
 # show its owner, so a datagram is judged once its sockets are known, or after this long.
 OWNERS_WAIT_S: Final = 3.0
 UNFORWARDED_KEPT_S: Final = 10.0  # how long a datagram may still turn out lost at a new relay
+# A traced recv() may reach the model before the capture drew its segment: it waits this long
+# (at most this many) for its connection to show; then it is dropped, counted.
+TRACE_WAIT_S: Final = 3.0
+MAX_WAITING_TRACES: Final = 1_000
+MAX_KNOWN_CONNECTIONS: Final = 10_000  # TCP (sender, receiver) -> connection, newest kept
+MAX_COUNT: Final = 2**53  # bytes and calls: what JSON numbers hold exactly
+_TRACE_FIELDS: Final = frozenset({"v", "call", "local", "peer", "nbytes", "end", "seq", "pid"})
+_TRACE_CALLS: Final = frozenset({"recv", "recv_into", "recvfrom", "recvmsg", "read"})
 
 Json = dict[str, Any]
 
@@ -226,6 +244,50 @@ def _fate(fate: str, arrival: _Arrival) -> Json:
     return {"fate": fate, "step": arrival.number, "conn": arrival.conn}
 
 
+def parse_trace_record(data: bytes) -> Json | None:
+    """One traced receive call as sent by tracing/live_sink.py, validated; None if malformed.
+
+    Everything is checked: size, JSON, exactly the known fields, each of its type and range,
+    the addresses ip:port literals (formatted anew, so what reaches the page is ours).
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        return None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or set(record) != _TRACE_FIELDS:
+        return None
+    if record["v"] != RECORD_VERSION or record["call"] not in _TRACE_CALLS:
+        return None
+    numbers = [record[name] for name in ("nbytes", "end", "seq", "pid")]
+    if not all(type(n) is int and 0 <= n < MAX_COUNT for n in numbers):
+        return None
+    if record["end"] < record["nbytes"] or record["seq"] < 1:
+        return None
+    ends = []
+    for name in ("local", "peer"):
+        text = record[name]
+        address = parse_endpoint(text) if isinstance(text, str) and len(text) <= 64 else None
+        if address is None:
+            return None
+        try:
+            host = str(ipaddress.ip_address(address[0]))
+        except ValueError:
+            return None
+        ends.append(format_endpoint(host, address[1]))
+    local, peer = ends
+    return {
+        "call": record["call"],
+        "local": local,
+        "peer": peer,
+        "nbytes": record["nbytes"],
+        "end": record["end"],
+        "seq": record["seq"],
+        "pid": record["pid"],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class EventBatch:
     events: tuple[Json, ...]
@@ -257,6 +319,10 @@ class LiveModel:
         # UDP port -> PID of its socket, as last seen (a closed flow's port stays known)
         self._udp_owners: dict[int, int] = {}
         self.sockets_version = 0
+        # TCP (sender ip:port, receiver ip:port) -> connection key, from the arrows drawn
+        self._tcp_connections: dict[tuple[str, str], str] = {}
+        self._waiting_traces: deque[tuple[float, Json]] = deque()
+        self.traces_unmatched = 0  # traced calls whose connection never showed (or too many)
 
     def add_frames(self, frames: Iterable[tuple[float, bytes, int]]) -> None:
         """Captured frames (time, bytes, original length) for the export: the newest are kept."""
@@ -271,6 +337,56 @@ class LiveModel:
         event["number"] = number
         if packet.proto == "udp" and packet.payload:
             self._fates.datagram(number, event["conn"], packet)
+        elif packet.proto == "tcp":
+            key = (event["from"], event["to"])
+            self._tcp_connections.pop(key, None)
+            self._tcp_connections[key] = event["conn"]  # newest last: a reused pair is the new one
+            if len(self._tcp_connections) > MAX_KNOWN_CONNECTIONS:
+                del self._tcp_connections[next(iter(self._tcp_connections))]
+
+    def add_trace(self, record: Json, now: float) -> None:
+        """A traced receive call (`parse_trace_record`'s result), received at `now`."""
+        if self._waiting_traces:
+            self._place_waiting_traces(now)
+        ends = (record["peer"], record["local"])
+        # behind an earlier call of its connection that still waits: in order, or not at all
+        behind = any((early["peer"], early["local"]) == ends for _t, early in self._waiting_traces)
+        if behind or not self._place_trace(record, now):
+            if len(self._waiting_traces) >= MAX_WAITING_TRACES:
+                self._waiting_traces.popleft()
+                self.traces_unmatched += 1
+            self._waiting_traces.append((now, record))
+
+    def _place_trace(self, record: Json, now: float) -> bool:
+        conn = self._tcp_connections.get((record["peer"], record["local"]))
+        if conn is None:
+            return False
+        self._append(
+            {
+                "recv": record["call"],
+                "conn": conn,
+                "time": round(now - self.started, 6),
+                "from": record["peer"],
+                "to": record["local"],
+                "length": record["nbytes"],
+                # the bytes it returned, numbered as the segments' relative sequence numbers
+                "first": record["end"] - record["nbytes"] + 1,
+                "last": record["end"],
+                "call_number": record["seq"],
+                "pid": record["pid"],
+            }
+        )
+        return True
+
+    def _place_waiting_traces(self, now: float) -> None:
+        waiting, self._waiting_traces = self._waiting_traces, deque()
+        for received, record in waiting:
+            if self._place_trace(record, received):
+                continue
+            if now - received > TRACE_WAIT_S:
+                self.traces_unmatched += 1
+            else:
+                self._waiting_traces.append((received, record))
 
     def count_skipped(self, count: int) -> None:
         """Packets captured but not drawn: the capture fell behind a flood (runner.py)."""
@@ -278,7 +394,12 @@ class LiveModel:
         self.packets_not_drawn += count
 
     def judge_datagrams(self, now: float) -> None:
-        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock)."""
+        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock).
+
+        Traced calls still waiting for their connection are placed now if it has shown.
+        """
+        if self._waiting_traces:
+            self._place_waiting_traces(now)
         for fate in self._fates.judge(now, self._udp_owners):
             self._append(fate)
 
@@ -323,6 +444,7 @@ __all__ = [
     "EventBatch",
     "LiveModel",
     "connection_key",
+    "parse_trace_record",
     "row_to_json",
     "step_to_json",
 ]

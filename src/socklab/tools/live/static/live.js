@@ -82,6 +82,13 @@ function apply(event) {
     if (step && !step.fates?.includes(event.fate)) step.fates = [...(step.fates ?? []), event.fate];
     return;
   }
+  if (event.recv) {
+    // A traced program's receive call (tools/live/model.py, add_trace): in the byte stream,
+    // beside the segments whose bytes it returned. Its connection is drawn already.
+    const connection = state.connections.get(event.conn);
+    if (connection) insertRecv(connection, event);
+    return;
+  }
   const step = event;
   let connection = state.connections.get(step.conn);
   if (!connection || step.opens) {
@@ -100,10 +107,42 @@ function apply(event) {
     connection.steps.shift();
     connection.hidden += 1;
   }
-  if (step.messages.length) {
-    connection.stream.push(step);
-    if (connection.stream.length > MAX_STREAM_LINES) connection.stream.shift();
+  if (step.messages.length) pushStream(connection, step);
+}
+
+function pushStream(connection, entry) {
+  connection.stream.push(entry);
+  if (connection.stream.length > MAX_STREAM_LINES) connection.stream.shift();
+}
+
+// Right after the last segment (of the same direction) whose bytes it returned, and after the
+// calls already shown there: a merged pair shows one call under one segment, a split message
+// several calls under its segments.
+function insertRecv(connection, call) {
+  const stream = connection.stream;
+  let at = stream.length;
+  for (let index = stream.length - 1; index >= 0; index -= 1) {
+    const entry = stream[index];
+    if (!entry.recv && entry.from === call.from && entry.seq !== null && entry.seq <= Math.max(call.last, 1)) {
+      at = index + 1;
+      break;
+    }
   }
+  while (at < stream.length && stream[at].recv) at += 1;
+  stream.splice(at, 0, call);
+  if (stream.length > MAX_STREAM_LINES) stream.shift();
+}
+
+function recvLine(call, connection) {
+  const values = { call: call.recv, number: call.call_number, count: call.length,
+                   first: call.first, last: call.last };
+  const fromClient = call.from === connection.client;
+  const line = element("div", undefined, `line recv ${fromClient ? "from-client" : "from-server"}`);
+  line.dataset.first = call.first;
+  line.dataset.last = call.last;
+  line.append(element("span", "⤓ ", "arrow"),
+              element("span", label(call.length ? "recv_call" : "recv_end", values)));
+  return line;
 }
 
 function showCapture(capture) {
@@ -263,12 +302,17 @@ function arrow(step, top) {
 function renderStream(connection) {
   const stream = document.getElementById("stream");
   const lines = (connection?.stream ?? []).map((step) => {
+    if (step.recv) return recvLine(step, connection);
     const line = element("div", undefined, `line ${step.from_client ? "from-client" : "from-server"}`);
     line.append(element("span", `${step.from_client ? "→" : "←"} `, "arrow"));
     for (const message of step.messages) {
       const box = element("span", message.text, `message ${message.fragment}`);
       box.title = describeMessage(message);
       line.append(box);
+    }
+    if (step.proto === "tcp" && step.length && step.seq !== null) {
+      const last = step.seq + step.length - 1;
+      line.append(element("span", label("segment_bytes", { first: step.seq, last }), "bytes"));
     }
     return line;
   });
@@ -353,6 +397,9 @@ async function start() {
   document.title = label("title");
   document.getElementById("title").textContent = label("title");
   for (const node of document.querySelectorAll("[data-label]")) node.textContent = label(node.dataset.label);
+  const traceHint = document.getElementById("trace-hint");
+  traceHint.hidden = !catalogue.trace_address;
+  if (catalogue.trace_address) traceHint.textContent = label("trace_hint", { address: catalogue.trace_address });
   document.getElementById("pause").addEventListener("click", () => setPaused(!state.paused));
   document.getElementById("step").addEventListener("click", step);
   document.getElementById("clear").addEventListener("click", clear);
