@@ -10,6 +10,7 @@ import pytest
 from socklab.tools.live.model import parse_trace_record
 from socklab.tracing import Call, TraceEvent, new_socket
 from socklab.tracing.live_sink import LiveSink, loopback_address
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
 
 @pytest.fixture
@@ -80,3 +81,23 @@ def test_a_udp_receive_is_not_sent(live_view: socket.socket) -> None:
 )
 def test_only_a_loopback_ip_literal_is_taken(text: str, expected: object) -> None:
     assert loopback_address(text) == expected
+
+
+def test_a_non_loopback_socklab_live_address_is_refused_in_one_line() -> None:
+    port = free_port()
+    server = SocklabProcess(["converter", "server", "--port", str(port)])
+    try:
+        server.wait_listening()
+        result = run_socklab(
+            ["converter", "client", "--port", str(port), "--trace", "U:x"],
+            env={"SOCKLAB_LIVE": "192.0.2.1:8765\x1b[2J"},
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    refusals = [line for line in result.stderr.splitlines() if "SOCKLAB_LIVE=" in line]
+    assert refusals == [
+        "SOCKLAB_LIVE=192.0.2.1:8765\\x1b[2J is not a loopback ip:port: the recv() calls are not"
+        " sent to socklab live. Use the address socklab live printed, e.g."
+        " SOCKLAB_LIVE=127.0.0.1:8765."
+    ]
