@@ -23,10 +23,14 @@ DEFAULT_HTTP = ("127.0.0.1", 8765)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = _(
-        "Serve a live page for a projector: the socket table of the selected ports, a ladder per connection growing as packets arrive, and the byte stream with its messages. Packets need root or CAP_NET_RAW on Linux; the sockets show without."
-    ) + " " + _(
-        "A socklab program run with --trace and SOCKLAB_LIVE=127.0.0.1:PORT (the page's port) in its environment shows its recv() calls beside the segments."
+    parser.description = (
+        _(
+            "Serve a live page for a projector: the socket table of the selected ports, a ladder per connection growing as packets arrive, and the byte stream with its messages. Packets need root or CAP_NET_RAW on Linux; the sockets show without."
+        )
+        + " "
+        + _(
+            "A socklab program run with --trace and SOCKLAB_LIVE=127.0.0.1:PORT (the page's port) in its environment shows its recv() calls beside the segments."
+        )
     )
     parser.add_argument(
         "--http",
