@@ -223,7 +223,10 @@ class LiveServer(ServerHandle):
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        if self._stop_requested.is_set():
+        if self._stop_requested.is_set():  # stopped before it served: its sockets are closed
+            self._sock.close()
+            if self._trace_sock is not None:
+                self._trace_sock.close()
             return
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._asset)
