@@ -11,11 +11,18 @@ What it does (as root, so the live view captures): starts a converter server and
    and the updates the stream skipped (counted, never queued);
 2. paced: one client sends a request every `1/--paced-rps` s for `--paced-s` s (about four
    packets a request: request, reply and their ACKs), and for every arrow received computes
-   receive time minus the packet's kernel timestamp: p50/p95/max "packet to page" latency.
+   receive time minus the packet's kernel timestamp: p50/p95/max "packet to page" latency;
+3. with `--browser`, the same paced phase again with the page open in a real headless Chromium
+   (Selenium, Debian's chromium and chromium-driver): a MutationObserver injected into the page
+   notes each ladder redraw, and at the next animation frame (the frame that paints it) records
+   `performance.timeOrigin + performance.now()` for every arrow that redraw added. Browser and
+   kernel share the machine's clock (epoch milliseconds, and the kernel's packet timestamp
+   plus the live view's `started`), so render time minus packet time is the issue's "packet to
+   screen" latency: p50/p95/max.
 
 Usage:
     sudo .venv/bin/python benchmarks/live_throughput.py [--flood-s 10] [--paced-rps 250]
-        [--paced-s 10]
+        [--paced-s 10] [--browser]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import socket
 import statistics
 import sys
@@ -35,7 +43,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.socklab_process import SocklabProcess, free_port, run_socklab  # noqa: E402
+from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
 
 class StreamReader:
@@ -44,6 +52,7 @@ class StreamReader:
     def __init__(self, url: str) -> None:
         self.url = url.replace("http://", "ws://") + "events"
         self.arrows = 0
+        self.last_number = 0  # of the newest arrow received
         self.skipped = 0
         self.packets = 0
         self.not_drawn = 0
@@ -78,6 +87,7 @@ class StreamReader:
                 for event in update.get("events", ()):
                     if "flags" not in event:
                         continue
+                    self.last_number = event["number"]
                     self.arrows += 1
                     if self.measuring and self.started is not None:
                         self.latencies_s.append(now - (self.started + event["time"]))
@@ -105,11 +115,85 @@ def paced_requests(port: int, rate: float, duration_s: float) -> int:
     return sent
 
 
+# Injected into the page: after each ladder redraw, at the frame that paints it, the arrows it
+# added (the selected connection's steps with numbers above the last seen) with the paint time.
+# The steps' "time" counts from the live view's `started` (the kernel's packet timestamps).
+RECORD_RENDERS = """
+window.socklabRenders = [];
+// arrows drawn before the measurement (the backlog of earlier phases) do not count
+let lastNumber = Math.max(0, ...[...window.socklabLive.state.connections.values()]
+  .flatMap((connection) => connection.steps.map((step) => step.number)));
+new MutationObserver(() => {
+  requestAnimationFrame(() => {
+    const painted = performance.timeOrigin + performance.now();
+    const live = window.socklabLive.state;
+    const connection = live.connections.get(live.selected);
+    if (!connection) return;
+    for (const step of connection.steps) {
+      if (step.number > lastNumber) {
+        window.socklabRenders.push([step.time, painted]);
+        lastNumber = step.number;
+      }
+    }
+  });
+}).observe(document.getElementById("ladder"), { childList: true, subtree: true });
+"""
+
+
+def percentiles(latencies_s: list[float]) -> str:
+    ordered = sorted(latencies_s)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    return (
+        f"p50 {statistics.median(ordered) * 1e3:.0f} ms, p95 {p95 * 1e3:.0f} ms, "
+        f"max {ordered[-1] * 1e3:.0f} ms"
+    )
+
+
+def paced_in_browser(
+    url: str, port: int, reader: StreamReader, rate: float, duration_s: float
+) -> None:
+    """The paced phase with the page open in headless Chromium: packet -> screen latency."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from tests.live.chromium import headless_chromium
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        print("browser: needs Debian's chromium and chromium-driver")
+        return
+    with headless_chromium(chromium, chromedriver, 30.0) as driver:
+        driver.get(url)
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script(
+                "return document.body.dataset.ready === 'true' && window.socklabLive.state.connected"
+            )
+        )
+        # The page first draws the backlog of earlier phases (the server's ring): measure after.
+        newest = (
+            "return Math.max(0, ...[...window.socklabLive.state.connections.values()]"
+            ".flatMap((c) => c.steps.map((s) => s.number)))"
+        )
+        WebDriverWait(driver, 120).until(lambda d: d.execute_script(newest) >= reader.last_number)
+        driver.execute_script(RECORD_RENDERS)
+        sent = paced_requests(port, rate, duration_s)
+        time.sleep(1.0)
+        renders = driver.execute_script("return window.socklabRenders")
+    if not renders or reader.started is None:
+        print("browser: no arrows drawn (is this running as root?)")
+        return
+    latencies = [painted / 1e3 - (reader.started + arrow_time) for arrow_time, painted in renders]
+    print(f"browser: {sent:,} requests at {rate:g}/s, {len(latencies):,} arrows painted: "
+          f"packet -> screen {percentiles(latencies)}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flood-s", type=float, default=10.0)
     parser.add_argument("--paced-rps", type=float, default=250.0)
     parser.add_argument("--paced-s", type=float, default=10.0)
+    parser.add_argument(
+        "--browser", action="store_true", help="also measure packet -> screen in headless Chromium"
+    )
     args = parser.parse_args()
     port = free_port()
     server = SocklabProcess(["converter", "server", "--port", str(port)])
@@ -151,14 +235,14 @@ def main() -> int:
         sent = paced_requests(port, args.paced_rps, args.paced_s)
         time.sleep(1.0)
         reader.measuring = False
-        latencies = sorted(reader.latencies_s)
+        latencies = reader.latencies_s
         if latencies:
-            p95 = latencies[int(0.95 * (len(latencies) - 1))]
             print(f"paced: {sent:,} requests at {args.paced_rps:g}/s, {len(latencies):,} arrows: "
-                  f"packet -> stream p50 {statistics.median(latencies) * 1e3:.0f} ms, "
-                  f"p95 {p95 * 1e3:.0f} ms, max {latencies[-1] * 1e3:.0f} ms")  # fmt: skip
+                  f"packet -> stream {percentiles(latencies)}")  # fmt: skip
         else:
             print("paced: no arrows received (is this running as root?)")
+        if args.browser:
+            paced_in_browser(url, port, reader, args.paced_rps, args.paced_s)
         reader.stop()
     finally:
         live.stop()

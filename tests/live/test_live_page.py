@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +27,10 @@ from tests.socklab_process import SocklabProcess, free_port, run_socklab
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytest.importorskip("aiohttp")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.live.chromium import headless_chromium  # noqa: E402  (needs selenium)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -69,37 +68,39 @@ def relay_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_url(converter_port: int, relay_port: int) -> Iterator[str]:
-    live, url = start_live(["--port", str(converter_port), "--port", str(relay_port)])
-    yield url
+def reorder_port() -> int:
+    """Where a second `socklab impair` reorders UDP to the converter: selected from the start."""
+    return free_port(socket.SOCK_DGRAM)
+
+
+@pytest.fixture(scope="module")
+def traced_port() -> int:
+    """Where a converter server runs with --trace, sending its recv() calls to the page."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    converter_port: int, relay_port: int, reorder_port: int, traced_port: int
+) -> Iterator[tuple[str, str]]:
+    """The page's URL and the address traced programs send their recv() calls to."""
+    ports = [converter_port, relay_port, reorder_port, traced_port]
+    live, url = start_live([word for port in ports for word in ("--port", str(port))])
+    trace_line = r"^recv\(\) calls of traced programs: SOCKLAB_LIVE=(127\.0\.0\.1:\d+) socklab"
+    trace_address = live.wait_for_line(trace_line, WAIT_S).group(1)
+    yield url, trace_address
     assert live.stop() == 0, live.stderr_lines
 
 
 @pytest.fixture(scope="module")
+def live_url(live_server: tuple[str, str]) -> str:
+    return live_server[0]
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    profile = tempfile.mkdtemp(prefix="socklab-live-chromium-")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(WAIT_S)
-    try:
+    with headless_chromium(str(CHROMIUM), str(CHROMEDRIVER), WAIT_S) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout_s: float = WAIT_S) -> Any:
@@ -250,47 +251,131 @@ def test_the_pcapng_export_holds_the_packets(page: Any, converter_port: int) -> 
     assert any(b"U:saved" in frame.data for frame in frames)
 
 
+# Found and clicked in one script: the buttons are redrawn with every update.
+SELECT_CONNECTION = (
+    "const b = [...document.querySelectorAll('#connections button')].find("
+    "  (b) => b.textContent.startsWith(arguments[0]) && b.textContent.endsWith(':' + arguments[1]));"
+    "if (b) b.click(); return Boolean(b);"
+)
+
+
+def arrows_with_fate(driver: Any, relay_port: int, fate: str) -> list[Any]:
+    """Select the client <-> relay flow and wait for arrows marked with `fate` (within the
+    relay's forwarding window of 1 s plus the page's 2 s)."""
+    wait_for(
+        driver, lambda d: d.execute_script(SELECT_CONNECTION, "UDP", str(relay_port)), APPEAR_S
+    )
+    selector = f"#ladder svg g.arrow[data-fate~='{fate}']"
+    return list(
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, selector), 1.0 + APPEAR_S)
+    )
+
+
+def start_udp_relay(
+    page: Any,
+    start_socklab: Callable[..., SocklabProcess],
+    server_port: int,
+    port: int,
+    *faults: str,
+) -> SocklabProcess:
+    """A UDP converter server on `server_port` and `socklab impair` relaying `port` to it, its
+    `faults` on the way up (requests only, so a reply's fate never muddles the request's)."""
+    wait_for(page, capture_running)
+    server = start_socklab(["converter", "server", "--udp", "--port", str(server_port)])
+    server.wait_listening()
+    relay = start_socklab(
+        ["impair", "--udp", "--listen", str(port), "--target", f"127.0.0.1:{server_port}",
+         "--direction", "up", *faults]
+    )  # fmt: skip
+    relay.wait_for_line(r"^impair listening on ")
+    return relay
+
+
 @needs_capture
 def test_a_datagram_lost_in_impair_is_shown_as_lost(
     page: Any, start_socklab: Callable[..., SocklabProcess], converter_port: int, relay_port: int
 ) -> None:
-    wait_for(page, capture_running)
-    server = start_socklab(["converter", "server", "--udp", "--port", str(converter_port)])
-    server.wait_listening()
-    relay = start_socklab(
-        [
-            "impair", "--udp", "--listen", str(relay_port), "--target",
-            f"127.0.0.1:{converter_port}", "--loss", "0.5", "--direction", "up", "--seed", "4",
-        ]
-    )  # fmt: skip
-    relay.wait_for_line(r"^impair listening on ")
+    relay = start_udp_relay(
+        page, start_socklab, converter_port, relay_port, "--loss", "0.5", "--seed", "4"
+    )
     requests = [f"U:datagram{number}" for number in range(8)]
     result = run_socklab(
         ["converter", "client", "--udp", "--port", str(relay_port), "--retries", "10",
          "--timeout", "0.3", *requests]
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    # The client <-> relay ladder: the lost datagram's arrow says so (within the relay's
-    # forwarding window of 1 s plus the page's 2 s). The relay runs on meanwhile: the live view
-    # tells a relay by its two sockets in the socket table.
-    # Found and clicked in one script: the buttons are redrawn with every update.
-    select_flow = (
-        "const b = [...document.querySelectorAll('#connections button')].find("
-        "  (b) => b.textContent.startsWith('UDP') && b.textContent.endsWith(':' + arguments[0]));"
-        "if (b) b.click(); return Boolean(b);"
-    )
-    wait_for(page, lambda d: d.execute_script(select_flow, str(relay_port)), APPEAR_S)
-    lost = wait_for(
-        page,
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#ladder svg g.arrow[data-fate='lost']"),
-        1.0 + APPEAR_S,
-    )
+    # The client <-> relay ladder: the lost datagram's arrow says so. The relay runs on
+    # meanwhile: the live view tells a relay by its two sockets in the socket table.
+    lost = arrows_with_fate(page, relay_port, "lost")
     assert "lost in the relay" in lost[0].text
     assert relay.stop() == 0
     # impair's own count agrees: it did lose some on the way up
     summary = relay.stdout_lines[-1]
     assert re.search(r"up: \d+ datagrams in, \d+ out \([1-9]\d* lost", summary), summary
     screenshot(page, "live-udp-lost.png")
+
+
+@needs_capture
+def test_a_datagram_reordered_in_impair_is_shown_as_reordered(
+    page: Any, start_socklab: Callable[..., SocklabProcess], converter_port: int, reorder_port: int
+) -> None:
+    relay = start_udp_relay(
+        page, start_socklab, converter_port, reorder_port, "--reorder", "0.5", "--seed", "7"
+    )
+    # Back to back, so a held-back datagram has a successor to overtake it (the converter
+    # client waits for each reply: nothing would overtake). Replies are read, then ignored.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(WAIT_S)
+        for number in range(12):
+            client.sendto(f"U:burst{number}".encode(), ("127.0.0.1", reorder_port))
+        client.recv(2048)
+    reordered = arrows_with_fate(page, reorder_port, "reordered")
+    assert "reordered by the relay" in reordered[0].text
+    assert relay.stop() == 0
+    # impair's own count agrees, and the page marks no more than impair reordered
+    summary = relay.stdout_lines[-1]
+    counted = re.search(r"up: \d+ datagrams in, \d+ out \(.*?(\d+) reordered", summary)
+    assert counted and 1 <= len(reordered) <= int(counted.group(1)), summary
+
+
+@needs_capture
+def test_traced_recv_calls_show_beside_the_segments(
+    page: Any,
+    start_socklab: Callable[..., SocklabProcess],
+    traced_port: int,
+    live_server: tuple[str, str],
+) -> None:
+    wait_for(page, capture_running)
+    server = start_socklab(
+        ["converter", "server", "--port", str(traced_port), "--trace"],
+        env={"SOCKLAB_LIVE": live_server[1]},
+    )
+    server.wait_listening()
+    two_messages = b"U:one\nU:two\n"  # one send, one segment: TCP keeps no message boundaries
+    with socket.create_connection(("127.0.0.1", traced_port), timeout=WAIT_S) as client:
+        client.sendall(two_messages)
+        replies = b""
+        while replies.count(b"\n") < 2:
+            chunk = client.recv(4096)
+            assert chunk, replies
+            replies += chunk
+    assert replies.endswith(b"ONE\nTWO\n")
+    wait_for(page, lambda d: d.execute_script(SELECT_CONNECTION, "TCP", str(traced_port)), APPEAR_S)
+    # Read in one script: the stream is redrawn with every update.
+    first_recv = (
+        "const line = document.querySelector('#stream .line.recv');"
+        "return line && [line.dataset.first, line.dataset.last, line.textContent];"
+    )
+    first, last, text = wait_for(page, lambda d: d.execute_script(first_recv), 1.0 + APPEAR_S)
+    # The server's first recv() returned both messages at once: one call, the whole segment.
+    assert (first, last) == ("1", "12")
+    assert "recv() #1 returned 12 bytes: 1–12" in text
+    stream = page.execute_script("return document.getElementById('stream').innerText")
+    assert "segment bytes 1–12" in stream and "U:one" in stream and "U:two" in stream
+    assert "SOCKLAB_LIVE=" + live_server[1] in page.find_element(By.ID, "trace-hint").text
+    page.execute_script("document.getElementById('stream').scrollIntoView({block: 'center'})")
+    screenshot(page, "live-recv.png")
+    page.execute_script("window.scrollTo(0, 0)")
 
 
 def test_the_theme_toggle_switches_light_and_dark(page: Any) -> None:

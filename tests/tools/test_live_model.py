@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from socklab.tools.capture.ladder import LadderBuilder
 from socklab.tools.capture.packets import Packet, TcpFlags
-from socklab.tools.live.model import LiveModel, step_to_json
+from socklab.tools.live.model import LiveModel, parse_trace_record, step_to_json
 from socklab.tools.ports import SocketRow
 
 CLIENT = ("127.0.0.1", 40000)
@@ -155,3 +159,104 @@ def test_a_loss_before_the_relay_was_recognised_and_a_lagging_table_are_judged_r
     model.judge_datagrams(2.8)
     fates = [(e["fate"], e["step"]) for e in model.events_after(0, 100).events if "fate" in e]
     assert fates == [("lost", 1)]
+
+
+def test_a_datagram_the_relay_forwarded_after_a_later_one_is_named_reordered() -> None:
+    client, other, relay, flow, other_flow, server = (
+        ("127.0.0.1", port) for port in (40000, 40001, 50001, 45000, 45001, 50000)
+    )
+    model = LiveModel(started=0.0)
+    owners = {40000: 1, 40001: 4, 50001: 2, 45000: 2, 45001: 2, 50000: 3}  # the relay is PID 2
+    model.update_sockets([udp_row(port, pid) for port, pid in owners.items()], 0.0)
+    for packet in [
+        datagram(1.0, client, relay, b"U:1"),  # in order
+        datagram(1.01, flow, server, b"U:1"),
+        datagram(1.1, client, relay, b"U:2"),  # held back ...
+        datagram(1.11, client, relay, b"U:3"),
+        datagram(1.12, flow, server, b"U:3"),  # ... U:3 overtakes it
+        datagram(1.13, flow, server, b"U:2"),
+        datagram(1.2, other, relay, b"U:x"),  # another flow: overtaking it is no reordering
+        datagram(1.21, client, relay, b"U:4"),
+        datagram(1.22, flow, server, b"U:4"),
+        datagram(1.23, other_flow, server, b"U:x"),
+    ]:
+        model.add_packet(packet)
+    model.judge_datagrams(3.0)
+    events = model.events_after(0, 100).events
+    numbers = {
+        e["messages"][0]["text"]: e["number"] for e in events if e.get("to") == "127.0.0.1:50001"
+    }
+    fates = [(e["fate"], e["step"]) for e in events if "fate" in e]
+    assert fates == [("reordered", numbers["U:2"])]
+
+
+def trace_record(nbytes: int, end: int, seq: int, **changes: object) -> bytes:
+    record = {"v": 1, "call": "recv", "local": "127.0.0.1:50000", "peer": "127.0.0.1:40000"}
+    record |= {"nbytes": nbytes, "end": end, "seq": seq, "pid": 77}
+    return json.dumps(record | changes).encode()
+
+
+def test_traced_recv_calls_stand_beside_the_segments_that_carried_their_bytes() -> None:
+    model = LiveModel(started=10.0)
+    # a recv() traced before the capture drew its connection waits for it
+    early = parse_trace_record(trace_record(8, 8, 1))
+    assert early is not None
+    model.add_trace(early, 10.25)
+    assert model.events_after(0, 100).events == ()
+    for packet in handshake_and_request(b"U:a\nU:b\n"):  # two messages, one segment
+        model.add_packet(packet)
+    sliced = [  # one message in two segments, received by two calls
+        segment(10.4, CLIENT, SERVER, TcpFlags.PSH | TcpFlags.ACK, 109, 501, b"U:lo"),
+        segment(10.5, CLIENT, SERVER, TcpFlags.PSH | TcpFlags.ACK, 113, 501, b"ng\n"),
+    ]
+    for packet in sliced:
+        model.add_packet(packet)
+    for nbytes, end, seq in ((4, 12, 2), (3, 15, 3)):
+        record = parse_trace_record(trace_record(nbytes, end, seq))
+        assert record is not None
+        model.add_trace(record, 10.7)
+    events = model.events_after(0, 100).events
+    segments = [
+        (e["seq"], e["seq"] + e["length"] - 1) for e in events if e.get("length") and "flags" in e
+    ]
+    recvs = [(e["first"], e["last"], e["conn"], e["to"]) for e in events if "recv" in e]
+    assert segments == [(1, 8), (9, 12), (13, 15)]
+    assert recvs == [
+        (1, 8, "tcp-1", "127.0.0.1:50000"),  # one call returned both messages: merged
+        (9, 12, "tcp-1", "127.0.0.1:50000"),  # the sliced message took two calls
+        (13, 15, "tcp-1", "127.0.0.1:50000"),
+    ]
+    assert next(e for e in events if "recv" in e)["time"] == 0.25  # when it was received
+
+
+def test_a_traced_call_whose_connection_never_shows_is_dropped_and_counted() -> None:
+    model = LiveModel(started=0.0)
+    record = parse_trace_record(trace_record(3, 3, 1, peer="127.0.0.1:1"))
+    assert record is not None
+    model.add_trace(record, 1.0)
+    model.judge_datagrams(2.0)
+    assert model.traces_unmatched == 0
+    model.judge_datagrams(4.5)
+    assert model.traces_unmatched == 1 and model.events_after(0, 10).events == ()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"[1]",
+        trace_record(1, 1, 1, v=2),
+        trace_record(1, 1, 1, call="<b>send</b>"),
+        trace_record(1, 1, 1, local="example.org:80"),  # never a name to resolve
+        trace_record(1, 1, 1, local="<script>:80"),
+        trace_record(1, 1, 1, extra="x"),
+        trace_record(-1, 1, 1),
+        trace_record(True, 1, 1),  # a bool is no count
+        trace_record(5, 4, 1),  # more bytes than the stream held
+        trace_record(1, 1, 0),
+        trace_record(1, 1, 1, pid="7"),
+        b'{"v": 1, ' + b" " * 2000 + b"}",
+    ],
+)
+def test_a_malformed_trace_record_is_refused(data: bytes) -> None:
+    assert parse_trace_record(data) is None

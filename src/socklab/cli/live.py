@@ -23,8 +23,14 @@ DEFAULT_HTTP = ("127.0.0.1", 8765)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = _(
-        "Serve a live page for a projector: the socket table of the selected ports, a ladder per connection growing as packets arrive, and the byte stream with its messages. Packets need root or CAP_NET_RAW on Linux; the sockets show without."
+    parser.description = (
+        _(
+            "Serve a live page for a projector: the socket table of the selected ports, a ladder per connection growing as packets arrive, and the byte stream with its messages. Packets need root or CAP_NET_RAW on Linux; the sockets show without."
+        )
+        + " "
+        + _(
+            "A socklab program run with --trace and SOCKLAB_LIVE=127.0.0.1:PORT (the page's port) in its environment shows its recv() calls beside the segments."
+        )
     )
     parser.add_argument(
         "--http",
@@ -119,7 +125,14 @@ def page_labels() -> dict[str, str]:
         "fragment_end": _("ends a message begun earlier"),
         "fate_lost": _("lost in the relay: it never came out"),
         "fate_duplicated": _("duplicated by the relay: it came out twice"),
+        "fate_reordered": _("reordered by the relay: a later datagram came out before it"),
         "earlier_hidden": _("earlier arrows not shown: {count}"),
+        "trace_hint": _(
+            "recv() boundaries: start a socklab program with --trace and SOCKLAB_LIVE={address} in its environment"
+        ),
+        "recv_call": _("{call}() #{number} returned {count} bytes: {first}–{last}"),
+        "recv_end": _("{call}() #{number} returned 0 bytes: the peer closed its side"),
+        "segment_bytes": _("segment bytes {first}–{last}"),
     }
 
 
@@ -175,6 +188,12 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     def announce() -> None:
         env.say(_("socklab live: {url}").format(url=url))
+        if server.trace_address is not None:
+            env.say(
+                _(
+                    "recv() calls of traced programs: SOCKLAB_LIVE={address} socklab ... --trace"
+                ).format(address=format_endpoint(*server.trace_address))
+            )
         env.say(_("Press Ctrl+C to stop."))
         if args.open:
             webbrowser.open(url)

@@ -18,6 +18,7 @@ from socklab.i18n import _, format_count
 from socklab.protocol.endpoints import format_endpoint
 from socklab.protocol.escaping import escape_for_terminal, hexdump_lines
 from socklab.tracing import Call, TraceEvent, Tracer
+from socklab.tracing.live_sink import ENVIRONMENT_VARIABLE, LiveSink, loopback_address
 
 PREFIX = "[trace] "
 INDENT = " " * len(PREFIX)
@@ -48,10 +49,30 @@ def tracer_from_args(args: argparse.Namespace, env: Environment) -> Tracer | Non
 
 
 def make_tracer(env: Environment, *, explain: bool) -> Tracer:
+    sink = live_sink_from(env)
+
     def trace(event: TraceEvent) -> None:
         env.warn("\n".join(render_event(event, explain=explain)))
+        if sink is not None:
+            sink.send(event)
 
     return trace
+
+
+def live_sink_from(env: Environment) -> LiveSink | None:
+    """Where `SOCKLAB_LIVE` asks the receive calls to go too (socklab live), if anywhere."""
+    wanted = env.environ.get(ENVIRONMENT_VARIABLE)
+    if not wanted:
+        return None
+    address = loopback_address(wanted)
+    if address is None:
+        env.warn(
+            _(
+                "{variable}={value} is not a loopback ip:port: the recv() calls are not sent to socklab live. Use the address socklab live printed, e.g. {variable}=127.0.0.1:8765."
+            ).format(variable=ENVIRONMENT_VARIABLE, value=escape_for_terminal(wanted, max_bytes=80))
+        )
+        return None
+    return LiveSink(address)
 
 
 def format_address(address: tuple[str, int] | None) -> str:

@@ -16,3 +16,16 @@ def format_host(host: str) -> str:
 def format_endpoint(host: str, port: int) -> str:
     """`127.0.0.1:7000`, `[::1]:7000`."""
     return f"{format_host(host)}:{port}"
+
+
+def parse_endpoint(text: str) -> tuple[str, int] | None:
+    """`HOST:PORT` or `[V6]:PORT` as written by `format_endpoint`; None when it is not one."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or len(port_text) > 5:
+        return None
+    port = int(port_text)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not 0 < port <= 65535 or len(host) > 255 or not host.isprintable():
+        return None
+    return host, port

@@ -55,6 +55,9 @@ class TraceEvent:
     `ipv6` tells AF_INET6 from AF_INET for socket().
     For close(), `listening` says the socket was a listening one (it has no peer, so no FIN)
     and `connected` whether it had a peer at all (a client whose connect() failed has none).
+    `local` and `peer` name a TCP receive's connection (its socket's two ends), so a live view
+    can key the call to the segments it captured; None where the call has none or they are
+    unknown.
     """
 
     call: Call
@@ -71,6 +74,8 @@ class TraceEvent:
     ipv6: bool = False
     listening: bool = False
     connected: bool = True
+    local: tuple[str, int] | None = None
+    peer: tuple[str, int] | None = None
 
 
 Tracer = Callable[[TraceEvent], None]

@@ -108,7 +108,20 @@ class TracedSocket(socket.socket):
             argument=bufsize,
             address=socket_address(address),
             sequence=self._receive_count,
+            **self._ends(),
         )
+
+    def _ends(self) -> dict[str, Any]:
+        """A TCP socket's `local` and `peer` address (for a live view); none for UDP or when gone."""
+        if transport_of(self.type) != "tcp":
+            return {}
+        try:
+            return {
+                "local": socket_address(self.getsockname()),
+                "peer": socket_address(self.getpeername()),
+            }
+        except OSError:  # closed or reset meanwhile: the event still counts, unkeyed
+            return {}
 
     # -- setting up --------------------------------------------------------------------------
 

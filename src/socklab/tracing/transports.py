@@ -82,10 +82,12 @@ class _TracedStreamProtocol(asyncio.Protocol):
         self._listening_fd = listening_fd
         self._fd = -1
         self._receives = 0
+        self._ends: tuple[tuple[str, int] | None, tuple[str, int] | None] = (None, None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._fd = _fd_of(transport)
         peer = socket_address(transport.get_extra_info("peername"))
+        self._ends = (socket_address(transport.get_extra_info("sockname")), peer)
         self._tracer(
             TraceEvent(Call.ACCEPT, self._listening_fd, "tcp", new_fd=self._fd, address=peer)
         )
@@ -109,6 +111,8 @@ class _TracedStreamProtocol(asyncio.Protocol):
                 nbytes=len(data),
                 data=bytes(data[:TRACE_DATA_BYTES]),
                 sequence=self._receives,
+                local=self._ends[0],
+                peer=self._ends[1],
             )
         )
 

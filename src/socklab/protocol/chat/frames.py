@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from socklab.i18n import lazy_gettext, lazy_ngettext
-from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.endpoints import format_endpoint, parse_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.protocol.limits import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -58,15 +58,7 @@ def format_address(address: tuple[str, int]) -> str:
 
 def parse_address(text: str) -> tuple[str, int] | None:
     """`HOST:PORT` or `[V6]:PORT` as written by `format_address`; None when it is not one."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or len(port_text) > 5:
-        return None
-    port = int(port_text)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not host or not 0 < port <= 65535 or len(host) > 255 or not host.isprintable():
-        return None
-    return host, port
+    return parse_endpoint(text)
 
 
 # -- frames -----------------------------------------------------------------------------------

@@ -13,26 +13,38 @@ for the pcap export are a ring as well. Pure: no clocks, no sockets (times are p
 What a relay did to a datagram is read off the wire as well, not asked of the relay: a datagram
 that arrives at port A and leaves, same bytes, from port B to someone other than its sender was
 forwarded, and A is a relay's port. A datagram that arrived at a relay's port and has not left it
-within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated. Each fate is an
-event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
+within `FORWARD_WITHIN_S` was lost there; one that left twice was duplicated; one that left after
+a datagram of the same flow that arrived after it was reordered (overtaken: its forward order
+differs from its arrival order, as netem's and `impair --reorder`'s held-back datagram). Each fate
+is an event of its own naming the arrow it concerns (`{"fate": "lost", "step": N}`).
 
-Call order: `add_packet(packet)`* , `add_frames(frames)`* , `judge_datagrams(now)`* and `update_sockets(rows,
-now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
+A traced socklab program (`--trace` with `SOCKLAB_LIVE`, see tracing/live_sink.py) sends its TCP
+receive calls; `parse_trace_record` validates each (hostile-ish: bounded, exact fields, ip:port
+literals only) and `add_trace` turns it into a `recv` event of the connection whose segments
+carried those bytes (the sender's peer -> local direction), with the byte range the call
+returned, numbered like the segments' relative sequence numbers: the page draws both side by
+side. A call whose connection the capture has not shown yet waits, briefly and bounded.
+
+Call order: `add_packet(packet)`* , `add_frames(frames)`* , `add_trace(record, now)`*,
+`judge_datagrams(now)`* and `update_sockets(rows, now)`* from the feeders, `events_after(cursor)` and `snapshot_sockets()` from the page's stream,
 in any interleaving under the caller's lock.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from socklab.protocol.endpoints import format_endpoint
+from socklab.protocol.endpoints import format_endpoint, parse_endpoint
 from socklab.protocol.escaping import escape_for_terminal
 from socklab.tools.capture.ladder import LadderBuilder, LadderStep
 from socklab.tools.capture.packets import Packet
 from socklab.tools.ports import SocketRow, SocketWatch, WatchedRow
+from socklab.tracing.live_sink import MAX_RECORD_BYTES, RECORD_VERSION
 
 # 5,000 arrows: minutes of a classroom demo, a few seconds of a flood; each dict is ~1 KiB.
 DEFAULT_MAX_EVENTS: Final = 5_000
@@ -52,6 +64,14 @@ MAX_WAITING_DATAGRAMS: Final = 1_000  # datagrams waiting to be seen leaving a r
 # show its owner, so a datagram is judged once its sockets are known, or after this long.
 OWNERS_WAIT_S: Final = 3.0
 UNFORWARDED_KEPT_S: Final = 10.0  # how long a datagram may still turn out lost at a new relay
+# A traced recv() may reach the model before the capture drew its segment: it waits this long
+# (at most this many) for its connection to show; then it is dropped, counted.
+TRACE_WAIT_S: Final = 3.0
+MAX_WAITING_TRACES: Final = 1_000
+MAX_KNOWN_CONNECTIONS: Final = 10_000  # TCP (sender, receiver) -> connection, newest kept
+MAX_COUNT: Final = 2**53  # bytes and calls: what JSON numbers hold exactly
+_TRACE_FIELDS: Final = frozenset({"v", "call", "local", "peer", "nbytes", "end", "seq", "pid"})
+_TRACE_CALLS: Final = frozenset({"recv", "recv_into", "recvfrom", "recvmsg", "read"})
 
 Json = dict[str, Any]
 
@@ -120,9 +140,20 @@ class _Arrival:
     sender: tuple[str, int]
     receiver: tuple[str, int]
     payload: bytes
-    # Ports that sent the same bytes on to a third party soon after: the forwards, if the same
-    # process owns them and the receiving port (checked when judged: the socket table lags).
-    departures: list[int] = field(default_factory=list)
+    # (port, order) of each datagram that carried the same bytes on to a third party soon after:
+    # the forwards, if the same process owns the port and the receiving port (checked when
+    # judged: the socket table lags). `order` counts datagrams seen, so forwards can be ordered.
+    departures: list[tuple[int, int]] = field(default_factory=list)
+
+    def first_forward(self, owners: Mapping[int, int]) -> int | None:
+        """The order of its first forward by the owner of its receiving port (None: none seen)."""
+        owner = owners.get(self.receiver[1])
+        orders = [
+            order
+            for port, order in self.departures
+            if owner is not None and owners.get(port) == owner
+        ]
+        return min(orders) if orders else None
 
 
 class RelayFates:
@@ -136,8 +167,10 @@ class RelayFates:
         # Not forwarded, at a port not (yet) known as a relay's: most are a server's requests.
         self._unforwarded: deque[_Arrival] = deque(maxlen=MAX_WAITING_DATAGRAMS)
         self.relay_ports: set[int] = set()
+        self._seen = 0  # datagrams seen: the order of arrivals and departures alike
 
     def datagram(self, number: int, conn: str, packet: Packet) -> None:
+        self._seen += 1
         for arrival in self._waiting:
             if (
                 arrival.payload == packet.payload
@@ -146,7 +179,7 @@ class RelayFates:
                 and packet.destination not in (arrival.sender, arrival.receiver)
                 and packet.source not in (arrival.sender, arrival.receiver)
             ):
-                arrival.departures.append(packet.src_port)
+                arrival.departures.append((packet.src_port, self._seen))
         self._waiting.append(
             _Arrival(number, conn, packet.time, packet.source, packet.destination, packet.payload)
         )
@@ -156,13 +189,15 @@ class RelayFates:
         fates: list[Json] = []
         while self._waiting and now - self._waiting[0].time > FORWARD_WITHIN_S:
             arrival = self._waiting[0]
-            ports = (arrival.receiver[1], *arrival.departures)
+            ports = (arrival.receiver[1], *(port for port, _order in arrival.departures))
             if now - arrival.time < OWNERS_WAIT_S and any(port not in owners for port in ports):
                 break  # the socket table has not shown these sockets yet: judge later
             self._waiting.popleft()
             owner = owners.get(arrival.receiver[1])
             forwards = sum(
-                1 for port in arrival.departures if owner is not None and owners.get(port) == owner
+                1
+                for port, _order in arrival.departures
+                if owner is not None and owners.get(port) == owner
             )
             port = arrival.receiver[1]
             if forwards and port not in self.relay_ports:
@@ -177,6 +212,8 @@ class RelayFates:
                 )
             if forwards > 1:
                 fates.append(_fate("duplicated", arrival))
+            if forwards and self._overtaken(arrival, owners):
+                fates.append(_fate("reordered", arrival))
             elif forwards == 0 and port in self.relay_ports:
                 fates.append(_fate("lost", arrival))
             elif forwards == 0:
@@ -185,9 +222,70 @@ class RelayFates:
             self._unforwarded.popleft()
         return fates
 
+    def _overtaken(self, arrival: _Arrival, owners: Mapping[int, int]) -> bool:
+        """Did a later datagram of its flow (same sender, same relay port) leave before it did?
+
+        The later ones are still waiting (arrival order), their forwards already seen: a relay
+        sends the overtaking datagram first.
+        """
+        mine = arrival.first_forward(owners)
+        if mine is None:
+            return False
+        for later in self._waiting:
+            if later.sender != arrival.sender or later.receiver != arrival.receiver:
+                continue
+            theirs = later.first_forward(owners)
+            if theirs is not None and theirs < mine:
+                return True
+        return False
+
 
 def _fate(fate: str, arrival: _Arrival) -> Json:
     return {"fate": fate, "step": arrival.number, "conn": arrival.conn}
+
+
+def parse_trace_record(data: bytes) -> Json | None:
+    """One traced receive call as sent by tracing/live_sink.py, validated; None if malformed.
+
+    Everything is checked: size, JSON, exactly the known fields, each of its type and range,
+    the addresses ip:port literals (formatted anew, so what reaches the page is ours).
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        return None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or set(record) != _TRACE_FIELDS:
+        return None
+    if record["v"] != RECORD_VERSION or record["call"] not in _TRACE_CALLS:
+        return None
+    numbers = [record[name] for name in ("nbytes", "end", "seq", "pid")]
+    if not all(type(n) is int and 0 <= n < MAX_COUNT for n in numbers):
+        return None
+    if record["end"] < record["nbytes"] or record["seq"] < 1:
+        return None
+    ends = []
+    for name in ("local", "peer"):
+        text = record[name]
+        address = parse_endpoint(text) if isinstance(text, str) and len(text) <= 64 else None
+        if address is None:
+            return None
+        try:
+            host = str(ipaddress.ip_address(address[0]))
+        except ValueError:
+            return None
+        ends.append(format_endpoint(host, address[1]))
+    local, peer = ends
+    return {
+        "call": record["call"],
+        "local": local,
+        "peer": peer,
+        "nbytes": record["nbytes"],
+        "end": record["end"],
+        "seq": record["seq"],
+        "pid": record["pid"],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +319,10 @@ class LiveModel:
         # UDP port -> PID of its socket, as last seen (a closed flow's port stays known)
         self._udp_owners: dict[int, int] = {}
         self.sockets_version = 0
+        # TCP (sender ip:port, receiver ip:port) -> connection key, from the arrows drawn
+        self._tcp_connections: dict[tuple[str, str], str] = {}
+        self._waiting_traces: deque[tuple[float, Json]] = deque()
+        self.traces_unmatched = 0  # traced calls whose connection never showed (or too many)
 
     def add_frames(self, frames: Iterable[tuple[float, bytes, int]]) -> None:
         """Captured frames (time, bytes, original length) for the export: the newest are kept."""
@@ -235,6 +337,56 @@ class LiveModel:
         event["number"] = number
         if packet.proto == "udp" and packet.payload:
             self._fates.datagram(number, event["conn"], packet)
+        elif packet.proto == "tcp":
+            key = (event["from"], event["to"])
+            self._tcp_connections.pop(key, None)
+            self._tcp_connections[key] = event["conn"]  # newest last: a reused pair is the new one
+            if len(self._tcp_connections) > MAX_KNOWN_CONNECTIONS:
+                del self._tcp_connections[next(iter(self._tcp_connections))]
+
+    def add_trace(self, record: Json, now: float) -> None:
+        """A traced receive call (`parse_trace_record`'s result), received at `now`."""
+        if self._waiting_traces:
+            self._place_waiting_traces(now)
+        ends = (record["peer"], record["local"])
+        # behind an earlier call of its connection that still waits: in order, or not at all
+        behind = any((early["peer"], early["local"]) == ends for _t, early in self._waiting_traces)
+        if behind or not self._place_trace(record, now):
+            if len(self._waiting_traces) >= MAX_WAITING_TRACES:
+                self._waiting_traces.popleft()
+                self.traces_unmatched += 1
+            self._waiting_traces.append((now, record))
+
+    def _place_trace(self, record: Json, now: float) -> bool:
+        conn = self._tcp_connections.get((record["peer"], record["local"]))
+        if conn is None:
+            return False
+        self._append(
+            {
+                "recv": record["call"],
+                "conn": conn,
+                "time": round(now - self.started, 6),
+                "from": record["peer"],
+                "to": record["local"],
+                "length": record["nbytes"],
+                # the bytes it returned, numbered as the segments' relative sequence numbers
+                "first": record["end"] - record["nbytes"] + 1,
+                "last": record["end"],
+                "call_number": record["seq"],
+                "pid": record["pid"],
+            }
+        )
+        return True
+
+    def _place_waiting_traces(self, now: float) -> None:
+        waiting, self._waiting_traces = self._waiting_traces, deque()
+        for received, record in waiting:
+            if self._place_trace(record, received):
+                continue
+            if now - received > TRACE_WAIT_S:
+                self.traces_unmatched += 1
+            else:
+                self._waiting_traces.append((received, record))
 
     def count_skipped(self, count: int) -> None:
         """Packets captured but not drawn: the capture fell behind a flood (runner.py)."""
@@ -242,7 +394,12 @@ class LiveModel:
         self.packets_not_drawn += count
 
     def judge_datagrams(self, now: float) -> None:
-        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock)."""
+        """Say what relays did to datagrams old enough (call often; `now` on the packets' clock).
+
+        Traced calls still waiting for their connection are placed now if it has shown.
+        """
+        if self._waiting_traces:
+            self._place_waiting_traces(now)
         for fate in self._fates.judge(now, self._udp_owners):
             self._append(fate)
 
@@ -287,6 +444,7 @@ __all__ = [
     "EventBatch",
     "LiveModel",
     "connection_key",
+    "parse_trace_record",
     "row_to_json",
     "step_to_json",
 ]

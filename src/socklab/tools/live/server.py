@@ -8,6 +8,11 @@ task that wakes every `PUSH_EVERY_S` and sends what is new in one message: batch
 `MAX_EVENTS_PER_PUSH` arrows, and a browser too slow to keep up is told how many it missed,
 never queued for (aiohttp's send waits for the socket to drain, so a slow one just falls behind).
 
+Traced socklab programs (`--trace`, `SOCKLAB_LIVE=127.0.0.1:PORT`) send their TCP receive calls
+as JSON datagrams to a UDP socket on 127.0.0.1 with the page's port number (`trace_address`;
+None when that port is taken for UDP): each is validated (`parse_trace_record`) and drawn beside
+the segments. Only loopback can reach it; a malformed datagram is dropped, counted.
+
 Security (Jupyter's precedent): loopback needs no token but the Host header must name a loopback
 address (no DNS rebinding); any other address needs the random token of the printed URL, checked
 in constant time, then kept in a same-site cookie. The page is read-only: nothing it sends is
@@ -22,6 +27,7 @@ import hmac
 import io
 import ipaddress
 import json
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,6 +39,7 @@ from aiohttp import WSMsgType, web
 
 from socklab.errors import PermissionDeniedError
 from socklab.i18n import _
+from socklab.protocol.endpoints import format_endpoint
 from socklab.runtimes.config import ServerConfig
 from socklab.runtimes.handle import ServerHandle
 from socklab.runtimes.listening import open_listening_socket
@@ -45,7 +52,7 @@ from socklab.tools.capture.runner import (
     run_capture,
 )
 from socklab.tools.capture.selection import PacketSelection
-from socklab.tools.live.model import LiveModel
+from socklab.tools.live.model import LiveModel, parse_trace_record
 from socklab.tools.ports import SocketFilter, SocketRow, read_socket_table
 
 if TYPE_CHECKING:
@@ -115,6 +122,11 @@ class LiveServer(ServerHandle):
         )
         host, port = self._sock.getsockname()[:2]
         super().__init__((str(host), int(port)))
+        self._trace_sock = _trace_socket(int(port))
+        self.trace_address: tuple[str, int] | None = (
+            None if self._trace_sock is None else ("127.0.0.1", int(port))
+        )
+        self.traces_refused = 0  # datagrams on the trace socket that were no valid record
         self.config = config
         self.model = LiveModel(started=time.time())
         self.capture = CaptureStatus()
@@ -211,7 +223,10 @@ class LiveServer(ServerHandle):
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        if self._stop_requested.is_set():
+        if self._stop_requested.is_set():  # stopped before it served: its sockets are closed
+            self._sock.close()
+            if self._trace_sock is not None:
+                self._trace_sock.close()
             return
         app = web.Application(middlewares=[self._guard])
         app.router.add_get("/", self._asset)
@@ -228,16 +243,33 @@ class LiveServer(ServerHandle):
             asyncio.create_task(self._poll_sockets()),
             asyncio.create_task(self._judge_datagrams()),
         ]
+        trace_transport: asyncio.DatagramTransport | None = None
+        if self._trace_sock is not None:
+            trace_transport, _protocol = await self._loop.create_datagram_endpoint(
+                lambda: _TraceReceiver(self._add_trace), sock=self._trace_sock
+            )
         try:
             await self._wake.wait()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if trace_transport is not None:
+                trace_transport.close()
+            elif self._trace_sock is not None:
+                self._trace_sock.close()
             await runner.cleanup()
             self._sock.close()
             if self._capture_thread is not None:
                 await asyncio.to_thread(self._capture_thread.join, 2.0)
+
+    def _add_trace(self, data: bytes) -> None:
+        record = parse_trace_record(data)
+        with self._lock:
+            if record is None:
+                self.traces_refused += 1
+            else:
+                self.model.add_trace(record, time.time())  # the packets' clock
 
     async def _poll_sockets(self) -> None:
         ports = frozenset(self.config.ports)
@@ -300,7 +332,12 @@ class LiveServer(ServerHandle):
         return web.Response(body=body, content_type=content_type, charset="utf-8")
 
     async def _labels(self, _request: web.Request) -> web.Response:
-        payload = {"language": self.config.language, "labels": dict(self.config.labels)}
+        trace = None if self.trace_address is None else format_endpoint(*self.trace_address)
+        payload = {
+            "language": self.config.language,
+            "labels": dict(self.config.labels),
+            "trace_address": trace,
+        }
         return web.json_response(payload)
 
     async def _export_pcapng(self, _request: web.Request) -> web.Response:
@@ -365,6 +402,26 @@ class LiveServer(ServerHandle):
                 await ws.send_str(json.dumps(message))
             if len(batch.events) < MAX_EVENTS_PER_PUSH:
                 await asyncio.sleep(PUSH_EVERY_S)
+
+
+def _trace_socket(port: int) -> socket.socket | None:
+    """The UDP socket traced programs send to: loopback, the page's port number, if free."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:  # taken for UDP: the page works on, without recv() boundaries
+        sock.close()
+        return None
+    sock.setblocking(False)
+    return sock
+
+
+class _TraceReceiver(asyncio.DatagramProtocol):
+    def __init__(self, add: Callable[[bytes], None]) -> None:
+        self._add = add
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._add(data)
 
 
 __all__ = ["LiveConfig", "LiveServer", "is_loopback", "token_matches"]

@@ -78,7 +78,15 @@ function apply(event) {
   if (event.fate) {
     // What a relay did to an arrow already drawn (see tools/live/model.py, RelayFates).
     const step = state.connections.get(event.conn)?.steps.find((s) => s.number === event.step);
-    if (step) step.fate = event.fate;
+    // One arrow may have several (duplicated and reordered): each is said, none twice.
+    if (step && !step.fates?.includes(event.fate)) step.fates = [...(step.fates ?? []), event.fate];
+    return;
+  }
+  if (event.recv) {
+    // A traced program's receive call (tools/live/model.py, add_trace): in the byte stream,
+    // beside the segments whose bytes it returned. Its connection is drawn already.
+    const connection = state.connections.get(event.conn);
+    if (connection) insertRecv(connection, event);
     return;
   }
   const step = event;
@@ -99,10 +107,42 @@ function apply(event) {
     connection.steps.shift();
     connection.hidden += 1;
   }
-  if (step.messages.length) {
-    connection.stream.push(step);
-    if (connection.stream.length > MAX_STREAM_LINES) connection.stream.shift();
+  if (step.messages.length) pushStream(connection, step);
+}
+
+function pushStream(connection, entry) {
+  connection.stream.push(entry);
+  if (connection.stream.length > MAX_STREAM_LINES) connection.stream.shift();
+}
+
+// Right after the last segment (of the same direction) whose bytes it returned, and after the
+// calls already shown there: a merged pair shows one call under one segment, a split message
+// several calls under its segments.
+function insertRecv(connection, call) {
+  const stream = connection.stream;
+  let at = stream.length;
+  for (let index = stream.length - 1; index >= 0; index -= 1) {
+    const entry = stream[index];
+    if (!entry.recv && entry.from === call.from && entry.seq !== null && entry.seq <= Math.max(call.last, 1)) {
+      at = index + 1;
+      break;
+    }
   }
+  while (at < stream.length && stream[at].recv) at += 1;
+  stream.splice(at, 0, call);
+  if (stream.length > MAX_STREAM_LINES) stream.shift();
+}
+
+function recvLine(call, connection) {
+  const values = { call: call.recv, number: call.call_number, count: call.length,
+                   first: call.first, last: call.last };
+  const fromClient = call.from === connection.client;
+  const line = element("div", undefined, `line recv ${fromClient ? "from-client" : "from-server"}`);
+  line.dataset.first = call.first;
+  line.dataset.last = call.last;
+  line.append(element("span", "⤓ ", "arrow"),
+              element("span", label(call.length ? "recv_call" : "recv_end", values)));
+  return line;
 }
 
 function showCapture(capture) {
@@ -189,7 +229,7 @@ function stepLabel(step) {
 }
 
 function fateLabel(step) {
-  return step.fate ? ` — ${label(`fate_${step.fate}`)}` : "";
+  return (step.fates ?? []).map((fate) => ` — ${label(`fate_${fate}`)}`).join("");
 }
 
 function ladderSvg(connection) {
@@ -235,12 +275,12 @@ function arrow(step, top) {
   const y = top + 26 + (step.messages.length ? MESSAGE_ROW : 0);
   const fromX = step.from_client ? CLIENT_X : SERVER_X;
   const toX = step.from_client ? SERVER_X : CLIENT_X;
-  const colour = step.flags.includes("RST") || step.fate ? INK.rst : step.from_client ? INK.client : INK.server;
-  const alarm = step.flags.includes("RST") || step.fate ? " rst" : "";
+  const colour = step.flags.includes("RST") || step.fates ? INK.rst : step.from_client ? INK.client : INK.server;
+  const alarm = step.flags.includes("RST") || step.fates ? " rst" : "";
   const group = svgElement("g", { class: `arrow ${step.from_client ? "from-client" : "from-server"}${alarm}` });
   group.dataset.flags = step.flags;
   group.dataset.proto = step.proto;
-  if (step.fate) group.dataset.fate = step.fate;
+  if (step.fates) group.dataset.fate = step.fates.join(" "); // CSS: [data-fate~='reordered']
   const line = svgElement("line", { x1: fromX, y1: y, x2: toX, y2: y + DROP, stroke: colour,
                                     "stroke-width": 3, "marker-end": "url(#arrowhead)" });
   if (step.retransmission) line.setAttribute("stroke-dasharray", "8 6");
@@ -262,12 +302,17 @@ function arrow(step, top) {
 function renderStream(connection) {
   const stream = document.getElementById("stream");
   const lines = (connection?.stream ?? []).map((step) => {
+    if (step.recv) return recvLine(step, connection);
     const line = element("div", undefined, `line ${step.from_client ? "from-client" : "from-server"}`);
     line.append(element("span", `${step.from_client ? "→" : "←"} `, "arrow"));
     for (const message of step.messages) {
       const box = element("span", message.text, `message ${message.fragment}`);
       box.title = describeMessage(message);
       line.append(box);
+    }
+    if (step.proto === "tcp" && step.length && step.seq !== null) {
+      const last = step.seq + step.length - 1;
+      line.append(element("span", label("segment_bytes", { first: step.seq, last }), "bytes"));
     }
     return line;
   });
@@ -352,6 +397,9 @@ async function start() {
   document.title = label("title");
   document.getElementById("title").textContent = label("title");
   for (const node of document.querySelectorAll("[data-label]")) node.textContent = label(node.dataset.label);
+  const traceHint = document.getElementById("trace-hint");
+  traceHint.hidden = !catalogue.trace_address;
+  if (catalogue.trace_address) traceHint.textContent = label("trace_hint", { address: catalogue.trace_address });
   document.getElementById("pause").addEventListener("click", () => setPaused(!state.paused));
   document.getElementById("step").addEventListener("click", step);
   document.getElementById("clear").addEventListener("click", clear);
