@@ -16,7 +16,6 @@ environment, which may be a stranger's suggestion; anything else is refused wher
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import os
 import socket
@@ -37,6 +36,10 @@ def loopback_address(text: str) -> tuple[str, int] | None:
     address = parse_endpoint(text.strip())
     if address is None:
         return None
+    # Imported here: every server loads this module with --trace's option, and ipaddress stays
+    # out of a server that never sees SOCKLAB_LIVE (tests/cli/test_server_imports.py).
+    import ipaddress
+
     try:
         loopback = ipaddress.ip_address(address[0]).is_loopback
     except ValueError:
