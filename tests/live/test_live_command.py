@@ -96,7 +96,8 @@ def test_without_the_extra_it_names_the_pip_command(monkeypatch) -> None:
     status = main(["live"], Environment(io.StringIO(), out, err, {}, False, False))
     assert status == ExitStatus.ERROR
     assert re.fullmatch(
-        r"socklab live needs the web server of the 'live' extra: pip install 'socklab\[live\]'\n",
+        r"socklab live: the web server of the 'live' extra is not installed: "
+        r"pip install 'socklab\[live\]'\n",
         err.getvalue(),
     )
     assert out.getvalue() == ""
@@ -110,6 +111,6 @@ def test_a_taken_port_is_one_line_naming_it() -> None:
         result = run_socklab(["live", "--http", f"127.0.0.1:{port}"])
     assert result.returncode == ExitStatus.ADDRESS_IN_USE
     assert result.stderr == (
-        f"Port {port} for the page is already in use: choose another with --http, "
+        f"socklab live: Port {port} for the page is already in use: choose another with --http, "
         "or --http :0 for a free one.\n"
     )

@@ -486,7 +486,7 @@ def test_wireshark_install_says_where_and_keeps_a_different_file(tmp_path: Path)
     refused = run_socklab(["wireshark", "install", "--dir", str(blocked / "plugins")])
     assert refused.returncode != 0
     assert re.fullmatch(
-        rf"Cannot install the dissector into {re.escape(str(blocked / 'plugins'))}: .+\. "
+        rf"socklab wireshark install: Cannot install the dissector into {re.escape(str(blocked / 'plugins'))}: .+\. "
         r"Choose another folder with --dir, or copy .+socklab\.lua there yourself\.\n",
         refused.stderr,
     )

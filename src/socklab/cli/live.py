@@ -154,8 +154,8 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     except ImportError as error:
         if error.name is None or not error.name.startswith("aiohttp"):
             raise
-        env.warn(
-            _("socklab live needs the web server of the 'live' extra: pip install 'socklab[live]'")
+        env.fail(
+            _("the web server of the 'live' extra is not installed: pip install 'socklab[live]'")
         )
         return ExitStatus.ERROR
     host, port = args.http
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace, env: Environment) -> ExitStatus:
     try:
         server = LiveServer(config)
     except AddressInUseError:
-        env.warn(
+        env.fail(
             _(
                 "Port {port} for the page is already in use: choose another with --http, or --http :0 for a free one."
             ).format(port=port)

@@ -56,7 +56,7 @@ def run_install(args: argparse.Namespace, env: Environment) -> ExitStatus:
         try:
             folder = personal_plugins_folder(environ=env.environ)
         except PluginsFolderUnknown:
-            env.warn(
+            env.fail(
                 _(
                     "%APPDATA% is not set, so Wireshark's personal plugins folder is unknown. Name it with --dir (Wireshark shows it under Help > About Wireshark > Folders)."
                 )
@@ -65,7 +65,7 @@ def run_install(args: argparse.Namespace, env: Environment) -> ExitStatus:
     try:
         installation = install_dissector(folder)
     except OSError as exc:
-        env.warn(
+        env.fail(
             _(
                 "Cannot install the dissector into {folder}: {reason}. Choose another folder with --dir, or copy {source} there yourself."
             ).format(folder=folder, reason=exc.strerror or exc, source=dissector_path())
