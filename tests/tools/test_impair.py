@@ -252,9 +252,20 @@ def test_limit_bytes_closes_after_exactly_n_bytes_up(start_socklab: Start) -> No
 
 
 def test_reset_after_sends_rst(start_socklab: Start) -> None:
-    server = ByteServer(send_bytes(100_000))
+    # The server sends once the client's connect() has returned: on loopback the relay can
+    # otherwise forward 5,000 bytes and reset before connect() returns, which then fails with
+    # ECONNRESET and the bytes are lost (seen once in a CI run).
+    connected = threading.Event()
+    send = send_bytes(100_000)
+
+    def send_when_connected(conn: socket.socket) -> object:
+        connected.wait(TIMEOUT_S)
+        return send(conn)
+
+    server = ByteServer(send_when_connected)
     relay = start_impair(start_socklab, "tcp", server.port, "--reset-after", "5000")
     with socket.create_connection(("127.0.0.1", impair_port(relay)), timeout=TIMEOUT_S) as sock:
+        connected.set()
         received, error = receive_until_closed(sock)
     assert isinstance(error, ConnectionResetError)
     assert len(received) == 5000  # Linux hands over the bytes queued before the RST
